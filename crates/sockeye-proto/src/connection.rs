@@ -1,0 +1,745 @@
+//! The WebSocket connection state machine (RFC 6455 §5-§7), without I/O.
+//!
+//! The contract, after python-websockets and quinn-proto:
+//! - network input: [`Connection::read_buf`] + [`Connection::process`] (or
+//!   [`Connection::receive_data`]), and [`Connection::receive_eof`];
+//! - application commands: `send_*` and [`Connection::fail`];
+//! - outputs, to drain after every input or command: [`Connection::poll_event`] for the
+//!   application, [`Connection::write_buf`] for the network, and
+//!   [`Connection::eof_to_send`], which asks the I/O layer to close the transport once the write
+//!   buffer is empty.
+//!
+//! Errors by the peer never come back as `Err`: the connection maps them to a close code, starts
+//! the closing handshake, keeps the error (see [`Connection::error`]) and discards further input.
+//!
+//! ```text
+//!            send_close / close frame received
+//!   Open ─────────────────────────────────────────► Closing
+//!     │                                                │ both close frames exchanged,
+//!     │ EOF without close frame, or failure            │ or EOF
+//!     └──────────────────────► Closed ◄────────────────┘
+//! ```
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use crate::deflate::PerMessageDeflate;
+use crate::error::{ProtocolError, UsageError};
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
+use crate::mask::apply_mask;
+use crate::message::{Message, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// The connection's state, as `WebSocket.readyState` reports it after the opening handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Open,
+    Closing,
+    Closed,
+}
+
+/// Limits and switches of the protocol core.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The largest frame payload accepted; larger frames fail the connection with 1009.
+    pub max_frame_size: usize,
+    /// The largest message accepted (after decompression); larger ones fail with 1009.
+    pub max_message_size: usize,
+    /// Answer every ping with a pong (§5.5.2). On by default.
+    pub auto_pong: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Autobahn's 9.* cases send 16 MiB messages in one frame.
+        Config {
+            max_frame_size: 64 << 20,
+            max_message_size: 64 << 20,
+            auto_pong: true,
+        }
+    }
+}
+
+/// What the connection reports to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Message(Message),
+    Ping(Bytes),
+    Pong(Bytes),
+    /// The peer's close frame; `None` when it carried no status code.
+    CloseReceived(Option<CloseFrame>),
+}
+
+/// How the connection ended, as the browser's `CloseEvent` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseEvent {
+    pub code: CloseCode,
+    pub reason: String,
+    /// True when the closing handshake completed: both sides sent a close frame.
+    pub was_clean: bool,
+}
+
+impl CloseEvent {
+    pub fn abnormal() -> Self {
+        CloseEvent {
+            code: CloseCode::ABNORMAL,
+            reason: String::new(),
+            was_clean: false,
+        }
+    }
+}
+
+/// The kind of a data message being sent in fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    Text,
+    Binary,
+}
+
+enum Parse {
+    Header,
+    Payload {
+        header: FrameHeader,
+        remaining: usize,
+        offset: usize,
+    },
+    /// After a failure or the peer's close frame: input is ignored.
+    Discard,
+}
+
+/// A data message being received in pieces.
+struct Incoming {
+    text: bool,
+    compressed: bool,
+    buf: Vec<u8>,
+    utf8: Utf8Validator,
+}
+
+struct Outgoing {
+    compressed: bool,
+}
+
+/// Where client masking keys come from: the OS's CSPRNG, fetched in batches, or a fixed key
+/// for tests that compare wire bytes.
+enum MaskKeys {
+    Random { pool: [u8; 256], used: usize },
+    Fixed([u8; 4]),
+}
+
+impl MaskKeys {
+    fn next(&mut self) -> [u8; 4] {
+        match self {
+            MaskKeys::Fixed(key) => *key,
+            MaskKeys::Random { pool, used } => {
+                if *used + 4 > pool.len() {
+                    if getrandom::fill(pool).is_err() {
+                        // No entropy source is a broken platform; fall back to a key that
+                        // differs per frame rather than to none.
+                        let seed = pool.as_ptr() as usize as u64 ^ *used as u64;
+                        pool.iter_mut().enumerate().for_each(|(i, b)| {
+                            *b = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 56)) as u8
+                        });
+                    }
+                    *used = 0;
+                }
+                let key = [
+                    pool[*used],
+                    pool[*used + 1],
+                    pool[*used + 2],
+                    pool[*used + 3],
+                ];
+                *used += 4;
+                key
+            }
+        }
+    }
+}
+
+/// One side of a WebSocket connection, after the opening handshake.
+pub struct Connection {
+    role: Role,
+    config: Config,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    parse: Parse,
+    incoming: Option<Incoming>,
+    outgoing: Option<Outgoing>,
+    events: VecDeque<Event>,
+    deflate: Option<PerMessageDeflate>,
+    mask_keys: MaskKeys,
+    close_sent: bool,
+    close_rcvd: Option<Option<CloseFrame>>,
+    eof_rcvd: bool,
+    eof_to_send: bool,
+    error: Option<ProtocolError>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub fn new(role: Role, config: Config) -> Self {
+        Connection {
+            role,
+            config,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            parse: Parse::Header,
+            incoming: None,
+            outgoing: None,
+            events: VecDeque::new(),
+            deflate: None,
+            mask_keys: MaskKeys::Random {
+                pool: [0; 256],
+                used: 256,
+            },
+            close_sent: false,
+            close_rcvd: None,
+            eof_rcvd: false,
+            eof_to_send: false,
+            error: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Enables permessage-deflate with the parameters the opening handshake agreed on.
+    pub fn with_deflate(mut self, deflate: Option<PerMessageDeflate>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
+    /// Masks every client frame with `key` instead of a random one. For tests that compare
+    /// wire bytes only: RFC 6455 §5.3 requires unpredictable keys.
+    #[doc(hidden)]
+    pub fn set_fixed_mask_key_for_tests(&mut self, key: [u8; 4]) {
+        self.mask_keys = MaskKeys::Fixed(key);
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn state(&self) -> State {
+        if self.eof_rcvd || (self.close_sent && self.close_rcvd.is_some()) {
+            State::Closed
+        } else if self.close_sent || self.close_rcvd.is_some() || self.error.is_some() {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// The peer's protocol violation that failed the connection, if any.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.error.as_ref()
+    }
+
+    pub fn is_deflate_enabled(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    // ---- network input ----
+
+    /// The buffer the I/O layer reads into; call [`Connection::process`] after adding bytes.
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        &mut self.rbuf
+    }
+
+    /// How many more bytes the frame being received needs, so the I/O layer can size its reads.
+    pub fn bytes_wanted(&self) -> usize {
+        match &self.parse {
+            Parse::Payload { remaining, .. } => remaining.saturating_sub(self.rbuf.len()),
+            _ => 0,
+        }
+    }
+
+    /// Receives bytes from the network.
+    pub fn receive_data(&mut self, data: &[u8]) {
+        if matches!(self.parse, Parse::Discard) {
+            return;
+        }
+        self.rbuf.extend_from_slice(data);
+        self.process();
+    }
+
+    /// Parses what [`Connection::read_buf`] holds. Afterwards drain `poll_event`, `write_buf`
+    /// and `eof_to_send`.
+    pub fn process(&mut self) {
+        if let Err(err) = self.parse_frames() {
+            self.fail(err);
+        }
+        if matches!(self.parse, Parse::Discard) {
+            self.rbuf.clear();
+        }
+    }
+
+    /// The peer closed its side of the transport.
+    pub fn receive_eof(&mut self) {
+        self.eof_rcvd = true;
+        self.parse = Parse::Discard;
+        self.rbuf = BytesMut::new();
+        self.incoming = None;
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to write to the network. The I/O layer writes from the front and `advance`s.
+    pub fn write_buf(&mut self) -> &mut BytesMut {
+        &mut self.wbuf
+    }
+
+    /// Bytes queued and not yet written: `WebSocket.bufferedAmount`.
+    pub fn buffered_amount(&self) -> usize {
+        self.wbuf.len()
+    }
+
+    /// Whether the I/O layer should close the transport once `write_buf` is empty. The server
+    /// closes TCP first (§7.1.1); a client waits for the server to do it.
+    pub fn eof_to_send(&self) -> bool {
+        self.eof_to_send
+    }
+
+    /// Whether the peer is expected to close: a close frame was sent, or the connection
+    /// failed. The I/O layer arms its close timeout while this holds.
+    pub fn close_expected(&self) -> bool {
+        self.close_sent || self.error.is_some()
+    }
+
+    /// How the connection ended, once it has: the close event for the application.
+    pub fn close_event(&self) -> CloseEvent {
+        match (&self.error, self.close_sent, &self.close_rcvd) {
+            (None, true, Some(rcvd)) => match rcvd {
+                Some(frame) => CloseEvent {
+                    code: frame.code,
+                    reason: frame.reason.clone(),
+                    was_clean: true,
+                },
+                None => CloseEvent {
+                    code: CloseCode::NO_STATUS,
+                    reason: String::new(),
+                    was_clean: true,
+                },
+            },
+            _ => CloseEvent::abnormal(),
+        }
+    }
+
+    // ---- application commands ----
+
+    pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
+        self.send_message(OpCode::Text, text.as_bytes())
+    }
+
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.send_message(OpCode::Binary, data)
+    }
+
+    pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
+        match message {
+            Message::Text(t) => self.send_message(OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => self.send_message(OpCode::Binary, b),
+        }
+    }
+
+    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closed);
+        }
+        if self.outgoing.is_some() {
+            return Err(UsageError::FragmentInProgress);
+        }
+        match self.deflate.as_mut() {
+            Some(deflate) if deflate.should_compress(payload.len()) => {
+                let mut out = std::mem::take(&mut self.scratch);
+                out.clear();
+                deflate.compress(payload, &mut out, true);
+                self.write_frame(opcode, RSV1, true, &out);
+                self.scratch = out;
+            }
+            _ => self.write_frame(opcode, 0, true, payload),
+        }
+        Ok(())
+    }
+
+    /// Sends one fragment of a message (§5.4). `kind` starts a new message and must be `None`
+    /// for the following fragments; `fin` ends the message. Control frames may be sent between
+    /// fragments.
+    pub fn send_fragment(
+        &mut self,
+        kind: Option<DataKind>,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closed);
+        }
+        let (opcode, first) = match (kind, &self.outgoing) {
+            (Some(_), Some(_)) => return Err(UsageError::FragmentInProgress),
+            (None, None) => return Err(UsageError::NoFragmentInProgress),
+            (Some(DataKind::Text), None) => (OpCode::Text, true),
+            (Some(DataKind::Binary), None) => (OpCode::Binary, true),
+            (None, Some(_)) => (OpCode::Continuation, false),
+        };
+        if first {
+            let compressed = self.deflate.as_ref().is_some_and(|d| d.compress_enabled());
+            self.outgoing = Some(Outgoing { compressed });
+        }
+        let compressed = self.outgoing.as_ref().is_some_and(|o| o.compressed);
+        if compressed {
+            let deflate = self.deflate.as_mut().expect("compressed implies deflate");
+            let mut out = std::mem::take(&mut self.scratch);
+            out.clear();
+            deflate.compress(payload, &mut out, fin);
+            self.write_frame(opcode, if first { RSV1 } else { 0 }, fin, &out);
+            self.scratch = out;
+        } else {
+            self.write_frame(opcode, 0, fin, payload);
+        }
+        if fin {
+            self.outgoing = None;
+        }
+        Ok(())
+    }
+
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closed);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(UsageError::ControlPayloadTooLong);
+        }
+        self.write_frame(opcode, 0, true, payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (§7.1.2). `None` sends a close frame without a status
+    /// code. Codes are checked against §7.4; the stricter browser rule belongs to the API layer.
+    pub fn send_close(&mut self, frame: Option<CloseFrame>) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closed);
+        }
+        if let Some(frame) = &frame {
+            if !frame.code.is_sendable() {
+                return Err(UsageError::InvalidCloseCode(frame.code.0));
+            }
+            if frame.reason.len() > MAX_REASON_LEN {
+                return Err(UsageError::CloseReasonTooLong);
+            }
+        }
+        self.write_close(frame.as_ref());
+        if self.close_rcvd.is_some() && self.role == Role::Server {
+            self.eof_to_send = true;
+        }
+        Ok(())
+    }
+
+    /// Fails the connection (§7.1.7) with the error's close code.
+    pub fn fail(&mut self, err: ProtocolError) {
+        if !self.close_sent && !self.eof_rcvd {
+            let frame = CloseFrame::new(err.close_code(), err.to_string());
+            self.write_close(Some(&frame));
+        }
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+        self.parse = Parse::Discard;
+        self.incoming = None;
+        if self.role == Role::Server {
+            self.eof_to_send = true;
+        }
+    }
+
+    fn write_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = Vec::with_capacity(2 + MAX_REASON_LEN);
+        if let Some(frame) = frame {
+            frame.encode_into(&mut payload);
+        }
+        self.write_frame(OpCode::Close, 0, true, &payload);
+        self.close_sent = true;
+    }
+
+    fn write_frame(&mut self, opcode: OpCode, rsv: u8, fin: bool, payload: &[u8]) {
+        let mask = match self.role {
+            Role::Client => Some(self.mask_keys.next()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        self.wbuf.reserve(n + payload.len());
+        self.wbuf.extend_from_slice(&head[..n]);
+        let start = self.wbuf.len();
+        self.wbuf.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.wbuf[start..], key, 0);
+        }
+    }
+
+    // ---- parsing ----
+
+    fn parse_frames(&mut self) -> Result<(), ProtocolError> {
+        loop {
+            match self.parse {
+                Parse::Discard => return Ok(()),
+                Parse::Header => {
+                    let Some((header, len)) = FrameHeader::parse(&self.rbuf)? else {
+                        return Ok(());
+                    };
+                    self.check_header(&header)?;
+                    self.rbuf.advance(len);
+                    let remaining = header.payload_len as usize;
+                    if !header.opcode.is_control() && header.opcode != OpCode::Continuation {
+                        self.incoming = Some(Incoming {
+                            text: header.opcode == OpCode::Text,
+                            compressed: header.rsv & RSV1 != 0,
+                            buf: Vec::new(),
+                            utf8: Utf8Validator::new(),
+                        });
+                    }
+                    if remaining > self.rbuf.capacity() - self.rbuf.len() {
+                        // One allocation for the whole frame, capped so that a header
+                        // claiming a huge length cannot reserve memory it never sends.
+                        self.rbuf.reserve(remaining.min(1 << 20));
+                    }
+                    self.parse = Parse::Payload {
+                        header,
+                        remaining,
+                        offset: 0,
+                    };
+                }
+                Parse::Payload {
+                    header,
+                    remaining,
+                    offset,
+                } => {
+                    if header.opcode.is_control() {
+                        if self.rbuf.len() < remaining {
+                            return Ok(());
+                        }
+                        let mut payload = self.rbuf.split_to(remaining);
+                        if let Some(key) = header.mask {
+                            apply_mask(&mut payload, key, 0);
+                        }
+                        self.parse = Parse::Header;
+                        self.handle_control(header.opcode, payload.freeze())?;
+                        continue;
+                    }
+                    let incoming = self.incoming.as_mut().expect("checked by check_header");
+                    if header.fin
+                        && offset == 0
+                        && header.opcode != OpCode::Continuation
+                        && !incoming.compressed
+                        && self.rbuf.len() >= remaining
+                    {
+                        // The common case: a whole single-frame message is buffered. Its bytes
+                        // leave the read buffer without a copy.
+                        let text = incoming.text;
+                        self.incoming = None;
+                        let mut payload = self.rbuf.split_to(remaining);
+                        if let Some(key) = header.mask {
+                            apply_mask(&mut payload, key, 0);
+                        }
+                        let payload = payload.freeze();
+                        let message = if text {
+                            crate::utf8::validate(&payload)
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                            Message::Text(Utf8Bytes::from_validated(payload))
+                        } else {
+                            Message::Binary(payload)
+                        };
+                        self.parse = Parse::Header;
+                        self.events.push_back(Event::Message(message));
+                        continue;
+                    }
+                    let take = remaining.min(self.rbuf.len());
+                    if take == 0 && remaining > 0 {
+                        return Ok(());
+                    }
+                    let mut chunk = self.rbuf.split_to(take);
+                    if let Some(key) = header.mask {
+                        apply_mask(&mut chunk, key, offset);
+                    }
+                    self.receive_chunk(&chunk)?;
+                    if take < remaining {
+                        self.parse = Parse::Payload {
+                            header,
+                            remaining: remaining - take,
+                            offset: offset + take,
+                        };
+                        return Ok(());
+                    }
+                    self.parse = Parse::Header;
+                    if header.fin {
+                        self.finish_message()?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks a header against the connection's context (§5.1-§5.5, RFC 7692 §6).
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        if let OpCode::Reserved(bits) = header.opcode {
+            return Err(ProtocolError::ReservedOpcode(bits));
+        }
+        // "MUST be 0 unless an extension is negotiated that defines meanings for non-zero
+        // values"; permessage-deflate gives RSV1 a meaning on the first frame of a message.
+        let rsv1_allowed =
+            self.deflate.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        let allowed = if rsv1_allowed { RSV1 } else { 0 };
+        if header.rsv & !allowed != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrameFromClient),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrameFromServer),
+            _ => {}
+        }
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooBig);
+            }
+            return Ok(());
+        }
+        match (header.opcode, &self.incoming) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            _ => {}
+        }
+        if header.payload_len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig);
+        }
+        let so_far = self.incoming.as_ref().map_or(0, |m| m.buf.len()) as u64;
+        let compressed = match header.opcode {
+            OpCode::Continuation => self.incoming.as_ref().is_some_and(|m| m.compressed),
+            _ => header.rsv & RSV1 != 0,
+        };
+        // Compressed sizes say little about the message size; inflate enforces the limit.
+        if !compressed && so_far + header.payload_len > self.config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooBig);
+        }
+        Ok(())
+    }
+
+    fn receive_chunk(&mut self, chunk: &[u8]) -> Result<(), ProtocolError> {
+        let incoming = self.incoming.as_mut().expect("checked by check_header");
+        let start = incoming.buf.len();
+        if incoming.compressed {
+            let deflate = self
+                .deflate
+                .as_mut()
+                .expect("RSV1 is refused without deflate");
+            deflate.decompress(chunk, &mut incoming.buf, self.config.max_message_size)?;
+        } else {
+            incoming.buf.extend_from_slice(chunk);
+        }
+        if incoming.text {
+            incoming
+                .utf8
+                .feed(&incoming.buf[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    fn finish_message(&mut self) -> Result<(), ProtocolError> {
+        let mut incoming = self.incoming.take().expect("checked by check_header");
+        if incoming.compressed {
+            let start = incoming.buf.len();
+            let deflate = self
+                .deflate
+                .as_mut()
+                .expect("RSV1 is refused without deflate");
+            deflate.finish_inbound(&mut incoming.buf, self.config.max_message_size)?;
+            if incoming.text {
+                incoming
+                    .utf8
+                    .feed(&incoming.buf[start..])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+        let payload = Bytes::from(incoming.buf);
+        let message = if incoming.text {
+            incoming
+                .utf8
+                .finish()
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        };
+        self.events.push_back(Event::Message(message));
+        Ok(())
+    }
+
+    fn handle_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                if self.config.auto_pong && !self.close_sent {
+                    self.write_frame(OpCode::Pong, 0, true, &payload);
+                }
+                self.events.push_back(Event::Ping(payload));
+            }
+            OpCode::Pong => self.events.push_back(Event::Pong(payload)),
+            OpCode::Close => {
+                let frame = CloseFrame::parse(&payload)?;
+                if !self.close_sent {
+                    // §5.5.1: "it SHOULD send a Close frame in response ... typically echoing
+                    // the status code it received".
+                    self.write_close(frame.as_ref());
+                }
+                self.close_rcvd = Some(frame.clone());
+                self.events.push_back(Event::CloseReceived(frame));
+                self.parse = Parse::Discard;
+                self.incoming = None;
+                if self.role == Role::Server {
+                    self.eof_to_send = true;
+                }
+            }
+            _ => unreachable!("only control opcodes reach handle_control"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,629 @@
+//! RFC 7692: the permessage-deflate extension — negotiation for both roles, and the codec.
+//!
+//! A compressed message is one raw DEFLATE stream flushed with `Z_SYNC_FLUSH`, minus the
+//! trailing `00 00 ff ff` (§7.2.1); the receiver appends those four bytes before inflating the
+//! last fragment (§7.2.2). With context takeover the LZ77 window carries across messages; with
+//! `*_no_context_takeover` each message starts afresh, and then the zlib state is dropped between
+//! messages so an idle connection holds no window.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::connection::Role;
+use crate::error::ProtocolError;
+use crate::extensions::ExtensionOffer;
+
+pub const EXTENSION_NAME: &str = "permessage-deflate";
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// What one side wants from permessage-deflate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeflateConfig {
+    /// Ask (client) or require (server) that the server compress each message afresh.
+    pub server_no_context_takeover: bool,
+    /// Ask (server) or promise (client) that the client compress each message afresh.
+    pub client_no_context_takeover: bool,
+    /// The largest LZ77 window the server may use, 8..=15.
+    pub server_max_window_bits: u8,
+    /// The largest LZ77 window the client may use, 8..=15.
+    pub client_max_window_bits: u8,
+    /// Messages shorter than this are sent uncompressed.
+    pub threshold: usize,
+    /// zlib compression level, 0..=9.
+    pub level: u32,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        DeflateConfig {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            threshold: 32,
+            level: 6,
+        }
+    }
+}
+
+/// The parameters agreed in the opening handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeflateParams {
+    pub server_no_context_takeover: bool,
+    pub client_no_context_takeover: bool,
+    pub server_max_window_bits: u8,
+    pub client_max_window_bits: u8,
+}
+
+/// The negotiation failed; the client fails the connection (§7.1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid permessage-deflate response: {0}")]
+pub struct NegotiationError(pub &'static str);
+
+#[derive(Default)]
+struct RawParams {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    /// `Some(None)`: the value-less client offer.
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+/// Reads the parameters of one offer or response; an unknown, duplicate or invalid parameter
+/// makes it unacceptable (§7.1).
+fn parse_params(offer: &ExtensionOffer) -> Result<RawParams, &'static str> {
+    let mut p = RawParams::default();
+    let bits = |v: &Option<String>| -> Result<u8, &'static str> {
+        let v = v.as_deref().ok_or("window bits without a value")?;
+        if v.is_empty()
+            || v.len() > 2
+            || !v.bytes().all(|b| b.is_ascii_digit())
+            || v.starts_with('0')
+        {
+            return Err("invalid window bits");
+        }
+        match v.parse::<u8>() {
+            Ok(n @ 8..=15) => Ok(n),
+            _ => Err("invalid window bits"),
+        }
+    };
+    for (key, val) in &offer.params {
+        match key.as_str() {
+            "server_no_context_takeover" => {
+                if p.server_no_context_takeover || val.is_some() {
+                    return Err("bad server_no_context_takeover");
+                }
+                p.server_no_context_takeover = true;
+            }
+            "client_no_context_takeover" => {
+                if p.client_no_context_takeover || val.is_some() {
+                    return Err("bad client_no_context_takeover");
+                }
+                p.client_no_context_takeover = true;
+            }
+            "server_max_window_bits" => {
+                if p.server_max_window_bits.is_some() {
+                    return Err("duplicate server_max_window_bits");
+                }
+                p.server_max_window_bits = Some(bits(val)?);
+            }
+            "client_max_window_bits" => {
+                if p.client_max_window_bits.is_some() {
+                    return Err("duplicate client_max_window_bits");
+                }
+                p.client_max_window_bits = Some(match val {
+                    None => None,
+                    Some(_) => Some(bits(val)?),
+                });
+            }
+            _ => return Err("unknown parameter"),
+        }
+    }
+    Ok(p)
+}
+
+impl DeflateConfig {
+    /// The client's offer (§7.1). `client_max_window_bits` is always offered, so a server may
+    /// ask for a smaller client window.
+    pub fn client_offer(&self) -> ExtensionOffer {
+        let mut params = Vec::new();
+        if self.server_no_context_takeover {
+            params.push(("server_no_context_takeover".into(), None));
+        }
+        if self.client_no_context_takeover {
+            params.push(("client_no_context_takeover".into(), None));
+        }
+        if self.server_max_window_bits < 15 {
+            params.push((
+                "server_max_window_bits".into(),
+                Some(self.server_max_window_bits.to_string()),
+            ));
+        }
+        params.push((
+            "client_max_window_bits".into(),
+            (self.client_max_window_bits < 15).then(|| self.client_max_window_bits.to_string()),
+        ));
+        ExtensionOffer {
+            name: EXTENSION_NAME.into(),
+            params,
+        }
+    }
+
+    /// The server's choice among the client's offers: the first acceptable permessage-deflate
+    /// offer, and the response to send for it. `None` declines them all.
+    pub fn server_accept(
+        &self,
+        offers: &[ExtensionOffer],
+    ) -> Option<(DeflateParams, ExtensionOffer)> {
+        offers
+            .iter()
+            .filter(|o| o.name == EXTENSION_NAME)
+            .find_map(|offer| self.accept_one(offer))
+    }
+
+    fn accept_one(&self, offer: &ExtensionOffer) -> Option<(DeflateParams, ExtensionOffer)> {
+        let raw = parse_params(offer).ok()?;
+        let mut params = Vec::new();
+        // server_no_context_takeover: the client asked for it, or we want it anyway.
+        let server_nct = raw.server_no_context_takeover || self.server_no_context_takeover;
+        if server_nct {
+            params.push(("server_no_context_takeover".into(), None));
+        }
+        // client_no_context_takeover: a server MAY include it whether offered or not (§7.1.1.2);
+        // we do when offered (it lets us drop the inflate window) or configured.
+        let client_nct = raw.client_no_context_takeover || self.client_no_context_takeover;
+        if client_nct {
+            params.push(("client_no_context_takeover".into(), None));
+        }
+        //   Req.    Resp.   Result (server_max_window_bits)
+        //   None    None    15, or ours when smaller
+        //   N       M ≤ N   M
+        let server_bits = match raw.server_max_window_bits {
+            Some(n) => n.min(self.server_max_window_bits),
+            None => self.server_max_window_bits,
+        };
+        if server_bits < 15 {
+            params.push((
+                "server_max_window_bits".into(),
+                Some(server_bits.to_string()),
+            ));
+        }
+        //   Req.    Resp.   Result (client_max_window_bits)
+        //   absent  absent  15 (we may not ask for less)
+        //   None    M       M (ours when < 15)
+        //   N       M ≤ N   M
+        let client_bits = match raw.client_max_window_bits {
+            None => 15,
+            Some(offered) => {
+                let bits = self.client_max_window_bits.min(offered.unwrap_or(15));
+                if bits < 15 || offered.is_some() {
+                    params.push(("client_max_window_bits".into(), Some(bits.to_string())));
+                }
+                bits
+            }
+        };
+        Some((
+            DeflateParams {
+                server_no_context_takeover: server_nct,
+                client_no_context_takeover: client_nct,
+                server_max_window_bits: server_bits,
+                client_max_window_bits: client_bits,
+            },
+            ExtensionOffer {
+                name: EXTENSION_NAME.into(),
+                params,
+            },
+        ))
+    }
+
+    /// Checks the server's response to [`DeflateConfig::client_offer`] (§7.1.1, §7.1.2).
+    pub fn client_accept(
+        &self,
+        response: &ExtensionOffer,
+    ) -> Result<DeflateParams, NegotiationError> {
+        let raw = parse_params(response).map_err(NegotiationError)?;
+        if self.server_no_context_takeover && !raw.server_no_context_takeover {
+            return Err(NegotiationError("server_no_context_takeover refused"));
+        }
+        let server_bits = raw.server_max_window_bits.unwrap_or(15);
+        if server_bits > self.server_max_window_bits {
+            return Err(NegotiationError("server_max_window_bits above the offer"));
+        }
+        let client_bits = match raw.client_max_window_bits {
+            None => self.client_max_window_bits,
+            Some(None) => return Err(NegotiationError("client_max_window_bits without a value")),
+            Some(Some(bits)) if bits > self.client_max_window_bits => {
+                return Err(NegotiationError("client_max_window_bits above the offer"))
+            }
+            Some(Some(bits)) => bits,
+        };
+        Ok(DeflateParams {
+            server_no_context_takeover: raw.server_no_context_takeover,
+            client_no_context_takeover: raw.client_no_context_takeover
+                || self.client_no_context_takeover,
+            server_max_window_bits: server_bits,
+            client_max_window_bits: client_bits,
+        })
+    }
+}
+
+/// The compressor and decompressor of one connection.
+pub struct PerMessageDeflate {
+    compress: Option<Compress>,
+    decompress: Option<Decompress>,
+    compress_bits: u8,
+    compress_reset: bool,
+    decompress_reset: bool,
+    level: u32,
+    threshold: usize,
+}
+
+impl std::fmt::Debug for PerMessageDeflate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerMessageDeflate")
+            .field("compress_bits", &self.compress_bits)
+            .field("compress_reset", &self.compress_reset)
+            .field("decompress_reset", &self.decompress_reset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PerMessageDeflate {
+    pub fn new(role: Role, params: DeflateParams, config: &DeflateConfig) -> Self {
+        let (compress_bits, compress_reset, decompress_reset) = match role {
+            Role::Server => (
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+                params.client_no_context_takeover,
+            ),
+            Role::Client => (
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+                params.server_no_context_takeover,
+            ),
+        };
+        PerMessageDeflate {
+            compress: None,
+            decompress: None,
+            compress_bits,
+            compress_reset,
+            decompress_reset,
+            level: config.level.min(9),
+            threshold: config.threshold,
+        }
+    }
+
+    pub(crate) fn should_compress(&self, len: usize) -> bool {
+        len >= self.threshold
+    }
+
+    pub(crate) fn compress_enabled(&self) -> bool {
+        true
+    }
+
+    /// Compresses one fragment (or a whole message) into `out`. On the last fragment the
+    /// trailing `00 00 ff ff` is removed (§7.2.1).
+    pub fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>, fin: bool) {
+        let bits = self.compress_bits;
+        let level = self.level;
+        let c = self.compress.get_or_insert_with(|| {
+            // zlib refuses an 8-bit window for raw deflate. Stored blocks have no
+            // back-references, so they respect any window the peer asked for.
+            if bits < 9 {
+                Compress::new_with_window_bits(Compression::none(), false, 9)
+            } else {
+                Compress::new_with_window_bits(Compression::new(level), false, bits)
+            }
+        });
+        out.reserve(input.len() / 2 + 64);
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(64));
+            }
+            let before = c.total_in();
+            c.compress_vec(input, out, FlushCompress::Sync)
+                .expect("deflate of in-memory data cannot fail");
+            input = &input[(c.total_in() - before) as usize..];
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if fin {
+            if out.ends_with(&TAIL) {
+                out.truncate(out.len() - TAIL.len());
+            }
+            if self.compress_reset {
+                self.compress = None;
+            }
+        }
+    }
+
+    /// Inflates a fragment's payload into `out`, failing with `MessageTooBig` as soon as the
+    /// output would pass `limit`; memory never grows past `limit + 1` bytes for the message.
+    pub fn decompress(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        // Inflate with the largest window: it decodes streams made with any smaller one.
+        let d = self
+            .decompress
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() > limit {
+                    return Err(ProtocolError::MessageTooBig);
+                }
+                let target = (out.len() * 2)
+                    .max(input.len() * 2)
+                    .max(4096)
+                    .min(limit + 1);
+                out.reserve_exact(target.saturating_sub(out.len()).max(1));
+            }
+            let (in0, out0) = (d.total_in(), d.total_out());
+            let status = d
+                .decompress_vec(input, out, FlushDecompress::Sync)
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+            let consumed = (d.total_in() - in0) as usize;
+            let produced = d.total_out() - out0;
+            input = &input[consumed..];
+            if out.len() > limit {
+                return Err(ProtocolError::MessageTooBig);
+            }
+            if status == Status::StreamEnd {
+                // A final block ends the stream (§7.2.3.4); what follows it in this message is
+                // padding, and the next message starts a new stream.
+                d.reset(false);
+                return Ok(());
+            }
+            let room_left = out.len() < out.capacity();
+            if room_left && (input.is_empty() || (consumed == 0 && produced == 0)) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Ends an inbound message: inflates the tail that §7.2.2 says to append.
+    pub fn finish_inbound(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
+        let result = self.decompress(&TAIL, out, limit);
+        if self.decompress_reset || result.is_err() {
+            self.decompress = None;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extensions::parse_extensions;
+
+    fn offer(s: &str) -> Vec<ExtensionOffer> {
+        parse_extensions([s.as_bytes()]).unwrap()
+    }
+
+    fn params(nct: bool) -> DeflateParams {
+        DeflateParams {
+            server_no_context_takeover: nct,
+            client_no_context_takeover: nct,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        }
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_1_hello_decompresses() {
+        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut out = Vec::new();
+        d.decompress(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 1000)
+            .unwrap();
+        d.finish_inbound(&mut out, 1000).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_2_shared_window_second_hello_is_shorter() {
+        let mut c = PerMessageDeflate::new(Role::Server, params(false), &DeflateConfig::default());
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        c.compress(b"Hello", &mut first, true);
+        c.compress(b"Hello", &mut second, true);
+        assert_eq!(first, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert_eq!(second, [0xf2, 0x00, 0x11, 0x00, 0x00]);
+        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        for wire in [&first, &second] {
+            let mut out = Vec::new();
+            d.decompress(wire, &mut out, 100).unwrap();
+            d.finish_inbound(&mut out, 100).unwrap();
+            assert_eq!(out, b"Hello");
+        }
+    }
+
+    #[test]
+    fn rfc7692_no_context_takeover_repeats_the_first_encoding() {
+        let mut c = PerMessageDeflate::new(Role::Server, params(true), &DeflateConfig::default());
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        c.compress(b"Hello", &mut first, true);
+        c.compress(b"Hello", &mut second, true);
+        assert_eq!(first, second);
+        assert!(c.compress.is_none(), "no window is kept between messages");
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_5_stored_block_decompresses() {
+        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut out = Vec::new();
+        d.decompress(
+            &[
+                0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+            ],
+            &mut out,
+            100,
+        )
+        .unwrap();
+        d.finish_inbound(&mut out, 100).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_4_bfinal_block_decompresses() {
+        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut out = Vec::new();
+        d.decompress(
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+            &mut out,
+            100,
+        )
+        .unwrap();
+        d.finish_inbound(&mut out, 100).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn empty_message_compresses_to_one_zero_byte() {
+        let mut c = PerMessageDeflate::new(Role::Server, params(false), &DeflateConfig::default());
+        let mut out = Vec::new();
+        c.compress(b"", &mut out, true);
+        assert_eq!(out, [0x00]);
+    }
+
+    #[test]
+    fn deflate_bomb_stops_at_the_limit() {
+        let mut c = PerMessageDeflate::new(Role::Server, params(false), &DeflateConfig::default());
+        let mut wire = Vec::new();
+        c.compress(&vec![0u8; 10 << 20], &mut wire, true);
+        assert!(wire.len() < 20_000);
+        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut out = Vec::new();
+        let limit = 1 << 20;
+        assert_eq!(
+            d.decompress(&wire, &mut out, limit),
+            Err(ProtocolError::MessageTooBig)
+        );
+        assert!(out.capacity() <= limit + 1, "capacity {}", out.capacity());
+    }
+
+    #[test]
+    fn corrupt_data_is_invalid() {
+        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut out = Vec::new();
+        let r = d
+            .decompress(&[0xff, 0xff, 0xff, 0xff], &mut out, 100)
+            .and_then(|_| d.finish_inbound(&mut out, 100));
+        assert_eq!(r, Err(ProtocolError::InvalidCompressedData));
+    }
+
+    #[test]
+    fn eight_bit_window_uses_stored_blocks_that_any_peer_inflates() {
+        let p = DeflateParams {
+            server_max_window_bits: 8,
+            ..params(false)
+        };
+        let mut c = PerMessageDeflate::new(Role::Server, p, &DeflateConfig::default());
+        let text = b"abcabcabcabcabcabcabcabc".repeat(100);
+        let mut wire = Vec::new();
+        c.compress(&text, &mut wire, true);
+        let mut d = PerMessageDeflate::new(Role::Client, p, &DeflateConfig::default());
+        let mut out = Vec::new();
+        d.decompress(&wire, &mut out, 1 << 20).unwrap();
+        d.finish_inbound(&mut out, 1 << 20).unwrap();
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn rfc7692_7_1_server_takes_first_acceptable_offer() {
+        let cfg = DeflateConfig::default();
+        let (p, resp) = cfg
+            .server_accept(&offer("permessage-deflate; foo=1, permessage-deflate; client_max_window_bits; server_max_window_bits=10"))
+            .unwrap();
+        assert_eq!(p.server_max_window_bits, 10);
+        assert_eq!(p.client_max_window_bits, 15);
+        assert_eq!(
+            crate::extensions::format_extensions(&[resp]),
+            "permessage-deflate; server_max_window_bits=10"
+        );
+    }
+
+    #[test]
+    fn rfc7692_7_1_server_declines_invalid_offers() {
+        let cfg = DeflateConfig::default();
+        for bad in [
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=7",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=010",
+            "permessage-deflate; client_max_window_bits=1a",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; unknown",
+            "x-webkit-deflate-frame",
+        ] {
+            assert!(cfg.server_accept(&offer(bad)).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc7692_7_1_1_server_agrees_to_no_context_takeover_requests() {
+        let cfg = DeflateConfig::default();
+        let (p, resp) = cfg
+            .server_accept(&offer(
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            ))
+            .unwrap();
+        assert!(p.server_no_context_takeover && p.client_no_context_takeover);
+        assert_eq!(resp.params.len(), 2);
+    }
+
+    #[test]
+    fn rfc7692_7_1_2_2_client_max_window_bits_value_less_offer() {
+        let cfg = DeflateConfig {
+            client_max_window_bits: 10,
+            ..DeflateConfig::default()
+        };
+        let (p, resp) = cfg
+            .server_accept(&offer("permessage-deflate; client_max_window_bits"))
+            .unwrap();
+        assert_eq!(p.client_max_window_bits, 10);
+        assert_eq!(
+            resp.params,
+            vec![("client_max_window_bits".into(), Some("10".into()))]
+        );
+        // Without the client's offer of the parameter the server may not ask for it.
+        let (p, resp) = cfg.server_accept(&offer("permessage-deflate")).unwrap();
+        assert_eq!(p.client_max_window_bits, 15);
+        assert!(resp.params.is_empty());
+    }
+
+    #[test]
+    fn rfc7692_7_1_client_checks_the_response() {
+        let cfg = DeflateConfig::default();
+        let one = |s: &str| offer(s).remove(0);
+        assert!(cfg.client_accept(&one("permessage-deflate")).is_ok());
+        let p = cfg
+            .client_accept(&one(
+                "permessage-deflate; client_max_window_bits=9; server_no_context_takeover",
+            ))
+            .unwrap();
+        assert_eq!(p.client_max_window_bits, 9);
+        assert!(p.server_no_context_takeover);
+        for bad in [
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; foo",
+        ] {
+            assert!(cfg.client_accept(&one(bad)).is_err(), "{bad}");
+        }
+        let strict = DeflateConfig {
+            server_no_context_takeover: true,
+            server_max_window_bits: 10,
+            ..DeflateConfig::default()
+        };
+        assert!(strict
+            .client_accept(&one("permessage-deflate; server_no_context_takeover"))
+            .is_err());
+        assert!(strict
+            .client_accept(&one(
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
+            ))
+            .is_ok());
+    }
+}

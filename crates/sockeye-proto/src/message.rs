@@ -1,0 +1,138 @@
+//! Complete messages as the application sees them.
+
+use bytes::Bytes;
+
+/// UTF-8 text held in reference-counted bytes, so a text message moves from the receive buffer
+/// to the application (and back out, for an echo or a broadcast) without a copy.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Utf8Bytes(Bytes);
+
+impl Utf8Bytes {
+    /// Wraps bytes that were validated as UTF-8 by this crate.
+    pub(crate) fn from_validated(bytes: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        Utf8Bytes(bytes)
+    }
+
+    /// Validates `bytes` as UTF-8.
+    pub fn try_from_bytes(bytes: Bytes) -> Result<Self, crate::utf8::InvalidUtf8> {
+        crate::utf8::validate(&bytes)?;
+        Ok(Utf8Bytes(bytes))
+    }
+
+    pub fn from_static(text: &'static str) -> Self {
+        Utf8Bytes(Bytes::from_static(text.as_bytes()))
+    }
+
+    #[allow(unsafe_code)]
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor either validated the bytes (`try_from_bytes`, and
+        // `from_validated` after the connection's UTF-8 validator accepted them) or took them
+        // from a `str`/`String`; `Bytes` is immutable, so they stay valid. Re-validating on
+        // every access would scan each received text message twice.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Deref for Utf8Bytes {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Utf8Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl std::fmt::Display for Utf8Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl From<String> for Utf8Bytes {
+    fn from(s: String) -> Self {
+        Utf8Bytes(Bytes::from(s))
+    }
+}
+
+impl From<&str> for Utf8Bytes {
+    fn from(s: &str) -> Self {
+        Utf8Bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl PartialEq<str> for Utf8Bytes {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Utf8Bytes {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A data message (RFC 6455 §5.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Message {
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        Message::Text(text.into())
+    }
+
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        Message::Binary(data.into())
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        match self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.payload().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_bytes_rejects_invalid_text() {
+        assert!(Utf8Bytes::try_from_bytes(Bytes::from_static(b"\xff")).is_err());
+        let ok = Utf8Bytes::try_from_bytes(Bytes::from_static("héllo".as_bytes())).unwrap();
+        assert_eq!(ok.as_str(), "héllo");
+    }
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Runs Autobahn|Testsuite against Sockeye and checks the report.
+#   server: wstest -m fuzzingclient tests examples/autobahn_server
+#   client: wstest -m fuzzingserver is driven by examples/autobahn_client
+# Build first: cargo build --release -p sockeye --examples
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 server|client [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1.1')" >&2
+  exit 2
+}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+mode=${1:-}
+[[ $mode == server || $mode == client ]] || usage
+shift
+cases='*'
+exclude=${SOCKEYE_AUTOBAHN_EXCLUDE:-}
+while (($#)); do
+  case $1 in
+    --exclude) (($# >= 2)) || usage; exclude=$2; shift 2 ;;
+    --exclude=*) exclude=${1#*=}; shift ;;
+    -*) usage ;;
+    *) cases=$1; shift ;;
+  esac
+done
+# A whole run takes 11-13 minutes; this only bounds a hung peer.
+limit=${SOCKEYE_AUTOBAHN_TIMEOUT:-1800}
+
+examples=${CARGO_TARGET_DIR:-$repo/target}/release/examples
+bin=$examples/autobahn_$mode
+[[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples" >&2; exit 1; }
+"$here/install.sh"
+wstest=$repo/interop/.cache/autobahn/bin/wstest
+
+out=$repo/interop/out/autobahn-$mode
+rm -rf "$out"
+mkdir -p "$out"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until 127.0.0.1:$1 accepts connections, failing early if process $2 has exited.
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { echo "process $2 exited before listening on port $1" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "nothing listening on 127.0.0.1:$1 after 10 s" >&2
+  return 1
+}
+
+# spec FILE KEY=JSON...: writes the wstest spec with the case selection and outdir filled in.
+spec() {
+  local file=$1
+  shift
+  python3 - "$file" "$out" "$cases" "$exclude" "$@" <<'EOF'
+import json, sys
+file, outdir, cases, exclude, *extra = sys.argv[1:]
+split = lambda s: [c.strip() for c in s.split(",") if c.strip()]
+spec = {"outdir": outdir, "cases": split(cases), "exclude-cases": split(exclude)}
+spec.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in extra)})
+json.dump(spec, open(file, "w"), indent=2)
+EOF
+}
+
+port=$(free_port)
+echo "autobahn: $mode mode, cases '$cases', excluding '${exclude:-none}', reports in $out"
+if [[ $mode == server ]]; then
+  "$bin" "127.0.0.1:$port" >"$out/server.log" 2>&1 &
+  server=$!
+  pids+=("$server")
+  wait_port "$port" "$server"
+  spec "$out/fuzzingclient.json" "servers=[{\"agent\": \"sockeye\", \"url\": \"ws://127.0.0.1:$port\"}]"
+  echo "autobahn: wstest -m fuzzingclient running (log: $out/wstest.log)"
+  (cd "$out" && timeout "$limit" "$wstest" -m fuzzingclient -s fuzzingclient.json) >"$out/wstest.log" 2>&1 ||
+    { echo "wstest failed or timed out; see $out/wstest.log" >&2; exit 1; }
+  # wstest stops at the first refused connection, so a crash would otherwise look like a short run.
+  kill -0 "$server" 2>/dev/null || { echo "autobahn_server exited during the run; see $out/server.log" >&2; exit 1; }
+else
+  spec "$out/fuzzingserver.json" "url=\"ws://127.0.0.1:$port\""
+  # --webport 0: no HTTP report browser; the JSON/HTML reports are written to outdir anyway.
+  (cd "$out" && exec "$wstest" -m fuzzingserver -s fuzzingserver.json --webport 0) >"$out/wstest.log" 2>&1 &
+  pids+=("$!")
+  wait_port "$port" "$!"
+  echo "autobahn: autobahn_client running (log: $out/client.log)"
+  timeout "$limit" "$bin" "ws://127.0.0.1:$port" >"$out/client.log" 2>&1 ||
+    { echo "autobahn_client failed or timed out; see $out/client.log" >&2; exit 1; }
+  # /updateReports makes wstest write the reports; give it a moment to finish.
+  for _ in $(seq 50); do [[ -f $out/index.json ]] && break; sleep 0.1; done
+fi
+
+python3 "$here/check_report.py" "$out"
