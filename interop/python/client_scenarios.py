@@ -79,7 +79,8 @@ async def expect_large(ws: ClientConnection, payload: str | bytes) -> str:
     check(len(got) == len(payload), f"length mismatch: sent {len(payload)}, got {len(got)}")
     h_sent, h_got = sha(payload), sha(got)
     check(h_sent == h_got, f"sha256 mismatch: sent {h_sent}, got {h_got}")
-    return f"{type(got).__name__} len={len(got)} sha256={h_got[:16]}..."
+    n = len(got.encode()) if isinstance(got, str) else len(got)
+    return f"{type(got).__name__} {n} bytes sha256={h_got[:16]}..."
 
 
 def random_text(n_bytes: int) -> str:

@@ -18,7 +18,19 @@ Paths (query strings are ignored):
                 arrives, sends the text message "pong-ok"; then echoes.
   /fragmented   sends text "frag-ment-ed" as 3 fragments ("frag-", "ment-",
                 "ed"), then binary bytes 00..08 as 3 fragments (00 01 02 /
-                03 04 05 / 06 07 08); then echoes.
+                03 04 05 / 06 07 08); then echoes. Uses websockets'
+                ws.send(iterable), which puts each fragment in a non-FIN frame
+                and ends the message with an EMPTY FIN continuation frame, so
+                on the wire each message is 4 frames:
+                  TEXT(fin=0,"frag-") CONT(fin=0,"ment-") CONT(fin=0,"ed")
+                  CONT(fin=1,"")  -- same shape for the binary message.
+  /fragmented-exact  same two messages, but exactly 3 frames each, FIN set on
+                the third: TEXT(fin=0) CONT(fin=0) CONT(fin=1); then echoes.
+
+With --compression deflate, websockets compresses each message (RSV1 on its
+first frame) and answers a client offer with
+"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+(client_max_window_bits only if the client offered it).
 """
 
 from __future__ import annotations
@@ -45,6 +57,18 @@ async def echo(ws: ServerConnection) -> None:
         await ws.send(message)
 
 
+async def send_exact_fragments(ws: ServerConnection, chunks: list[bytes], text: bool) -> None:
+    """Send one message as exactly len(chunks) frames, FIN on the last one."""
+    async with ws.send_context():
+        if text:
+            ws.protocol.send_text(chunks[0], fin=False)
+        else:
+            ws.protocol.send_binary(chunks[0], fin=False)
+        for chunk in chunks[1:-1]:
+            ws.protocol.send_continuation(chunk, fin=False)
+        ws.protocol.send_continuation(chunks[-1], fin=True)
+
+
 async def handler(ws: ServerConnection) -> None:
     path = ws.request.path.split("?", 1)[0] if ws.request else "/"
     try:
@@ -62,6 +86,9 @@ async def handler(ws: ServerConnection) -> None:
         elif path == "/fragmented":
             await ws.send(FRAG_TEXT)
             await ws.send(FRAG_BINARY)
+        elif path == "/fragmented-exact":
+            await send_exact_fragments(ws, [f.encode() for f in FRAG_TEXT], text=True)
+            await send_exact_fragments(ws, FRAG_BINARY, text=False)
         await echo(ws)
     except ConnectionClosed:
         pass

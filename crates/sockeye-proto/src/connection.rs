@@ -127,40 +127,48 @@ struct Outgoing {
     compressed: bool,
 }
 
-/// Where client masking keys come from: the OS's CSPRNG, fetched in batches, or a fixed key
-/// for tests that compare wire bytes.
+/// Where client masking keys come from: the OS's CSPRNG (through a per-thread batch, so a
+/// frame does not cost a system call), or a fixed key for tests that compare wire bytes.
 enum MaskKeys {
-    Random { pool: [u8; 256], used: usize },
+    Random,
     Fixed([u8; 4]),
 }
 
 impl MaskKeys {
-    fn next(&mut self) -> [u8; 4] {
+    fn next(&self) -> [u8; 4] {
         match self {
             MaskKeys::Fixed(key) => *key,
-            MaskKeys::Random { pool, used } => {
-                if *used + 4 > pool.len() {
-                    if getrandom::fill(pool).is_err() {
-                        // No entropy source is a broken platform; fall back to a key that
-                        // differs per frame rather than to none.
-                        let seed = pool.as_ptr() as usize as u64 ^ *used as u64;
-                        pool.iter_mut().enumerate().for_each(|(i, b)| {
-                            *b = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 56)) as u8
-                        });
-                    }
-                    *used = 0;
-                }
-                let key = [
-                    pool[*used],
-                    pool[*used + 1],
-                    pool[*used + 2],
-                    pool[*used + 3],
-                ];
-                *used += 4;
-                key
-            }
+            MaskKeys::Random => random_mask_key(),
         }
     }
+}
+
+fn random_mask_key() -> [u8; 4] {
+    use std::cell::RefCell;
+    thread_local! {
+        static POOL: RefCell<([u8; 256], usize)> = const { RefCell::new(([0; 256], 256)) };
+    }
+    POOL.with(|pool| {
+        let (bytes, used) = &mut *pool.borrow_mut();
+        if *used + 4 > bytes.len() {
+            // getrandom only fails on platforms without an entropy source; a counter-derived
+            // key is still better than no masking there.
+            if getrandom::fill(bytes).is_err() {
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = b.wrapping_mul(31).wrapping_add(i as u8 ^ 0x5a);
+                }
+            }
+            *used = 0;
+        }
+        let key = [
+            bytes[*used],
+            bytes[*used + 1],
+            bytes[*used + 2],
+            bytes[*used + 3],
+        ];
+        *used += 4;
+        key
+    })
 }
 
 /// One side of a WebSocket connection, after the opening handshake.
@@ -204,10 +212,7 @@ impl Connection {
             outgoing: None,
             events: VecDeque::new(),
             deflate: None,
-            mask_keys: MaskKeys::Random {
-                pool: [0; 256],
-                used: 256,
-            },
+            mask_keys: MaskKeys::Random,
             close_sent: false,
             close_rcvd: None,
             eof_rcvd: false,
@@ -302,7 +307,12 @@ impl Connection {
 
     // ---- outputs ----
 
+    /// The next event. Frames are parsed one event at a time, so the application can answer a
+    /// message before a later frame in the same read fails the connection (Autobahn 3.2, 5.15).
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() && !self.rbuf.is_empty() {
+            self.process();
+        }
         self.events.pop_front()
     }
 
@@ -515,7 +525,7 @@ impl Connection {
     // ---- parsing ----
 
     fn parse_frames(&mut self) -> Result<(), ProtocolError> {
-        loop {
+        while self.events.is_empty() {
             match self.parse {
                 Parse::Discard => return Ok(()),
                 Parse::Header => {
@@ -612,6 +622,7 @@ impl Connection {
                 }
             }
         }
+        Ok(())
     }
 
     /// Checks a header against the connection's context (§5.1-§5.5, RFC 7692 §6).

@@ -1,0 +1,25 @@
+//! The echo server that Autobahn|Testsuite's `fuzzingclient` tests (see interop/autobahn).
+//!
+//! `cargo run --release --example autobahn_server -- 127.0.0.1:9001`
+
+use sockeye::{Config, Message};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("LISTENING {}", listener.local_addr()?);
+    sockeye::serve(listener, Config::default(), |upgrade, _peer| async move {
+        let Ok(mut ws) = upgrade.accept(None).await else {
+            return;
+        };
+        while let Some(msg) = ws.recv().await {
+            if let Ok(msg @ (Message::Text(_) | Message::Binary(_))) = msg {
+                let _ = ws.send(msg).await;
+            }
+        }
+    })
+    .await
+}

@@ -1,0 +1,57 @@
+use std::time::Duration;
+
+use sockeye_proto::DeflateConfig;
+
+/// Settings of a client or server connection.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Frame and message size limits, auto-pong.
+    pub protocol: sockeye_proto::Config,
+    /// permessage-deflate: offered by a client, accepted by a server. `None` disables it.
+    pub deflate: Option<DeflateConfig>,
+    /// The largest opening-handshake head accepted.
+    pub max_handshake_size: usize,
+    /// Time allowed for the whole opening handshake (slow-loris guard).
+    pub handshake_timeout: Duration,
+    /// Time allowed for the peer to finish the closing handshake.
+    pub close_timeout: Duration,
+    /// Send a ping this often while the connection is idle; `None` disables keepalive.
+    pub ping_interval: Option<Duration>,
+    /// A pong must arrive this soon after a keepalive ping, or the peer is declared dead.
+    pub ping_timeout: Duration,
+    /// Sending waits (backpressure) while more than this many bytes are queued.
+    pub write_buffer_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            protocol: sockeye_proto::Config::default(),
+            deflate: Some(DeflateConfig::default()),
+            max_handshake_size: 16 << 10,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            ping_interval: None,
+            ping_timeout: Duration::from_secs(20),
+            write_buffer_limit: 128 << 10,
+        }
+    }
+}
+
+impl Config {
+    pub fn without_compression(mut self) -> Self {
+        self.deflate = None;
+        self
+    }
+
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.protocol.max_message_size = bytes;
+        self.protocol.max_frame_size = bytes;
+        self
+    }
+
+    pub fn ping_interval(mut self, every: Option<Duration>) -> Self {
+        self.ping_interval = every;
+        self
+    }
+}

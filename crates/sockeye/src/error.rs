@@ -1,0 +1,38 @@
+use sockeye_proto::handshake::HandshakeError;
+use sockeye_proto::{ProtocolError, UsageError};
+
+/// Everything that can fail in the client and the server.
+///
+/// `Protocol` is the peer's fault (the connection was failed with the matching close code);
+/// `Usage` is the caller's (for example a close code browsers would refuse); `Io` and
+/// `Timeout` are the network's. The `Display` text is for people, not for matching.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("opening handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("the peer violated the protocol: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error("invalid URL: {0}")]
+    Url(String),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    #[error("request refused: {0}")]
+    Refused(String),
+}
+
+impl Error {
+    /// The close code this error failed the connection with, if it did.
+    pub fn close_code(&self) -> Option<sockeye_proto::CloseCode> {
+        match self {
+            Error::Protocol(e) => Some(e.close_code()),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,509 @@
+//! `WebSocket<S>`: the tokio I/O layer over `sockeye_proto::Connection`.
+//!
+//! All protocol decisions live in the core. This file moves bytes between the socket and the
+//! core's buffers, and runs the two timers the core cannot: the close timeout and keepalive.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_core::Stream;
+use futures_sink::Sink;
+use sockeye_proto::close::MAX_REASON_LEN;
+use sockeye_proto::{
+    CloseCode, CloseEvent, CloseFrame, Connection, DataKind, Event, State, UsageError, Utf8Bytes,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep, Instant, Sleep};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// `WebSocket.readyState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyState {
+    Connecting = 0,
+    Open = 1,
+    Closing = 2,
+    Closed = 3,
+}
+
+/// What a socket receives, and what it can send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+    /// Received: the last item of the stream, the browser's `close` event. Sent: starts the
+    /// closing handshake with `code` and `reason` (`was_clean` is ignored).
+    Close(CloseEvent),
+}
+
+impl Message {
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        Message::Text(text.into())
+    }
+
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        Message::Binary(data.into())
+    }
+
+    /// A close request with a code and reason, checked when sent.
+    pub fn close(code: u16, reason: impl Into<String>) -> Self {
+        Message::Close(CloseEvent {
+            code: CloseCode(code),
+            reason: reason.into(),
+            was_clean: true,
+        })
+    }
+
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(t) => Some(t.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl From<sockeye_proto::Message> for Message {
+    fn from(m: sockeye_proto::Message) -> Self {
+        match m {
+            sockeye_proto::Message::Text(t) => Message::Text(t),
+            sockeye_proto::Message::Binary(b) => Message::Binary(b),
+        }
+    }
+}
+
+impl From<&str> for Message {
+    fn from(s: &str) -> Self {
+        Message::text(s)
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Self {
+        Message::text(s)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(b: Vec<u8>) -> Self {
+        Message::binary(b)
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(b: Bytes) -> Self {
+        Message::Binary(b)
+    }
+}
+
+/// Checks a close request the way browsers check `WebSocket.close(code, reason)`.
+pub(crate) fn check_application_close(code: CloseCode, reason: &str) -> Result<(), UsageError> {
+    if !code.is_application_allowed() {
+        return Err(UsageError::InvalidCloseCode(code.0));
+    }
+    if reason.len() > MAX_REASON_LEN {
+        return Err(UsageError::CloseReasonTooLong);
+    }
+    Ok(())
+}
+
+/// A WebSocket connection over any byte stream: a `Stream` of received [`Message`]s that ends
+/// with [`Message::Close`], and a `Sink` of messages to send.
+///
+/// The connection only makes progress while it is polled: keep reading it (or its read half)
+/// so that pings are answered, the closing handshake completes and keepalive runs.
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    config: Config,
+    protocol: Option<String>,
+    extensions: String,
+    read_eof: bool,
+    write_done: bool,
+    failed: bool,
+    timed_out: bool,
+    pending_error: Option<Error>,
+    protocol_error_reported: bool,
+    close_reported: bool,
+    close_timer: Option<Pin<Box<Sleep>>>,
+    ping_timer: Option<Pin<Box<Sleep>>>,
+    awaiting_pong: bool,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("role", &self.conn.role())
+            .field("protocol", &self.protocol)
+            .field("extensions", &self.extensions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    pub(crate) fn new(
+        io: S,
+        conn: Connection,
+        config: Config,
+        protocol: Option<String>,
+        extensions: String,
+    ) -> Self {
+        let ping_timer = config.ping_interval.map(|every| Box::pin(sleep(every)));
+        WebSocket {
+            io,
+            conn,
+            config,
+            protocol,
+            extensions,
+            read_eof: false,
+            write_done: false,
+            failed: false,
+            timed_out: false,
+            pending_error: None,
+            protocol_error_reported: false,
+            close_reported: false,
+            close_timer: None,
+            ping_timer,
+            awaiting_pong: false,
+        }
+    }
+
+    /// `readyState`: Open, then Closing once either side started the closing handshake, then
+    /// Closed once the close event was delivered or the transport is gone.
+    pub fn ready_state(&self) -> ReadyState {
+        if self.close_reported || self.failed || self.timed_out {
+            return ReadyState::Closed;
+        }
+        match self.conn.state() {
+            State::Open => ReadyState::Open,
+            State::Closing => ReadyState::Closing,
+            State::Closed => ReadyState::Closed,
+        }
+    }
+
+    /// `bufferedAmount`: bytes queued by `send` and not yet written to the socket.
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
+
+    /// The subprotocol the server selected, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The `Sec-WebSocket-Extensions` value agreed on ("" when none).
+    pub fn extensions(&self) -> &str {
+        &self.extensions
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Receives the next message; `None` after the close event.
+    pub async fn recv(&mut self) -> Option<Result<Message>> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Sends a message, waiting while the write buffer is over its limit.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+        Pin::new(&mut *self).start_send(message)?;
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
+    /// Sends one fragment of a message (RFC 6455 §5.4): `kind` for the first fragment, `None`
+    /// for the rest, `fin` on the last.
+    pub async fn send_fragment(
+        &mut self,
+        kind: Option<DataKind>,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<()> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+        self.conn.send_fragment(kind, payload, fin)?;
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
+    /// Sends a ping; its pong is consumed by the connection.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<()> {
+        self.conn.send_ping(payload)?;
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
+    /// `WebSocket.close(code, reason)`: checks the code and reason as browsers do (1000 or
+    /// 3000-4999, at most 123 bytes of reason), sends the close frame and returns. Keep reading
+    /// to see the close event.
+    pub async fn close(&mut self, code: Option<u16>, reason: &str) -> Result<()> {
+        let frame = match code {
+            Some(code) => {
+                check_application_close(CloseCode(code), reason)?;
+                Some(CloseFrame::new(code, reason))
+            }
+            None if reason.is_empty() => None,
+            None => Some(CloseFrame::new(CloseCode::NORMAL, reason)),
+        };
+        if let Some(frame) = &frame {
+            check_application_close(frame.code, &frame.reason)?;
+        }
+        self.start_close(frame)?;
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
+    /// Closes with any code valid on the wire (RFC 6455 §7.4), such as 1001 on shutdown or
+    /// 1011 on an internal error, which browsers reserve for the user agent.
+    pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        self.start_close(Some(CloseFrame::new(code, reason)))?;
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
+    fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<(), UsageError> {
+        if self.conn.state() != State::Open {
+            // Closing twice is not an error in browsers either.
+            return Ok(());
+        }
+        self.conn.send_close(frame)
+    }
+
+    /// Splits into a sending half and a receiving half usable from different tasks.
+    #[allow(clippy::type_complexity)]
+    pub fn split(
+        self,
+    ) -> (
+        futures_util::stream::SplitSink<Self, Message>,
+        futures_util::stream::SplitStream<Self>,
+    ) {
+        futures_util::StreamExt::split(self)
+    }
+
+    // ---- I/O ----
+
+    fn poll_write_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let io = &mut self.io;
+        let buf = self.conn.write_buf();
+        while !buf.is_empty() {
+            match ready!(Pin::new(&mut *io).poll_write(cx, buf)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => buf.advance(n),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Pin::new(&mut *io).poll_flush(cx)
+    }
+
+    /// Writes what the core queued, then closes the transport if the core asks; failures end
+    /// the connection rather than surfacing here.
+    fn drive_write(&mut self, cx: &mut Context<'_>) {
+        if self.write_done || self.failed {
+            return;
+        }
+        match self.poll_write_buf(cx) {
+            Poll::Ready(Ok(())) if self.conn.eof_to_send() => {
+                match Pin::new(&mut self.io).poll_shutdown(cx) {
+                    Poll::Ready(_) => self.write_done = true,
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Ready(Ok(())) | Poll::Pending => {}
+            Poll::Ready(Err(e)) => self.io_failed(e),
+        }
+    }
+
+    fn io_failed(&mut self, e: io::Error) {
+        self.failed = true;
+        // A reset after the closing handshake completed is how many peers end; it is not news.
+        if self.conn.state() != State::Closed && self.pending_error.is_none() {
+            self.pending_error = Some(Error::Io(e));
+        }
+    }
+
+    fn finished(&self) -> bool {
+        if self.failed || self.timed_out || self.read_eof {
+            return true;
+        }
+        match self.conn.role() {
+            // The server closes the TCP connection first (§7.1.1).
+            sockeye_proto::Role::Server => self.write_done,
+            // The client waits for the server to close it, up to the close timeout.
+            sockeye_proto::Role::Client => false,
+        }
+    }
+
+    fn poll_timers(&mut self, cx: &mut Context<'_>) {
+        if self.conn.close_expected() {
+            let timeout = self.config.close_timeout;
+            let timer = self
+                .close_timer
+                .get_or_insert_with(|| Box::pin(sleep(timeout)));
+            if timer.as_mut().poll(cx).is_ready() {
+                self.timed_out = true;
+                if self.conn.state() != State::Closed && self.pending_error.is_none() {
+                    self.pending_error = Some(Error::Timeout("closing handshake"));
+                }
+            }
+            return;
+        }
+        let Some(every) = self.config.ping_interval else {
+            return;
+        };
+        let Some(timer) = self.ping_timer.as_mut() else {
+            return;
+        };
+        if timer.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        if self.awaiting_pong {
+            // No pong within ping_timeout: the peer or the path to it is gone.
+            self.timed_out = true;
+            self.pending_error = Some(Error::Timeout("keepalive: no pong"));
+            return;
+        }
+        if self.conn.send_ping(b"sockeye").is_ok() {
+            self.awaiting_pong = true;
+            timer
+                .as_mut()
+                .reset(Instant::now() + self.config.ping_timeout);
+        } else {
+            timer.as_mut().reset(Instant::now() + every);
+        }
+        let _ = timer.as_mut().poll(cx);
+        self.drive_write(cx);
+    }
+
+    fn on_pong(&mut self) {
+        if let (Some(every), Some(timer)) = (self.config.ping_interval, self.ping_timer.as_mut()) {
+            if self.awaiting_pong {
+                self.awaiting_pong = false;
+                timer.as_mut().reset(Instant::now() + every);
+            }
+        }
+    }
+
+    fn read_some(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let want = self.conn.bytes_wanted().clamp(8 << 10, 1 << 20);
+        let buf = self.conn.read_buf();
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(want);
+        }
+        match ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            self.conn.read_buf()
+        )) {
+            Ok(0) => {
+                self.read_eof = true;
+                self.conn.receive_eof();
+            }
+            Ok(_) => self.conn.process(),
+            Err(e) => {
+                self.conn.receive_eof();
+                self.io_failed(e);
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            while let Some(event) = this.conn.poll_event() {
+                match event {
+                    Event::Message(m) => return Poll::Ready(Some(Ok(m.into()))),
+                    Event::Pong(_) => this.on_pong(),
+                    Event::Ping(_) | Event::CloseReceived(_) => {}
+                }
+            }
+            this.drive_write(cx);
+            if !this.protocol_error_reported {
+                if let Some(e) = this.conn.error() {
+                    this.protocol_error_reported = true;
+                    return Poll::Ready(Some(Err(Error::Protocol(e.clone()))));
+                }
+            }
+            if let Some(e) = this.pending_error.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            if this.close_reported {
+                return Poll::Ready(None);
+            }
+            if this.finished() {
+                this.close_reported = true;
+                return Poll::Ready(Some(Ok(Message::Close(this.conn.close_event()))));
+            }
+            this.poll_timers(cx);
+            if this.timed_out || this.pending_error.is_some() {
+                continue;
+            }
+            if this.read_eof {
+                return Poll::Pending;
+            }
+            if this.read_some(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(Err(UsageError::Closed.into()));
+        }
+        if this.conn.buffered_amount() >= this.config.write_buffer_limit {
+            if let Err(e) = ready!(this.poll_write_buf(cx)) {
+                this.io_failed(e);
+                return Poll::Ready(Err(UsageError::Closed.into()));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
+        let this = &mut *self;
+        match message {
+            Message::Text(t) => this.conn.send_text(&t)?,
+            Message::Binary(b) => this.conn.send_binary(&b)?,
+            Message::Close(event) => {
+                check_application_close(event.code, &event.reason)?;
+                this.start_close(Some(CloseFrame::new(event.code, event.reason)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(Err(UsageError::Closed.into()));
+        }
+        match ready!(this.poll_write_buf(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(e) => {
+                this.io_failed(e);
+                Poll::Ready(Err(UsageError::Closed.into()))
+            }
+        }
+    }
+
+    /// Sends a 1000 close frame (if none was sent) and flushes. The closing handshake
+    /// finishes on the receiving side.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let _ = self.start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")));
+        self.poll_flush(cx)
+    }
+}
