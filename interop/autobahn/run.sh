@@ -6,7 +6,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 server|client [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1.1')" >&2
+  echo "usage: $0 server|client [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1')" >&2
   exit 2
 }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,16 +27,17 @@ done
 # A whole run takes 11-13 minutes; this only bounds a hung peer.
 limit=${SOCKEYE_AUTOBAHN_TIMEOUT:-1800}
 
-examples=${CARGO_TARGET_DIR:-$repo/target}/release/examples
-bin=$examples/autobahn_$mode
+bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/autobahn_$mode
 [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples" >&2; exit 1; }
 "$here/install.sh"
 wstest=$repo/interop/.cache/autobahn/bin/wstest
 
-out=$repo/interop/out/autobahn-$mode
+out=${SOCKEYE_AUTOBAHN_OUT:-$repo/interop/out/autobahn-$mode}
 rm -rf "$out"
 mkdir -p "$out"
 
+# Everything runs in the background and is waited for with `wait`, which (unlike a foreground
+# child) lets a trapped Ctrl-C or TERM through at once.
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -49,7 +50,7 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits until 127.0.0.1:$1 accepts connections, failing early if process $2 has exited.
+# wait_port PORT PID: until 127.0.0.1:PORT accepts connections; fails early if PID has exited.
 wait_port() {
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -60,18 +61,29 @@ wait_port() {
   return 1
 }
 
+# wstest waits forever when the selection is empty, so read the count it announces first.
+check_planned() {
+  local n=
+  for _ in $(seq 300); do
+    n=$(sed -n 's/.*will run \([0-9]*\) test cases.*/\1/p' "$out/wstest.log")
+    [[ -n $n ]] && break
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n $n && $n != 0 ]] || { echo "wstest selected no cases (or failed); see $out/wstest.log" >&2; exit 1; }
+  echo "autobahn: wstest runs $n cases"
+}
+
 # spec FILE KEY=JSON...: writes the wstest spec with the case selection and outdir filled in.
 spec() {
-  local file=$1
-  shift
-  python3 - "$file" "$out" "$cases" "$exclude" "$@" <<'EOF'
+  python3 - "$out" "$cases" "$exclude" "$@" <<'PY'
 import json, sys
-file, outdir, cases, exclude, *extra = sys.argv[1:]
+outdir, cases, exclude, file, *extra = sys.argv[1:]
 split = lambda s: [c.strip() for c in s.split(",") if c.strip()]
 spec = {"outdir": outdir, "cases": split(cases), "exclude-cases": split(exclude)}
 spec.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in extra)})
 json.dump(spec, open(file, "w"), indent=2)
-EOF
+PY
 }
 
 port=$(free_port)
@@ -82,20 +94,28 @@ if [[ $mode == server ]]; then
   pids+=("$server")
   wait_port "$port" "$server"
   spec "$out/fuzzingclient.json" "servers=[{\"agent\": \"sockeye\", \"url\": \"ws://127.0.0.1:$port\"}]"
+  (cd "$out" && exec timeout "$limit" "$wstest" -m fuzzingclient -s fuzzingclient.json) \
+    >"$out/wstest.log" 2>&1 &
+  ws=$!
+  pids+=("$ws")
+  check_planned "$ws"
   echo "autobahn: wstest -m fuzzingclient running (log: $out/wstest.log)"
-  (cd "$out" && timeout "$limit" "$wstest" -m fuzzingclient -s fuzzingclient.json) >"$out/wstest.log" 2>&1 ||
-    { echo "wstest failed or timed out; see $out/wstest.log" >&2; exit 1; }
+  wait "$ws" || { echo "wstest failed or timed out; see $out/wstest.log" >&2; exit 1; }
   # wstest stops at the first refused connection, so a crash would otherwise look like a short run.
   kill -0 "$server" 2>/dev/null || { echo "autobahn_server exited during the run; see $out/server.log" >&2; exit 1; }
 else
   spec "$out/fuzzingserver.json" "url=\"ws://127.0.0.1:$port\""
-  # --webport 0: no HTTP report browser; the JSON/HTML reports are written to outdir anyway.
+  # --webport 0: no HTTP report browser; the reports are written to outdir anyway.
   (cd "$out" && exec "$wstest" -m fuzzingserver -s fuzzingserver.json --webport 0) >"$out/wstest.log" 2>&1 &
-  pids+=("$!")
-  wait_port "$port" "$!"
+  ws=$!
+  pids+=("$ws")
+  wait_port "$port" "$ws"
+  check_planned "$ws"
   echo "autobahn: autobahn_client running (log: $out/client.log)"
-  timeout "$limit" "$bin" "ws://127.0.0.1:$port" >"$out/client.log" 2>&1 ||
-    { echo "autobahn_client failed or timed out; see $out/client.log" >&2; exit 1; }
+  timeout "$limit" "$bin" "ws://127.0.0.1:$port" >"$out/client.log" 2>&1 &
+  client=$!
+  pids+=("$client")
+  wait "$client" || { echo "autobahn_client failed or timed out; see $out/client.log" >&2; exit 1; }
   # /updateReports makes wstest write the reports; give it a moment to finish.
   for _ in $(seq 50); do [[ -f $out/index.json ]] && break; sleep 0.1; done
 fi
