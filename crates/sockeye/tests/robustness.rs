@@ -126,7 +126,9 @@ async fn message_over_the_limit_closes_with_1009() {
 async fn garbage_instead_of_http_gets_400() {
     let addr = echo_server(Config::default()).await;
     let mut tcp = TcpStream::connect(&addr).await.unwrap();
-    tcp.write_all(b"\x16\x03\x01\x02\x00garbage\r\n\r\n").await.unwrap();
+    tcp.write_all(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
+        .await
+        .unwrap();
     let resp = String::from_utf8_lossy(&read_to_end(&mut tcp).await).into_owned();
     assert!(resp.starts_with("HTTP/1.1 400 "), "{resp}");
 }
@@ -205,7 +207,12 @@ async fn client_that_never_reads_gets_backpressure_not_unbounded_buffering() {
                     break;
                 }
             }
-            let _ = tx.lock().unwrap().take().unwrap().send((sent, max_buffered));
+            let _ = tx
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap()
+                .send((sent, max_buffered));
         }
     })
     .await;
@@ -238,7 +245,11 @@ async fn eof_without_close_frame_reports_1006_on_the_server() {
     .await;
     let tcp = raw_client(&addr).await;
     drop(tcp);
-    let (event, state) = timeout(Duration::from_secs(5), rx).await.unwrap().unwrap().unwrap();
+    let (event, state) = timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(event.code, CloseCode::ABNORMAL);
     assert!(!event.was_clean);
     assert_eq!(state, ReadyState::Closed);
@@ -359,7 +370,9 @@ async fn server_sees_path_query_and_custom_headers_before_accepting() {
         .protocol("wamp")
         .header("Origin", "https://example.com")
         .header("Authorization", "Bearer xyz");
-    let mut ws = sockeye::connect_with(request, Config::default()).await.unwrap();
+    let mut ws = sockeye::connect_with(request, Config::default())
+        .await
+        .unwrap();
     assert_eq!(ws.protocol(), Some("wamp"));
     assert_eq!(ws.ready_state(), ReadyState::Open);
     ws.close(None, "").await.unwrap();

@@ -1,0 +1,299 @@
+//! Sockeye against Python `websockets` (an independent implementation), both directions:
+//! text, binary, 4 MiB messages, fragments, ping, close code and reason, and 1006 when the
+//! peer process is killed — with and without permessage-deflate.
+//!
+//! The peer runs from the venv that `scripts/setup-python.sh` makes. Without it these tests say
+//! so and pass vacuously, unless `SOCKEYE_REQUIRE_INTEROP=1` (set by `scripts/test.sh`, which
+//! CI runs), when a missing peer is a failure.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use sockeye::proto::CloseCode;
+use sockeye::{ClientRequest, Config, DataKind, Message};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("SOCKEYE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("interop/.venv/bin/python"));
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SOCKEYE_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!(
+            "no Python venv at {}: run scripts/setup-python.sh",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipping: no Python venv at {} (run scripts/setup-python.sh)",
+        path.display()
+    );
+    None
+}
+
+fn script(name: &str) -> PathBuf {
+    repo().join("interop/python").join(name)
+}
+
+/// Spawns a Python script and waits for its first stdout line.
+async fn spawn_peer(py: &PathBuf, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(py)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn python");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("peer did not start")
+        .unwrap()
+        .expect("peer exited");
+    (child, line)
+}
+
+async fn echo_server(config: Config) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sockeye::serve(listener, config, |upgrade, _| async move {
+        let Ok(mut ws) = upgrade.accept(None).await else {
+            return;
+        };
+        while let Some(msg) = ws.recv().await {
+            if let Ok(msg @ (Message::Text(_) | Message::Binary(_))) = msg {
+                let _ = ws.send(msg).await;
+            }
+        }
+    }));
+    format!("ws://{addr}/")
+}
+
+async fn python_client_scenarios(compression: &str, config: Config) {
+    let Some(py) = python() else { return };
+    let url = echo_server(config).await;
+    let output = timeout(
+        Duration::from_secs(120),
+        Command::new(&py)
+            .arg(script("client_scenarios.py"))
+            .arg(&url)
+            .args(["--compression", compression])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("scenarios timed out")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut seen = 0;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["ok"], true, "scenario failed: {line}");
+        seen += 1;
+    }
+    assert!(seen >= 13, "only {seen} scenarios ran:\n{stdout}");
+    assert!(output.status.success(), "{stdout}");
+}
+
+#[tokio::test]
+async fn python_client_against_sockeye_server() {
+    python_client_scenarios("none", Config::default().without_compression()).await;
+}
+
+#[tokio::test]
+async fn python_client_against_sockeye_server_with_permessage_deflate() {
+    python_client_scenarios("deflate", Config::default()).await;
+}
+
+async fn start_python_server(py: &PathBuf, compression: &str) -> (Child, String) {
+    let (child, line) = spawn_peer(
+        py,
+        &[
+            script("echo_server.py").to_str().unwrap(),
+            "--port",
+            "0",
+            "--compression",
+            compression,
+        ],
+    )
+    .await;
+    let port = line
+        .strip_prefix("LISTENING ")
+        .expect("LISTENING line")
+        .trim()
+        .to_owned();
+    (child, format!("ws://127.0.0.1:{port}"))
+}
+
+async fn expect_message(ws: &mut sockeye::WebSocket<tokio::net::TcpStream>) -> Message {
+    timeout(Duration::from_secs(10), ws.recv())
+        .await
+        .expect("no message within 10 s")
+        .expect("stream ended")
+        .expect("error instead of a message")
+}
+
+async fn expect_close(ws: &mut sockeye::WebSocket<tokio::net::TcpStream>) -> sockeye::CloseEvent {
+    let mut close = None;
+    while let Some(msg) = timeout(Duration::from_secs(10), ws.recv())
+        .await
+        .expect("no close")
+    {
+        if let Ok(Message::Close(event)) = msg {
+            close = Some(event);
+        }
+    }
+    close.expect("no close event")
+}
+
+async fn client_scenarios_against_python_server(compression: &str) {
+    let Some(py) = python() else { return };
+    let (_server, base) = start_python_server(&py, compression).await;
+    let config = if compression == "deflate" {
+        Config::default()
+    } else {
+        Config::default().without_compression()
+    };
+    let connect = |path: &str| {
+        let config = config.clone();
+        let url = format!("{base}{path}");
+        async move {
+            sockeye::connect_with(ClientRequest::new(&url).unwrap(), config)
+                .await
+                .unwrap()
+        }
+    };
+
+    let mut ws = connect("/").await;
+    assert_eq!(
+        ws.extensions().starts_with("permessage-deflate"),
+        compression == "deflate"
+    );
+    ws.send("héllo 🌍").await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::text("héllo 🌍"));
+    let bytes: Vec<u8> = (0..=255).collect();
+    ws.send(bytes.clone()).await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::binary(bytes));
+    let big_text = "0123456789abcdeé".repeat(4 << 16);
+    ws.send(big_text.as_str()).await.unwrap();
+    assert_eq!(
+        expect_message(&mut ws).await.as_text(),
+        Some(big_text.as_str())
+    );
+    let big_binary: Vec<u8> = (0..4 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    ws.send(big_binary.clone()).await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::binary(big_binary));
+    // A code point split across fragments.
+    ws.send_fragment(
+        Some(DataKind::Text),
+        "frag-\u{e9}".as_bytes()[..6].as_ref(),
+        false,
+    )
+    .await
+    .unwrap();
+    ws.send_fragment(None, &"\u{e9}".as_bytes()[1..], false)
+        .await
+        .unwrap();
+    ws.send_fragment(None, b"-ed", true).await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::text("frag-é-ed"));
+    ws.send_fragment(Some(DataKind::Binary), &[1, 2], false)
+        .await
+        .unwrap();
+    ws.ping(b"between fragments").await.unwrap();
+    ws.send_fragment(None, &[3], true).await.unwrap();
+    assert_eq!(
+        expect_message(&mut ws).await,
+        Message::binary(vec![1, 2, 3])
+    );
+    ws.close(Some(4000), "done here").await.unwrap();
+    let close = expect_close(&mut ws).await;
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode(4000), "done here", true)
+    );
+
+    // The server pings; our automatic pong lets it answer "pong-ok".
+    let mut ws = connect("/ping").await;
+    assert_eq!(expect_message(&mut ws).await, Message::text("pong-ok"));
+    ws.close(None, "").await.unwrap();
+    assert!(expect_close(&mut ws).await.was_clean);
+
+    // Fragmented messages from the peer, including websockets' empty final continuation.
+    for path in ["/fragmented", "/fragmented-exact"] {
+        let mut ws = connect(path).await;
+        assert_eq!(expect_message(&mut ws).await, Message::text("frag-ment-ed"));
+        assert_eq!(
+            expect_message(&mut ws).await,
+            Message::binary((0..9).collect::<Vec<u8>>())
+        );
+        ws.close(Some(1000), "").await.unwrap();
+        expect_close(&mut ws).await;
+    }
+
+    // The server closes first: its code and reason reach us, cleanly.
+    let mut ws = connect("/close-4001").await;
+    let close = expect_close(&mut ws).await;
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode(4001), "server says bye", true)
+    );
+}
+
+#[tokio::test]
+async fn sockeye_client_against_python_server() {
+    client_scenarios_against_python_server("none").await;
+}
+
+#[tokio::test]
+async fn sockeye_client_against_python_server_with_permessage_deflate() {
+    client_scenarios_against_python_server("deflate").await;
+}
+
+#[tokio::test]
+async fn sockeye_server_reports_1006_when_the_python_client_is_killed() {
+    let Some(py) = python() else { return };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = sockeye::accept(tcp).await.unwrap();
+        expect_close(&mut ws).await
+    });
+    let url = format!("ws://{addr}/");
+    let (mut child, line) =
+        spawn_peer(&py, &[script("hold_client.py").to_str().unwrap(), &url]).await;
+    assert_eq!(line, "CONNECTED");
+    child.kill().await.unwrap();
+    let close = timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(close.code, CloseCode::ABNORMAL);
+    assert!(!close.was_clean);
+}
+
+#[tokio::test]
+async fn sockeye_client_reports_1006_when_the_python_server_is_killed() {
+    let Some(py) = python() else { return };
+    let (mut server, base) = start_python_server(&py, "none").await;
+    let mut ws = sockeye::connect(&format!("{base}/")).await.unwrap();
+    ws.send("still there?").await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::text("still there?"));
+    server.kill().await.unwrap();
+    let close = expect_close(&mut ws).await;
+    assert_eq!(close.code, CloseCode::ABNORMAL);
+    assert!(!close.was_clean);
+}
