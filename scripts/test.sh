@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test Sockeye has, on a fresh Debian machine or a developer's:
+#   1. formatting and lints (cargo fmt, clippy -D warnings)
+#   2. the Python venv with the interop peers (scripts/setup-python.sh)
+#   3. cargo test for the whole workspace, with the real-peer tests required
+#   4. Autobahn|Testsuite, every case (compression included), our server and our client
+# SOCKEYE_AUTOBAHN_EXCLUDE='12.*,13.*' skips the slow compression cases while iterating.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+passed=0
+failed=0
+stage() {
+  local name=$1
+  shift
+  echo "=== $name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "=== FAILED: $name"
+  fi
+}
+
+# Tools a bare machine may lack: pip and venv for the peers, a C compiler for wheels built from
+# source.
+need=()
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v cc >/dev/null || need+=(gcc)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+stage "cargo fmt" cargo fmt --all -- --check
+stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+PY=$(scripts/setup-python.sh)
+export SOCKEYE_PYTHON=$PY SOCKEYE_REQUIRE_INTEROP=1
+stage "cargo test" cargo test --workspace --release
+stage "build Autobahn drivers" cargo build --release -p sockeye --examples
+stage "Autobahn fuzzingclient -> sockeye server" bash interop/autobahn/run.sh server
+stage "Autobahn fuzzingserver <- sockeye client" bash interop/autobahn/run.sh client
+
+echo
+for mode in server client; do
+  [[ -f interop/out/autobahn-$mode/summary.md ]] && { echo "Autobahn, $mode:"; cat "interop/out/autobahn-$mode/summary.md"; echo; }
+done
+echo "test stages: $passed passed, $failed failed"
+((failed == 0))
