@@ -119,6 +119,8 @@ enum Parse {
 struct Incoming {
     text: bool,
     compressed: bool,
+    /// Compressed bytes received so far (compressed messages only).
+    compressed_len: usize,
     buf: Vec<u8>,
     utf8: Utf8Validator,
 }
@@ -539,6 +541,7 @@ impl Connection {
                         self.incoming = Some(Incoming {
                             text: header.opcode == OpCode::Text,
                             compressed: header.rsv & RSV1 != 0,
+                            compressed_len: 0,
                             buf: Vec::new(),
                             utf8: Utf8Validator::new(),
                         });
@@ -678,6 +681,7 @@ impl Connection {
         let incoming = self.incoming.as_mut().expect("checked by check_header");
         let start = incoming.buf.len();
         if incoming.compressed {
+            incoming.compressed_len += chunk.len();
             let deflate = self
                 .deflate
                 .as_mut()
@@ -697,7 +701,10 @@ impl Connection {
 
     fn finish_message(&mut self) -> Result<(), ProtocolError> {
         let mut incoming = self.incoming.take().expect("checked by check_header");
-        if incoming.compressed {
+        // An empty compressed payload (some peers send one for an empty message) carries no
+        // block; appending the tail to it would leave the inflater inside a stored block
+        // header and corrupt the next message, so it is taken as the empty message it means.
+        if incoming.compressed && incoming.compressed_len > 0 {
             let start = incoming.buf.len();
             let deflate = self
                 .deflate

@@ -253,6 +253,9 @@ pub struct PerMessageDeflate {
     compress_bits: u8,
     compress_reset: bool,
     decompress_reset: bool,
+    /// The inbound message's DEFLATE stream ended with a final block (§7.2.3.4): the rest of
+    /// the message, and the tail of §7.2.2, are padding.
+    inbound_ended: bool,
     level: u32,
     threshold: usize,
 }
@@ -287,6 +290,7 @@ impl PerMessageDeflate {
             compress_bits,
             compress_reset,
             decompress_reset,
+            inbound_ended: false,
             level: config.level.min(9),
             threshold: config.threshold,
         }
@@ -314,6 +318,7 @@ impl PerMessageDeflate {
                 Compress::new_with_window_bits(Compression::new(level), false, bits)
             }
         });
+        let start = out.len();
         out.reserve(input.len() / 2 + 64);
         loop {
             if out.len() == out.capacity() {
@@ -328,8 +333,15 @@ impl PerMessageDeflate {
             }
         }
         if fin {
-            if out.ends_with(&TAIL) {
+            if out[start..].ends_with(&TAIL) {
                 out.truncate(out.len() - TAIL.len());
+            } else {
+                // zlib writes nothing for a sync flush with no input since the previous one (an
+                // empty message after another, or an empty last fragment), but §7.2.1 wants the
+                // data to end with an empty stored block: after a flush the stream is
+                // byte-aligned, so that block is `00 00 00 ff ff`, and `00` once the tail goes.
+                debug_assert_eq!(out.len(), start, "a sync flush ends with 00 00 ff ff");
+                out.push(0x00);
             }
             if self.compress_reset {
                 self.compress = None;
@@ -345,6 +357,9 @@ impl PerMessageDeflate {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), ProtocolError> {
+        if self.inbound_ended {
+            return Ok(());
+        }
         // Inflate with the largest window: it decodes streams made with any smaller one.
         let d = self
             .decompress
@@ -357,7 +372,7 @@ impl PerMessageDeflate {
                 let target = (out.len() * 2)
                     .max(input.len() * 2)
                     .max(4096)
-                    .min(limit + 1);
+                    .min(limit.saturating_add(1));
                 out.reserve_exact(target.saturating_sub(out.len()).max(1));
             }
             let (in0, out0) = (d.total_in(), d.total_out());
@@ -374,6 +389,7 @@ impl PerMessageDeflate {
                 // A final block ends the stream (§7.2.3.4); what follows it in this message is
                 // padding, and the next message starts a new stream.
                 d.reset(false);
+                self.inbound_ended = true;
                 return Ok(());
             }
             let room_left = out.len() < out.capacity();
@@ -385,7 +401,13 @@ impl PerMessageDeflate {
 
     /// Ends an inbound message: inflates the tail that §7.2.2 says to append.
     pub fn finish_inbound(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
-        let result = self.decompress(&TAIL, out, limit);
+        // After a final block the stream is complete; the tail would start a stored block in
+        // the next message's fresh stream and desynchronise it.
+        let result = if std::mem::take(&mut self.inbound_ended) {
+            Ok(())
+        } else {
+            self.decompress(&TAIL, out, limit)
+        };
         if self.decompress_reset || result.is_err() {
             self.decompress = None;
         }

@@ -97,10 +97,7 @@ fn server_unmasks_payload_split_at_every_offset() {
 
 #[test]
 fn failed_connection_ignores_further_input() {
-    for (role, bad) in [
-        (Role::Server, UNMASKED_HELLO),
-        (Role::Client, MASKED_HELLO),
-    ] {
+    for (role, bad) in [(Role::Server, UNMASKED_HELLO), (Role::Client, MASKED_HELLO)] {
         let mut c = conn(role);
         c.receive_data(bad);
         assert!(events(&mut c).is_empty());
@@ -113,7 +110,10 @@ fn failed_connection_ignores_further_input() {
         let good = from_peer(role, b"\x81\x02hi\x89\x01p\x88\x02\x03\xe8");
         c.receive_data(&good);
         assert!(events(&mut c).is_empty(), "{role:?}");
-        assert!(c.write_buf().is_empty(), "{role:?}: no pong, no second close");
+        assert!(
+            c.write_buf().is_empty(),
+            "{role:?}: no pong, no second close"
+        );
         assert!(c.read_buf().is_empty(), "{role:?}: input is not buffered");
         assert!(c.error().is_some());
     }
@@ -159,7 +159,10 @@ fn client_auto_pong_is_masked() {
     let mut c = conn(Role::Client);
     c.receive_data(b"\x89\x03abc");
     assert_eq!(events(&mut c), [Event::Ping(b"abc"[..].into())]);
-    assert_eq!(take_written(&mut c), b"\x8a\x83\x37\xfa\x21\x3d\x56\x98\x42");
+    assert_eq!(
+        take_written(&mut c),
+        b"\x8a\x83\x37\xfa\x21\x3d\x56\x98\x42"
+    );
 }
 
 #[test]
@@ -197,6 +200,9 @@ fn client_with_random_keys_uses_different_keys() {
     assert!(keys.iter().any(|k| *k != keys[0]), "keys {keys:02x?}");
     for f in decode_frames(&wire) {
         assert!(f.masked);
-        assert_eq!((f.opcode, f.payload.as_slice()), (OpCode::Binary, &b"x"[..]));
+        assert_eq!(
+            (f.opcode, f.payload.as_slice()),
+            (OpCode::Binary, &b"x"[..])
+        );
     }
 }

@@ -7,8 +7,8 @@
 
 use sockeye_proto::frame::{FrameHeader, OpCode};
 use sockeye_proto::{
-    CloseCode, Config, Connection, DeflateConfig, DeflateParams, Event, Message,
-    PerMessageDeflate, Role,
+    CloseCode, Config, Connection, DeflateConfig, DeflateParams, Event, Message, PerMessageDeflate,
+    Role,
 };
 
 /// The masking key of the RFC 6455 §5.7 examples.
@@ -47,23 +47,33 @@ pub fn from_peer(receiver: Role, frames: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Masks every frame of a concatenation of complete unmasked frames with `key` (§5.3).
+/// Masks every frame of a concatenation of unmasked frames with `key` (§5.3). The last frame
+/// may be cut short (its header must be whole), and lengths are read without validation, so
+/// that invalid headers can be masked too.
 pub fn mask_frames(mut frames: &[u8], key: [u8; 4]) -> Vec<u8> {
     let mut out = Vec::new();
     while !frames.is_empty() {
-        let (header, len) = FrameHeader::parse(frames)
-            .expect("valid header")
-            .expect("complete header");
-        assert!(header.mask.is_none(), "frames to mask must be unmasked");
-        let payload_len = header.payload_len as usize;
-        let payload = &frames[len..len + payload_len];
+        assert!(frames[1] & 0x80 == 0, "frames to mask must be unmasked");
+        let (len, payload_len) = match frames[1] & 0x7f {
+            126 => (4, u16::from_be_bytes([frames[2], frames[3]]) as u64),
+            127 => (10, u64::from_be_bytes(frames[2..10].try_into().unwrap())),
+            n => (2, n as u64),
+        };
+        let end = frames
+            .len()
+            .min(len + payload_len.min(usize::MAX as u64 >> 1) as usize);
         // The header as written (even a non-minimal length), with the MASK bit and the key.
         out.push(frames[0]);
         out.push(frames[1] | 0x80);
         out.extend_from_slice(&frames[2..len]);
         out.extend_from_slice(&key);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
-        frames = &frames[len + payload_len..];
+        out.extend(
+            frames[len..end]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i & 3]),
+        );
+        frames = &frames[end..];
     }
     out
 }
@@ -165,7 +175,11 @@ pub fn assert_failed_with(c: &mut Connection, code: u16, evs: &[Event], wire: &[
     let frames = written_frames(c);
     let last = frames.last().expect("a close frame is written");
     assert_eq!(close_code(last), Some(code), "{role:?} for {wire:02x?}");
-    assert_eq!(c.eof_to_send(), role == Role::Server, "{role:?} eof_to_send");
+    assert_eq!(
+        c.eof_to_send(),
+        role == Role::Server,
+        "{role:?} eof_to_send"
+    );
     let ce = c.close_event();
     assert_eq!(ce.code, CloseCode::ABNORMAL);
     assert!(!ce.was_clean);
@@ -279,7 +293,14 @@ impl Pair {
 /// Deterministic test data: a mix of repetitive text and pseudo-random bytes, so that
 /// compression has something to find and something to struggle with. Valid UTF-8 (ASCII).
 pub fn sample_text(len: usize) -> String {
-    let words = ["sockeye ", "salmon ", "frame ", "deflate ", "\n", "websocket "];
+    let words = [
+        "sockeye ",
+        "salmon ",
+        "frame ",
+        "deflate ",
+        "\n",
+        "websocket ",
+    ];
     let mut s = String::with_capacity(len + 16);
     let mut x: u32 = 0x9e37_79b9;
     while s.len() < len {
