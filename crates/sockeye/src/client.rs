@@ -1,5 +1,8 @@
 //! The client side: URLs, the opening handshake, `connect`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::BytesMut;
 use sockeye_proto::handshake::{self, ClientHandshake};
 use sockeye_proto::{Connection, PerMessageDeflate, Role};
@@ -9,22 +12,26 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::proxy::{Proxy, ProxySetting};
 use crate::socket::WebSocket;
+use crate::tls::{self, MaybeTlsStream};
 
-/// What to connect to and how: URL, subprotocols, extra headers.
+/// What to connect to and how: URL, subprotocols, extra headers, TLS, proxy, connect timeout.
 #[derive(Debug, Clone)]
 pub struct ClientRequest {
     url: Url,
     protocols: Vec<String>,
     headers: Vec<(String, String)>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    proxy: ProxySetting,
+    connect_timeout: Option<Duration>,
 }
 
 impl ClientRequest {
     pub fn new(url: &str) -> Result<Self> {
         let url = Url::parse(url).map_err(|e| Error::Url(e.to_string()))?;
         match url.scheme() {
-            "ws" => {}
-            "wss" => return Err(Error::Url("wss:// is not supported yet".into())),
+            "ws" | "wss" => {}
             other => return Err(Error::Url(format!("scheme {other:?} is not ws or wss"))),
         }
         if url.host().is_none() {
@@ -39,7 +46,43 @@ impl ClientRequest {
             url,
             protocols: Vec::new(),
             headers: Vec::new(),
+            tls: None,
+            proxy: ProxySetting::default(),
+            connect_timeout: None,
         })
+    }
+
+    /// The TLS configuration for `wss://` (roots, client certificate), usually made with
+    /// [`ClientTls::build`](crate::ClientTls::build). Without it, `wss://` trusts the bundled
+    /// Mozilla roots and the platform's ([`tls::default_client_config`]).
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Tunnels through this HTTP proxy, whatever the environment says.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxySetting::Explicit(proxy);
+        self
+    }
+
+    /// Connects directly, ignoring `HTTPS_PROXY` and friends.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxySetting::Direct;
+        self
+    }
+
+    /// Time allowed for the TCP connection, the proxy tunnel and the TLS handshake together
+    /// (default: `Config::handshake_timeout`). The opening handshake has its own
+    /// `Config::handshake_timeout` after that.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether the URL is `wss://`.
+    pub fn is_secure(&self) -> bool {
+        self.url.scheme() == "wss"
     }
 
     /// Offers a subprotocol; call again for more, most preferred first.
@@ -78,27 +121,55 @@ impl ClientRequest {
     }
 }
 
-/// Connects to a `ws://` URL with the default configuration.
-pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>> {
+/// Connects to a `ws://` or `wss://` URL with the default configuration.
+pub async fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>> {
     connect_with(ClientRequest::new(url)?, Config::default()).await
 }
 
 /// Connects with a request and configuration of your own.
-pub async fn connect_with(request: ClientRequest, config: Config) -> Result<WebSocket<TcpStream>> {
-    let host = match request.url.host() {
-        Some(url::Host::Ipv6(addr)) => addr.to_string(),
-        Some(host) => host.to_string(),
-        None => return Err(Error::Url("no host".into())),
-    };
-    let port = request.port();
-    let stream = tokio::time::timeout(
-        config.handshake_timeout,
-        TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| Error::Timeout("TCP connect"))??;
-    let _ = stream.set_nodelay(true);
+pub async fn connect_with(
+    request: ClientRequest,
+    config: Config,
+) -> Result<WebSocket<MaybeTlsStream>> {
+    let limit = request.connect_timeout.unwrap_or(config.handshake_timeout);
+    let stream = tokio::time::timeout(limit, open_stream(&request))
+        .await
+        .map_err(|_| Error::Timeout("connecting (TCP, proxy, TLS)"))??;
     client_handshake(stream, &request, config).await
+}
+
+/// TCP (directly or through a proxy tunnel), then TLS for `wss://`.
+async fn open_stream(request: &ClientRequest) -> Result<MaybeTlsStream> {
+    let host = request
+        .url
+        .host()
+        .ok_or_else(|| Error::Url("no host".into()))?;
+    let port = request.port();
+    let tcp = match request.proxy.resolve(&request.url)? {
+        Some(proxy) => {
+            tracing::debug!(%proxy, url = %request.url, "connecting through proxy");
+            proxy
+                .tunnel(request.url.host_str().unwrap_or_default(), port)
+                .await?
+        }
+        None => {
+            let tcp = match host {
+                url::Host::Domain(name) => TcpStream::connect((name, port)).await?,
+                url::Host::Ipv4(ip) => TcpStream::connect((ip, port)).await?,
+                url::Host::Ipv6(ip) => TcpStream::connect((ip, port)).await?,
+            };
+            let _ = tcp.set_nodelay(true);
+            tcp
+        }
+    };
+    if !request.is_secure() {
+        return Ok(MaybeTlsStream::Plain(tcp));
+    }
+    let config = match &request.tls {
+        Some(config) => config.clone(),
+        None => tls::default_client_config()?,
+    };
+    tls::connect_tls(tcp, &host, config).await
 }
 
 /// Runs the client handshake over a stream you opened yourself (a TLS stream, a proxy tunnel).

@@ -23,6 +23,16 @@ pub enum Error {
     Timeout(&'static str),
     #[error("request refused: {0}")]
     Refused(String),
+    /// The TLS handshake failed: an untrusted, expired or wrong-host certificate, no common
+    /// protocol version or cipher suite, an alert from the peer.
+    #[error("TLS handshake failed: {0}")]
+    Tls(rustls::Error),
+    /// A certificate, key or CA file could not be used.
+    #[error("TLS configuration: {0}")]
+    TlsConfig(String),
+    /// An HTTP proxy could not be parsed, reached, or refused the tunnel.
+    #[error("proxy: {0}")]
+    Proxy(String),
 }
 
 impl Error {

@@ -19,14 +19,18 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod proxy;
 pub mod server;
 pub mod socket;
+pub mod tls;
 
 pub use client::{client_handshake, connect, connect_with, ClientRequest};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use proxy::Proxy;
 pub use server::{accept, read_request, serve, Upgrade};
 pub use socket::{Message, ReadyState, WebSocket};
+pub use tls::{serve_tls, ClientTls, MaybeTlsStream};
 
 pub use sockeye_proto as proto;
 pub use sockeye_proto::bytes::Bytes;

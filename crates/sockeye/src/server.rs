@@ -81,6 +81,25 @@ where
         .await
 }
 
+impl<S> Upgrade<S> {
+    /// The stream the request came on: with TLS, [`MaybeTlsStream`](crate::MaybeTlsStream)
+    /// tells the SNI name, the ALPN protocol and the client's certificates.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The same request over a wrapped stream, such as `upgrade.map_io(MaybeTlsStream::from)`
+    /// to give plain and TLS connections to one handler.
+    pub fn map_io<T>(self, f: impl FnOnce(S) -> T) -> Upgrade<T> {
+        Upgrade {
+            io: f(self.io),
+            request: self.request,
+            leftover: self.leftover,
+            config: self.config,
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
     pub fn request(&self) -> &Request<()> {
         &self.request

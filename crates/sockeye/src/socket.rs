@@ -36,7 +36,8 @@ pub enum Message {
     Text(Utf8Bytes),
     Binary(Bytes),
     /// Received: the last item of the stream, the browser's `close` event. Sent: starts the
-    /// closing handshake with `code` and `reason` (`was_clean` is ignored).
+    /// closing handshake with `code` and `reason`, checked against RFC 6455 §7.4
+    /// (`was_clean` is ignored; [`WebSocket::close`] applies the browsers' stricter rule).
     Close(CloseEvent),
 }
 
@@ -478,9 +479,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         match message {
             Message::Text(t) => this.conn.send_text(&t)?,
             Message::Binary(b) => this.conn.send_binary(&b)?,
+            // Any code valid on the wire (RFC 6455 §7.4): server code sends 1001 or 1011,
+            // which `close()` refuses as browsers do.
             Message::Close(event) => {
-                check_application_close(event.code, &event.reason)?;
-                this.start_close(Some(CloseFrame::new(event.code, event.reason)))?;
+                this.start_close(Some(CloseFrame::new(event.code, event.reason)))?
             }
         }
         Ok(())

@@ -1,0 +1,351 @@
+//! Sockeye against Python `websockets` over TLS (`wss://`), both directions, with a CA made at
+//! run time: Python's client (its default `ssl` context, trusting the test CA through
+//! `SSL_CERT_FILE`) runs every scenario of `client_scenarios.py` against our TLS server; our
+//! client runs text, binary, 4 MiB, ping, fragments and close against `tls_echo_server.py`,
+//! with and without permessage-deflate, and presents a client certificate when the Python
+//! server asks for one.
+//!
+//! Like python_websockets.rs: without the venv these tests skip, unless
+//! `SOCKEYE_REQUIRE_INTEROP=1` (scripts/test.sh), when a missing peer is a failure.
+
+#[path = "../../crates/sockeye/tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use sockeye::proto::CloseCode;
+use sockeye::tls::{CertResolver, CertSet};
+use sockeye::{ClientRequest, ClientTls, Config, Message};
+use support::{Ca, TempDir};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("SOCKEYE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("interop/.venv/bin/python"));
+    if path.exists() {
+        return Some(path);
+    }
+    support::require_or_skip(&format!(
+        "the Python venv at {} (scripts/setup-python.sh)",
+        path.display()
+    ));
+    None
+}
+
+fn script(name: &str) -> String {
+    repo()
+        .join("interop/python")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A CA, a server certificate for localhost and 127.0.0.1, and their files.
+struct Pki {
+    ca: Ca,
+    leaf: support::Leaf,
+    dir: TempDir,
+    ca_file: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki() -> Pki {
+    let ca = Ca::new("Sockeye interop CA");
+    let leaf = ca.server(&["localhost", "127.0.0.1"]);
+    let dir = TempDir::new("py-tls");
+    let (cert, key) = leaf.write(&dir, "server");
+    let ca_file = dir.write("ca.pem", &ca.cert_pem);
+    Pki {
+        ca,
+        leaf,
+        dir,
+        ca_file,
+        cert,
+        key,
+    }
+}
+
+async fn our_tls_echo_server(pki: &Pki, config: Config) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = sockeye::tls::server_config(CertResolver::new(
+        CertSet::new().with_default(pki.leaf.certified_key()),
+    ))
+    .unwrap();
+    tokio::spawn(sockeye::serve_tls(
+        listener,
+        tls,
+        config,
+        |upgrade, _| async move {
+            let Ok(mut ws) = upgrade.accept(None).await else {
+                return;
+            };
+            while let Some(msg) = ws.recv().await {
+                if let Ok(msg @ (Message::Text(_) | Message::Binary(_))) = msg {
+                    let _ = ws.send(msg).await;
+                }
+            }
+        },
+    ));
+    port
+}
+
+async fn python_client_scenarios(compression: &str, config: Config) {
+    let Some(py) = python() else { return };
+    let pki = pki();
+    let port = our_tls_echo_server(&pki, config).await;
+    let url = format!("wss://localhost:{port}/");
+    let output = timeout(
+        Duration::from_secs(120),
+        Command::new(&py)
+            .arg(script("client_scenarios.py"))
+            .arg(&url)
+            .args(["--compression", compression])
+            .env("SSL_CERT_FILE", &pki.ca_file)
+            .env_remove("SSL_CERT_DIR")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("scenarios timed out")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut seen = 0;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["ok"], true, "scenario failed over TLS: {line}\n{stderr}");
+        seen += 1;
+    }
+    assert!(seen >= 13, "only {seen} scenarios ran:\n{stdout}\n{stderr}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+}
+
+#[tokio::test]
+async fn python_client_against_sockeye_tls_server() {
+    python_client_scenarios("none", Config::default().without_compression()).await;
+}
+
+#[tokio::test]
+async fn python_client_against_sockeye_tls_server_with_permessage_deflate() {
+    python_client_scenarios("deflate", Config::default()).await;
+}
+
+#[tokio::test]
+async fn python_client_refuses_our_server_without_the_test_ca() {
+    let Some(py) = python() else { return };
+    let pki = pki();
+    let port = our_tls_echo_server(&pki, Config::default()).await;
+    // Trusting another CA: the handshake fails on the Python side.
+    let other = Ca::new("Another CA");
+    let other_file = pki.dir.write("other-ca.pem", &other.cert_pem);
+    let output = timeout(
+        Duration::from_secs(30),
+        Command::new(&py)
+            .arg(script("hold_client.py"))
+            .arg(format!("wss://localhost:{port}/"))
+            .args(["--max-seconds", "1"])
+            .env("SSL_CERT_FILE", &other_file)
+            .env_remove("SSL_CERT_DIR")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("CONNECT_FAILED") && stdout.contains("CERTIFICATE_VERIFY_FAILED"),
+        "{stdout}"
+    );
+}
+
+async fn start_python_tls_server(py: &PathBuf, pki: &Pki, extra: &[&str]) -> (Child, u16) {
+    let mut child = Command::new(py)
+        .arg(script("tls_echo_server.py"))
+        .args(["--port", "0", "--cert"])
+        .arg(&pki.cert)
+        .arg("--key")
+        .arg(&pki.key)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn python");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("peer did not start")
+        .unwrap()
+        .expect("peer exited");
+    let port = line
+        .strip_prefix("LISTENING ")
+        .expect("LISTENING line")
+        .trim()
+        .parse()
+        .unwrap();
+    (child, port)
+}
+
+async fn expect_message<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut sockeye::WebSocket<S>,
+) -> Message {
+    timeout(Duration::from_secs(10), ws.recv())
+        .await
+        .expect("no message within 10 s")
+        .expect("stream ended")
+        .expect("error instead of a message")
+}
+
+async fn expect_close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut sockeye::WebSocket<S>,
+) -> sockeye::CloseEvent {
+    let mut close = None;
+    while let Some(msg) = timeout(Duration::from_secs(10), ws.recv())
+        .await
+        .expect("no close")
+    {
+        if let Ok(Message::Close(event)) = msg {
+            close = Some(event);
+        }
+    }
+    close.expect("no close event")
+}
+
+async fn our_client_against_python_tls_server(compression: &str) {
+    let Some(py) = python() else { return };
+    let pki = pki();
+    let (_server, port) = start_python_tls_server(&py, &pki, &["--compression", compression]).await;
+    let config = if compression == "deflate" {
+        Config::default()
+    } else {
+        Config::default().without_compression()
+    };
+    let tls = pki.ca.client_config();
+    let connect = |path: &str| {
+        let request = ClientRequest::new(&format!("wss://localhost:{port}{path}"))
+            .unwrap()
+            .tls(tls.clone())
+            .no_proxy();
+        let config = config.clone();
+        async move { sockeye::connect_with(request, config).await.unwrap() }
+    };
+
+    let mut ws = connect("/").await;
+    assert_eq!(ws.get_ref().alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(
+        ws.get_ref().peer_certificates().unwrap()[0],
+        pki.leaf.cert_der
+    );
+    assert_eq!(
+        ws.extensions().starts_with("permessage-deflate"),
+        compression == "deflate"
+    );
+    ws.send("héllo 🌍 over TLS").await.unwrap();
+    assert_eq!(
+        expect_message(&mut ws).await,
+        Message::text("héllo 🌍 over TLS")
+    );
+    let big: Vec<u8> = (0..4 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    ws.send(big.clone()).await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::binary(big));
+    ws.send_fragment(Some(sockeye::DataKind::Text), b"frag-", false)
+        .await
+        .unwrap();
+    ws.ping(b"between fragments").await.unwrap();
+    ws.send_fragment(None, b"ed", true).await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::text("frag-ed"));
+    ws.close(Some(4000), "done here").await.unwrap();
+    let close = expect_close(&mut ws).await;
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode(4000), "done here", true)
+    );
+
+    let mut ws = connect("/ping").await;
+    assert_eq!(expect_message(&mut ws).await, Message::text("pong-ok"));
+    ws.close(None, "").await.unwrap();
+    assert!(expect_close(&mut ws).await.was_clean);
+
+    let mut ws = connect("/fragmented").await;
+    assert_eq!(expect_message(&mut ws).await, Message::text("frag-ment-ed"));
+    assert_eq!(
+        expect_message(&mut ws).await,
+        Message::binary((0..9).collect::<Vec<u8>>())
+    );
+    ws.close(Some(1000), "").await.unwrap();
+    expect_close(&mut ws).await;
+
+    let mut ws = connect("/close-4001").await;
+    let close = expect_close(&mut ws).await;
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode(4001), "server says bye", true)
+    );
+}
+
+#[tokio::test]
+async fn sockeye_client_against_python_tls_server() {
+    our_client_against_python_tls_server("none").await;
+}
+
+#[tokio::test]
+async fn sockeye_client_against_python_tls_server_with_permessage_deflate() {
+    our_client_against_python_tls_server("deflate").await;
+}
+
+#[tokio::test]
+async fn sockeye_client_certificate_for_a_python_server_that_requires_one() {
+    let Some(py) = python() else { return };
+    let pki = pki();
+    let client_ca = Ca::new("Sockeye interop client CA");
+    let client_ca_file = pki.dir.write("client-ca.pem", &client_ca.cert_pem);
+    let (cert, key) = client_ca.client("alice").write(&pki.dir, "alice");
+    let (_server, port) = start_python_tls_server(
+        &py,
+        &pki,
+        &["--client-ca", client_ca_file.to_str().unwrap()],
+    )
+    .await;
+    let url = format!("wss://localhost:{port}/client-cert");
+
+    let tls = ClientTls::only_added_roots()
+        .add_root_pem_file(&pki.ca_file)
+        .unwrap()
+        .client_identity_pem_files(&cert, &key)
+        .unwrap()
+        .build()
+        .unwrap();
+    let request = ClientRequest::new(&url).unwrap().tls(tls).no_proxy();
+    let mut ws = sockeye::connect_with(request, Config::default())
+        .await
+        .unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::text("alice"));
+    ws.send("mutual").await.unwrap();
+    assert_eq!(expect_message(&mut ws).await, Message::text("mutual"));
+    ws.close(Some(1000), "").await.unwrap();
+    expect_close(&mut ws).await;
+
+    // Without a client certificate the Python server refuses us.
+    let request = ClientRequest::new(&url)
+        .unwrap()
+        .tls(pki.ca.client_config())
+        .no_proxy();
+    let result = sockeye::connect_with(request, Config::default()).await;
+    assert!(result.is_err(), "connected without a client certificate");
+}
