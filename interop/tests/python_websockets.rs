@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sockeye::proto::CloseCode;
 use sockeye::{ClientRequest, Config, DataKind, Message};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
@@ -136,7 +136,9 @@ async fn start_python_server(py: &PathBuf, compression: &str) -> (Child, String)
     (child, format!("ws://127.0.0.1:{port}"))
 }
 
-async fn expect_message(ws: &mut sockeye::WebSocket<tokio::net::TcpStream>) -> Message {
+async fn expect_message<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut sockeye::WebSocket<S>,
+) -> Message {
     timeout(Duration::from_secs(10), ws.recv())
         .await
         .expect("no message within 10 s")
@@ -144,7 +146,9 @@ async fn expect_message(ws: &mut sockeye::WebSocket<tokio::net::TcpStream>) -> M
         .expect("error instead of a message")
 }
 
-async fn expect_close(ws: &mut sockeye::WebSocket<tokio::net::TcpStream>) -> sockeye::CloseEvent {
+async fn expect_close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut sockeye::WebSocket<S>,
+) -> sockeye::CloseEvent {
     let mut close = None;
     while let Some(msg) = timeout(Duration::from_secs(10), ws.recv())
         .await
