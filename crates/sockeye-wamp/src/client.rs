@@ -1,0 +1,719 @@
+//! A small WAMP client on Sockeye: join a realm, subscribe and publish, register and call,
+//! with progressive results and cancellation. It is what this crate's tests talk to the router
+//! with, and enough for simple applications.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sockeye_wamp::client::ClientError> {
+//! use sockeye_wamp::client::Client;
+//! use sockeye_wamp::{Dict, Payload, Serializer};
+//!
+//! let client = Client::connect("ws://127.0.0.1:8080/wamp", "realm1", Serializer::Json).await?;
+//! let mut reg = client.register("com.example.add2", Dict::new()).await?;
+//! tokio::spawn({
+//!     let client = client.clone();
+//!     async move {
+//!         while let Some(inv) = reg.next().await {
+//!             let sum: i64 = inv.payload.args().iter().filter_map(|v| v.as_i64()).sum();
+//!             let _ = client.yield_result(inv.request, Payload::Args(vec![sum.into()])).await;
+//!         }
+//!     }
+//! });
+//! let result = client
+//!     .call("com.example.add2", Payload::Args(vec![2.into(), 3.into()]), Dict::new())
+//!     .await?;
+//! assert_eq!(result.payload.args()[0].as_i64(), Some(5));
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use sockeye::{ClientRequest, Config, Message as WsMessage};
+use tokio::sync::mpsc;
+
+use crate::message::{code, Message, Payload};
+use crate::serializer::Serializer;
+use crate::value::Dict;
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The router (or a callee) answered with ERROR.
+    #[error("{error}")]
+    Wamp {
+        error: String,
+        details: Dict,
+        payload: Payload,
+    },
+    /// The router refused the session.
+    #[error("session refused: {reason} {message}")]
+    Aborted { reason: String, message: String },
+    /// The router sent something this client did not expect.
+    #[error("unexpected message from the router: {0}")]
+    Unexpected(String),
+    /// The session or the connection is gone.
+    #[error("the session is closed")]
+    Closed,
+    #[error(transparent)]
+    WebSocket(#[from] sockeye::Error),
+}
+
+impl ClientError {
+    /// The error URI when the router or a callee answered with ERROR.
+    pub fn error_uri(&self) -> Option<&str> {
+        match self {
+            ClientError::Wamp { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// An event received on a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub subscription: u64,
+    pub publication: u64,
+    pub details: Dict,
+    pub payload: Payload,
+}
+
+/// A call to one of this client's procedures; answer it with [`Client::yield_result`],
+/// [`Client::yield_progress`] or [`Client::yield_error`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub request: u64,
+    pub registration: u64,
+    pub details: Dict,
+    pub payload: Payload,
+}
+
+/// Something for a registered procedure: an invocation, or an INTERRUPT of one in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalleeEvent {
+    Invocation(Invocation),
+    Interrupt { request: u64, options: Dict },
+}
+
+/// A RESULT: progressive (`progress` in `details`) or final.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallResult {
+    pub details: Dict,
+    pub payload: Payload,
+}
+
+impl CallResult {
+    pub fn is_progress(&self) -> bool {
+        self.details.get_bool("progress") == Some(true)
+    }
+}
+
+/// Events of one subscription.
+#[derive(Debug)]
+pub struct Subscription {
+    pub id: u64,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Subscription {
+    /// The next event; `None` once the session ended.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// An event already received, without waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+}
+
+/// Invocations of one registered procedure.
+#[derive(Debug)]
+pub struct Registration {
+    pub id: u64,
+    events: mpsc::UnboundedReceiver<CalleeEvent>,
+}
+
+impl Registration {
+    /// The next invocation; INTERRUPTs are skipped (use [`Registration::next_event`]).
+    pub async fn next(&mut self) -> Option<Invocation> {
+        loop {
+            match self.events.recv().await? {
+                CalleeEvent::Invocation(inv) => return Some(inv),
+                CalleeEvent::Interrupt { .. } => {}
+            }
+        }
+    }
+
+    pub async fn next_event(&mut self) -> Option<CalleeEvent> {
+        self.events.recv().await
+    }
+}
+
+/// A call in flight: progressive results, then the final result or an error.
+#[derive(Debug)]
+pub struct Call {
+    /// The CALL's request id, for [`Client::cancel`].
+    pub request: u64,
+    replies: mpsc::UnboundedReceiver<Message>,
+    done: bool,
+}
+
+impl Call {
+    /// The next result: `Ok` with [`CallResult::is_progress`] for progressive ones, then the
+    /// final one; `None` after the final result or error.
+    pub async fn next(&mut self) -> Option<Result<CallResult, ClientError>> {
+        if self.done {
+            return None;
+        }
+        let reply = self.replies.recv().await;
+        let result = match reply {
+            Some(Message::Result {
+                details, payload, ..
+            }) => Ok(CallResult { details, payload }),
+            Some(other) => Err(reply_error(other)),
+            None => Err(ClientError::Closed),
+        };
+        self.done = !matches!(&result, Ok(r) if r.is_progress());
+        Some(result)
+    }
+
+    /// Waits for the final result, skipping progressive ones.
+    pub async fn finish(mut self) -> Result<CallResult, ClientError> {
+        loop {
+            match self.next().await {
+                Some(Ok(r)) if r.is_progress() => {}
+                Some(r) => return r,
+                None => return Err(ClientError::Closed),
+            }
+        }
+    }
+}
+
+fn reply_error(m: Message) -> ClientError {
+    match m {
+        Message::Error {
+            error,
+            details,
+            payload,
+            ..
+        } => ClientError::Wamp {
+            error,
+            details,
+            payload,
+        },
+        other => ClientError::Unexpected(format!("{other:?}")),
+    }
+}
+
+#[derive(Default)]
+struct State {
+    last_request: u64,
+    /// Request id → where its replies go.
+    pending: HashMap<u64, mpsc::UnboundedSender<Message>>,
+    subscriptions: HashMap<u64, mpsc::UnboundedSender<Event>>,
+    registrations: HashMap<u64, mpsc::UnboundedSender<CalleeEvent>>,
+    /// Invocation request → registration, to route INTERRUPTs.
+    invocations: HashMap<u64, u64>,
+    /// SUBSCRIBE / REGISTER request → where the events will go, installed by the reader when
+    /// the acknowledgement arrives (so an EVENT right behind SUBSCRIBED is not lost).
+    pending_subs: HashMap<u64, mpsc::UnboundedSender<Event>>,
+    pending_regs: HashMap<u64, mpsc::UnboundedSender<CalleeEvent>>,
+    closed: bool,
+}
+
+struct Inner {
+    out: mpsc::UnboundedSender<Message>,
+    state: Mutex<State>,
+    session: u64,
+    welcome: Dict,
+}
+
+/// A joined WAMP session. Cheap to clone; the connection lives until every clone is dropped
+/// or [`Client::leave`] is called.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("session", &self.inner.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The roles and features this client announces in HELLO.
+fn client_roles() -> Dict {
+    let f = |features: &[&str]| {
+        let mut d = Dict::new();
+        for x in features {
+            d.insert(*x, true);
+        }
+        Dict::new().with("features", d)
+    };
+    Dict::new()
+        .with(
+            "publisher",
+            f(&["publisher_exclusion", "publisher_identification"]),
+        )
+        .with("subscriber", f(&["pattern_based_subscription"]))
+        .with(
+            "caller",
+            f(&[
+                "progressive_call_results",
+                "call_canceling",
+                "caller_identification",
+            ]),
+        )
+        .with("callee", f(&["progressive_call_results", "call_canceling"]))
+}
+
+impl Client {
+    /// Connects to `url`, offering only `serializer`, and joins `realm`.
+    pub async fn connect(
+        url: &str,
+        realm: &str,
+        serializer: Serializer,
+    ) -> Result<Client, ClientError> {
+        let request = ClientRequest::new(url)?.protocol(serializer.protocol());
+        let ws = sockeye::connect_with(request, Config::default()).await?;
+        let (mut sink, mut stream) = ws.split();
+        let encode = move |m: &Message| {
+            let bytes = serializer.encode(m);
+            if serializer.is_binary() {
+                WsMessage::binary(bytes)
+            } else {
+                WsMessage::text(String::from_utf8(bytes).expect("JSON is UTF-8"))
+            }
+        };
+        let decode = move |m: WsMessage| -> Option<Result<Message, ClientError>> {
+            let r = match m {
+                WsMessage::Text(t) => serializer.decode(t.as_str().as_bytes()),
+                WsMessage::Binary(b) => serializer.decode(&b),
+                WsMessage::Close(_) => return None,
+            };
+            Some(r.map_err(|e| ClientError::Unexpected(e.0)))
+        };
+
+        let hello = Message::Hello {
+            realm: realm.to_owned(),
+            details: Dict::new()
+                .with("roles", client_roles())
+                .with("agent", "sockeye-wamp"),
+        };
+        sink.send(encode(&hello)).await?;
+        let Some(frame) = stream.next().await else {
+            return Err(ClientError::Closed);
+        };
+        let (session, welcome) = match decode(frame?) {
+            None => return Err(ClientError::Closed),
+            Some(Ok(Message::Welcome { session, details })) => (session, details),
+            Some(Ok(Message::Abort { details, reason })) => {
+                return Err(ClientError::Aborted {
+                    reason,
+                    message: details.get_str("message").unwrap_or("").to_owned(),
+                })
+            }
+            Some(Ok(other)) => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            Some(Err(e)) => return Err(e),
+        };
+
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let inner = Arc::new(Inner {
+            out,
+            state: Mutex::new(State::default()),
+            session,
+            welcome,
+        });
+        tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                let goodbye = matches!(m, Message::Goodbye { .. });
+                if sink.send(encode(&m)).await.is_err() {
+                    break;
+                }
+                if goodbye {
+                    // The router answers; the reader closes once it has.
+                    while let Some(m) = out_rx.recv().await {
+                        let _ = sink.send(encode(&m)).await;
+                    }
+                }
+            }
+            let _ = sink.close().await;
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(frame) = stream.next().await {
+                let Ok(frame) = frame else { continue };
+                let Some(decoded) = decode(frame) else { break };
+                let Some(inner) = weak.upgrade() else { break };
+                match decoded {
+                    Ok(Message::Goodbye { .. }) | Ok(Message::Abort { .. }) => break,
+                    Ok(m) => inner.route(m),
+                    Err(e) => {
+                        tracing::debug!("wamp client: {e}");
+                        break;
+                    }
+                }
+            }
+            if let Some(inner) = weak.upgrade() {
+                let mut st = inner.state.lock().expect("client state");
+                st.closed = true;
+                st.pending.clear();
+                st.subscriptions.clear();
+                st.registrations.clear();
+            }
+        });
+        Ok(Client { inner })
+    }
+
+    /// The session id the router gave this session.
+    pub fn session_id(&self) -> u64 {
+        self.inner.session
+    }
+
+    /// The WELCOME details: `roles` (the router's features), `authid`, `authrole`, ….
+    pub fn welcome(&self) -> &Dict {
+        &self.inner.welcome
+    }
+
+    /// Sends a message as it is (for tests of the router's validation).
+    pub fn send_raw(&self, msg: Message) -> Result<(), ClientError> {
+        self.inner.out.send(msg).map_err(|_| ClientError::Closed)
+    }
+
+    /// Starts a request and returns its id and where its replies arrive.
+    fn request(
+        &self,
+        build: impl FnOnce(u64) -> Message,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<Message>), ClientError> {
+        self.request_with(build, |_, _| {})
+    }
+
+    /// Like `request`, with `setup` run on the state before the message leaves.
+    fn request_with(
+        &self,
+        build: impl FnOnce(u64) -> Message,
+        setup: impl FnOnce(&mut State, u64),
+    ) -> Result<(u64, mpsc::UnboundedReceiver<Message>), ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut st = self.inner.state.lock().expect("client state");
+        if st.closed {
+            return Err(ClientError::Closed);
+        }
+        st.last_request += 1;
+        let id = st.last_request;
+        st.pending.insert(id, tx);
+        setup(&mut st, id);
+        self.inner
+            .out
+            .send(build(id))
+            .map_err(|_| ClientError::Closed)?;
+        Ok((id, rx))
+    }
+
+    async fn reply(&self, build: impl FnOnce(u64) -> Message) -> Result<Message, ClientError> {
+        let (_, mut rx) = self.request(build)?;
+        match rx.recv().await {
+            Some(Message::Error {
+                error,
+                details,
+                payload,
+                ..
+            }) => Err(ClientError::Wamp {
+                error,
+                details,
+                payload,
+            }),
+            Some(m) => Ok(m),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    pub async fn subscribe(&self, topic: &str, options: Dict) -> Result<Subscription, ClientError> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (_, mut rx) = self.request_with(
+            |request| Message::Subscribe {
+                request,
+                options,
+                topic: topic.to_owned(),
+            },
+            |st, id| {
+                st.pending_subs.insert(id, tx);
+            },
+        )?;
+        match rx.recv().await {
+            Some(Message::Subscribed { subscription, .. }) => Ok(Subscription {
+                id: subscription,
+                events,
+            }),
+            Some(other) => Err(reply_error(other)),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    pub async fn unsubscribe(&self, subscription: u64) -> Result<(), ClientError> {
+        self.reply(|request| Message::Unsubscribe {
+            request,
+            subscription,
+        })
+        .await?;
+        self.inner
+            .state
+            .lock()
+            .expect("client state")
+            .subscriptions
+            .remove(&subscription);
+        Ok(())
+    }
+
+    /// Publishes; with `acknowledge: true` in `options` it waits for PUBLISHED and returns
+    /// the publication id.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: Payload,
+        options: Dict,
+    ) -> Result<Option<u64>, ClientError> {
+        let ack = options.get_bool("acknowledge") == Some(true);
+        let build = |request| Message::Publish {
+            request,
+            options,
+            topic: topic.to_owned(),
+            payload,
+        };
+        if !ack {
+            // No reply is coming; nothing to wait for.
+            self.request_with(build, |st, id| {
+                st.pending.remove(&id);
+            })?;
+            return Ok(None);
+        }
+        match self.reply(build).await? {
+            Message::Published { publication, .. } => Ok(Some(publication)),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn register(
+        &self,
+        procedure: &str,
+        options: Dict,
+    ) -> Result<Registration, ClientError> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (_, mut rx) = self.request_with(
+            |request| Message::Register {
+                request,
+                options,
+                procedure: procedure.to_owned(),
+            },
+            |st, id| {
+                st.pending_regs.insert(id, tx);
+            },
+        )?;
+        match rx.recv().await {
+            Some(Message::Registered { registration, .. }) => Ok(Registration {
+                id: registration,
+                events,
+            }),
+            Some(other) => Err(reply_error(other)),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    pub async fn unregister(&self, registration: u64) -> Result<(), ClientError> {
+        self.reply(|request| Message::Unregister {
+            request,
+            registration,
+        })
+        .await?;
+        self.inner
+            .state
+            .lock()
+            .expect("client state")
+            .registrations
+            .remove(&registration);
+        Ok(())
+    }
+
+    /// Starts a call; read its results from the returned [`Call`]. Put `receive_progress:
+    /// true` in `options` for progressive results.
+    pub fn start_call(
+        &self,
+        procedure: &str,
+        payload: Payload,
+        options: Dict,
+    ) -> Result<Call, ClientError> {
+        let (request, replies) = self.request(|request| Message::Call {
+            request,
+            options,
+            procedure: procedure.to_owned(),
+            payload,
+        })?;
+        Ok(Call {
+            request,
+            replies,
+            done: false,
+        })
+    }
+
+    /// Calls and waits for the final result.
+    pub async fn call(
+        &self,
+        procedure: &str,
+        payload: Payload,
+        options: Dict,
+    ) -> Result<CallResult, ClientError> {
+        self.start_call(procedure, payload, options)?.finish().await
+    }
+
+    /// Cancels a call in flight (`mode`: `skip`, `kill` or `killnowait`).
+    pub fn cancel(&self, request: u64, mode: &str) -> Result<(), ClientError> {
+        self.send_raw(Message::Cancel {
+            request,
+            options: Dict::new().with("mode", mode),
+        })
+    }
+
+    pub async fn yield_result(&self, request: u64, payload: Payload) -> Result<(), ClientError> {
+        self.forget_invocation(request);
+        self.send_raw(Message::Yield {
+            request,
+            options: Dict::new(),
+            payload,
+        })
+    }
+
+    pub async fn yield_progress(&self, request: u64, payload: Payload) -> Result<(), ClientError> {
+        self.send_raw(Message::Yield {
+            request,
+            options: Dict::new().with("progress", true),
+            payload,
+        })
+    }
+
+    pub async fn yield_error(
+        &self,
+        request: u64,
+        error: &str,
+        payload: Payload,
+    ) -> Result<(), ClientError> {
+        self.forget_invocation(request);
+        self.send_raw(Message::Error {
+            request_type: code::INVOCATION,
+            request,
+            details: Dict::new(),
+            error: error.to_owned(),
+            payload,
+        })
+    }
+
+    fn forget_invocation(&self, request: u64) {
+        self.inner
+            .state
+            .lock()
+            .expect("client state")
+            .invocations
+            .remove(&request);
+    }
+
+    /// Ends the session with GOODBYE and closes the connection.
+    pub async fn leave(self) -> Result<(), ClientError> {
+        self.send_raw(Message::Goodbye {
+            details: Dict::new(),
+            reason: "wamp.close.normal".to_owned(),
+        })
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.state.lock().expect("client state").closed
+    }
+}
+
+impl Inner {
+    fn route(&self, m: Message) {
+        let mut st = self.state.lock().expect("client state");
+        match m {
+            Message::Event {
+                subscription,
+                publication,
+                details,
+                payload,
+            } => {
+                if let Some(tx) = st.subscriptions.get(&subscription) {
+                    let _ = tx.send(Event {
+                        subscription,
+                        publication,
+                        details,
+                        payload,
+                    });
+                }
+            }
+            Message::Invocation {
+                request,
+                registration,
+                details,
+                payload,
+            } => {
+                st.invocations.insert(request, registration);
+                if let Some(tx) = st.registrations.get(&registration) {
+                    let _ = tx.send(CalleeEvent::Invocation(Invocation {
+                        request,
+                        registration,
+                        details,
+                        payload,
+                    }));
+                }
+            }
+            Message::Interrupt { request, options } => {
+                if let Some(reg) = st.invocations.remove(&request) {
+                    if let Some(tx) = st.registrations.get(&reg) {
+                        let _ = tx.send(CalleeEvent::Interrupt { request, options });
+                    }
+                }
+            }
+            Message::Subscribed {
+                request,
+                subscription,
+            } => {
+                if let Some(tx) = st.pending_subs.remove(&request) {
+                    st.subscriptions.insert(subscription, tx);
+                }
+                st.reply(request, m);
+            }
+            Message::Registered {
+                request,
+                registration,
+            } => {
+                if let Some(tx) = st.pending_regs.remove(&request) {
+                    st.registrations.insert(registration, tx);
+                }
+                st.reply(request, m);
+            }
+            Message::Result { request, .. } | Message::Error { request, .. } => {
+                st.pending_subs.remove(&request);
+                st.pending_regs.remove(&request);
+                st.reply(request, m)
+            }
+            Message::Published { request, .. }
+            | Message::Unsubscribed { request }
+            | Message::Unregistered { request } => st.reply(request, m),
+            other => tracing::debug!("wamp client: ignoring {other:?}"),
+        }
+    }
+}
+
+impl State {
+    fn reply(&mut self, request: u64, m: Message) {
+        let progress = matches!(&m, Message::Result { details, .. } if details.get_bool("progress") == Some(true));
+        if let Some(tx) = self.pending.get(&request) {
+            let _ = tx.send(m);
+        }
+        if !progress {
+            self.pending.remove(&request);
+        }
+    }
+}

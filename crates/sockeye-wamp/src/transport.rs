@@ -1,0 +1,310 @@
+//! The router on Sockeye WebSockets.
+//!
+//! One [`WampRouter`] is shared by every connection. Each connection runs two tasks:
+//!
+//! - the reader decodes messages (outside any lock), then takes the router lock just long
+//!   enough to route one message, handing each resulting message to its recipient's
+//!   **bounded** outbound queue with `try_send` — routing never waits for a session;
+//! - the writer drains its own queue, encodes (outside the lock) and writes to its socket.
+//!
+//! A recipient whose queue is full is slow. [`SlowPolicy::DropEvents`] drops EVENTs for it
+//! (and counts them); anything else that does not fit — a RESULT, an INVOCATION — cannot be
+//! dropped without breaking the protocol, so that session is disconnected.
+//! [`SlowPolicy::Disconnect`] disconnects it at the first message that does not fit.
+//!
+//! Messages are routed while the lock is held, so what one routing decision sends to one
+//! session is queued in order, and the per-session queues keep it in order.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures_util::{SinkExt, StreamExt};
+use sockeye::http::StatusCode;
+use sockeye::{Message as WsMessage, Upgrade};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+use crate::core::{Action, ConnId, Router, RouterConfig};
+use crate::message::{Message, ProtocolViolation};
+use crate::serializer::Serializer;
+
+/// What to do with a session whose outbound queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowPolicy {
+    /// Drop EVENTs for it and count them; disconnect it only if a non-EVENT does not fit.
+    #[default]
+    DropEvents,
+    /// Disconnect it.
+    Disconnect,
+}
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Serializers in the server's order of preference; the first one the client offered is
+    /// chosen.
+    pub serializers: Vec<Serializer>,
+    /// Messages queued per session before it counts as slow.
+    pub queue_capacity: usize,
+    pub slow_policy: SlowPolicy,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            serializers: Serializer::ALL.to_vec(),
+            queue_capacity: 1024,
+            slow_policy: SlowPolicy::DropEvents,
+        }
+    }
+}
+
+enum Outbound {
+    Msg(Arc<Message>),
+    /// Close the WebSocket after what was queued before (after ABORT or GOODBYE).
+    Close,
+}
+
+struct Outbox {
+    tx: mpsc::Sender<Outbound>,
+    /// Set to true to drop the connection at once.
+    kill: watch::Sender<bool>,
+    dropped: u64,
+}
+
+struct State {
+    router: Router,
+    outboxes: HashMap<ConnId, Outbox>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    config: TransportConfig,
+    dropped_events: AtomicU64,
+    slow_disconnects: AtomicU64,
+}
+
+/// A router shared by many WebSocket connections. Cheap to clone.
+#[derive(Clone)]
+pub struct WampRouter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WampRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WampRouter")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mounts the process-wide default router (realm `realm1`, other realms created on demand,
+/// loose URIs, default transport settings) on a WebSocket request. This is what
+/// `sockeye serve` does at `/wamp`.
+pub async fn serve_session<S>(upgrade: Upgrade<S>) -> sockeye::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    static GLOBAL: OnceLock<WampRouter> = OnceLock::new();
+    GLOBAL
+        .get_or_init(|| WampRouter::new(RouterConfig::default(), TransportConfig::default()))
+        .serve(upgrade)
+        .await
+}
+
+impl WampRouter {
+    pub fn new(router: RouterConfig, transport: TransportConfig) -> Self {
+        WampRouter {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    router: Router::new(router),
+                    outboxes: HashMap::new(),
+                }),
+                config: transport,
+                dropped_events: AtomicU64::new(0),
+                slow_disconnects: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// EVENTs dropped for slow subscribers so far.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Sessions disconnected for being slow so far.
+    pub fn slow_disconnects(&self) -> u64 {
+        self.shared.slow_disconnects.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the router core (for statistics and tests); the lock is held meanwhile.
+    pub fn with_router<T>(&self, f: impl FnOnce(&Router) -> T) -> T {
+        f(&self.lock().router)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while routing must not take every other session down with it.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Accepts the request with a WAMP subprotocol and serves the session until the
+    /// connection ends. A request offering no serializer we speak is refused with 400.
+    pub async fn serve<S>(&self, upgrade: Upgrade<S>) -> sockeye::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let offered = upgrade.offered_protocols();
+        let Some(serializer) = Serializer::negotiate(&self.shared.config.serializers, &offered)
+        else {
+            let want: Vec<_> = self
+                .shared
+                .config
+                .serializers
+                .iter()
+                .map(|s| s.protocol())
+                .collect();
+            return upgrade
+                .reject(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "WAMP needs one of these subprotocols: {}\n",
+                        want.join(", ")
+                    ),
+                )
+                .await;
+        };
+        let ws = upgrade
+            .accept(Some(serializer.protocol().to_owned()))
+            .await?;
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut rx) = mpsc::channel(self.shared.config.queue_capacity.max(1));
+        let (kill, mut killed) = watch::channel(false);
+        let mut killed_w = killed.clone();
+        let conn = {
+            let mut st = self.lock();
+            let conn = st.router.connect();
+            st.outboxes.insert(
+                conn,
+                Outbox {
+                    tx,
+                    kill,
+                    dropped: 0,
+                },
+            );
+            conn
+        };
+
+        let writer = tokio::spawn(async move {
+            loop {
+                let out = tokio::select! {
+                    biased;
+                    _ = killed_w.wait_for(|k| *k) => return,
+                    out = rx.recv() => out,
+                };
+                let msg = match out {
+                    Some(Outbound::Msg(m)) => m,
+                    Some(Outbound::Close) | None => {
+                        let _ = sink.send(WsMessage::close(1000, "")).await;
+                        return;
+                    }
+                };
+                let bytes = serializer.encode(&msg);
+                let frame = if serializer.is_binary() {
+                    WsMessage::binary(bytes)
+                } else {
+                    WsMessage::text(String::from_utf8(bytes).expect("JSON is UTF-8"))
+                };
+                let sent = tokio::select! {
+                    biased;
+                    _ = killed_w.wait_for(|k| *k) => return,
+                    r = sink.send(frame) => r,
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+
+        let result = loop {
+            let next = tokio::select! {
+                biased;
+                _ = killed.wait_for(|k| *k) => break Ok(()),
+                next = stream.next() => next,
+            };
+            let decoded = match next {
+                None | Some(Ok(WsMessage::Close(_))) => break Ok(()),
+                Some(Err(e)) => break Err(e),
+                Some(Ok(WsMessage::Text(t))) if !serializer.is_binary() => {
+                    serializer.decode(t.as_str().as_bytes())
+                }
+                Some(Ok(WsMessage::Binary(b))) if serializer.is_binary() => serializer.decode(&b),
+                Some(Ok(_)) => Err(ProtocolViolation::new(format!(
+                    "{} travels in {} frames",
+                    serializer.protocol(),
+                    if serializer.is_binary() {
+                        "binary"
+                    } else {
+                        "text"
+                    }
+                ))),
+            };
+            let mut st = self.lock();
+            match decoded {
+                Ok(msg) => st.router.handle(conn, msg),
+                Err(v) => st.router.handle_violation(conn, &v),
+            }
+            self.dispatch(&mut st);
+        };
+
+        {
+            let mut st = self.lock();
+            st.router.disconnect(conn);
+            st.outboxes.remove(&conn);
+            self.dispatch(&mut st);
+        }
+        // The writer finishes what was queued (an ABORT, a GOODBYE) and closes; if the peer
+        // is gone it fails fast.
+        let _ = writer.await;
+        result
+    }
+
+    /// Carries out the router's actions. Runs under the lock and never waits.
+    fn dispatch(&self, st: &mut State) {
+        let State { router, outboxes } = st;
+        while let Some(action) = router.poll() {
+            let (to, out) = match action {
+                Action::Send(to, msg) => (to, Outbound::Msg(msg)),
+                Action::Close(to) => (to, Outbound::Close),
+            };
+            let Some(outbox) = outboxes.get_mut(&to) else {
+                continue;
+            };
+            let is_event = matches!(&out, Outbound::Msg(m) if matches!(**m, Message::Event { .. }));
+            match outbox.tx.try_send(out) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(_))
+                    if is_event && self.shared.config.slow_policy == SlowPolicy::DropEvents =>
+                {
+                    outbox.dropped += 1;
+                    if outbox.dropped.is_power_of_two() {
+                        tracing::debug!(?to, dropped = outbox.dropped, "slow subscriber");
+                    }
+                    self.shared.dropped_events.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::info!(?to, "disconnecting a slow session");
+                    self.shared.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+                    let _ = outbox.kill.send(true);
+                    outboxes.remove(&to);
+                    // Its calls fail and its subscriptions go now, not when its tasks notice.
+                    router.disconnect(to);
+                }
+            }
+        }
+    }
+}

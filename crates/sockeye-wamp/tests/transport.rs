@@ -1,0 +1,557 @@
+//! The router on real WebSockets over loopback, driven by this crate's client: subprotocol
+//! negotiation, sessions on different serializers talking to each other, RPC and PubSub end to
+//! end, protocol violations on the wire, and the slow-subscriber policies.
+
+use std::time::Duration;
+
+use sockeye::{ClientRequest, Config, Message as WsMessage};
+use sockeye_wamp::client::{CalleeEvent, Client, ClientError};
+use sockeye_wamp::{
+    dict, Dict, Payload, RouterConfig, Serializer, SlowPolicy, TransportConfig, Value, WampRouter,
+};
+use tokio::net::TcpListener;
+use tokio::time::timeout;
+
+async fn start(transport: TransportConfig) -> (String, WampRouter) {
+    start_with(transport, Config::default()).await
+}
+
+async fn start_with(transport: TransportConfig, config: Config) -> (String, WampRouter) {
+    let router = WampRouter::new(RouterConfig::default(), transport);
+    (serve_with(router.clone(), config).await, router)
+}
+
+async fn serve(router: WampRouter) -> String {
+    serve_with(router, Config::default()).await
+}
+
+async fn serve_with(router: WampRouter, config: Config) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
+    let r = router;
+    tokio::spawn(sockeye::serve(listener, config, move |upgrade, _| {
+        let r = r.clone();
+        async move {
+            let _ = r.serve(upgrade).await;
+        }
+    }));
+    url
+}
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    timeout(Duration::from_secs(10), f)
+        .await
+        .expect("timed out")
+}
+
+fn args(v: Vec<Value>) -> Payload {
+    Payload::Args(v)
+}
+
+#[tokio::test]
+async fn the_server_picks_its_preferred_serializer_among_the_offered() {
+    let (url, _) = start(TransportConfig::default()).await;
+    let req = ClientRequest::new(&url)
+        .unwrap()
+        .protocol("wamp.2.json")
+        .protocol("wamp.2.msgpack");
+    let ws = sockeye::connect_with(req, Config::default()).await.unwrap();
+    assert_eq!(ws.protocol(), Some("wamp.2.msgpack"));
+
+    let (url, _) = start(TransportConfig {
+        serializers: vec![Serializer::Json, Serializer::MsgPack],
+        ..TransportConfig::default()
+    })
+    .await;
+    let req = ClientRequest::new(&url)
+        .unwrap()
+        .protocol("wamp.2.cbor")
+        .protocol("wamp.2.msgpack")
+        .protocol("wamp.2.json");
+    let ws = sockeye::connect_with(req, Config::default()).await.unwrap();
+    assert_eq!(ws.protocol(), Some("wamp.2.json"));
+
+    let req = ClientRequest::new(&url).unwrap().protocol("wamp.2.cbor");
+    assert!(
+        sockeye::connect_with(req, Config::default()).await.is_err(),
+        "no common serializer: 400"
+    );
+    assert!(
+        sockeye::connect(&url).await.is_err(),
+        "no subprotocol at all: 400"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_different_serializers_talk_to_each_other() {
+    let (url, _) = start(TransportConfig::default()).await;
+    for (a, b) in [
+        (Serializer::Json, Serializer::MsgPack),
+        (Serializer::MsgPack, Serializer::Json),
+        (Serializer::Cbor, Serializer::Json),
+        (Serializer::MsgPack, Serializer::Cbor),
+    ] {
+        let sub = Client::connect(&url, "realm1", a).await.unwrap();
+        let publ = Client::connect(&url, "realm1", b).await.unwrap();
+        let mut events = sub
+            .subscribe("com.example.topic", Dict::new())
+            .await
+            .unwrap();
+        let payload = Payload::ArgsKwargs(
+            vec![
+                Value::Bytes(vec![0, 1, 2, 254, 255]),
+                "héllo".into(),
+                1.5.into(),
+                Value::from(1u64 << 53),
+                Value::Null,
+            ],
+            dict! {"nested" => dict!{"list" => vec![Value::from(true)]}},
+        );
+        let ack = publ
+            .publish(
+                "com.example.topic",
+                payload.clone(),
+                dict! {"acknowledge" => true, "disclose_me" => true},
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let ev = within(events.next()).await.unwrap();
+        assert_eq!(ev.payload, payload, "{a} <- {b}");
+        assert_eq!(ev.publication, ack);
+        assert_eq!(ev.details.get_u64("publisher"), Some(publ.session_id()));
+
+        let mut reg = sub.register("com.example.echo", Dict::new()).await.unwrap();
+        let callee = sub.clone();
+        let served = tokio::spawn(async move {
+            let inv = reg.next().await.unwrap();
+            callee.yield_result(inv.request, inv.payload).await.unwrap();
+        });
+        let result = within(publ.call("com.example.echo", payload.clone(), Dict::new()))
+            .await
+            .unwrap();
+        assert_eq!(result.payload, payload, "{b} -> {a} -> {b}");
+        served.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn progressive_results_errors_and_cancel_end_to_end() {
+    let (url, _) = start(TransportConfig::default()).await;
+    let callee = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let caller = Client::connect(&url, "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    let mut countdown = callee
+        .register("com.example.countdown", Dict::new())
+        .await
+        .unwrap();
+    let mut fail = callee
+        .register("com.example.fail", Dict::new())
+        .await
+        .unwrap();
+    let mut slow = callee
+        .register("com.example.slow", Dict::new())
+        .await
+        .unwrap();
+    let c = callee.clone();
+    tokio::spawn(async move {
+        while let Some(inv) = countdown.next().await {
+            let n = inv.payload.args()[0].as_i64().unwrap();
+            assert_eq!(inv.details.get_bool("receive_progress"), Some(true));
+            for i in (1..=n).rev() {
+                c.yield_progress(inv.request, args(vec![i.into()]))
+                    .await
+                    .unwrap();
+            }
+            c.yield_result(inv.request, args(vec!["liftoff".into()]))
+                .await
+                .unwrap();
+        }
+    });
+    let c = callee.clone();
+    tokio::spawn(async move {
+        while let Some(inv) = fail.next().await {
+            c.yield_error(
+                inv.request,
+                "com.example.error.bad",
+                Payload::ArgsKwargs(vec![1.into(), "two".into()], dict! {"why" => "because"}),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    let c = callee.clone();
+    let interrupted = tokio::spawn(async move {
+        let Some(CalleeEvent::Invocation(inv)) = slow.next_event().await else {
+            panic!()
+        };
+        let Some(CalleeEvent::Interrupt { request, options }) = slow.next_event().await else {
+            panic!()
+        };
+        assert_eq!(request, inv.request);
+        assert_eq!(options.get_str("mode"), Some("kill"));
+        c.yield_error(request, "wamp.error.canceled", Payload::Empty)
+            .await
+            .unwrap();
+    });
+
+    let mut call = caller
+        .start_call(
+            "com.example.countdown",
+            args(vec![3.into()]),
+            dict! {"receive_progress" => true},
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(r) = within(call.next()).await {
+        let r = r.unwrap();
+        seen.push((r.is_progress(), r.payload.args()[0].clone()));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (true, 3.into()),
+            (true, 2.into()),
+            (true, 1.into()),
+            (false, "liftoff".into())
+        ]
+    );
+
+    match within(caller.call("com.example.fail", Payload::Empty, Dict::new())).await {
+        Err(ClientError::Wamp { error, payload, .. }) => {
+            assert_eq!(error, "com.example.error.bad");
+            assert_eq!(
+                payload,
+                Payload::ArgsKwargs(vec![1.into(), "two".into()], dict! {"why" => "because"})
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let call = caller
+        .start_call("com.example.slow", Payload::Empty, Dict::new())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    caller.cancel(call.request, "kill").unwrap();
+    let err = within(call.finish()).await.unwrap_err();
+    assert_eq!(err.error_uri(), Some("wamp.error.canceled"));
+    interrupted.await.unwrap();
+
+    let err = caller
+        .call("com.example.nothing", Payload::Empty, Dict::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_uri(), Some("wamp.error.no_such_procedure"));
+}
+
+#[tokio::test]
+async fn a_callee_disconnecting_mid_call_fails_the_call() {
+    let (url, router) = start(TransportConfig::default()).await;
+    let callee = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let caller = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let mut reg = callee
+        .register("com.example.hang", Dict::new())
+        .await
+        .unwrap();
+    let call = caller
+        .start_call("com.example.hang", Payload::Empty, Dict::new())
+        .unwrap();
+    within(reg.next()).await.unwrap();
+    drop(reg);
+    drop(callee); // the connection closes without GOODBYE
+    let err = within(call.finish()).await.unwrap_err();
+    assert_eq!(err.error_uri(), Some("wamp.error.canceled"));
+    within(async {
+        while router.with_router(|r| r.session_count("realm1")) != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+type Ws = sockeye::WebSocket<sockeye::MaybeTlsStream>;
+
+/// A raw WebSocket speaking WAMP by hand, for what the client would never send.
+async fn raw(url: &str, protocol: &str) -> Ws {
+    let req = ClientRequest::new(url).unwrap().protocol(protocol);
+    sockeye::connect_with(req, Config::default()).await.unwrap()
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    match within(ws.recv()).await.unwrap().unwrap() {
+        WsMessage::Text(t) => t.as_str().to_owned(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn violations_on_the_wire_abort_and_close_only_that_connection() {
+    let (url, _) = start(TransportConfig::default()).await;
+    let bystander = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let mut events = bystander.subscribe("t", Dict::new()).await.unwrap();
+
+    for (frame, text) in [
+        (
+            WsMessage::text(r#"[32,1,{},"t"]"#),
+            "SUBSCRIBE received before HELLO",
+        ),
+        (WsMessage::text("nonsense"), "invalid JSON"),
+        (
+            WsMessage::binary(vec![0x91, 0x01]),
+            "wamp.2.json travels in text frames",
+        ),
+        (WsMessage::text("[1000]"), "unknown message code 1000"),
+    ] {
+        let mut ws = raw(&url, "wamp.2.json").await;
+        ws.send(frame).await.unwrap();
+        let abort = next_text(&mut ws).await;
+        assert!(
+            abort.starts_with("[3,")
+                && abort.contains(text)
+                && abort.contains("wamp.error.protocol_violation"),
+            "{abort}"
+        );
+        match within(ws.recv()).await.unwrap().unwrap() {
+            WsMessage::Close(ev) => assert_eq!(ev.code.0, 1000),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // A second HELLO, in a session.
+    let mut ws = raw(&url, "wamp.2.json").await;
+    ws.send(r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#)
+        .await
+        .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("[2,"));
+    ws.send(r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#)
+        .await
+        .unwrap();
+    assert!(next_text(&mut ws)
+        .await
+        .contains("HELLO received in a session"));
+
+    let publ = Client::connect(&url, "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    publ.publish("t", Payload::Empty, Dict::new())
+        .await
+        .unwrap();
+    assert!(
+        within(events.next()).await.is_some(),
+        "the router kept serving the others"
+    );
+}
+
+#[tokio::test]
+async fn goodbye_round_trip() {
+    let router = WampRouter::new(
+        RouterConfig {
+            close_after_goodbye: false,
+            ..RouterConfig::default()
+        },
+        TransportConfig::default(),
+    );
+    let url = serve(router.clone()).await;
+    let mut ws = raw(&url, "wamp.2.json").await;
+    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+        .await
+        .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("[2,"));
+    ws.send(r#"[6,{},"wamp.close.normal"]"#).await.unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"[6,{},"wamp.close.goodbye_and_out"]"#
+    );
+    assert_eq!(router.with_router(|r| r.session_count("realm1")), 0);
+    // The transport is still usable for a new session.
+    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+        .await
+        .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("[2,"));
+}
+
+#[tokio::test]
+async fn goodbye_closes_the_transport_with_1000_by_default() {
+    let (url, _) = start(TransportConfig::default()).await;
+    let mut ws = raw(&url, "wamp.2.json").await;
+    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+        .await
+        .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("[2,"));
+    ws.send(r#"[6,{},"wamp.close.normal"]"#).await.unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"[6,{},"wamp.close.goodbye_and_out"]"#
+    );
+    match within(ws.recv()).await.unwrap().unwrap() {
+        WsMessage::Close(ev) => assert_eq!((ev.code.0, ev.was_clean), (1000, true)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A subscriber that stops reading; the publisher's acknowledgements must keep coming.
+async fn flood_a_stalled_subscriber(policy: SlowPolicy) -> (WampRouter, Ws, Client) {
+    // Without compression, so that the bytes really pile up in the socket buffers.
+    let (url, router) = start_with(
+        TransportConfig {
+            queue_capacity: 8,
+            slow_policy: policy,
+            ..TransportConfig::default()
+        },
+        Config::default().without_compression(),
+    )
+    .await;
+    let mut stalled = raw(&url, "wamp.2.msgpack").await;
+    let hello = Serializer::MsgPack.encode(&sockeye_wamp::Message::Hello {
+        realm: "realm1".into(),
+        details: dict! {"roles" => dict!{"subscriber" => Dict::new()}},
+    });
+    stalled.send(hello).await.unwrap();
+    let sub = Serializer::MsgPack.encode(&sockeye_wamp::Message::Subscribe {
+        request: 1,
+        options: Dict::new(),
+        topic: "big".into(),
+    });
+    stalled.send(sub).await.unwrap();
+    within(stalled.recv()).await.unwrap().unwrap(); // WELCOME
+    within(stalled.recv()).await.unwrap().unwrap(); // SUBSCRIBED
+                                                    // From here on `stalled` is not read.
+
+    let healthy = Client::connect(&url, "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    let mut healthy_events = healthy.subscribe("big", Dict::new()).await.unwrap();
+    let publ = Client::connect(&url, "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    let blob = Value::Bytes(
+        (0..256u32 << 10)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect(),
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..64 {
+        within(publ.publish(
+            "big",
+            args(vec![blob.clone()]),
+            dict! {"acknowledge" => true},
+        ))
+        .await
+        .unwrap();
+        // The healthy subscriber keeps up.
+        within(healthy_events.next()).await.unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    (router, stalled, publ)
+}
+
+#[tokio::test]
+async fn slow_subscribers_lose_events_and_the_router_does_not_wait() {
+    let (router, _stalled, _publ) = flood_a_stalled_subscriber(SlowPolicy::DropEvents).await;
+    let dropped = router.dropped_events();
+    assert!(dropped > 0 && dropped < 64, "dropped {dropped}");
+    assert_eq!(router.slow_disconnects(), 0);
+    assert_eq!(router.with_router(|r| r.session_count("realm1")), 3);
+}
+
+#[tokio::test]
+async fn slow_subscribers_can_be_disconnected_instead() {
+    let (router, mut stalled, _publ) = flood_a_stalled_subscriber(SlowPolicy::Disconnect).await;
+    assert_eq!(router.slow_disconnects(), 1);
+    assert_eq!(router.dropped_events(), 0);
+    assert_eq!(router.with_router(|r| r.session_count("realm1")), 2);
+    // Reading now drains what was in flight, then the connection is gone (no close frame).
+    let ended = within(async {
+        loop {
+            match stalled.recv().await {
+                Some(Ok(WsMessage::Close(ev))) => return ev,
+                Some(_) => {}
+                None => panic!("no close event"),
+            }
+        }
+    })
+    .await;
+    assert!(!ended.was_clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sessions_across_worker_threads() {
+    let (url, router) = start(TransportConfig::default()).await;
+    let callee = Client::connect(&url, "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    let mut reg = callee
+        .register("com.example.inc", Dict::new())
+        .await
+        .unwrap();
+    let c = callee.clone();
+    tokio::spawn(async move {
+        while let Some(inv) = reg.next().await {
+            let n = inv.payload.args()[0].as_i64().unwrap();
+            c.yield_result(inv.request, args(vec![(n + 1).into()]))
+                .await
+                .unwrap();
+        }
+    });
+    let observer = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let mut seen = observer
+        .subscribe("com.example.done", Dict::new())
+        .await
+        .unwrap();
+    let (sessions, calls) = (16, 200);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..sessions {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let ser = [Serializer::Json, Serializer::MsgPack, Serializer::Cbor][s % 3];
+            let caller = Client::connect(&url, "realm1", ser).await.unwrap();
+            for i in 0..calls {
+                let r = caller
+                    .call("com.example.inc", args(vec![i.into()]), Dict::new())
+                    .await
+                    .unwrap();
+                assert_eq!(r.payload.args()[0].as_i64(), Some(i + 1));
+            }
+            caller
+                .publish(
+                    "com.example.done",
+                    args(vec![(s as i64).into()]),
+                    Dict::new(),
+                )
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        within(t).await.unwrap();
+    }
+    let mut done = 0;
+    while done < sessions {
+        within(seen.next()).await.unwrap();
+        done += 1;
+    }
+    let elapsed = started.elapsed();
+    let total = (sessions * calls as usize) as f64;
+    eprintln!(
+        "{total} calls from {sessions} sessions in {elapsed:?}: {:.0} calls/s ({} build)",
+        total / elapsed.as_secs_f64(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    assert_eq!(router.with_router(|r| r.stats().calls), total as u64);
+}

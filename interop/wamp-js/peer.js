@@ -1,0 +1,199 @@
+// An autobahn-js WAMP peer for the interop tests (interop/tests/wamp_autobahn.rs).
+//
+//   node peer.js URL REALM SERIALIZER ROLE
+//
+// SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth.
+// With WAMP_AUTH='{"method": "ticket|wampcra|cryptosign", "authid": ..., "secret": ...,
+// "seed_hex": ...}' in the environment the peer authenticates; role "auth" prints the WELCOME's
+// authid, authrole and authmethod and leaves.
+// The contract is the same as interop/python/wamp_peer.py: every line on stdout is one JSON
+// object; "READY" lines mean registrations or subscriptions are in place; checks print
+// {"check": name, "ok": bool, ...}.
+'use strict';
+
+const autobahn = require('autobahn');
+const nacl = require('tweetnacl');
+
+const [url, realm, serializerName, role] = process.argv.slice(2);
+const serializers = {
+  json: () => new autobahn.serializer.JSONSerializer(),
+  msgpack: () => new autobahn.serializer.MsgpackSerializer(),
+  cbor: () => new autobahn.serializer.CBORSerializer(),
+};
+if (!serializers[serializerName] || !role) {
+  console.error('usage: node peer.js URL REALM json|msgpack|cbor callee|caller|subscriber|publisher');
+  process.exit(2);
+}
+
+function out(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+function check(name, ok, detail) {
+  out({ check: name, ok: !!ok, detail: detail === undefined ? null : detail });
+}
+
+// Deep equality on JSON-like values.
+function same(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+const ECHO_ARGS = ['héllo 🌍', 1.5, -7, [1, { a: null }], true];
+const ECHO_KWARGS = { x: [true, false], nested: { s: 'ü' }, big: 9007199254740991 };
+
+async function callee(session) {
+  await session.register('com.interop.add2', (args) => args[0] + args[1]);
+  await session.register('com.interop.echo', (args, kwargs) => new autobahn.Result(args || [], kwargs || {}));
+  await session.register('com.interop.countdown', async (args, kwargs, details) => {
+    const n = args[0];
+    for (let i = n; i >= 1; i--) {
+      if (details.progress) {
+        details.progress([i]);
+      }
+    }
+    return 'liftoff';
+  });
+  await session.register('com.interop.fail', () => {
+    throw new autobahn.Error('com.interop.error.failed', [1, 'two'], { why: 'because' });
+  });
+  // Callers are named in the invocation when they ask (disclose_me) or when the
+  // registration says so (disclose_caller).
+  await session.register('com.interop.whoami', (args, kwargs, details) => details.caller || null, {
+    disclose_caller: true,
+  });
+  out({ ready: true });
+}
+
+async function caller(session) {
+  check('add2', (await session.call('com.interop.add2', [2, 3])) === 5);
+
+  const echoed = await session.call('com.interop.echo', ECHO_ARGS, ECHO_KWARGS);
+  check('echo args/kwargs', same(echoed.args, ECHO_ARGS) && same(echoed.kwargs, ECHO_KWARGS), echoed);
+
+  const progress = [];
+  const final = await session.call('com.interop.countdown', [3], {}, {
+    receive_progress: true,
+  }).then(
+    (r) => r,
+    (e) => e,
+    (p) => progress.push(p.args ? p.args[0] : p),
+  );
+  check('progressive results', same(progress, [3, 2, 1]) && final === 'liftoff', { progress, final });
+
+  try {
+    await session.call('com.interop.fail');
+    check('error with args/kwargs', false, 'no error');
+  } catch (e) {
+    check(
+      'error with args/kwargs',
+      e.error === 'com.interop.error.failed' && same(e.args, [1, 'two']) && same(e.kwargs, { why: 'because' }),
+      { error: e.error, args: e.args, kwargs: e.kwargs },
+    );
+  }
+
+  try {
+    await session.call('com.interop.nothing');
+    check('no such procedure', false, 'no error');
+  } catch (e) {
+    check('no such procedure', e.error === 'wamp.error.no_such_procedure', e.error);
+  }
+
+  const who = await session.call('com.interop.whoami', [], {}, { disclose_me: true });
+  check('caller disclosure', who === session.id, { who, me: session.id });
+  out({ done: true });
+}
+
+async function subscriber(session) {
+  const events = [];
+  let finish;
+  const finished = new Promise((resolve) => { finish = resolve; });
+  const onEvent = (args, kwargs, details) => {
+    events.push({ args: args || [], kwargs: kwargs || {}, topic: details.topic || null });
+    if (kwargs && kwargs.last) {
+      finish();
+    }
+  };
+  await session.subscribe('com.interop.topic', onEvent);
+  await session.subscribe('com.interop.prefix', onEvent, { match: 'prefix' });
+  out({ ready: true });
+  await finished;
+  out({ events });
+}
+
+async function publisher(session) {
+  let acks = 0;
+  for (let i = 1; i <= 3; i++) {
+    await session.publish('com.interop.topic', [i, `msg ${i}`], { i, s: 'ü' }, { acknowledge: true });
+    acks++;
+  }
+  await session.publish('com.interop.prefix.sub', ['via prefix'], {}, { acknowledge: true });
+  await session.publish('com.interop.topic', [], { last: true }, { acknowledge: true });
+  acks += 2;
+  out({ published: acks });
+  out({ done: true });
+}
+
+const roles = { callee, caller, subscriber, publisher, auth: async () => {} };
+const options = {
+  url,
+  realm,
+  serializers: [serializers[serializerName]()],
+  max_retries: 0,
+};
+const auth = process.env.WAMP_AUTH ? JSON.parse(process.env.WAMP_AUTH) : null;
+if (auth) {
+  options.authmethods = [auth.method];
+  options.authid = auth.authid;
+  let keyPair = null;
+  if (auth.method === 'cryptosign') {
+    keyPair = nacl.sign.keyPair.fromSeed(Uint8Array.from(Buffer.from(auth.seed_hex, 'hex')));
+    options.authextra = { pubkey: autobahn.auth_cryptosign.public_key(keyPair) };
+  }
+  options.onchallenge = (session, method, extra) => {
+    if (method === 'ticket') {
+      return auth.secret;
+    }
+    if (method === 'wampcra') {
+      const key = extra.salt
+        ? autobahn.auth_cra.derive_key(auth.secret, extra.salt, extra.iterations, extra.keylen)
+        : auth.secret;
+      return autobahn.auth_cra.sign(key, extra.challenge);
+    }
+    if (method === 'cryptosign') {
+      return autobahn.auth_cryptosign.sign_challenge(keyPair, extra);
+    }
+    throw new Error(`unexpected challenge ${method}`);
+  };
+}
+const connection = new autobahn.Connection(options);
+
+let opened = false;
+connection.onopen = (session, details) => {
+  opened = true;
+  if (role === 'auth') {
+    out({ welcome: { authid: details.authid, authrole: details.authrole, authmethod: details.authmethod } });
+  }
+  roles[role](session).then(
+    () => {
+      if (role !== 'callee') {
+        connection.close();
+      }
+    },
+    (e) => {
+      out({ check: 'unexpected exception', ok: false, detail: String(e && (e.error || e.stack || e)) });
+      process.exit(1);
+    },
+  );
+};
+
+connection.onclose = (reason, details) => {
+  // An ABORT (refused authentication) ends a connection that never opened, cleanly.
+  const ok = opened && reason === 'closed';
+  if (!ok) {
+    out({ closed: reason, details: details && details.reason });
+  }
+  process.exit(ok ? 0 : 1);
+  return true;
+};
+
+connection.open();
