@@ -1,7 +1,10 @@
 //! The `sockeye` command.
 
+mod bench;
 mod connect;
+mod metrics;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Connect to a WebSocket: stdin lines become text messages, received messages print.
     Connect(connect::ConnectArgs),
+    /// Load generator: echo, rate, firehose, broadcast and idle benchmarks, one JSON line per run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +52,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

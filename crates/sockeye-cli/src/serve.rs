@@ -6,19 +6,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
 use sockeye::http::{header, HeaderValue, Response, StatusCode};
-use sockeye::{Config, Message, Upgrade, Utf8Bytes};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast;
+use sockeye::{CloseCode, Config, MaybeTlsStream, Message, Upgrade, Utf8Bytes, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{broadcast, watch};
+
+use crate::metrics::Metrics;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address of a plain (ws://, http://) listener, repeatable; default 127.0.0.1:8080. With
+    /// --tls-cert and no --listen-tls these speak TLS instead (default 127.0.0.1:8443).
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<SocketAddr>,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
     /// Accept only WebSocket requests whose Origin is one of these (repeatable); any Origin is
     /// accepted when none is given. Requests without Origin come from non-browser clients and
     /// are accepted.
@@ -33,43 +37,132 @@ pub struct ServeArgs {
     /// Disable permessage-deflate.
     #[arg(long)]
     no_compression: bool,
+    /// Refuse WebSocket handshakes with 503 while this many connections are open.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: i64,
+    /// On SIGINT/SIGTERM, seconds to wait for clients to answer 1001 "Going Away".
+    #[arg(long, default_value_t = 5)]
+    shutdown_timeout: u64,
 }
 
 struct App {
     allow_origin: Vec<String>,
     chat: broadcast::Sender<Utf8Bytes>,
+    metrics: Metrics,
+    max_connections: i64,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Counts a connection as open for as long as it lives, and its close code when it ends.
+struct OpenConnection<'a>(&'a Metrics);
+
+impl<'a> OpenConnection<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow_like::Result<ExitCode> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let local = listener.local_addr()?;
-    tracing::info!("listening on http://{local}/ (ws://{local}/echo, /hello, /chat)");
-    println!("LISTENING {local}");
+    let listeners = crate::tls::bind(&args.listen, &args.tls).await?;
     let mut config = Config::default()
         .max_message_size(args.max_message_size)
         .ping_interval((args.ping_interval > 0).then(|| Duration::from_secs(args.ping_interval)));
     if args.no_compression {
         config = config.without_compression();
     }
+    let (stop, shutdown) = watch::channel(false);
     let app = Arc::new(App {
         allow_origin: args.allow_origin.clone(),
         chat: broadcast::channel(1024).0,
+        metrics: Metrics::default(),
+        max_connections: args.max_connections,
+        shutdown,
     });
-    sockeye::serve(listener, config, move |upgrade, peer| {
-        let app = app.clone();
+    let handler_app = app.clone();
+    let accepting = listeners.serve(config, move |upgrade, peer| {
+        let app = handler_app.clone();
         async move { route(app, upgrade, peer).await }
-    })
-    .await?;
+    });
+    tokio::select! {
+        result = accepting => result?,
+        signal = shutdown_signal() => {
+            tracing::info!("{signal}: closing connections with 1001 Going Away");
+            let _ = stop.send(true);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(args.shutdown_timeout);
+            while app.metrics.open.load(std::sync::atomic::Ordering::Relaxed) > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let left = app.metrics.open.load(std::sync::atomic::Ordering::Relaxed);
+            if left > 0 {
+                tracing::warn!("{left} connections did not close in time");
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn route(app: Arc<App>, upgrade: Upgrade<TcpStream>, peer: SocketAddr) {
+async fn shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// Receives the next message, and on shutdown starts the closing handshake with 1001
+/// "Going Away" (once), then keeps receiving until the close event.
+async fn recv_until_shutdown<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocket<S>,
+    app: &App,
+    going_away: &mut bool,
+) -> Option<sockeye::Result<Message>> {
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        tokio::select! {
+            msg = ws.recv() => {
+                match &msg {
+                    Some(Ok(Message::Close(event))) => app.metrics.closed(event.code.0),
+                    Some(Ok(m)) => app.metrics.received(m),
+                    _ => {}
+                }
+                return msg;
+            }
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; }, if !*going_away => {
+                *going_away = true;
+                let _ = ws.close_with(CloseCode::GOING_AWAY, "Going Away").await;
+            }
+        }
+    }
+}
+
+async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr) {
     let path = upgrade.path().to_owned();
     if !upgrade.is_websocket() {
         let _ = match path.as_str() {
             "/" | "/index.html" => page(upgrade, INDEX_HTML).await,
+            "/metrics" => metrics_page(upgrade, &app.metrics).await,
             "/echo" | "/hello" | "/chat" => {
                 upgrade
                     .reject(
@@ -85,16 +178,33 @@ async fn route(app: Arc<App>, upgrade: Upgrade<TcpStream>, peer: SocketAddr) {
     if let Some(origin) = upgrade.header("origin") {
         if !app.allow_origin.is_empty() && !app.allow_origin.iter().any(|o| o == origin) {
             tracing::info!(%peer, origin, "refused origin");
+            app.metrics.refused("origin");
             let _ = upgrade
                 .reject(StatusCode::FORBIDDEN, "Origin not allowed\n")
                 .await;
             return;
         }
     }
+    if app.metrics.open.load(std::sync::atomic::Ordering::Relaxed) >= app.max_connections {
+        app.metrics.refused("limit");
+        let _ = upgrade
+            .reject(StatusCode::SERVICE_UNAVAILABLE, "Too many connections\n")
+            .await;
+        return;
+    }
+    if *app.shutdown.borrow() {
+        app.metrics.refused("shutdown");
+        let _ = upgrade
+            .reject(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n")
+            .await;
+        return;
+    }
+    let _open = OpenConnection::new(&app.metrics);
     let result = match path.as_str() {
-        "/echo" => echo(upgrade).await,
-        "/hello" => hello(upgrade).await,
-        "/chat" => chat(upgrade, &app.chat).await,
+        "/echo" => echo(upgrade, &app).await,
+        "/hello" => hello(upgrade, &app).await,
+        "/chat" => chat(upgrade, &app).await,
+        "/wamp" => sockeye_wamp::serve_session(upgrade).await,
         _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
     };
     if let Err(e) = result {
@@ -102,7 +212,16 @@ async fn route(app: Arc<App>, upgrade: Upgrade<TcpStream>, peer: SocketAddr) {
     }
 }
 
-async fn page(upgrade: Upgrade<TcpStream>, html: &str) -> sockeye::Result<()> {
+async fn metrics_page(upgrade: Upgrade<MaybeTlsStream>, metrics: &Metrics) -> sockeye::Result<()> {
+    let mut resp = Response::new(());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    upgrade.respond(resp, metrics.render().as_bytes()).await
+}
+
+async fn page(upgrade: Upgrade<MaybeTlsStream>, html: &str) -> sockeye::Result<()> {
     let mut resp = Response::new(());
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -114,12 +233,17 @@ async fn page(upgrade: Upgrade<TcpStream>, html: &str) -> sockeye::Result<()> {
 /// Echoes every message with its type; agrees to the first subprotocol offered, so
 /// `new WebSocket(url, ["soap", "wamp"])` opens with `soap`. The close code and reason are
 /// echoed by the protocol core.
-async fn echo(upgrade: Upgrade<TcpStream>) -> sockeye::Result<()> {
+async fn echo(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()> {
     let protocol = upgrade.offered_protocols().into_iter().next();
     let mut ws = upgrade.accept(protocol).await?;
-    while let Some(msg) = ws.recv().await {
+    let mut going_away = false;
+    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut going_away).await {
         match msg {
-            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => ws.send(msg).await?,
+            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(msg.clone()).await.is_ok() {
+                    app.metrics.sent(&msg);
+                }
+            }
             Ok(Message::Close(_)) => break,
             Err(e) => tracing::debug!("echo: {e}"),
         }
@@ -129,9 +253,10 @@ async fn echo(upgrade: Upgrade<TcpStream>) -> sockeye::Result<()> {
 
 /// The seed's demo: "My name is John" gets "Hello from server, John!", and five seconds after
 /// the first greeting the server closes with 1000 "Bye!".
-async fn hello(upgrade: Upgrade<TcpStream>) -> sockeye::Result<()> {
+async fn hello(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()> {
     let mut ws = upgrade.accept(None).await?;
     let mut bye_at: Option<tokio::time::Instant> = None;
+    let mut going_away = false;
     loop {
         let bye = async {
             match bye_at {
@@ -140,9 +265,12 @@ async fn hello(upgrade: Upgrade<TcpStream>) -> sockeye::Result<()> {
             }
         };
         tokio::select! {
-            msg = ws.recv() => match msg {
+            msg = recv_until_shutdown(&mut ws, app, &mut going_away) => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    ws.send(greeting(&text)).await?;
+                    let reply = Message::text(greeting(&text));
+                    if ws.send(reply.clone()).await.is_ok() {
+                        app.metrics.sent(&reply);
+                    }
                     bye_at.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(5));
                 }
                 Some(Ok(Message::Binary(_))) => {}
@@ -163,40 +291,34 @@ pub fn greeting(text: &str) -> String {
 }
 
 /// Relays every text message to every connected client.
-async fn chat(
-    upgrade: Upgrade<TcpStream>,
-    room: &broadcast::Sender<Utf8Bytes>,
-) -> sockeye::Result<()> {
-    let ws = upgrade.accept(None).await?;
-    let (mut sink, mut stream) = ws.split();
-    let mut rx = room.subscribe();
-    let writer = tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
+async fn chat(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()> {
+    let mut ws = upgrade.accept(None).await?;
+    let mut room = app.chat.subscribe();
+    let mut going_away = false;
+    loop {
+        tokio::select! {
+            msg = recv_until_shutdown(&mut ws, app, &mut going_away) => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let _ = app.chat.send(text);
+                }
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                _ => {}
+            },
+            relayed = room.recv() => match relayed {
                 Ok(text) => {
-                    if sink.send(Message::Text(text)).await.is_err() {
-                        break;
+                    let msg = Message::Text(text);
+                    if ws.send(msg.clone()).await.is_ok() {
+                        app.metrics.sent(&msg);
                     }
                 }
                 // A reader this slow loses messages rather than holding the room back.
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!("chat: a slow client missed {n} messages");
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    });
-    while let Some(msg) = stream.next().await {
-        match msg {
-            Ok(Message::Text(text)) => {
-                let _ = room.send(text);
-            }
-            Ok(Message::Close(_)) => break,
-            _ => {}
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
         }
     }
-    writer.abort();
-    Ok(())
 }
 
 /// A boxed error that carries a message, for `main`.

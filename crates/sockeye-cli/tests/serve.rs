@@ -27,7 +27,7 @@ async fn start(extra: &[&str]) -> (Child, String) {
     (child, addr)
 }
 
-async fn next(ws: &mut sockeye::WebSocket<tokio::net::TcpStream>) -> Message {
+async fn next(ws: &mut sockeye::WebSocket<sockeye::MaybeTlsStream>) -> Message {
     timeout(Duration::from_secs(10), ws.recv())
         .await
         .expect("nothing within 10 s")
@@ -141,4 +141,98 @@ async fn allow_origin_refuses_other_origins_with_403() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_sends_1001_to_a_thousand_clients_and_exits_0() {
+    let (mut server, addr) = start(&["--shutdown-timeout", "10"]).await;
+    let url = format!("ws://{addr}/echo");
+    let mut clients = Vec::new();
+    for _ in 0..1000 {
+        let request = ClientRequest::new(&url).unwrap();
+        clients.push(
+            sockeye::connect_with(request, Config::default().without_compression())
+                .await
+                .unwrap(),
+        );
+    }
+    let pid = server.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut tasks = Vec::new();
+    for mut ws in clients {
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match timeout(Duration::from_secs(20), ws.recv()).await {
+                    Ok(Some(Ok(Message::Close(event)))) => return Some(event),
+                    Ok(Some(_)) => continue,
+                    _ => return None,
+                }
+            }
+        }));
+    }
+    let mut going_away = 0;
+    for task in tasks {
+        let event = task.await.unwrap().expect("a close event");
+        assert!(event.was_clean, "{event:?}");
+        assert_eq!(event.code, CloseCode::GOING_AWAY);
+        assert_eq!(event.reason, "Going Away");
+        going_away += 1;
+    }
+    assert_eq!(going_away, 1000);
+    let status = timeout(Duration::from_secs(15), server.wait())
+        .await
+        .expect("server did not exit")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn metrics_count_handshakes_messages_and_closes() {
+    let (_server, addr) = start(&["--allow-origin", "https://good.example"]).await;
+    let mut ws = sockeye::connect(&format!("ws://{addr}/echo"))
+        .await
+        .unwrap();
+    ws.send("12345").await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("12345"));
+    ws.close(Some(4001), "").await.unwrap();
+    while ws.recv().await.is_some() {}
+    let bad = ClientRequest::new(&format!("ws://{addr}/echo"))
+        .unwrap()
+        .header("Origin", "https://evil.example");
+    assert!(sockeye::connect_with(bad, Config::default()).await.is_err());
+    // The close is counted when the server's task ends, just after the client sees it.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = http_get(&addr, "/metrics", "").await;
+        if text.contains("sockeye_closes_total{code=\"4001\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    for line in [
+        "sockeye_handshakes_accepted_total 1\n",
+        "sockeye_handshakes_refused_total{reason=\"origin\"} 1\n",
+        "sockeye_messages_received_total{type=\"text\"} 1\n",
+        "sockeye_bytes_received_total{type=\"text\"} 5\n",
+        "sockeye_messages_sent_total{type=\"text\"} 1\n",
+        "sockeye_closes_total{code=\"4001\"} 1\n",
+        "sockeye_connections_open 0\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn connection_limit_refuses_with_503() {
+    let (_server, addr) = start(&["--max-connections", "2"]).await;
+    let url = format!("ws://{addr}/echo");
+    let _a = sockeye::connect(&url).await.unwrap();
+    let _b = sockeye::connect(&url).await.unwrap();
+    let err = sockeye::connect(&url).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Counts the instructions each echo server executes per message, with valgrind's callgrind:
+# a count that does not move with other load on the machine (kernel time is not included),
+# and names sockeye's hot spots.
+#
+#   benches/profile.sh [--size BYTES] [--binary] [--connections N] [--seconds S]
+#                      [--contenders "..."] [--top N]
+#
+# Uses the binaries compare.sh builds (run it, or build both workspaces, first). For each
+# contender: the server runs under callgrind on CPU 0, `sockeye bench` drives it from CPU 1
+# for S seconds; a second run that only connects gives the baseline (start-up, handshakes),
+# which is subtracted. Profiles stay in benches/target/profile/ for callgrind_annotate or
+# kcachegrind.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+SIZE=20
+BINARY=""
+CONNS=10
+SECONDS_=8
+CONTENDERS="sockeye tungstenite fastwebsockets tokio-websockets yawc"
+TOP=25
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --size) SIZE=$2; shift ;;
+        --binary) BINARY=--binary ;;
+        --connections) CONNS=$2; shift ;;
+        --seconds) SECONDS_=$2; shift ;;
+        --contenders) CONTENDERS=$2; shift ;;
+        --top) TOP=$2; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 1; }
+SOCKEYE=${CARGO_TARGET_DIR:-$ROOT/target}/release/sockeye
+PEERS=${BENCHES_TARGET_DIR:-$HERE/target}/release
+OUTDIR=${BENCHES_TARGET_DIR:-$HERE/target}/profile
+mkdir -p "$OUTDIR"
+
+bin_of() {
+    case "$1" in
+        tokio-websockets) echo tokio_websockets ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# measure NAME CONTENDER MODE: prints "instructions messages"
+measure() {
+    local name=$1 contender=$2 mode=$3 out=$OUTDIR/$1.callgrind
+    # Valgrind counts every iteration of `rep stosb`/`rep movsb` as an instruction, so glibc's
+    # ERMS memset/memcpy for large buffers would count a byte as an instruction; these
+    # tunables make glibc use its vector loops, which callgrind counts like the hardware runs.
+    GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=2147483647:glibc.cpu.x86_rep_stosb_threshold=2147483647 \
+    taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$PEERS/$(bin_of "$contender")" 127.0.0.1:0 > "$OUTDIR/$name.stdout" 2> "$OUTDIR/$name.valgrind" &
+    local pid=$! addr=""
+    for _ in $(seq 200); do
+        addr=$(awk '/^LISTENING/ {print $2; exit}' "$OUTDIR/$name.stdout" 2>/dev/null || true)
+        [ -n "$addr" ] && break
+        sleep 0.1
+    done
+    local json
+    if [ "$mode" = baseline ]; then
+        json=$(taskset -c 1 "$SOCKEYE" bench "ws://$addr/echo" --mode idle -c "$CONNS" -d 0.5 2>/dev/null)
+    else
+        # shellcheck disable=SC2086
+        json=$(taskset -c 1 "$SOCKEYE" bench "ws://$addr/echo" -c "$CONNS" -s "$SIZE" $BINARY \
+            -d "$SECONDS_" -w 0 2>/dev/null)
+    fi
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+    local ir
+    ir=$(awk '/^summary:/ {print $2}' "$out")
+    local msgs
+    msgs=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("messages", 0))' "$json")
+    echo "$ir $msgs"
+}
+
+echo "| contender | instructions per message | messages | total instructions |"
+echo "|---|---:|---:|---:|"
+for c in $CONTENDERS; do
+    read -r base _ < <(measure "$c-baseline" "$c" baseline)
+    read -r ir msgs < <(measure "$c-${SIZE}${BINARY:+-binary}" "$c" run)
+    python3 -c 'import sys; c,ir,b,m=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f"| {c} | {(ir-b)/m:,.0f} | {m:,} | {ir:,} |")' \
+        "$c" "$ir" "$base" "$msgs"
+done
+
+if [[ " $CONTENDERS " == *" sockeye "* ]]; then
+    echo
+    echo "sockeye, top $TOP functions by instructions (self), $CONNS connections x $SIZE B${BINARY:+ binary}:"
+    callgrind_annotate --threshold=99 "$OUTDIR/sockeye-${SIZE}${BINARY:+-binary}.callgrind" 2>/dev/null \
+        | sed -n '/^Ir/,$p' | head -n $((TOP + 3)) || true
+    echo
+    echo "inclusive:"
+    callgrind_annotate --inclusive=yes --threshold=99 \
+        "$OUTDIR/sockeye-${SIZE}${BINARY:+-binary}.callgrind" 2>/dev/null \
+        | sed -n '/^Ir/,$p' | head -n $((TOP + 3)) || true
+fi

@@ -1,0 +1,1434 @@
+//! `sockeye bench`: a WebSocket load generator built like uWebSockets' `load_test`.
+//!
+//! No WebSocket library runs on the hot path, so the numbers measure the server and not this
+//! client's framing: the opening handshake is a hand-written HTTP upgrade, every message is one
+//! frame built and masked once before the run (the same bytes are written again and again), and
+//! replies are counted by parsing frame headers only; payloads are skipped unread.
+//!
+//! Modes:
+//! - `echo`: closed loop, each connection keeps one message in flight and times its round trip;
+//! - `rate`: open loop, the connections together offer `--rate` messages per second on a fixed
+//!   schedule, and latency counts from the time a message was due (no coordinated omission);
+//! - `firehose`: the server pushes as fast as the client reads (needs an endpoint that does so);
+//! - `broadcast`: one publisher and `--connections` subscribers on a relay such as
+//!   `sockeye serve`'s `/chat`; the publisher sends the next message once every subscriber has
+//!   the last one, and deliveries per second are counted;
+//! - `idle`: opens the connections and holds them (answering pings), to measure the server's
+//!   memory per connection with `--server-pid`.
+//!
+//! Each run prints one JSON object on one line to stdout (a human summary goes to stderr).
+//! With `--server-pid`, the server's CPU time over the measured seconds is read from
+//! `/proc/PID/stat`, so runs report CPU seconds per million messages, a figure that other load
+//! on the machine disturbs much less than messages per second.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::serve::anyhow_like;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Echo,
+    Rate,
+    Firehose,
+    Broadcast,
+    Idle,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::Rate => "rate",
+            Mode::Firehose => "firehose",
+            Mode::Broadcast => "broadcast",
+            Mode::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// ws:// URL: an echo endpoint (echo, rate), an endpoint that pushes messages (firehose), a
+    /// relay such as `sockeye serve`'s /chat (broadcast), anything (idle).
+    url: String,
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "echo")]
+    mode: Mode,
+    /// Connections (broadcast: subscribers, plus one publisher).
+    #[arg(long, short = 'c', default_value_t = 1)]
+    connections: usize,
+    /// Payload bytes per message.
+    #[arg(long, short = 's', default_value_t = 20)]
+    size: usize,
+    /// Seconds measured (idle: seconds the connections are held).
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, short = 'w', default_value_t = 2.0)]
+    warmup: f64,
+    /// Send binary messages; text otherwise, which the server must validate as UTF-8.
+    #[arg(long)]
+    binary: bool,
+    /// Offer permessage-deflate (with client_no_context_takeover) and send each message
+    /// compressed; the run fails if the server does not agree.
+    #[arg(long)]
+    deflate: bool,
+    /// rate: messages per second offered, over all connections together.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// The server's process id (same machine): reports its CPU time over the measured seconds
+    /// and, in idle mode, its resident memory per connection.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// A name copied into the output, such as the server's.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Threads of the load generator; 1 runs one event loop (tokio's current_thread runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Handshakes in progress at once while connecting.
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+}
+
+/// Runs the benchmark on a runtime of its own, on a thread of its own.
+pub async fn run(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sockeye-bench".into())
+        .spawn(move || {
+            let runtime = if args.threads <= 1 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(args.threads)
+                    .enable_all()
+                    .build()
+            };
+            let result = match runtime {
+                Ok(rt) => rt.block_on(bench(args)),
+                Err(e) => Err(e.into()),
+            };
+            let _ = tx.send(result);
+        })?;
+    rx.await.map_err(|_| "the benchmark thread panicked")?
+}
+
+async fn bench(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
+    if args.connections == 0 {
+        return Err("--connections must be at least 1".into());
+    }
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !positive(args.duration) || !args.warmup.is_finite() || args.warmup < 0.0 {
+        return Err("--duration must be positive and --warmup not negative".into());
+    }
+    if args.mode == Mode::Rate && !positive(args.rate) {
+        return Err("--rate must be positive".into());
+    }
+    let target = Arc::new(Target::resolve(&args.url).await?);
+    let mut report = Report::new(&args);
+    let outcome = match args.mode {
+        Mode::Echo => echo(&args, &target, &mut report).await,
+        Mode::Rate => rate(&args, &target, &mut report).await,
+        Mode::Firehose => firehose(&args, &target, &mut report).await,
+        Mode::Broadcast => broadcast(&args, &target, &mut report).await,
+        Mode::Idle => idle(&args, &target, &mut report).await,
+    };
+    if let Err(e) = outcome {
+        report.text("error", &e.to_string());
+        report.finish();
+        return Err(e.into());
+    }
+    report.finish();
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- the target and the opening handshake ----
+
+/// The RFC 6455 §1.3 sample key and its accept value: every connection may use the same key.
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+/// The client's masking key. RFC 6455 wants unpredictable keys against cache poisoning by
+/// browser scripts; a load generator talking to a server it chose has no such attacker, and a
+/// fixed key is what lets a frame be masked once and written many times.
+const MASK: [u8; 4] = [0x5a, 0x3c, 0x96, 0xe1];
+
+#[derive(Debug)]
+struct Target {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+}
+
+impl Target {
+    async fn resolve(url: &str) -> anyhow_like::Result<Target> {
+        let rest = if let Some(rest) = url.strip_prefix("ws://") {
+            rest
+        } else if url.starts_with("wss://") {
+            return Err("wss:// is not supported by the load generator yet; use ws://".into());
+        } else {
+            return Err(format!("{url:?} is not a ws:// URL").into());
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.is_empty() {
+            return Err("the URL has no host".into());
+        }
+        let has_port = match authority.rfind(':') {
+            Some(i) => !authority[i..].contains(']'),
+            None => false,
+        };
+        let lookup = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = tokio::net::lookup_host(lookup.as_str())
+            .await?
+            .next()
+            .ok_or_else(|| format!("{authority} has no address"))?;
+        Ok(Target {
+            addr,
+            host: authority.to_owned(),
+            path,
+        })
+    }
+
+    /// Opens a TCP connection and completes the opening handshake; returns the stream and any
+    /// bytes the server sent after its response.
+    async fn connect(&self, deflate: bool) -> io::Result<(TcpStream, Vec<u8>)> {
+        let mut stream = TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let mut request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n",
+            self.path, self.host
+        );
+        if deflate {
+            request.push_str(
+                "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n",
+            );
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        let end = loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the handshake",
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            if buf.len() > 16 << 10 {
+                return Err(io::Error::other("handshake response over 16 KiB"));
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let status_line = head.lines().next().unwrap_or_default();
+        let status = status_line.split_whitespace().nth(1).unwrap_or_default();
+        if status != "101" {
+            let kind = match status {
+                "404" => io::ErrorKind::NotFound,
+                _ => io::ErrorKind::ConnectionRefused,
+            };
+            return Err(io::Error::new(
+                kind,
+                format!("{}: the server answered {status_line:?}", self.path),
+            ));
+        }
+        if !head.contains(ACCEPT) {
+            return Err(io::Error::other("wrong Sec-WebSocket-Accept"));
+        }
+        if deflate {
+            let agreed = head.lines().any(|line| {
+                let line = line.to_ascii_lowercase();
+                line.starts_with("sec-websocket-extensions:") && line.contains("permessage-deflate")
+            });
+            if !agreed {
+                return Err(io::Error::other(
+                    "--deflate: the server did not agree to permessage-deflate",
+                ));
+            }
+        }
+        Ok((stream, buf.split_off(end + 4)))
+    }
+}
+
+/// Opens `n` connections, `concurrency` handshakes at a time, timing each.
+async fn connect_all(
+    target: &Arc<Target>,
+    n: usize,
+    deflate: bool,
+    concurrency: usize,
+) -> (Vec<(TcpStream, Vec<u8>)>, Vec<io::Error>, Histogram<u64>) {
+    let results: Vec<_> = futures_util::stream::iter(0..n)
+        .map(|_| {
+            let target = target.clone();
+            async move {
+                let t0 = Instant::now();
+                let result = target.connect(deflate).await;
+                (result, t0.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut hist = new_histogram();
+    let mut open = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    for (result, took) in results {
+        match result {
+            Ok(conn) => {
+                record(&mut hist, took);
+                open.push(conn);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (open, errors, hist)
+}
+
+/// All or nothing: the throughput modes need every connection.
+async fn connect_every(
+    args: &BenchArgs,
+    target: &Arc<Target>,
+    n: usize,
+) -> io::Result<Vec<(TcpStream, Vec<u8>)>> {
+    let (open, mut errors, _) =
+        connect_all(target, n, args.deflate, args.connect_concurrency).await;
+    match errors.pop() {
+        None => Ok(open),
+        Some(e) => Err(io::Error::new(
+            e.kind(),
+            format!("{} of {n} connections failed: {e}", errors.len() + 1),
+        )),
+    }
+}
+
+// ---- frames ----
+
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xa;
+
+/// One complete, masked client frame.
+fn client_frame(opcode: u8, rsv1: bool, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 14);
+    frame.push(0x80 | if rsv1 { 0x40 } else { 0 } | opcode);
+    let len = payload.len();
+    if len < 126 {
+        frame.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    frame.extend_from_slice(&MASK);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i & 3]));
+    frame
+}
+
+/// `size` bytes of ASCII words and JSON punctuation: valid UTF-8 for text messages, and about
+/// as compressible as chat messages are, for permessage-deflate.
+fn payload(size: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "{\"id\":",
+        "42,",
+        "\"text\":",
+        "\"hello",
+        "world\",",
+        "the",
+        "sockeye",
+        "salmon",
+        "swims",
+        "upstream",
+        "to",
+        "spawn",
+        "in",
+        "the",
+        "river",
+        "and",
+        "message",
+        "frame",
+        "mask",
+        "ping",
+        "pong",
+        "close",
+        "of",
+        "a",
+        "is",
+        "}",
+    ];
+    let mut out = Vec::with_capacity(size + 16);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while out.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
+        out.push(b' ');
+    }
+    out.truncate(size);
+    out
+}
+
+/// The message every connection sends, as wire bytes.
+fn message_frame(args: &BenchArgs, binary: bool) -> io::Result<Vec<u8>> {
+    let data = payload(args.size);
+    let opcode = if binary { OP_BINARY } else { OP_TEXT };
+    if !args.deflate {
+        return Ok(client_frame(opcode, false, &data));
+    }
+    // RFC 7692 §7.2.1: compress, flush with a sync flush, drop the final 00 00 ff ff. With
+    // client_no_context_takeover every message is compressed on its own, so one compressed
+    // frame can be sent again and again.
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(&data)?;
+    encoder.flush()?;
+    let mut compressed = encoder.get_ref().clone();
+    if compressed.ends_with(&[0, 0, 0xff, 0xff]) {
+        compressed.truncate(compressed.len() - 4);
+    }
+    Ok(client_frame(opcode, true, &compressed))
+}
+
+/// Counts the server's frames from their headers, skipping payloads, and queues a pong for
+/// every ping.
+#[derive(Default)]
+struct FrameReader {
+    head: [u8; 14],
+    head_len: usize,
+    in_payload: bool,
+    remaining: u64,
+    opcode: u8,
+    fin: bool,
+    control: Vec<u8>,
+    /// Pong frames to write before the next message.
+    pongs: Vec<u8>,
+    closed: bool,
+    payload_bytes: u64,
+}
+
+impl FrameReader {
+    /// Consumes bytes from the server; returns how many data messages they completed.
+    fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut done = 0;
+        while !data.is_empty() {
+            if self.in_payload {
+                let take = self.remaining.min(data.len() as u64) as usize;
+                if self.opcode & 0x8 != 0 {
+                    self.control.extend_from_slice(&data[..take]);
+                } else {
+                    self.payload_bytes += take as u64;
+                }
+                self.remaining -= take as u64;
+                data = &data[take..];
+                if self.remaining == 0 {
+                    done += self.end_frame();
+                }
+                continue;
+            }
+            if self.head_len < 2 {
+                let take = (2 - self.head_len).min(data.len());
+                self.head[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
+                self.head_len += take;
+                data = &data[take..];
+                if self.head_len < 2 {
+                    continue;
+                }
+            }
+            let b1 = self.head[1];
+            let ext = match b1 & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let want = 2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 };
+            if self.head_len < want {
+                let take = (want - self.head_len).min(data.len());
+                self.head[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
+                self.head_len += take;
+                data = &data[take..];
+                if self.head_len < want {
+                    continue;
+                }
+            }
+            let h = &self.head;
+            self.fin = h[0] & 0x80 != 0;
+            self.opcode = h[0] & 0x0f;
+            self.remaining = match h[1] & 0x7f {
+                126 => u16::from_be_bytes([h[2], h[3]]) as u64,
+                127 => u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
+                len => len as u64,
+            };
+            self.head_len = 0;
+            self.in_payload = true;
+            self.control.clear();
+            if self.remaining == 0 {
+                done += self.end_frame();
+            }
+        }
+        done
+    }
+
+    fn end_frame(&mut self) -> u64 {
+        self.in_payload = false;
+        match self.opcode {
+            0x0..=0x2 => self.fin as u64,
+            OP_CLOSE => {
+                self.closed = true;
+                0
+            }
+            OP_PING => {
+                let pong = client_frame(OP_PONG, false, &self.control);
+                self.pongs.extend_from_slice(&pong);
+                0
+            }
+            _ => 0,
+        }
+    }
+
+    fn check_open(&self) -> io::Result<()> {
+        if self.closed {
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the server sent a close frame",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn read_buffer(message_len: usize) -> Vec<u8> {
+    vec![
+        0;
+        if message_len > 32 << 10 {
+            256 << 10
+        } else {
+            64 << 10
+        }
+    ]
+}
+
+fn eof() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the server closed the connection",
+    )
+}
+
+// ---- phases ----
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// Warm-up, measurement, stop: the phase every connection task follows.
+struct Phase {
+    now: AtomicU8,
+    tx: watch::Sender<u8>,
+}
+
+impl Phase {
+    fn new() -> Arc<Phase> {
+        Arc::new(Phase {
+            now: AtomicU8::new(WARMUP),
+            tx: watch::channel(WARMUP).0,
+        })
+    }
+
+    fn get(&self) -> u8 {
+        self.now.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, phase: u8) {
+        self.now.store(phase, Ordering::Relaxed);
+        self.tx.send_replace(phase);
+    }
+
+    fn measuring(&self) -> bool {
+        self.get() == MEASURE
+    }
+
+    /// Reads, or returns `None` once the run stops.
+    async fn read<R: AsyncRead + Unpin>(
+        &self,
+        stop: &mut watch::Receiver<u8>,
+        reader: &mut R,
+        buf: &mut [u8],
+    ) -> io::Result<Option<usize>> {
+        tokio::select! {
+            biased;
+            n = reader.read(buf) => match n? {
+                0 => Err(eof()),
+                n => Ok(Some(n)),
+            },
+            _ = stop.wait_for(|p| *p == STOP) => Ok(None),
+        }
+    }
+}
+
+/// What the measured window saw of the server and of this process.
+struct Window {
+    seconds: f64,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+}
+
+/// Warm-up, then the measured seconds; leaves the phase at STOP.
+async fn measure(args: &BenchArgs, phase: &Phase) -> Window {
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let server0 = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let client0 = cpu_seconds("self");
+    let t0 = Instant::now();
+    phase.set(MEASURE);
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    phase.set(STOP);
+    let seconds = t0.elapsed().as_secs_f64();
+    let server1 = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let client1 = cpu_seconds("self");
+    Window {
+        seconds,
+        server_cpu: server0.zip(server1).map(|(a, b)| b - a),
+        client_cpu: client0.zip(client1).map(|(a, b)| b - a),
+    }
+}
+
+/// What one connection task counted while measuring.
+struct Counts {
+    hist: Histogram<u64>,
+    /// rate: latency from the write that sent the message, not from when it was due.
+    service: Histogram<u64>,
+    messages: u64,
+    bytes: u64,
+    sent: u64,
+    error: Option<io::Error>,
+}
+
+impl Counts {
+    fn new() -> Counts {
+        Counts {
+            hist: new_histogram(),
+            service: new_histogram(),
+            messages: 0,
+            bytes: 0,
+            sent: 0,
+            error: None,
+        }
+    }
+
+    fn merge(&mut self, other: Counts) {
+        let _ = self.hist.add(&other.hist);
+        let _ = self.service.add(&other.service);
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.sent += other.sent;
+        if self.error.is_none() {
+            self.error = other.error;
+        }
+    }
+}
+
+/// Waits for every task once the run stopped; tasks still running after `grace` are aborted
+/// and counted as stuck.
+async fn collect(mut tasks: JoinSet<Counts>, grace: Duration) -> (Counts, usize, usize) {
+    let mut total = Counts::new();
+    let mut failed = 0;
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(Ok(counts))) => {
+                failed += counts.error.is_some() as usize;
+                total.merge(counts);
+            }
+            Ok(Some(Err(e))) => {
+                failed += 1;
+                if total.error.is_none() {
+                    total.error = Some(io::Error::other(e.to_string()));
+                }
+            }
+            Ok(None) => return (total, failed, 0),
+            Err(_) => {
+                let stuck = tasks.len();
+                tasks.abort_all();
+                return (total, failed, stuck);
+            }
+        }
+    }
+}
+
+fn grace(args: &BenchArgs) -> Duration {
+    // Long enough for one more round trip of the largest message on a slow server.
+    Duration::from_secs(5) + Duration::from_millis((args.size >> 10) as u64 * 2)
+}
+
+// ---- echo: closed loop ----
+
+async fn echo(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
+    let frame: Arc<[u8]> = message_frame(args, args.binary)?.into();
+    let conns = connect_every(args, target, args.connections).await?;
+    let phase = Phase::new();
+    let mut tasks = JoinSet::new();
+    for (stream, leftover) in conns {
+        let (frame, phase) = (frame.clone(), phase.clone());
+        tasks.spawn(async move {
+            let mut counts = Counts::new();
+            if let Err(e) = echo_loop(stream, leftover, &frame, &phase, &mut counts).await {
+                counts.error = Some(e);
+            }
+            counts
+        });
+    }
+    let window = measure(args, &phase).await;
+    let (counts, failed, stuck) = collect(tasks, grace(args)).await;
+    report.throughput(args, &window, &counts, failed, stuck);
+    Ok(())
+}
+
+async fn echo_loop(
+    mut stream: TcpStream,
+    leftover: Vec<u8>,
+    frame: &[u8],
+    phase: &Phase,
+    counts: &mut Counts,
+) -> io::Result<()> {
+    let mut reader = FrameReader::default();
+    reader.feed(&leftover);
+    let mut buf = read_buffer(frame.len());
+    while phase.get() != STOP {
+        if !reader.pongs.is_empty() {
+            stream.write_all(&reader.pongs).await?;
+            reader.pongs.clear();
+        }
+        let t0 = Instant::now();
+        stream.write_all(frame).await?;
+        let bytes_before = reader.payload_bytes;
+        let mut got = 0;
+        while got == 0 {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(eof());
+            }
+            got = reader.feed(&buf[..n]);
+            reader.check_open()?;
+        }
+        if phase.measuring() {
+            record(&mut counts.hist, t0.elapsed());
+            counts.messages += got;
+            counts.bytes += reader.payload_bytes - bytes_before;
+        }
+    }
+    Ok(())
+}
+
+// ---- rate: open loop ----
+
+async fn rate(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
+    let frame: Arc<[u8]> = message_frame(args, args.binary)?.into();
+    let conns = connect_every(args, target, args.connections).await?;
+    let phase = Phase::new();
+    let per_conn = args.rate / args.connections as f64;
+    let start = Instant::now() + Duration::from_millis(10);
+    let mut tasks = JoinSet::new();
+    for (i, (stream, leftover)) in conns.into_iter().enumerate() {
+        let (frame, phase) = (frame.clone(), phase.clone());
+        // Spread the connections' schedules over one period so they do not send in step.
+        let offset = Duration::from_secs_f64(i as f64 / args.connections as f64 / per_conn);
+        tasks.spawn(async move {
+            let mut counts = Counts::new();
+            let result = rate_conn(
+                stream,
+                leftover,
+                &frame,
+                per_conn,
+                start + offset,
+                &phase,
+                &mut counts,
+            )
+            .await;
+            if let Err(e) = result {
+                counts.error = Some(e);
+            }
+            counts
+        });
+    }
+    let window = measure(args, &phase).await;
+    let (counts, failed, stuck) = collect(tasks, grace(args)).await;
+    report.float("offered_per_s", args.rate);
+    report.int("sent", counts.sent);
+    report.throughput(args, &window, &counts, failed, stuck);
+    report.latency("service_", &counts.service);
+    Ok(())
+}
+
+async fn rate_conn(
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    frame: &[u8],
+    per_second: f64,
+    start: Instant,
+    phase: &Phase,
+    counts: &mut Counts,
+) -> io::Result<()> {
+    let (mut rd, mut wr) = stream.into_split();
+    // Message k is due at start + k / per_second; latency counts from then (what a user
+    // waits, generator lateness included), and also from the write that carried it.
+    let due = |k: u64| start + Duration::from_secs_f64(k as f64 / per_second);
+    let written = std::sync::Mutex::new(std::collections::VecDeque::<(u64, Instant)>::new());
+    let period = Duration::from_secs_f64(1.0 / per_second).max(Duration::from_millis(1));
+    let writer = async {
+        let mut tick = tokio::time::interval_at(start.into(), period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut sent: u64 = 0;
+        let mut sent_measured: u64 = 0;
+        let mut batch = Vec::new();
+        loop {
+            tick.tick().await;
+            if phase.get() == STOP {
+                return Ok::<u64, io::Error>(sent_measured);
+            }
+            let now = Instant::now();
+            let owed = (now.saturating_duration_since(start).as_secs_f64() * per_second) as u64 + 1;
+            if owed <= sent {
+                continue;
+            }
+            // Catch up at most a second's worth at once.
+            let n = (owed - sent).min(per_second.ceil() as u64 + 1);
+            batch.clear();
+            for _ in 0..n {
+                batch.extend_from_slice(frame);
+            }
+            let at = Instant::now();
+            wr.write_all(&batch).await?;
+            sent += n;
+            written.lock().expect("not poisoned").push_back((sent, at));
+            if phase.measuring() {
+                sent_measured += n;
+            }
+        }
+    };
+    let reader = async {
+        let mut stop = phase.tx.subscribe();
+        let mut reader = FrameReader::default();
+        let mut received: u64 = reader.feed(&leftover);
+        let mut buf = read_buffer(frame.len());
+        while let Some(n) = phase.read(&mut stop, &mut rd, &mut buf).await? {
+            let bytes_before = reader.payload_bytes;
+            let got = reader.feed(&buf[..n]);
+            reader.check_open()?;
+            if got > 0 && phase.measuring() {
+                let now = Instant::now();
+                let mut written = written.lock().expect("not poisoned");
+                for k in received..received + got {
+                    record(&mut counts.hist, now.saturating_duration_since(due(k)));
+                    // The batch that carried message k: the first one whose end is past k.
+                    while written.front().is_some_and(|&(end, _)| end <= k) {
+                        written.pop_front();
+                    }
+                    if let Some(&(_, at)) = written.front() {
+                        record(&mut counts.service, now.saturating_duration_since(at));
+                    }
+                }
+                counts.messages += got;
+                counts.bytes += reader.payload_bytes - bytes_before;
+            }
+            received += got;
+            if got > 0 && !phase.measuring() {
+                let mut written = written.lock().expect("not poisoned");
+                while written.front().is_some_and(|&(end, _)| end <= received) {
+                    written.pop_front();
+                }
+            }
+        }
+        Ok::<(), io::Error>(())
+    };
+    let (sent, read) = tokio::join!(writer, reader);
+    counts.sent = sent?;
+    read
+}
+
+// ---- firehose: the server pushes ----
+
+async fn firehose(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
+    let conns = match connect_every(args, target, args.connections).await {
+        Ok(conns) => conns,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let why = format!(
+                "skipped: the server has no firehose endpoint at {} ({e})",
+                target.path
+            );
+            eprintln!("sockeye bench: {why}");
+            report.text("skipped", &why);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let phase = Phase::new();
+    let mut tasks = JoinSet::new();
+    for (stream, leftover) in conns {
+        let phase = phase.clone();
+        tasks.spawn(async move {
+            let mut counts = Counts::new();
+            if let Err(e) = drain(stream, leftover, &phase, &mut counts, None).await {
+                counts.error = Some(e);
+            }
+            counts
+        });
+    }
+    let window = measure(args, &phase).await;
+    let (counts, failed, stuck) = collect(tasks, grace(args)).await;
+    report.throughput(args, &window, &counts, failed, stuck);
+    Ok(())
+}
+
+/// Reads and counts messages until the run stops, answering pings; with `delivered`, also adds
+/// each message to it and wakes the publisher when it reaches the target (broadcast).
+async fn drain(
+    mut stream: TcpStream,
+    leftover: Vec<u8>,
+    phase: &Phase,
+    counts: &mut Counts,
+    delivered: Option<&Delivery>,
+) -> io::Result<()> {
+    let mut stop = phase.tx.subscribe();
+    let mut reader = FrameReader::default();
+    reader.feed(&leftover);
+    let mut buf = read_buffer(64 << 10);
+    while let Some(n) = phase.read(&mut stop, &mut stream, &mut buf).await? {
+        let bytes_before = reader.payload_bytes;
+        let got = reader.feed(&buf[..n]);
+        reader.check_open()?;
+        if !reader.pongs.is_empty() {
+            stream.write_all(&reader.pongs).await?;
+            reader.pongs.clear();
+        }
+        if got > 0 {
+            if let Some(d) = delivered {
+                d.add(got);
+            }
+            if phase.measuring() {
+                counts.messages += got;
+                counts.bytes += reader.payload_bytes - bytes_before;
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- broadcast: one publisher, N subscribers ----
+
+/// Deliveries so far, and how many the publisher waits for.
+struct Delivery {
+    count: AtomicU64,
+    target: AtomicU64,
+    notify: Notify,
+}
+
+impl Delivery {
+    fn add(&self, n: u64) {
+        let now = self.count.fetch_add(n, Ordering::AcqRel) + n;
+        if now >= self.target.load(Ordering::Acquire) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
+    // Relays such as /chat pass text messages only.
+    let frame = message_frame(args, false)?;
+    let n = args.connections as u64;
+    let mut conns = connect_every(args, target, args.connections + 1).await?;
+    let (publisher, leftover) = conns.pop().expect("one more connection than subscribers");
+    // A relay may join a client to its room only after answering the handshake (`sockeye
+    // serve`'s /chat does): give the last subscribers a moment before publishing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let phase = Phase::new();
+    let delivery = Arc::new(Delivery {
+        count: AtomicU64::new(0),
+        target: AtomicU64::new(u64::MAX),
+        notify: Notify::new(),
+    });
+    let mut tasks = JoinSet::new();
+    for (stream, leftover) in conns {
+        let (phase, delivery) = (phase.clone(), delivery.clone());
+        tasks.spawn(async move {
+            let mut counts = Counts::new();
+            let result = drain(stream, leftover, &phase, &mut counts, Some(&delivery)).await;
+            if let Err(e) = result {
+                counts.error = Some(e);
+            }
+            counts
+        });
+    }
+    // The publisher gets its own messages back too: read them into nothing.
+    let (mut rd, mut wr) = publisher.into_split();
+    let drain_phase = phase.clone();
+    let publisher_reader = tokio::spawn(async move {
+        let mut stop = drain_phase.tx.subscribe();
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(Some(_)) = drain_phase.read(&mut stop, &mut rd, &mut buf).await {}
+        drop(leftover);
+    });
+    let pub_phase = phase.clone();
+    let pub_delivery = delivery.clone();
+    let publisher_task = tokio::spawn(async move {
+        let (phase, delivery) = (pub_phase, pub_delivery);
+        let mut counts = Counts::new();
+        let mut stalls: u64 = 0;
+        let mut expected: u64 = 0;
+        while phase.get() != STOP {
+            expected += n;
+            delivery.target.store(expected, Ordering::Release);
+            let t0 = Instant::now();
+            if let Err(e) = wr.write_all(&frame).await {
+                counts.error = Some(e);
+                break;
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while delivery.count.load(Ordering::Acquire) < expected {
+                if tokio::time::timeout_at(deadline, delivery.notify.notified())
+                    .await
+                    .is_err()
+                {
+                    // Some subscriber lost the message (a relay may drop for slow readers).
+                    stalls += 1;
+                    expected = delivery.count.load(Ordering::Acquire);
+                    break;
+                }
+            }
+            if phase.measuring() {
+                record(&mut counts.hist, t0.elapsed());
+                counts.sent += 1;
+            }
+        }
+        (counts, stalls)
+    });
+    let window = measure(args, &phase).await;
+    let (published, stalls) = publisher_task
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let _ = publisher_reader.await;
+    let (mut counts, failed, stuck) = collect(tasks, grace(args)).await;
+    // Latency: from publishing to the last subscriber's delivery.
+    counts.hist = published.hist;
+    counts.sent = published.sent;
+    if counts.error.is_none() {
+        counts.error = published.error;
+    }
+    report.int("subscribers", n);
+    report.int("published", counts.sent);
+    report.int("stalls", stalls);
+    report.float("published_per_s", counts.sent as f64 / window.seconds);
+    report.throughput(args, &window, &counts, failed, stuck);
+    Ok(())
+}
+
+// ---- idle: hold connections ----
+
+async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
+    let pid = args.server_pid.map(|p| p.to_string());
+    let rss_before = pid.as_deref().and_then(rss_kb);
+    let t0 = Instant::now();
+    let (conns, errors, connect_hist) = connect_all(
+        target,
+        args.connections,
+        args.deflate,
+        args.connect_concurrency,
+    )
+    .await;
+    let connect_seconds = t0.elapsed().as_secs_f64();
+    let open = conns.len();
+    let phase = Phase::new();
+    let dropped = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for (stream, leftover) in conns {
+        let (phase, dropped) = (phase.clone(), dropped.clone());
+        tasks.spawn(async move {
+            let mut counts = Counts::new();
+            if drain(stream, leftover, &phase, &mut counts, None)
+                .await
+                .is_err()
+            {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            counts
+        });
+    }
+    // Let the server settle (lazy buffers, allocator) before the first reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_open = pid.as_deref().and_then(rss_kb);
+    let cpu0 = pid.as_deref().and_then(cpu_seconds);
+    phase.set(MEASURE);
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    let rss_held = pid.as_deref().and_then(rss_kb);
+    let cpu1 = pid.as_deref().and_then(cpu_seconds);
+    phase.set(STOP);
+    let (counts, _, _) = collect(tasks, grace(args)).await;
+    report.int("open", open as u64);
+    report.int("failed", errors.len() as u64);
+    if let Some(e) = errors.first() {
+        report.text("first_error", &e.to_string());
+    }
+    report.int("dropped", dropped.load(Ordering::Relaxed));
+    report.int("messages", counts.messages);
+    report.float("connect_seconds", connect_seconds);
+    report.float("connects_per_s", open as f64 / connect_seconds);
+    report.latency("connect_", &connect_hist);
+    report.opt_int("server_rss_before_kb", rss_before);
+    report.opt_int("server_rss_open_kb", rss_open);
+    report.opt_int("server_rss_held_kb", rss_held);
+    let per_conn = rss_before
+        .zip(rss_held)
+        .filter(|_| open > 0)
+        .map(|(a, b)| (b as f64 - a as f64) / open as f64);
+    report.opt_float("server_rss_per_conn_kb", per_conn);
+    report.opt_float("server_cpu_s", cpu0.zip(cpu1).map(|(a, b)| b - a));
+    eprintln!(
+        "sockeye bench idle: {open} open, {} failed, {} dropped; server RSS per connection: {}",
+        errors.len(),
+        dropped.load(Ordering::Relaxed),
+        per_conn.map_or("n/a (no --server-pid)".into(), |kb| format!("{kb:.2} KiB")),
+    );
+    Ok(())
+}
+
+// ---- measurement helpers ----
+
+fn new_histogram() -> Histogram<u64> {
+    // Nanoseconds, 1 ns to 100 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn record(hist: &mut Histogram<u64>, took: Duration) {
+    hist.saturating_record((took.as_nanos() as u64).max(1));
+}
+
+/// utime + stime of a process (all its threads) in seconds, from /proc/PID/stat. The kernel
+/// reports them in USER_HZ ticks, which are 1/100 s on Linux.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn rss_kb(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+// ---- output: one JSON object per run ----
+
+enum Value {
+    Text(String),
+    Int(u64),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+struct Report {
+    fields: Vec<(&'static str, Value)>,
+    summary: String,
+}
+
+impl Report {
+    fn new(args: &BenchArgs) -> Report {
+        let mut r = Report {
+            fields: Vec::new(),
+            summary: String::new(),
+        };
+        r.text("mode", args.mode.name());
+        r.text("label", &args.label);
+        r.text("url", &args.url);
+        r.int("connections", args.connections as u64);
+        r.int("size", args.size as u64);
+        let binary = args.binary && args.mode != Mode::Broadcast;
+        r.fields.push(("binary", Value::Bool(binary)));
+        r.fields.push(("deflate", Value::Bool(args.deflate)));
+        r.float("warmup_s", args.warmup);
+        r.float("duration_s", args.duration);
+        r
+    }
+
+    fn text(&mut self, key: &'static str, value: &str) {
+        self.fields.push((key, Value::Text(value.to_owned())));
+    }
+
+    fn int(&mut self, key: &'static str, value: u64) {
+        self.fields.push((key, Value::Int(value)));
+    }
+
+    fn float(&mut self, key: &'static str, value: f64) {
+        self.fields.push((key, Value::Float(value)));
+    }
+
+    fn opt_int(&mut self, key: &'static str, value: Option<u64>) {
+        self.fields
+            .push((key, value.map_or(Value::Null, Value::Int)));
+    }
+
+    fn opt_float(&mut self, key: &'static str, value: Option<f64>) {
+        self.fields
+            .push((key, value.map_or(Value::Null, Value::Float)));
+    }
+
+    /// p50, p99, p99.9, max and mean in microseconds, under `prefix`.
+    fn latency(&mut self, prefix: &'static str, hist: &Histogram<u64>) {
+        let keys: [(&'static str, f64); 3] = match prefix {
+            "connect_" => [
+                ("connect_p50_us", 0.5),
+                ("connect_p99_us", 0.99),
+                ("connect_p999_us", 0.999),
+            ],
+            "service_" => [
+                ("service_p50_us", 0.5),
+                ("service_p99_us", 0.99),
+                ("service_p999_us", 0.999),
+            ],
+            _ => [("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999)],
+        };
+        let empty = hist.is_empty();
+        for (key, q) in keys {
+            let v = (!empty).then(|| hist.value_at_quantile(q) as f64 / 1e3);
+            self.opt_float(key, v);
+        }
+        if prefix.is_empty() {
+            self.opt_float("max_us", (!empty).then(|| hist.max() as f64 / 1e3));
+            self.opt_float("mean_us", (!empty).then(|| hist.mean() / 1e3));
+        }
+    }
+
+    fn throughput(
+        &mut self,
+        args: &BenchArgs,
+        window: &Window,
+        counts: &Counts,
+        failed: usize,
+        stuck: usize,
+    ) {
+        let per_s = counts.messages as f64 / window.seconds;
+        self.float("measured_s", window.seconds);
+        self.int("messages", counts.messages);
+        self.float("msgs_per_s", per_s);
+        self.float(
+            "mib_per_s",
+            counts.bytes as f64 / window.seconds / (1 << 20) as f64,
+        );
+        self.latency("", &counts.hist);
+        self.opt_float("server_cpu_s", window.server_cpu);
+        let per_million = window
+            .server_cpu
+            .filter(|_| counts.messages > 0)
+            .map(|cpu| cpu / counts.messages as f64 * 1e6);
+        self.opt_float("server_cpu_s_per_M", per_million);
+        self.opt_float("client_cpu_s", window.client_cpu);
+        self.opt_float(
+            "client_cpu_util",
+            window.client_cpu.map(|c| c / window.seconds),
+        );
+        self.int("failed_connections", failed as u64);
+        self.int("stuck_connections", stuck as u64);
+        if let Some(e) = &counts.error {
+            self.text("first_error", &e.to_string());
+        }
+        let p99 = if counts.hist.is_empty() {
+            "n/a".to_owned()
+        } else {
+            format!("{:.0} µs", counts.hist.value_at_quantile(0.99) as f64 / 1e3)
+        };
+        self.summary = format!(
+            "sockeye bench {} {}: {} connections x {} B: {per_s:.0} msg/s, p99 {p99}{}{}",
+            args.mode.name(),
+            args.label,
+            args.connections,
+            args.size,
+            per_million.map_or(String::new(), |c| format!(
+                ", server {c:.2} CPU s per M msgs"
+            )),
+            if failed + stuck > 0 {
+                format!(", {failed} failed, {stuck} stuck connections")
+            } else {
+                String::new()
+            },
+        );
+    }
+
+    /// Prints the JSON line on stdout and the summary on stderr.
+    fn finish(mut self) {
+        self.text("loadavg", &loadavg());
+        let mut line = String::from("{");
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            let _ = write!(line, "\"{key}\":");
+            match value {
+                Value::Text(s) => json_string(&mut line, s),
+                Value::Int(n) => {
+                    let _ = write!(line, "{n}");
+                }
+                Value::Float(f) if f.is_finite() => {
+                    let _ = write!(line, "{f:.3}");
+                }
+                Value::Float(_) | Value::Null => line.push_str("null"),
+                Value::Bool(b) => {
+                    let _ = write!(line, "{b}");
+                }
+            }
+        }
+        line.push('}');
+        println!("{line}");
+        if !self.summary.is_empty() {
+            eprintln!("{}", self.summary);
+        }
+    }
+}
+
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => f.push(n as u8),
+            n if n <= 0xffff => {
+                f.push(126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn reader_counts_messages_split_at_every_byte() {
+        let mut wire = Vec::new();
+        for len in [0usize, 5, 125, 126, 300, 70_000] {
+            wire.extend(server_frame(OP_BINARY, &vec![7; len]));
+        }
+        wire.extend(server_frame(OP_PING, b"hi"));
+        wire.extend(server_frame(OP_TEXT, b"x"));
+        for cut in [1, 2, 3, 7, 13, 64, 1000, wire.len()] {
+            let mut r = FrameReader::default();
+            let mut total = 0;
+            for chunk in wire.chunks(cut) {
+                total += r.feed(chunk);
+            }
+            assert_eq!(total, 7, "chunks of {cut}");
+            assert_eq!(r.payload_bytes, 5 + 125 + 126 + 300 + 70_000 + 1);
+            assert_eq!(r.pongs, client_frame(OP_PONG, false, b"hi"));
+            assert!(!r.closed);
+        }
+    }
+
+    #[test]
+    fn reader_counts_fragmented_message_once_and_sees_close() {
+        let mut wire = vec![0x01, 2, b'a', b'b', 0x00, 1, b'c', 0x80, 1, b'd'];
+        wire.extend(server_frame(OP_CLOSE, &[0x03, 0xe8]));
+        let mut r = FrameReader::default();
+        assert_eq!(r.feed(&wire), 1);
+        assert!(r.closed);
+    }
+
+    #[test]
+    fn client_frames_are_masked_with_minimal_lengths() {
+        let f = client_frame(OP_TEXT, false, b"Hello");
+        assert_eq!(&f[..2], &[0x81, 0x85]);
+        assert_eq!(&f[2..6], &MASK);
+        let unmasked: Vec<u8> = f[6..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ MASK[i & 3])
+            .collect();
+        assert_eq!(unmasked, b"Hello");
+        assert_eq!(
+            &client_frame(OP_BINARY, true, &[0; 126])[..4],
+            &[0xc2, 0xfe, 0, 126]
+        );
+        assert_eq!(client_frame(OP_BINARY, false, &[0; 65536])[1], 0xff);
+    }
+
+    #[test]
+    fn payload_is_ascii_of_the_requested_size() {
+        for size in [0, 1, 20, 1024, 16 << 10] {
+            let p = payload(size);
+            assert_eq!(p.len(), size);
+            assert!(p.is_ascii());
+        }
+    }
+
+    #[test]
+    fn cpu_and_memory_of_this_process_are_readable() {
+        assert!(cpu_seconds("self").is_some());
+        assert!(rss_kb("self").unwrap() > 0);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut s = String::new();
+        json_string(&mut s, "a\"b\\c\n");
+        assert_eq!(s, r#""a\"b\\c\u000a""#);
+    }
+}

@@ -1,0 +1,115 @@
+//! `/metrics` in the Prometheus text format. Counters are relaxed atomics bumped by each
+//! connection's task: no lock is taken per message.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use sockeye::Message;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub open: AtomicI64,
+    pub accepted: AtomicU64,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    closes: Mutex<BTreeMap<u16, u64>>,
+    /// [text, binary] × [messages, bytes]
+    received: [[AtomicU64; 2]; 2],
+    sent: [[AtomicU64; 2]; 2],
+}
+
+fn kind(msg: &Message) -> Option<(usize, u64)> {
+    match msg {
+        Message::Text(t) => Some((0, t.len() as u64)),
+        Message::Binary(b) => Some((1, b.len() as u64)),
+        Message::Close(_) => None,
+    }
+}
+
+impl Metrics {
+    pub fn refused(&self, reason: &'static str) {
+        *self.refused.lock().unwrap().entry(reason).or_default() += 1;
+    }
+
+    /// Counted once per connection, when it ends.
+    pub fn closed(&self, code: u16) {
+        *self.closes.lock().unwrap().entry(code).or_default() += 1;
+    }
+
+    pub fn received(&self, msg: &Message) {
+        if let Some((k, len)) = kind(msg) {
+            self.received[0][k].fetch_add(1, Relaxed);
+            self.received[1][k].fetch_add(len, Relaxed);
+        }
+    }
+
+    pub fn sent(&self, msg: &Message) {
+        if let Some((k, len)) = kind(msg) {
+            self.sent[0][k].fetch_add(1, Relaxed);
+            self.sent[1][k].fetch_add(len, Relaxed);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# TYPE sockeye_connections_open gauge");
+        let _ = writeln!(out, "sockeye_connections_open {}", self.open.load(Relaxed));
+        let _ = writeln!(out, "# TYPE sockeye_handshakes_accepted_total counter");
+        let _ = writeln!(
+            out,
+            "sockeye_handshakes_accepted_total {}",
+            self.accepted.load(Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE sockeye_handshakes_refused_total counter");
+        for (reason, n) in self.refused.lock().unwrap().iter() {
+            let _ = writeln!(
+                out,
+                "sockeye_handshakes_refused_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        for (name, counters) in [("received", &self.received), ("sent", &self.sent)] {
+            let _ = writeln!(out, "# TYPE sockeye_messages_{name}_total counter");
+            for (k, kind) in ["text", "binary"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "sockeye_messages_{name}_total{{type=\"{kind}\"}} {}",
+                    counters[0][k].load(Relaxed)
+                );
+            }
+            let _ = writeln!(out, "# TYPE sockeye_bytes_{name}_total counter");
+            for (k, kind) in ["text", "binary"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "sockeye_bytes_{name}_total{{type=\"{kind}\"}} {}",
+                    counters[1][k].load(Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(out, "# TYPE sockeye_closes_total counter");
+        for (code, n) in self.closes.lock().unwrap().iter() {
+            let _ = writeln!(out, "sockeye_closes_total{{code=\"{code}\"}} {n}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_render_in_prometheus_text_format() {
+        let m = Metrics::default();
+        m.received(&Message::text("hello"));
+        m.sent(&Message::binary(vec![0u8; 3]));
+        m.refused("origin");
+        m.closed(1000);
+        let text = m.render();
+        assert!(text.contains("sockeye_messages_received_total{type=\"text\"} 1\n"));
+        assert!(text.contains("sockeye_bytes_received_total{type=\"text\"} 5\n"));
+        assert!(text.contains("sockeye_bytes_sent_total{type=\"binary\"} 3\n"));
+        assert!(text.contains("sockeye_handshakes_refused_total{reason=\"origin\"} 1\n"));
+        assert!(text.contains("sockeye_closes_total{code=\"1000\"} 1\n"));
+    }
+}
