@@ -1,6 +1,7 @@
 //! The `sockeye` command.
 
 mod bench;
+mod config;
 mod connect;
 mod metrics;
 mod serve;

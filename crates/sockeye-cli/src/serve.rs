@@ -28,24 +28,36 @@ pub struct ServeArgs {
     /// are accepted.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origin: Vec<String>,
-    /// Seconds between keepalive pings (0 disables).
-    #[arg(long, default_value_t = 30)]
-    ping_interval: u64,
-    /// Largest message accepted, in bytes.
-    #[arg(long, default_value_t = 64 << 20)]
-    max_message_size: usize,
+    /// Seconds between keepalive pings, 0 disables [default: 30].
+    #[arg(long, value_name = "SECS")]
+    ping_interval: Option<u64>,
+    /// Largest message accepted, in bytes [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    max_message_size: Option<usize>,
     /// Disable permessage-deflate.
     #[arg(long)]
     no_compression: bool,
-    /// Refuse WebSocket handshakes with 503 while this many connections are open.
-    #[arg(long, default_value_t = 10_000)]
-    max_connections: i64,
-    /// On SIGINT/SIGTERM, seconds to wait for clients to answer 1001 "Going Away".
-    #[arg(long, default_value_t = 5)]
-    shutdown_timeout: u64,
+    /// zlib level of permessage-deflate, 0-9: 1 is several times cheaper in CPU than 6 for a
+    /// somewhat larger output [default: 6].
+    #[arg(long, value_name = "LEVEL", value_parser = |s: &str| s.parse::<u32>().map_err(|e| e.to_string()).and_then(crate::config::check_level))]
+    compression_level: Option<u32>,
+    /// Messages shorter than this many bytes are sent uncompressed [default: 32].
+    #[arg(long, value_name = "BYTES")]
+    compression_threshold: Option<usize>,
+    /// Refuse WebSocket handshakes with 503 while this many connections are open
+    /// [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<i64>,
+    /// On SIGINT/SIGTERM, seconds to wait for clients to answer 1001 "Going Away" [default: 5].
+    #[arg(long, value_name = "SECS")]
+    shutdown_timeout: Option<u64>,
+    /// A TOML file with the same settings (flags given here win); see README.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 struct App {
+    endpoints: crate::config::Endpoints,
     allow_origin: Vec<String>,
     chat: broadcast::Sender<Utf8Bytes>,
     metrics: Metrics,
@@ -76,20 +88,66 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-pub async fn run(args: ServeArgs) -> anyhow_like::Result<ExitCode> {
-    let listeners = crate::tls::bind(&args.listen, &args.tls).await?;
-    let mut config = Config::default()
-        .max_message_size(args.max_message_size)
-        .ping_interval((args.ping_interval > 0).then(|| Duration::from_secs(args.ping_interval)));
-    if args.no_compression {
-        config = config.without_compression();
+pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => crate::config::FileConfig::load(path)?,
+        None => crate::config::FileConfig::default(),
+    };
+    if args.listen.is_empty() {
+        args.listen = file.listen.clone().unwrap_or_default();
     }
+    if args.allow_origin.is_empty() {
+        args.allow_origin = file.allow_origin.clone().unwrap_or_default();
+    }
+    if args.tls.listen_tls.is_empty() {
+        args.tls.listen_tls = file.listen_tls.clone().unwrap_or_default();
+    }
+    if args.tls.tls_cert.is_none() && args.tls.tls_key.is_none() {
+        args.tls.tls_cert = file.tls_cert.clone();
+        args.tls.tls_key = file.tls_key.clone();
+    }
+    let listeners = crate::tls::bind(&args.listen, &args.tls).await?;
+    let ping_interval = args.ping_interval.or(file.ping_interval).unwrap_or(30);
+    let mut config = Config::default()
+        .max_message_size(
+            args.max_message_size
+                .or(file.max_message_size)
+                .unwrap_or(64 << 20),
+        )
+        .ping_interval((ping_interval > 0).then(|| Duration::from_secs(ping_interval)));
+    let compression = &file.compression;
+    if args.no_compression || compression.enabled == Some(false) {
+        config = config.without_compression();
+    } else if let Some(deflate) = config.deflate.as_mut() {
+        deflate.level = args
+            .compression_level
+            .or(compression.level)
+            .unwrap_or(deflate.level);
+        deflate.threshold = args
+            .compression_threshold
+            .or(compression.threshold)
+            .unwrap_or(deflate.threshold);
+        if let Some(bits) = compression.server_max_window_bits {
+            deflate.server_max_window_bits = bits;
+        }
+        if let Some(nct) = compression.server_no_context_takeover {
+            deflate.server_no_context_takeover = nct;
+        }
+        if let Some(nct) = compression.client_no_context_takeover {
+            deflate.client_no_context_takeover = nct;
+        }
+    }
+    let shutdown_timeout = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5);
     let (stop, shutdown) = watch::channel(false);
     let app = Arc::new(App {
+        endpoints: file.endpoints,
         allow_origin: args.allow_origin.clone(),
         chat: broadcast::channel(1024).0,
         metrics: Metrics::default(),
-        max_connections: args.max_connections,
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(10_000),
         shutdown,
     });
     let handler_app = app.clone();
@@ -102,7 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow_like::Result<ExitCode> {
         signal = shutdown_signal() => {
             tracing::info!("{signal}: closing connections with 1001 Going Away");
             let _ = stop.send(true);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(args.shutdown_timeout);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(shutdown_timeout);
             while app.metrics.open.load(std::sync::atomic::Ordering::Relaxed) > 0
                 && tokio::time::Instant::now() < deadline
             {
@@ -158,12 +216,21 @@ async fn recv_until_shutdown<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr) {
-    let path = upgrade.path().to_owned();
+    let on = app.endpoints;
+    let path = match upgrade.path() {
+        "/" | "/index.html" if on.page => "/",
+        "/metrics" if on.metrics => "/metrics",
+        "/echo" if on.echo => "/echo",
+        "/hello" if on.hello => "/hello",
+        "/chat" if on.chat => "/chat",
+        "/wamp" if on.wamp => "/wamp",
+        _ => "",
+    };
     if !upgrade.is_websocket() {
-        let _ = match path.as_str() {
-            "/" | "/index.html" => page(upgrade, INDEX_HTML).await,
+        let _ = match path {
+            "/" => page(upgrade, INDEX_HTML).await,
             "/metrics" => metrics_page(upgrade, &app.metrics).await,
-            "/echo" | "/hello" | "/chat" => {
+            "/echo" | "/hello" | "/chat" | "/wamp" => {
                 upgrade
                     .reject(
                         StatusCode::UPGRADE_REQUIRED,
@@ -200,7 +267,7 @@ async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr
         return;
     }
     let _open = OpenConnection::new(&app.metrics);
-    let result = match path.as_str() {
+    let result = match path {
         "/echo" => echo(upgrade, &app).await,
         "/hello" => hello(upgrade, &app).await,
         "/chat" => chat(upgrade, &app).await,

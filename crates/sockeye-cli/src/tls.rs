@@ -28,14 +28,14 @@ use crate::serve::anyhow_like;
 pub struct TlsArgs {
     /// Address of a TLS (wss://, https://) listener (repeatable); needs certificates.
     #[arg(long = "listen-tls", value_name = "ADDR")]
-    listen_tls: Vec<SocketAddr>,
+    pub(crate) listen_tls: Vec<SocketAddr>,
     /// PEM certificate chain (end-entity first) for clients without SNI or with a name that no
     /// --tls-sni matches.
     #[arg(long = "tls-cert", value_name = "CERT.pem", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert (PKCS#8, RSA or EC).
     #[arg(long = "tls-key", value_name = "KEY.pem", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// A certificate for one SNI host name (`*.example.com` for a wildcard), repeatable.
     #[arg(long = "tls-sni", value_name = "HOST=CERT.pem,KEY.pem", value_parser = parse_sni)]
     sni: Vec<SniCert>,

@@ -236,3 +236,44 @@ async fn connection_limit_refuses_with_503() {
     let err = sockeye::connect(&url).await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
 }
+
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sockeye-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sockeye.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn config_file_sets_compression_and_endpoints() {
+    let path = write_config(
+        "ok",
+        "[compression]\nenabled = false\n[endpoints]\nchat = false\n",
+    );
+    let (_server, addr) = start(&["--config", path.to_str().unwrap()]).await;
+    let mut ws = sockeye::connect(&format!("ws://{addr}/echo"))
+        .await
+        .unwrap();
+    assert_eq!(ws.extensions(), "", "compression was disabled by the file");
+    ws.send("x").await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("x"));
+    let err = sockeye::connect(&format!("ws://{addr}/chat"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+}
+
+#[tokio::test]
+async fn config_file_with_an_unknown_key_is_a_clear_error_at_start() {
+    let path = write_config("bad", "listne = [\"127.0.0.1:1\"]\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_sockeye"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listne"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("LISTENING"));
+}

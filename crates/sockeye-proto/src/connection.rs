@@ -110,6 +110,9 @@ enum Parse {
         header: FrameHeader,
         remaining: usize,
         offset: usize,
+        /// Bytes at the front of the read buffer already unmasked (and, for text, validated)
+        /// in place while a whole-frame message waits for the rest of its frame.
+        checked: usize,
     },
     /// After a failure or the peer's close frame: input is ignored.
     Discard,
@@ -172,6 +175,11 @@ fn random_mask_key() -> [u8; 4] {
         key
     })
 }
+
+/// Single-frame messages up to this size are assembled in the read buffer and handed out
+/// without a copy; larger ones stream into a message buffer as they arrive, so that a header
+/// claiming a huge length never reserves memory its sender has not sent.
+const WHOLE_FRAME_LIMIT: usize = 1 << 20;
 
 /// One side of a WebSocket connection, after the opening handshake.
 pub struct Connection {
@@ -549,18 +557,20 @@ impl Connection {
                     if remaining > self.rbuf.capacity() - self.rbuf.len() {
                         // One allocation for the whole frame, capped so that a header
                         // claiming a huge length cannot reserve memory it never sends.
-                        self.rbuf.reserve(remaining.min(1 << 20));
+                        self.rbuf.reserve(remaining.min(WHOLE_FRAME_LIMIT));
                     }
                     self.parse = Parse::Payload {
                         header,
                         remaining,
                         offset: 0,
+                        checked: 0,
                     };
                 }
                 Parse::Payload {
                     header,
                     remaining,
                     offset,
+                    checked,
                 } => {
                     if header.opcode.is_control() {
                         if self.rbuf.len() < remaining {
@@ -579,24 +589,54 @@ impl Connection {
                         && offset == 0
                         && header.opcode != OpCode::Continuation
                         && !incoming.compressed
-                        && self.rbuf.len() >= remaining
+                        && remaining <= WHOLE_FRAME_LIMIT
                     {
-                        // The common case: a whole single-frame message is buffered. Its bytes
-                        // leave the read buffer without a copy.
-                        let text = incoming.text;
-                        self.incoming = None;
+                        // The common case, a single-frame message: it waits in the read buffer
+                        // until the frame is complete, then leaves it without a copy. What has
+                        // arrived is unmasked and validated in place meanwhile, so invalid text
+                        // still fails at its first bad byte (§8.1, Autobahn 6.4.*).
+                        let avail = self.rbuf.len().min(remaining);
+                        if avail > checked && avail < remaining {
+                            let fresh = &mut self.rbuf[checked..avail];
+                            if let Some(key) = header.mask {
+                                apply_mask(fresh, key, checked);
+                            }
+                            if incoming.text {
+                                incoming
+                                    .utf8
+                                    .feed(fresh)
+                                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+                            }
+                        }
+                        if avail < remaining {
+                            self.parse = Parse::Payload {
+                                header,
+                                remaining,
+                                offset,
+                                checked: avail,
+                            };
+                            return Ok(());
+                        }
                         let mut payload = self.rbuf.split_to(remaining);
                         if let Some(key) = header.mask {
-                            apply_mask(&mut payload, key, 0);
+                            apply_mask(&mut payload[checked..], key, checked);
                         }
                         let payload = payload.freeze();
-                        let message = if text {
-                            crate::utf8::validate(&payload)
-                                .map_err(|_| ProtocolError::InvalidUtf8)?;
-                            Message::Text(Utf8Bytes::from_validated(payload))
-                        } else {
+                        let message = if !incoming.text {
                             Message::Binary(payload)
+                        } else {
+                            let valid = if checked == 0 {
+                                crate::utf8::validate(&payload)
+                            } else {
+                                incoming
+                                    .utf8
+                                    .feed(&payload[checked..])
+                                    .and_then(|()| incoming.utf8.finish())
+                            };
+                            valid.map_err(|_| ProtocolError::InvalidUtf8)?;
+                            Message::Text(Utf8Bytes::from_validated(payload))
                         };
+                        self.incoming = None;
                         self.parse = Parse::Header;
                         self.events.push_back(Event::Message(message));
                         continue;
@@ -615,6 +655,7 @@ impl Connection {
                             header,
                             remaining: remaining - take,
                             offset: offset + take,
+                            checked: 0,
                         };
                         return Ok(());
                     }

@@ -389,9 +389,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn read_some(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let want = self.conn.bytes_wanted().clamp(8 << 10, 1 << 20);
+        // Room for the rest of the frame being received (up to 1 MiB), so a message arrives
+        // in as few reads as the kernel allows and without reallocating mid-frame.
+        let want = self.conn.bytes_wanted().clamp(4 << 10, 1 << 20);
         let buf = self.conn.read_buf();
-        if buf.capacity() - buf.len() < 4096 {
+        if buf.capacity() - buf.len() < want {
             buf.reserve(want);
         }
         match ready!(tokio_util::io::poll_read_buf(
