@@ -11,6 +11,10 @@
 //! `SOCKEYE_REQUIRE_INTEROP=1` (set by `scripts/test.sh`, which CI runs), when a missing peer is a
 //! failure.
 
+mod common;
+
+use common::{expect_close, expect_message_within};
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -319,33 +323,6 @@ async fn next_event(lines: &mut Lines<BufReader<ChildStdout>>) -> serde_json::Va
     serde_json::from_str(&line).unwrap()
 }
 
-async fn expect_message<S>(ws: &mut sockeye::WebSocket<S>) -> Message
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    timeout(MESSAGE_TIMEOUT, ws.recv())
-        .await
-        .expect("no message in time")
-        .expect("stream ended")
-        .expect("error instead of a message")
-}
-
-async fn expect_close<S>(ws: &mut sockeye::WebSocket<S>) -> CloseEvent
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut close = None;
-    while let Some(msg) = timeout(Duration::from_secs(10), ws.recv())
-        .await
-        .expect("no close")
-    {
-        if let Ok(Message::Close(event)) = msg {
-            close = Some(event);
-        }
-    }
-    close.expect("no close event")
-}
-
 async fn sockeye_client_against_node_server(mode: &str) {
     let Some(node) = node() else { return };
     let (_server, url, mut events) = start_node_server(&node, mode).await;
@@ -362,7 +339,7 @@ async fn sockeye_client_against_node_server(mode: &str) {
         for kind in KINDS {
             let msg = make_message(kind, size);
             ws.send(msg.clone()).await.unwrap();
-            let echoed = expect_message(&mut ws).await;
+            let echoed = expect_message_within(&mut ws, MESSAGE_TIMEOUT).await;
             assert!(
                 echoed == msg,
                 "{kind:?} of {size} bytes came back different"

@@ -11,6 +11,10 @@
 #[path = "../../crates/sockeye/tests/support/mod.rs"]
 mod support;
 
+mod common;
+
+use common::{expect_close, expect_message, python, python_script};
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,37 +23,10 @@ use sockeye::proto::CloseCode;
 use sockeye::tls::{CertResolver, CertSet};
 use sockeye::{ClientRequest, ClientTls, Config, Message};
 use support::{Ca, TempDir};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("SOCKEYE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("interop/.venv/bin/python"));
-    if path.exists() {
-        return Some(path);
-    }
-    support::require_or_skip(&format!(
-        "the Python venv at {} (scripts/setup-python.sh)",
-        path.display()
-    ));
-    None
-}
-
-fn script(name: &str) -> String {
-    repo()
-        .join("interop/python")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
 
 /// A CA, a server certificate for localhost and 127.0.0.1, and their files.
 struct Pki {
@@ -110,7 +87,7 @@ async fn python_client_scenarios(compression: &str, config: Config) {
     let output = timeout(
         Duration::from_secs(120),
         Command::new(&py)
-            .arg(script("client_scenarios.py"))
+            .arg(python_script("client_scenarios.py"))
             .arg(&url)
             .args(["--compression", compression])
             .env("SSL_CERT_FILE", &pki.ca_file)
@@ -154,7 +131,7 @@ async fn python_client_refuses_our_server_without_the_test_ca() {
     let output = timeout(
         Duration::from_secs(30),
         Command::new(&py)
-            .arg(script("hold_client.py"))
+            .arg(python_script("hold_client.py"))
             .arg(format!("wss://localhost:{port}/"))
             .args(["--max-seconds", "1"])
             .env("SSL_CERT_FILE", &other_file)
@@ -174,7 +151,7 @@ async fn python_client_refuses_our_server_without_the_test_ca() {
 
 async fn start_python_tls_server(py: &PathBuf, pki: &Pki, extra: &[&str]) -> (Child, u16) {
     let mut child = Command::new(py)
-        .arg(script("tls_echo_server.py"))
+        .arg(python_script("tls_echo_server.py"))
         .args(["--port", "0", "--cert"])
         .arg(&pki.cert)
         .arg("--key")
@@ -198,31 +175,6 @@ async fn start_python_tls_server(py: &PathBuf, pki: &Pki, extra: &[&str]) -> (Ch
         .parse()
         .unwrap();
     (child, port)
-}
-
-async fn expect_message<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut sockeye::WebSocket<S>,
-) -> Message {
-    timeout(Duration::from_secs(10), ws.recv())
-        .await
-        .expect("no message within 10 s")
-        .expect("stream ended")
-        .expect("error instead of a message")
-}
-
-async fn expect_close<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut sockeye::WebSocket<S>,
-) -> sockeye::CloseEvent {
-    let mut close = None;
-    while let Some(msg) = timeout(Duration::from_secs(10), ws.recv())
-        .await
-        .expect("no close")
-    {
-        if let Ok(Message::Close(event)) = msg {
-            close = Some(event);
-        }
-    }
-    close.expect("no close event")
 }
 
 async fn our_client_against_python_tls_server(compression: &str) {

@@ -6,44 +6,20 @@
 //! so and pass vacuously, unless `SOCKEYE_REQUIRE_INTEROP=1` (set by `scripts/test.sh`, which
 //! CI runs), when a missing peer is a failure.
 
+mod common;
+
+use common::{expect_close, expect_message, python, python_script};
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use sockeye::proto::CloseCode;
 use sockeye::{ClientRequest, Config, DataKind, Message};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("SOCKEYE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("interop/.venv/bin/python"));
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("SOCKEYE_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!(
-            "no Python venv at {}: run scripts/setup-python.sh",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipping: no Python venv at {} (run scripts/setup-python.sh)",
-        path.display()
-    );
-    None
-}
-
-fn script(name: &str) -> PathBuf {
-    repo().join("interop/python").join(name)
-}
 
 /// Spawns a Python script and waits for its first stdout line.
 async fn spawn_peer(py: &PathBuf, args: &[&str]) -> (Child, String) {
@@ -86,7 +62,7 @@ async fn python_client_scenarios(compression: &str, config: Config) {
     let output = timeout(
         Duration::from_secs(120),
         Command::new(&py)
-            .arg(script("client_scenarios.py"))
+            .arg(python_script("client_scenarios.py"))
             .arg(&url)
             .args(["--compression", compression])
             .kill_on_drop(true)
@@ -120,7 +96,7 @@ async fn start_python_server(py: &PathBuf, compression: &str) -> (Child, String)
     let (child, line) = spawn_peer(
         py,
         &[
-            script("echo_server.py").to_str().unwrap(),
+            python_script("echo_server.py").to_str().unwrap(),
             "--port",
             "0",
             "--compression",
@@ -134,31 +110,6 @@ async fn start_python_server(py: &PathBuf, compression: &str) -> (Child, String)
         .trim()
         .to_owned();
     (child, format!("ws://127.0.0.1:{port}"))
-}
-
-async fn expect_message<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut sockeye::WebSocket<S>,
-) -> Message {
-    timeout(Duration::from_secs(10), ws.recv())
-        .await
-        .expect("no message within 10 s")
-        .expect("stream ended")
-        .expect("error instead of a message")
-}
-
-async fn expect_close<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut sockeye::WebSocket<S>,
-) -> sockeye::CloseEvent {
-    let mut close = None;
-    while let Some(msg) = timeout(Duration::from_secs(10), ws.recv())
-        .await
-        .expect("no close")
-    {
-        if let Ok(Message::Close(event)) = msg {
-            close = Some(event);
-        }
-    }
-    close.expect("no close event")
 }
 
 async fn client_scenarios_against_python_server(compression: &str) {
@@ -277,8 +228,11 @@ async fn sockeye_server_reports_1006_when_the_python_client_is_killed() {
         expect_close(&mut ws).await
     });
     let url = format!("ws://{addr}/");
-    let (mut child, line) =
-        spawn_peer(&py, &[script("hold_client.py").to_str().unwrap(), &url]).await;
+    let (mut child, line) = spawn_peer(
+        &py,
+        &[python_script("hold_client.py").to_str().unwrap(), &url],
+    )
+    .await;
     assert_eq!(line, "CONNECTED");
     child.kill().await.unwrap();
     let close = timeout(Duration::from_secs(10), server)
