@@ -139,6 +139,18 @@ async def sc_large_binary(ws, opts) -> str:
     return await expect_large(ws, payload)
 
 
+async def sc_large_text_8mib(ws, opts) -> str:
+    payload = random_text(8 * MIB)
+    await ws.send(payload)
+    return await expect_large(ws, payload)
+
+
+async def sc_large_binary_8mib(ws, opts) -> str:
+    payload = os.urandom(8 * MIB)
+    await ws.send(payload)
+    return await expect_large(ws, payload)
+
+
 async def sc_fragmented_text(ws, opts) -> str:
     frags = ["frag-", "ment-", "ed ✓"]
     await ws.send(frags)
@@ -215,6 +227,8 @@ SHARED: dict[str, Callable[[ClientConnection, argparse.Namespace], Awaitable[str
     "empty_binary": sc_empty_binary,
     "large_text_4mib": sc_large_text,
     "large_binary_4mib": sc_large_binary,
+    "large_text_8mib": sc_large_text_8mib,
+    "large_binary_8mib": sc_large_binary_8mib,
     "fragmented_text": sc_fragmented_text,
     "fragmented_binary": sc_fragmented_binary,
     "fragmented_text_split_utf8": sc_fragmented_text_split_utf8,

@@ -78,7 +78,7 @@ async fn python_client_scenarios(compression: &str, config: Config) {
         assert_eq!(v["ok"], true, "scenario failed: {line}");
         seen += 1;
     }
-    assert!(seen >= 13, "only {seen} scenarios ran:\n{stdout}");
+    assert!(seen >= 15, "only {seen} scenarios ran:\n{stdout}");
     assert!(output.status.success(), "{stdout}");
 }
 
@@ -90,6 +90,15 @@ async fn python_client_against_sockeye_server() {
 #[tokio::test]
 async fn python_client_against_sockeye_server_with_permessage_deflate() {
     python_client_scenarios("deflate", Config::default()).await;
+}
+
+#[tokio::test]
+async fn python_client_against_sockeye_server_with_permessage_deflate_without_context_takeover() {
+    let mut config = Config::default();
+    let deflate = config.deflate.as_mut().unwrap();
+    deflate.server_no_context_takeover = true;
+    deflate.client_no_context_takeover = true;
+    python_client_scenarios("deflate", config).await;
 }
 
 async fn start_python_server(py: &PathBuf, compression: &str) -> (Child, String) {
