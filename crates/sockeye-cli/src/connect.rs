@@ -1,11 +1,16 @@
 //! `sockeye connect URL`: a line-based interactive client.
+//!
+//! Each stdin line becomes a text message (`--binary`: a binary message of the line's bytes).
+//! Received text prints as a line on stdout; received binary prints as a line of hex, or as it
+//! is with `--raw`. The open and close events go to stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use sockeye::{ClientRequest, ClientTls, Config, Message, Proxy};
+use sockeye::proto::close::MAX_REASON_LEN;
+use sockeye::{ClientRequest, ClientTls, CloseCode, Config, Message, Proxy};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::serve::anyhow_like;
@@ -48,6 +53,18 @@ pub struct ConnectArgs {
     /// Seconds allowed for TCP, proxy and TLS together.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     connect_timeout: f64,
+    /// Send each stdin line as a binary message of its bytes (without the newline) instead of
+    /// a text message.
+    #[arg(long)]
+    binary: bool,
+    /// Write received binary messages to stdout byte for byte, with nothing added, instead of
+    /// as a line of hex.
+    #[arg(long)]
+    raw: bool,
+    /// Send a ping after this many idle seconds; a peer that does not answer within 20 s is
+    /// taken for dead (exit status 2). 0 sends no pings.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    ping_interval: f64,
 }
 
 /// Exit status: 0 after a clean close, 1 on errors, 2 when the close was not clean.
@@ -93,24 +110,38 @@ pub async fn run(args: ConnectArgs) -> anyhow_like::Result<ExitCode> {
         Some((c, r)) => (c.parse::<u16>()?, r.to_owned()),
         None => (args.close.parse::<u16>()?, String::new()),
     };
-    let mut ws = sockeye::connect_with(request, Config::default()).await?;
+    // Checked now rather than at EOF, when the session would end without its close frame.
+    if !CloseCode(code).is_application_allowed() {
+        return Err(format!("--close {code}: the code must be 1000 or 3000-4999").into());
+    }
+    if reason.len() > MAX_REASON_LEN {
+        return Err(format!("--close: the reason is over {MAX_REASON_LEN} bytes").into());
+    }
+    let ping_interval = Duration::try_from_secs_f64(args.ping_interval)
+        .map_err(|_| "--ping-interval must be a number of seconds, 0 for none")?;
+    let ping_interval = (!ping_interval.is_zero()).then_some(ping_interval);
+    let config = Config::default().ping_interval(ping_interval);
+    let mut ws = sockeye::connect_with(request, config).await?;
     eprintln!(
         "open: protocol {:?}, extensions {:?}",
         ws.protocol().unwrap_or(""),
         ws.extensions()
     );
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut line = Vec::new();
     let mut stdout = tokio::io::stdout();
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            line = lines.next_line(), if stdin_open => match line? {
-                Some(line) => ws.send(line).await?,
-                None => {
+            read = stdin.read_until(b'\n', &mut line), if stdin_open => {
+                if read? == 0 {
                     stdin_open = false;
                     ws.close(Some(code), &reason).await?;
+                    continue;
                 }
-            },
+                let message = line_message(std::mem::take(&mut line), args.binary)?;
+                ws.send(message).await?;
+            }
             msg = ws.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     stdout.write_all(text.as_bytes()).await?;
@@ -118,8 +149,12 @@ pub async fn run(args: ConnectArgs) -> anyhow_like::Result<ExitCode> {
                     stdout.flush().await?;
                 }
                 Some(Ok(Message::Binary(data))) => {
-                    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
-                    stdout.write_all(format!("{hex}\n").as_bytes()).await?;
+                    if args.raw {
+                        stdout.write_all(&data).await?;
+                    } else {
+                        let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+                        stdout.write_all(format!("{hex}\n").as_bytes()).await?;
+                    }
                     stdout.flush().await?;
                 }
                 Some(Ok(Message::Close(event))) => {
@@ -130,5 +165,45 @@ pub async fn run(args: ConnectArgs) -> anyhow_like::Result<ExitCode> {
                 None => return Ok(ExitCode::from(2)),
             },
         }
+    }
+}
+
+/// One stdin line, as read with its newline, as the message to send: binary keeps every byte
+/// but the `\n`; text also drops a `\r` before it (as `lines()` does) and must be UTF-8.
+fn line_message(mut line: Vec<u8>, binary: bool) -> anyhow_like::Result<Message> {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    if binary {
+        return Ok(Message::binary(line));
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    let text = String::from_utf8(line)
+        .map_err(|_| "a stdin line is not UTF-8 (use --binary to send bytes)")?;
+    Ok(Message::text(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_message;
+    use sockeye::Message;
+
+    #[test]
+    fn lines_become_text_or_binary_messages() {
+        let text = |l: &[u8]| line_message(l.to_vec(), false).unwrap();
+        let binary = |l: &[u8]| line_message(l.to_vec(), true).unwrap();
+        assert_eq!(text(b"hello\n"), Message::text("hello"));
+        assert_eq!(text(b"dos\r\n"), Message::text("dos"));
+        assert_eq!(
+            text(b"last line, no newline"),
+            Message::text("last line, no newline")
+        );
+        assert_eq!(
+            binary(b"\x00\xff\r\n"),
+            Message::binary(vec![0u8, 0xff, b'\r'])
+        );
+        assert!(line_message(b"\xff\n".to_vec(), false).is_err());
     }
 }

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub accepted: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     closes: Mutex<BTreeMap<u16, u64>>,
+    /// permessage-deflate, from connections that ended: [sent, received] × [raw, compressed]
+    deflate: [[AtomicU64; 2]; 2],
     /// [text, binary] × [messages, bytes]
     received: [[AtomicU64; 2]; 2],
     sent: [[AtomicU64; 2]; 2],
@@ -35,6 +37,14 @@ impl Metrics {
     /// Counted once per connection, when it ends.
     pub fn closed(&self, code: u16) {
         *self.closes.lock().unwrap().entry(code).or_default() += 1;
+    }
+
+    /// Counted once per connection, when it ends.
+    pub fn deflate(&self, stats: sockeye::proto::DeflateStats) {
+        self.deflate[0][0].fetch_add(stats.sent_raw, Relaxed);
+        self.deflate[0][1].fetch_add(stats.sent_compressed, Relaxed);
+        self.deflate[1][0].fetch_add(stats.received_raw, Relaxed);
+        self.deflate[1][1].fetch_add(stats.received_compressed, Relaxed);
     }
 
     pub fn received(&self, msg: &Message) {
@@ -83,6 +93,27 @@ impl Metrics {
                     out,
                     "sockeye_bytes_{name}_total{{type=\"{kind}\"}} {}",
                     counters[1][k].load(Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(out, "# TYPE sockeye_deflate_bytes_total counter");
+        let _ = writeln!(out, "# TYPE sockeye_deflate_ratio gauge");
+        for (d, direction) in ["sent", "received"].iter().enumerate() {
+            let raw = self.deflate[d][0].load(Relaxed);
+            let compressed = self.deflate[d][1].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "sockeye_deflate_bytes_total{{direction=\"{direction}\",stage=\"raw\"}} {raw}"
+            );
+            let _ = writeln!(
+                out,
+                "sockeye_deflate_bytes_total{{direction=\"{direction}\",stage=\"compressed\"}} {compressed}"
+            );
+            if raw > 0 {
+                let ratio = compressed as f64 / raw as f64;
+                let _ = writeln!(
+                    out,
+                    "sockeye_deflate_ratio{{direction=\"{direction}\"}} {ratio:.4}"
                 );
             }
         }

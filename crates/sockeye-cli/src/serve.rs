@@ -201,7 +201,10 @@ async fn recv_until_shutdown<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             msg = ws.recv() => {
                 match &msg {
-                    Some(Ok(Message::Close(event))) => app.metrics.closed(event.code.0),
+                    Some(Ok(Message::Close(event))) => {
+                        app.metrics.closed(event.code.0);
+                        app.metrics.deflate(ws.deflate_stats());
+                    }
                     Some(Ok(m)) => app.metrics.received(m),
                     _ => {}
                 }

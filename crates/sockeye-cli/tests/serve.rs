@@ -277,3 +277,36 @@ async fn config_file_with_an_unknown_key_is_a_clear_error_at_start() {
     assert!(stderr.contains("listne"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("LISTENING"));
 }
+
+#[tokio::test]
+async fn metrics_report_the_compression_ratio() {
+    let (_server, addr) = start(&[]).await;
+    let mut ws = sockeye::connect(&format!("ws://{addr}/echo"))
+        .await
+        .unwrap();
+    let tick = r#"{"symbol":"ACME","bid":101.25,"ask":101.5,"size":300}"#.repeat(20);
+    ws.send(tick.as_str()).await.unwrap();
+    assert_eq!(next(&mut ws).await.as_text(), Some(tick.as_str()));
+    ws.close(Some(1000), "").await.unwrap();
+    while ws.recv().await.is_some() {}
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = http_get(&addr, "/metrics", "").await;
+        if text.contains("sockeye_deflate_ratio{direction=\"sent\"}") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ratio: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sockeye_deflate_ratio{direction=\"sent\"} "))
+        .unwrap_or_else(|| panic!("no ratio in\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(ratio > 0.0 && ratio < 0.5, "ratio {ratio}");
+    let raw = format!(
+        "sockeye_deflate_bytes_total{{direction=\"received\",stage=\"raw\"}} {}\n",
+        tick.len()
+    );
+    assert!(text.contains(&raw), "missing {raw:?} in\n{text}");
+}

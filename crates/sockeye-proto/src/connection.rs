@@ -97,6 +97,15 @@ impl CloseEvent {
     }
 }
 
+/// Bytes of compressed messages before and after permessage-deflate, for both directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeflateStats {
+    pub sent_raw: u64,
+    pub sent_compressed: u64,
+    pub received_raw: u64,
+    pub received_compressed: u64,
+}
+
 /// The kind of a data message being sent in fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataKind {
@@ -199,6 +208,7 @@ pub struct Connection {
     eof_to_send: bool,
     error: Option<ProtocolError>,
     scratch: Vec<u8>,
+    deflate_stats: DeflateStats,
 }
 
 impl std::fmt::Debug for Connection {
@@ -229,6 +239,7 @@ impl Connection {
             eof_to_send: false,
             error: None,
             scratch: Vec::new(),
+            deflate_stats: DeflateStats::default(),
         }
     }
 
@@ -270,6 +281,11 @@ impl Connection {
 
     pub fn is_deflate_enabled(&self) -> bool {
         self.deflate.is_some()
+    }
+
+    /// What permessage-deflate saved so far on this connection.
+    pub fn deflate_stats(&self) -> DeflateStats {
+        self.deflate_stats
     }
 
     // ---- network input ----
@@ -396,6 +412,8 @@ impl Connection {
                 let mut out = std::mem::take(&mut self.scratch);
                 out.clear();
                 deflate.compress(payload, &mut out, true);
+                self.deflate_stats.sent_raw += payload.len() as u64;
+                self.deflate_stats.sent_compressed += out.len() as u64;
                 self.write_frame(opcode, RSV1, true, &out);
                 self.scratch = out;
             }
@@ -433,6 +451,8 @@ impl Connection {
             let mut out = std::mem::take(&mut self.scratch);
             out.clear();
             deflate.compress(payload, &mut out, fin);
+            self.deflate_stats.sent_raw += payload.len() as u64;
+            self.deflate_stats.sent_compressed += out.len() as u64;
             self.write_frame(opcode, if first { RSV1 } else { 0 }, fin, &out);
             self.scratch = out;
         } else {
@@ -758,6 +778,10 @@ impl Connection {
                     .feed(&incoming.buf[start..])
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
+        }
+        if incoming.compressed {
+            self.deflate_stats.received_raw += incoming.buf.len() as u64;
+            self.deflate_stats.received_compressed += incoming.compressed_len as u64;
         }
         let payload = Bytes::from(incoming.buf);
         let message = if incoming.text {

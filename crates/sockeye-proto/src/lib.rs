@@ -17,7 +17,7 @@ pub mod message;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{CloseEvent, Config, Connection, DataKind, Event, Role, State};
+pub use connection::{CloseEvent, Config, Connection, DataKind, DeflateStats, Event, Role, State};
 pub use deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use error::{ProtocolError, UsageError};
 pub use frame::{FrameHeader, OpCode};

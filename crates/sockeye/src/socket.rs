@@ -195,6 +195,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.protocol.as_deref()
     }
 
+    /// Bytes of compressed messages before and after permessage-deflate, both ways.
+    pub fn deflate_stats(&self) -> sockeye_proto::DeflateStats {
+        self.conn.deflate_stats()
+    }
+
     /// The `Sec-WebSocket-Extensions` value agreed on ("" when none).
     pub fn extensions(&self) -> &str {
         &self.extensions
