@@ -12,7 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,19 +50,13 @@ const ARGS = [
   '--disable-sync',
 ];
 
-let server;
-let context;
-let page;
-let userDataDir;
-let base;
-
-before(async () => {
-  if (skip) return;
-  server = spawn(BIN, ['serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: server.stdout });
+/** Starts `sockeye serve` on an ephemeral port and waits for its LISTENING line. */
+async function startServer(extra) {
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout });
   const addr = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('sockeye serve printed no LISTENING line')), 20000);
-    server.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
+    proc.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
     lines.on('line', (line) => {
       const m = /^LISTENING (\S+)$/.exec(line);
       if (m) {
@@ -71,6 +65,27 @@ before(async () => {
       }
     });
   });
+  return { proc, addr };
+}
+
+async function stopServer(proc) {
+  if (proc && proc.exitCode === null) {
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+}
+
+let server;
+let context;
+let page;
+let userDataDir;
+let base;
+
+before(async () => {
+  if (skip) return;
+  let addr;
+  ({ proc: server, addr } = await startServer([]));
   base = `http://${addr}`;
   const { chromium } = createRequire(playwrightPackage)('playwright-core');
   userDataDir = mkdtempSync(path.join(tmpdir(), 'sockeye-chromium-'));
@@ -110,87 +125,91 @@ test('permessage-deflate is negotiated with Chromium', { skip }, async () => {
   assert.match(r.extensions, /^permessage-deflate\b/, `extensions: ${r.extensions}`);
 });
 
-test('text and binary messages of 1 B to 8 MiB round-trip through /echo', { skip, timeout: 300000 }, async () => {
-  const results = await page.evaluate(async () => {
-    const MiB = 1 << 20;
-    const SIZES = [1, 125, 126, 65535, 65536, MiB, 8 * MiB];
-    let x = 2463534242;
-    const next = () => {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      return x;
-    };
-    const enc = new TextEncoder();
-    const makeText = (size) => {
-      const parts = [];
-      let len = 0;
-      for (let seq = 0; len < size; seq++) {
-        const r = next();
-        const rec = `{"seq":${seq},"sym":"ÉTH-€","px":${(r % 1000000) / 100},"qty":${r >>> 22},"note":"naïve 🐟"}\n`;
-        parts.push(rec);
-        len += enc.encode(rec).length;
-      }
-      const bytes = enc.encode(parts.join(''));
-      let cut = size;
-      while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--;
-      const out = new Uint8Array(size).fill(0x20);
-      out.set(bytes.subarray(0, cut));
-      return new TextDecoder('utf-8', { fatal: true }).decode(out);
-    };
-    const makeBinary = (size, random) => {
-      const out = new Uint8Array(size);
-      for (let i = 0; i < size; i++) out[i] = random ? next() >>> 24 : i % 16 < 8 ? i : (next() >>> 24) & 0x0f;
-      return out.buffer;
-    };
-    const hex = async (data) => {
-      const bytes = typeof data === 'string' ? enc.encode(data) : data;
-      const digest = await crypto.subtle.digest('SHA-256', bytes);
-      return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-    };
-    const sameBytes = (a, b) => {
-      const [u, v] = [new Uint8Array(a), new Uint8Array(b)];
-      if (u.length !== v.length) return false;
-      for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return false;
-      return true;
-    };
-
-    const socket = new WebSocket(`ws://${location.host}/echo`);
-    socket.binaryType = 'arraybuffer';
-    const inbox = [];
-    let wake = null;
-    socket.onmessage = (e) => {
-      inbox.push(e.data);
-      if (wake) wake();
-    };
-    await new Promise((resolve, reject) => {
-      socket.onopen = resolve;
-      socket.onerror = () => reject(new Error('error event'));
-    });
-    const nextMessage = async () => {
-      while (!inbox.length) await new Promise((resolve) => (wake = resolve));
-      return inbox.shift();
-    };
-    const results = [];
-    for (const size of SIZES) {
-      for (const kind of ['text', 'binary', 'random']) {
-        const sent = kind === 'text' ? makeText(size) : makeBinary(size, kind === 'random');
-        const t0 = performance.now();
-        socket.send(sent);
-        const got = await nextMessage();
-        const ms = Math.round(performance.now() - t0);
-        const typeOk = kind === 'text' ? typeof got === 'string' : got instanceof ArrayBuffer;
-        const sentLen = typeof sent === 'string' ? enc.encode(sent).length : sent.byteLength;
-        const equal = typeOk && (kind === 'text' ? got === sent : sameBytes(got, sent));
-        const [want, have] = [await hex(sent), typeOk ? await hex(got) : 'wrong type'];
-        results.push({ kind, size, sentLen, typeOk, equal, hashEqual: want === have, ms });
-      }
+// Runs in the page: every size and kind through /echo, checked byte for byte and by SHA-256,
+// with the extensions the socket negotiated.
+async function roundTripInPage() {
+  const MiB = 1 << 20;
+  const SIZES = [1, 125, 126, 65535, 65536, MiB, 8 * MiB];
+  let x = 2463534242;
+  const next = () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+  const enc = new TextEncoder();
+  const makeText = (size) => {
+    const parts = [];
+    let len = 0;
+    for (let seq = 0; len < size; seq++) {
+      const r = next();
+      const rec = `{"seq":${seq},"sym":"ÉTH-€","px":${(r % 1000000) / 100},"qty":${r >>> 22},"note":"naïve 🐟"}\n`;
+      parts.push(rec);
+      len += enc.encode(rec).length;
     }
-    socket.close(1000);
-    return results;
+    const bytes = enc.encode(parts.join(''));
+    let cut = size;
+    while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--;
+    const out = new Uint8Array(size).fill(0x20);
+    out.set(bytes.subarray(0, cut));
+    return new TextDecoder('utf-8', { fatal: true }).decode(out);
+  };
+  const makeBinary = (size, random) => {
+    const out = new Uint8Array(size);
+    for (let i = 0; i < size; i++) out[i] = random ? next() >>> 24 : i % 16 < 8 ? i : (next() >>> 24) & 0x0f;
+    return out.buffer;
+  };
+  const hex = async (data) => {
+    const bytes = typeof data === 'string' ? enc.encode(data) : data;
+    const digest = await crypto.subtle.digest('SHA-256', bytes);
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  };
+  const sameBytes = (a, b) => {
+    const [u, v] = [new Uint8Array(a), new Uint8Array(b)];
+    if (u.length !== v.length) return false;
+    for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return false;
+    return true;
+  };
+
+  const socket = new WebSocket(`ws://${location.host}/echo`);
+  socket.binaryType = 'arraybuffer';
+  const inbox = [];
+  let wake = null;
+  socket.onmessage = (e) => {
+    inbox.push(e.data);
+    if (wake) wake();
+  };
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error('error event'));
   });
+  const nextMessage = async () => {
+    while (!inbox.length) await new Promise((resolve) => (wake = resolve));
+    return inbox.shift();
+  };
+  const results = [];
+  for (const size of SIZES) {
+    for (const kind of ['text', 'binary', 'random']) {
+      const sent = kind === 'text' ? makeText(size) : makeBinary(size, kind === 'random');
+      const t0 = performance.now();
+      socket.send(sent);
+      const got = await nextMessage();
+      const ms = Math.round(performance.now() - t0);
+      const typeOk = kind === 'text' ? typeof got === 'string' : got instanceof ArrayBuffer;
+      const sentLen = typeof sent === 'string' ? enc.encode(sent).length : sent.byteLength;
+      const equal = typeOk && (kind === 'text' ? got === sent : sameBytes(got, sent));
+      const [want, have] = [await hex(sent), typeOk ? await hex(got) : 'wrong type'];
+      results.push({ kind, size, sentLen, typeOk, equal, hashEqual: want === have, ms });
+    }
+  }
+  const extensions = socket.extensions;
+  socket.close(1000);
+  return { results, extensions };
+}
+
+function checkRoundTrips(results) {
   for (const r of results) {
     console.log(JSON.stringify(r));
     assert.deepEqual(
@@ -198,8 +217,33 @@ test('text and binary messages of 1 B to 8 MiB round-trip through /echo', { skip
       { sentLen: r.size, typeOk: true, equal: true, hashEqual: true },
       `${r.kind} of ${r.size} bytes`,
     );
+}
+assert.equal(results.length, 21);
+}
+
+test('text and binary messages of 1 B to 8 MiB round-trip through /echo', { skip, timeout: 300000 }, async () => {
+  const { results, extensions } = await page.evaluate(roundTripInPage);
+  assert.match(extensions, /^permessage-deflate/);
+  checkRoundTrips(results);
+});
+
+test('the same round trips without context takeover on either side', { skip, timeout: 300000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sockeye-nct-'));
+  const config = path.join(dir, 'sockeye.toml');
+  writeFileSync(config, '[compression]\nserver_no_context_takeover = true\nclient_no_context_takeover = true\n');
+  const { proc, addr } = await startServer(['--config', config]);
+  const nct = await context.newPage();
+  try {
+    await nct.goto(`http://${addr}/`);
+    const { results, extensions } = await nct.evaluate(roundTripInPage);
+    assert.match(extensions, /server_no_context_takeover/);
+    assert.match(extensions, /client_no_context_takeover/);
+    checkRoundTrips(results);
+  } finally {
+    await nct.close();
+    await stopServer(proc);
+    rmSync(dir, { recursive: true, force: true });
   }
-  assert.equal(results.length, 21);
 });
 
 test('new WebSocket(url, ["soap", "wamp"]) opens with "soap"', { skip }, async () => {
