@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Runs Autobahn|Testsuite against Sockeye and checks the report.
 #   server: wstest -m fuzzingclient tests examples/autobahn_server
+#   server-tls: wstest -m fuzzingclient tests `sockeye serve --listen-tls` at wss://…/echo, with a
+#     self-signed certificate made by openssl for the run (wstest does not verify it)
 #   client: wstest -m fuzzingserver is driven by examples/autobahn_client
-# Build first: cargo build --release -p sockeye --examples
+# Build first: cargo build --release -p sockeye --examples (server-tls: -p sockeye-cli)
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 server|client [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1')" >&2
+  echo "usage: $0 server|server-tls|client [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1')" >&2
   exit 2
 }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 mode=${1:-}
-[[ $mode == server || $mode == client ]] || usage
+[[ $mode == server || $mode == server-tls || $mode == client ]] || usage
 shift
 cases='*'
 exclude=${SOCKEYE_AUTOBAHN_EXCLUDE:-}
@@ -27,8 +29,13 @@ done
 # A whole run takes 11-13 minutes; this only bounds a hung peer.
 limit=${SOCKEYE_AUTOBAHN_TIMEOUT:-1800}
 
-bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/autobahn_$mode
-[[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples" >&2; exit 1; }
+if [[ $mode == server-tls ]]; then
+  bin=${CARGO_TARGET_DIR:-$repo/target}/release/sockeye
+  [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye-cli" >&2; exit 1; }
+else
+  bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/autobahn_$mode
+  [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples" >&2; exit 1; }
+fi
 "$here/install.sh"
 wstest=$repo/interop/.cache/autobahn/bin/wstest
 
@@ -88,12 +95,24 @@ PY
 
 port=$(free_port)
 echo "autobahn: $mode mode, cases '$cases', excluding '${exclude:-none}', reports in $out"
-if [[ $mode == server ]]; then
-  "$bin" "127.0.0.1:$port" >"$out/server.log" 2>&1 &
+if [[ $mode == server || $mode == server-tls ]]; then
+  if [[ $mode == server ]]; then
+    "$bin" "127.0.0.1:$port" >"$out/server.log" 2>&1 &
+    url=ws://127.0.0.1:$port
+  else
+    # A key made for this run only, in the report folder (removed by the next run).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+      -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+      -keyout "$out/server.key" -out "$out/server.pem" 2>/dev/null
+    # /echo of sockeye serve: no keepalive pings to interleave with the cases' frames.
+    "$bin" serve --listen-tls "127.0.0.1:$port" --tls-cert "$out/server.pem" \
+      --tls-key "$out/server.key" --ping-interval 0 --log-level warn >"$out/server.log" 2>&1 &
+    url=wss://127.0.0.1:$port/echo
+  fi
   server=$!
   pids+=("$server")
   wait_port "$port" "$server"
-  spec "$out/fuzzingclient.json" "servers=[{\"agent\": \"sockeye\", \"url\": \"ws://127.0.0.1:$port\"}]"
+  spec "$out/fuzzingclient.json" "servers=[{\"agent\": \"sockeye\", \"url\": \"$url\"}]"
   (cd "$out" && exec timeout "$limit" "$wstest" -m fuzzingclient -s fuzzingclient.json) \
     >"$out/wstest.log" 2>&1 &
   ws=$!
@@ -102,7 +121,7 @@ if [[ $mode == server ]]; then
   echo "autobahn: wstest -m fuzzingclient running (log: $out/wstest.log)"
   wait "$ws" || { echo "wstest failed or timed out; see $out/wstest.log" >&2; exit 1; }
   # wstest stops at the first refused connection, so a crash would otherwise look like a short run.
-  kill -0 "$server" 2>/dev/null || { echo "autobahn_server exited during the run; see $out/server.log" >&2; exit 1; }
+  kill -0 "$server" 2>/dev/null || { echo "the server exited during the run; see $out/server.log" >&2; exit 1; }
 else
   spec "$out/fuzzingserver.json" "url=\"ws://127.0.0.1:$port\""
   # --webport 0: no HTTP report browser; the reports are written to outdir anyway.

@@ -15,6 +15,9 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_origin: Option<Vec<String>>,
+    /// Reverse proxies (IP addresses or CIDR blocks) whose `Forwarded`/`X-Forwarded-For`
+    /// headers name the client.
+    pub trust_proxy: Option<Vec<String>>,
     pub ping_interval: Option<u64>,
     pub max_message_size: Option<usize>,
     pub max_connections: Option<i64>,
@@ -76,6 +79,9 @@ impl FileConfig {
         if let Some(bits) = config.compression.server_max_window_bits {
             check_window_bits(bits)?;
         }
+        for entry in config.trust_proxy.iter().flatten() {
+            entry.parse::<sockeye::forwarded::Cidr>()?;
+        }
         Ok(config)
     }
 }
@@ -106,6 +112,7 @@ mod tests {
             r#"
             listen = ["127.0.0.1:9000"]
             allow_origin = ["https://example.com"]
+            trust_proxy = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
             ping_interval = 10
             max_message_size = 1048576
             max_connections = 5
@@ -122,6 +129,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen.unwrap(), ["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(c.trust_proxy.unwrap().len(), 3);
         assert_eq!(c.compression.level, Some(1));
         assert_eq!(c.compression.server_max_window_bits, Some(12));
         assert!(!c.endpoints.chat);
@@ -138,5 +146,8 @@ mod tests {
         assert!(FileConfig::parse("ping_interval = \"often\"").is_err());
         assert!(FileConfig::parse("listen = [\"not an address\"]").is_err());
         assert!(FileConfig::parse("[endpoints]\nchatt = true").is_err());
+        assert!(FileConfig::parse("trust_proxy = [\"10.0.0.0/40\"]")
+            .unwrap_err()
+            .contains("10.0.0.0/40"));
     }
 }

@@ -28,6 +28,11 @@ pub struct ServeArgs {
     /// are accepted.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origin: Vec<String>,
+    /// A reverse proxy (IP address or CIDR block, repeatable) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client; connections from anywhere else are logged
+    /// with their TCP peer address, whatever their headers say. None by default.
+    #[arg(long = "trust-proxy", value_name = "IP_OR_CIDR")]
+    trust_proxy: Vec<sockeye::forwarded::Cidr>,
     /// Seconds between keepalive pings, 0 disables [default: 30].
     #[arg(long, value_name = "SECS")]
     ping_interval: Option<u64>,
@@ -59,6 +64,7 @@ pub struct ServeArgs {
 struct App {
     endpoints: crate::config::Endpoints,
     allow_origin: Vec<String>,
+    trust_proxy: Vec<sockeye::forwarded::Cidr>,
     chat: broadcast::Sender<Utf8Bytes>,
     metrics: Metrics,
     max_connections: i64,
@@ -98,6 +104,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
     }
     if args.allow_origin.is_empty() {
         args.allow_origin = file.allow_origin.clone().unwrap_or_default();
+    }
+    if args.trust_proxy.is_empty() {
+        for entry in file.trust_proxy.iter().flatten() {
+            args.trust_proxy.push(entry.parse()?);
+        }
     }
     if args.tls.listen_tls.is_empty() {
         args.tls.listen_tls = file.listen_tls.clone().unwrap_or_default();
@@ -142,6 +153,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
     let app = Arc::new(App {
         endpoints: file.endpoints,
         allow_origin: args.allow_origin.clone(),
+        trust_proxy: args.trust_proxy.clone(),
         chat: broadcast::channel(1024).0,
         metrics: Metrics::default(),
         max_connections: args
@@ -245,9 +257,12 @@ async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr
         };
         return;
     }
+    // The client's address: the TCP peer's, or what a trusted reverse proxy says it is.
+    let client = sockeye::forwarded::client_addr(upgrade.request(), peer, &app.trust_proxy);
+    tracing::info!(%client, %peer, path = upgrade.path(), "connection");
     if let Some(origin) = upgrade.header("origin") {
         if !app.allow_origin.is_empty() && !app.allow_origin.iter().any(|o| o == origin) {
-            tracing::info!(%peer, origin, "refused origin");
+            tracing::info!(%client, %peer, origin, "refused origin");
             app.metrics.refused("origin");
             let _ = upgrade
                 .reject(StatusCode::FORBIDDEN, "Origin not allowed\n")
@@ -278,7 +293,7 @@ async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr
         _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
     };
     if let Err(e) = result {
-        tracing::debug!(%peer, path, "connection ended: {e}");
+        tracing::debug!(%client, %peer, path, "connection ended: {e}");
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod forwarded;
 pub mod proxy;
 pub mod server;
 pub mod socket;

@@ -1,0 +1,184 @@
+// Headless Chromium opening wss:// to `sockeye serve --listen-tls … --tls-cert … --tls-key …`.
+// The certificates come from a CA made at run time with the openssl command (a temporary
+// folder, removed afterwards); Chromium accepts the server certificate by its public key pin
+// (--ignore-certificate-errors-spki-list), not by turning verification off. Checked in the page:
+// `open`, an echoed text and binary message, permessage-deflate in `extensions`, and a clean close.
+//
+//   node --test interop/browser/wss.test.mjs
+//
+// Needs `cargo build --release -p sockeye-cli` (SOCKEYE_BIN or $CARGO_TARGET_DIR/release/sockeye
+// overrides the path), scripts/setup-browser.sh and openssl. Without them the test is skipped,
+// unless SOCKEYE_REQUIRE_INTEROP=1, when it fails.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const CHROMIUM = process.env.SOCKEYE_CHROMIUM ?? '/usr/bin/chromium';
+const OPENSSL = process.env.SOCKEYE_OPENSSL ?? '/usr/bin/openssl';
+const BIN =
+  process.env.SOCKEYE_BIN ??
+  path.join(path.resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target'), 'release/sockeye');
+const playwrightPackage = path.join(repo, 'interop/node/node_modules/playwright-core/package.json');
+
+const missing = [
+  [BIN, 'cargo build --release -p sockeye-cli'],
+  [CHROMIUM, 'scripts/setup-browser.sh'],
+  [OPENSSL, 'apt-get install openssl'],
+  [playwrightPackage, 'scripts/setup-node.sh'],
+]
+  .filter(([file]) => !existsSync(file))
+  .map(([file, fix]) => `no ${file} (run ${fix})`)
+  .join('; ');
+if (missing && process.env.SOCKEYE_REQUIRE_INTEROP === '1') throw new Error(missing);
+if (missing) console.log(`skipping: ${missing}`);
+const skip = missing || false;
+
+// The flags of echo.test.mjs: without the networking ones Chromium keeps calling home.
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const openssl = (args, input) => execFileSync(OPENSSL, args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
+
+/** A CA and a server certificate for 127.0.0.1 and localhost signed by it, in `dir`. */
+function makeCertificates(dir) {
+  const f = (name) => path.join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1',
+    '-subj', '/CN=Sockeye test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl(['req', '-new', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
+  writeFileSync(
+    f('server.ext'),
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' +
+      'keyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n',
+  );
+  openssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+    '-CAcreateserial', '-days', '1', '-extfile', f('server.ext'), '-out', f('server.pem')]);
+  // base64(SHA-256(SubjectPublicKeyInfo)) of the server certificate: Chromium's pin.
+  const pubkey = openssl(['x509', '-in', f('server.pem'), '-pubkey', '-noout']);
+  const spki = openssl(['pkey', '-pubin', '-outform', 'der'], pubkey);
+  const spkiHash = openssl(['dgst', '-sha256', '-binary'], spki).toString('base64');
+  return { cert: f('server.pem'), key: f('server.key'), spkiHash };
+}
+
+/** Starts `sockeye serve` with one TLS listener on an ephemeral port; waits for LISTENING. */
+async function startServer(args) {
+  const proc = spawn(BIN, ['serve', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout });
+  const addr = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('sockeye serve printed no LISTENING line')), 20000);
+    proc.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
+    lines.on('line', (line) => {
+      const m = /^LISTENING (\S+)$/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  return { proc, addr };
+}
+
+let server;
+let context;
+let page;
+let certDir;
+let userDataDir;
+let origin;
+
+before(async () => {
+  if (skip) return;
+  certDir = mkdtempSync(path.join(tmpdir(), 'sockeye-wss-certs-'));
+  const { cert, key, spkiHash } = makeCertificates(certDir);
+  let addr;
+  ({ proc: server, addr } = await startServer(['--listen-tls', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key]));
+  origin = `https://${addr}`;
+  const { chromium } = createRequire(playwrightPackage)('playwright-core');
+  userDataDir = mkdtempSync(path.join(tmpdir(), 'sockeye-chromium-wss-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...ARGS, `--ignore-certificate-errors-spki-list=${spkiHash}`],
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (msg) => console.log(`page: ${msg.text()}`));
+  // The demo page over https: the socket below is same-origin and in a secure context.
+  const response = await page.goto(`${origin}/`);
+  assert.equal(response.status(), 200);
+});
+
+after(async () => {
+  await context?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGKILL');
+    await exited;
+  }
+  for (const dir of [userDataDir, certDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('Chromium opens wss:// to sockeye serve: echo, permessage-deflate, clean close', { skip }, async () => {
+  const r = await page.evaluate(async () => {
+    const events = [];
+    const socket = new WebSocket(`wss://${location.host}/echo`);
+    socket.binaryType = 'arraybuffer';
+    const inbox = [];
+    let wake = null;
+    socket.onmessage = (e) => {
+      inbox.push(e.data);
+      if (wake) wake();
+    };
+    await new Promise((resolve, reject) => {
+      socket.onopen = () => {
+        events.push('open');
+        resolve();
+      };
+      socket.onerror = () => reject(new Error('error event'));
+    });
+    const nextMessage = async () => {
+      while (!inbox.length) await new Promise((resolve) => (wake = resolve));
+      return inbox.shift();
+    };
+    const text = 'hello over wss:// ' + 'é🐟'.repeat(100);
+    socket.send(text);
+    const echoed = await nextMessage();
+    socket.send(new Uint8Array([0, 1, 2, 253, 254, 255]));
+    const bin = await nextMessage();
+    const closed = new Promise((resolve) => {
+      socket.onclose = (e) => resolve({ code: e.code, reason: e.reason, wasClean: e.wasClean });
+    });
+    socket.close(1000, 'bye');
+    return {
+      events,
+      url: socket.url,
+      textEqual: echoed === text,
+      binary: bin instanceof ArrayBuffer ? Array.from(new Uint8Array(bin)) : String(bin),
+      extensions: socket.extensions,
+      close: await closed,
+      secure: window.isSecureContext,
+    };
+  });
+  console.log(JSON.stringify(r));
+  assert.deepEqual(r.events, ['open']);
+  assert.match(r.url, /^wss:\/\/127\.0\.0\.1:\d+\/echo$/);
+  assert.equal(r.textEqual, true);
+  assert.deepEqual(r.binary, [0, 1, 2, 253, 254, 255]);
+  assert.match(r.extensions, /^permessage-deflate\b/, `extensions: ${r.extensions}`);
+  assert.deepEqual(r.close, { code: 1000, reason: 'bye', wasClean: true });
+  assert.equal(r.secure, true);
+});
