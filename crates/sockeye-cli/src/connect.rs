@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::Args;
 use sockeye::proto::close::MAX_REASON_LEN;
 use sockeye::{ClientRequest, ClientTls, CloseCode, Config, Message, Proxy};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
 use crate::serve::anyhow_like;
 
@@ -127,21 +128,18 @@ pub async fn run(args: ConnectArgs) -> anyhow_like::Result<ExitCode> {
         ws.protocol().unwrap_or(""),
         ws.extensions()
     );
-    let mut stdin = BufReader::new(tokio::io::stdin());
-    let mut line = Vec::new();
+    let mut lines = stdin_lines();
     let mut stdout = tokio::io::stdout();
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            read = stdin.read_until(b'\n', &mut line), if stdin_open => {
-                if read? == 0 {
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => ws.send(line_message(line?, args.binary)?).await?,
+                None => {
                     stdin_open = false;
                     ws.close(Some(code), &reason).await?;
-                    continue;
                 }
-                let message = line_message(std::mem::take(&mut line), args.binary)?;
-                ws.send(message).await?;
-            }
+            },
             msg = ws.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     stdout.write_all(text.as_bytes()).await?;
@@ -166,6 +164,33 @@ pub async fn run(args: ConnectArgs) -> anyhow_like::Result<ExitCode> {
             },
         }
     }
+}
+
+/// Reads stdin lines (each with its newline, if any) on a thread of its own; the channel ends
+/// at EOF. Not `tokio::io::stdin()`: its reads run on the runtime's blocking pool, which the
+/// runtime waits for when it shuts down, and the read of an idle terminal or pipe never ends.
+/// With it, a close from the server (or a dead one) printed its close line and then hung until
+/// the next Enter or Ctrl-D; a plain thread does not keep the process alive.
+fn stdin_lines() -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    use std::io::BufRead;
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            let read = stdin.read_until(b'\n', &mut line);
+            let item = match read {
+                Ok(0) => return,
+                Ok(_) => Ok(line),
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// One stdin line, as read with its newline, as the message to send: binary keeps every byte
