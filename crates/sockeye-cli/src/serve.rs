@@ -289,7 +289,13 @@ async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr
         "/echo" => echo(upgrade, &app).await,
         "/hello" => hello(upgrade, &app).await,
         "/chat" => chat(upgrade, &app).await,
-        "/wamp" => sockeye_wamp::serve_session(upgrade).await,
+        "/wamp" => {
+            let mut stop = app.shutdown.clone();
+            let shutdown = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            sockeye_wamp::serve_session_until(upgrade, shutdown).await
+        }
         _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
     };
     if let Err(e) = result {

@@ -310,3 +310,34 @@ async fn metrics_report_the_compression_ratio() {
     );
     assert!(text.contains(&raw), "missing {raw:?} in\n{text}");
 }
+
+#[tokio::test]
+async fn graceful_shutdown_closes_wamp_sessions_with_1001_too() {
+    let (mut server, addr) = start(&[]).await;
+    let request = ClientRequest::new(&format!("ws://{addr}/wamp"))
+        .unwrap()
+        .protocol("wamp.2.json");
+    let mut ws = sockeye::connect_with(request, Config::default())
+        .await
+        .unwrap();
+    assert_eq!(ws.protocol(), Some("wamp.2.json"));
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let event = loop {
+        match next(&mut ws).await {
+            Message::Close(event) => break event,
+            _ => continue,
+        }
+    };
+    assert_eq!(event.code, CloseCode::GOING_AWAY);
+    assert!(event.was_clean);
+    let status = timeout(Duration::from_secs(15), server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}

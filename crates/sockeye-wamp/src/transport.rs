@@ -64,6 +64,8 @@ enum Outbound {
     Msg(Arc<Message>),
     /// Close the WebSocket after what was queued before (after ABORT or GOODBYE).
     Close,
+    /// The server is shutting down: close with 1001 "Going Away".
+    GoingAway,
 }
 
 struct Outbox {
@@ -106,10 +108,21 @@ pub async fn serve_session<S>(upgrade: Upgrade<S>) -> sockeye::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_session_until(upgrade, std::future::pending()).await
+}
+
+/// [`serve_session`], closing the WebSocket with 1001 "Going Away" once `shutdown` completes.
+pub async fn serve_session_until<S>(
+    upgrade: Upgrade<S>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> sockeye::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     static GLOBAL: OnceLock<WampRouter> = OnceLock::new();
     GLOBAL
         .get_or_init(|| WampRouter::new(RouterConfig::default(), TransportConfig::default()))
-        .serve(upgrade)
+        .serve_until(upgrade, shutdown)
         .await
 }
 
@@ -157,6 +170,19 @@ impl WampRouter {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.serve_until(upgrade, std::future::pending()).await
+    }
+
+    /// [`WampRouter::serve`], closing the WebSocket with 1001 "Going Away" once `shutdown`
+    /// completes (the session ends when the client answers the close).
+    pub async fn serve_until<S>(
+        &self,
+        upgrade: Upgrade<S>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> sockeye::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let offered = upgrade.offered_protocols();
         let Some(serializer) = Serializer::negotiate(&self.shared.config.serializers, &offered)
         else {
@@ -182,6 +208,7 @@ impl WampRouter {
             .await?;
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = mpsc::channel(self.shared.config.queue_capacity.max(1));
+        let going_away = tx.clone();
         let (kill, mut killed) = watch::channel(false);
         let mut killed_w = killed.clone();
         let conn = {
@@ -211,6 +238,10 @@ impl WampRouter {
                         let _ = sink.send(WsMessage::close(1000, "")).await;
                         return;
                     }
+                    Some(Outbound::GoingAway) => {
+                        let _ = sink.send(WsMessage::close(1001, "Going Away")).await;
+                        return;
+                    }
                 };
                 let bytes = serializer.encode(&msg);
                 let frame = if serializer.is_binary() {
@@ -229,10 +260,19 @@ impl WampRouter {
             }
         });
 
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut shutting_down = false;
         let result = loop {
             let next = tokio::select! {
                 biased;
                 _ = killed.wait_for(|k| *k) => break Ok(()),
+                _ = &mut shutdown, if !shutting_down => {
+                    shutting_down = true;
+                    // A send that waits would hold up the close; a full queue means the
+                    // session is stuck anyway, and the server's own timeout ends it.
+                    let _ = going_away.try_send(Outbound::GoingAway);
+                    continue;
+                }
                 next = stream.next() => next,
             };
             let decoded = match next {
