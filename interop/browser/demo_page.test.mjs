@@ -11,88 +11,33 @@
 // SOCKEYE_REQUIRE_INTEROP=1, when they fail.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { launchChromium, repo, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
-const repo = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CHROMIUM = process.env.SOCKEYE_CHROMIUM ?? '/usr/bin/chromium';
-const BIN =
-  process.env.SOCKEYE_BIN ??
-  path.join(path.resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target'), 'release/sockeye');
-const playwrightPackage = path.join(repo, 'interop/node/node_modules/playwright-core/package.json');
+const skip = skipUnlessReady();
 const OUT = path.join(repo, 'interop/out');
-
-const missing = [
-  [BIN, 'cargo build --release -p sockeye-cli'],
-  [CHROMIUM, 'scripts/setup-browser.sh'],
-  [playwrightPackage, 'scripts/setup-node.sh'],
-]
-  .filter(([file]) => !existsSync(file))
-  .map(([file, fix]) => `no ${file} (run ${fix})`)
-  .join('; ');
-if (missing && process.env.SOCKEYE_REQUIRE_INTEROP === '1') throw new Error(missing);
-if (missing) console.log(`skipping: ${missing}`);
-const skip = missing || false;
-
-// Without the networking flags Chromium keeps calling home, which a closed network punishes.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
 let server;
+let browser;
 let context;
-let userDataDir;
 let base;
 
 before(async () => {
   if (skip) return;
-  server = spawn(BIN, ['serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: server.stdout });
-  const addr = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('sockeye serve printed no LISTENING line')), 20000);
-    server.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
-    lines.on('line', (line) => {
-      const m = /^LISTENING (\S+)$/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
+  let addr;
+  ({ proc: server, addr } = await startServer());
   base = `http://${addr}`;
-  const { chromium } = createRequire(playwrightPackage)('playwright-core');
-  userDataDir = mkdtempSync(path.join(tmpdir(), 'sockeye-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: DESKTOP,
-  });
+  browser = await launchChromium({ viewport: DESKTOP });
+  context = browser.context;
   mkdirSync(OUT, { recursive: true });
 });
 
 after(async () => {
-  await context?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGKILL');
-    await exited;
-  }
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
+  await stopServer(server);
 });
 
 /** A fresh tab on the demo page, closed after the test; page errors fail the test. */

@@ -11,75 +11,17 @@
 // SOCKEYE_REQUIRE_INTEROP=1, when they fail.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { launchChromium, repo, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
-const repo = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CHROMIUM = process.env.SOCKEYE_CHROMIUM ?? '/usr/bin/chromium';
-const BIN =
-  process.env.SOCKEYE_BIN ??
-  path.join(path.resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target'), 'release/sockeye');
-const playwrightPackage = path.join(repo, 'interop/node/node_modules/playwright-core/package.json');
-
-const missing = [
-  [BIN, 'cargo build --release -p sockeye-cli'],
-  [CHROMIUM, 'scripts/setup-browser.sh'],
-  [playwrightPackage, 'scripts/setup-node.sh'],
-]
-  .filter(([file]) => !existsSync(file))
-  .map(([file, fix]) => `no ${file} (run ${fix})`)
-  .join('; ');
-if (missing && process.env.SOCKEYE_REQUIRE_INTEROP === '1') throw new Error(missing);
-if (missing) console.log(`skipping: ${missing}`);
-const skip = missing || false;
-
-// Without the networking flags Chromium keeps calling home, which a closed network punishes.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-/** Starts `sockeye serve` on an ephemeral port and waits for its LISTENING line. */
-async function startServer(extra) {
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: proc.stdout });
-  const addr = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('sockeye serve printed no LISTENING line')), 20000);
-    proc.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
-    lines.on('line', (line) => {
-      const m = /^LISTENING (\S+)$/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
-  return { proc, addr };
-}
-
-async function stopServer(proc) {
-  if (proc && proc.exitCode === null) {
-    const exited = new Promise((resolve) => proc.once('exit', resolve));
-    proc.kill('SIGKILL');
-    await exited;
-  }
-}
+const skip = skipUnlessReady();
 
 let server;
+let browser;
 let context;
 let page;
-let userDataDir;
 let base;
 
 before(async () => {
@@ -87,14 +29,8 @@ before(async () => {
   let addr;
   ({ proc: server, addr } = await startServer([]));
   base = `http://${addr}`;
-  const { chromium } = createRequire(playwrightPackage)('playwright-core');
-  userDataDir = mkdtempSync(path.join(tmpdir(), 'sockeye-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 900, height: 700 },
-  });
+  browser = await launchChromium();
+  context = browser.context;
   page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (msg) => console.log(`page: ${msg.text()}`));
   // The demo page: same origin as the sockets, and a secure context (loopback) for crypto.subtle.
@@ -102,13 +38,8 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGKILL');
-    await exited;
-  }
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
+  await stopServer(server);
 });
 
 test('permessage-deflate is negotiated with Chromium', { skip }, async () => {

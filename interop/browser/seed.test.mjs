@@ -12,88 +12,28 @@
 // SOCKEYE_REQUIRE_INTEROP=1, when they fail.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { launchChromium, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
-const repo = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CHROMIUM = process.env.SOCKEYE_CHROMIUM ?? '/usr/bin/chromium';
-const BIN =
-  process.env.SOCKEYE_BIN ??
-  path.join(path.resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target'), 'release/sockeye');
-const playwrightPackage = path.join(repo, 'interop/node/node_modules/playwright-core/package.json');
+const skip = skipUnlessReady();
 
-const missing = [
-  [BIN, 'cargo build --release -p sockeye-cli'],
-  [CHROMIUM, 'scripts/setup-browser.sh'],
-  [playwrightPackage, 'scripts/setup-node.sh'],
-]
-  .filter(([file]) => !existsSync(file))
-  .map(([file, fix]) => `no ${file} (run ${fix})`)
-  .join('; ');
-if (missing && process.env.SOCKEYE_REQUIRE_INTEROP === '1') throw new Error(missing);
-if (missing) console.log(`skipping: ${missing}`);
-const skip = missing || false;
-
-// Without the networking flags Chromium keeps calling home, which a closed network punishes.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
+let browser;
 let context;
-let userDataDir;
 
 before(async () => {
   if (skip) return;
-  const { chromium } = createRequire(playwrightPackage)('playwright-core');
-  userDataDir = mkdtempSync(path.join(tmpdir(), 'sockeye-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 900, height: 700 },
-  });
+  browser = await launchChromium();
+  context = browser.context;
 });
 
 after(async () => {
-  await context?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
 });
 
-/** Starts `sockeye serve` on an ephemeral port; `t.after` kills it if the test did not. */
-async function startServer(t, extra = []) {
-  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...extra], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+/** Starts `sockeye serve` for one test; `t.after` kills it if the test did not. */
+async function serveForTest(t, extra = []) {
+  const { proc: child, addr } = await startServer(extra);
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const addr = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('sockeye serve printed no LISTENING line')), 20000);
-    child.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /^LISTENING (\S+)$/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
+  t.after(() => stopServer(child));
   return { child, exited, base: `http://${addr}`, ws: `ws://${addr}` };
 }
 
@@ -107,7 +47,7 @@ async function openPage(t, server) {
 }
 
 test('the hello demo: "My name is John" → "Hello from server, John!", then 1000 "Bye!"', { skip, timeout: 30000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   const r = await page.evaluate(
     (url) =>
@@ -162,7 +102,7 @@ test('the hello demo: "My name is John" → "Hello from server, John!", then 100
 // seen on two sockets: open, message, close on one, killed mid-conversation; error, close on the
 // next, which finds nobody listening.
 test('the four events: open, message, then close 1006 (wasClean false) on SIGKILL; error, close 1006 on a dead server', { skip, timeout: 30000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   // The seed's handlers, recording instead of logging.
   const watch = (url) => {
@@ -214,7 +154,7 @@ test('the four events: open, message, then close 1006 (wasClean false) on SIGKIL
 });
 
 test('socket.close(1000, "Work complete") reaches the server with its code and reason', { skip, timeout: 30000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   const ev = await page.evaluate(
     (url) =>
@@ -243,7 +183,7 @@ test('socket.close(1000, "Work complete") reaches the server with its code and r
 });
 
 test('readyState goes 0 (connecting), 1 (open), 2 (closing), 3 (closed)', { skip, timeout: 30000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   const states = await page.evaluate(
     (url) =>
@@ -272,7 +212,7 @@ test('readyState goes 0 (connecting), 1 (open), 2 (closing), 3 (closed)', { skip
 });
 
 test('binaryType: "blob" by default (data instanceof Blob), and "arraybuffer"', { skip, timeout: 30000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   const r = await page.evaluate(
     (url) =>
@@ -312,7 +252,7 @@ test('binaryType: "blob" by default (data instanceof Blob), and "arraybuffer"', 
 });
 
 test('new WebSocket(url, ["soap", "wamp"]): the server picks "soap"', { skip, timeout: 30000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   const r = await page.evaluate(
     (url) =>
@@ -331,7 +271,7 @@ test('new WebSocket(url, ["soap", "wamp"]): the server picks "soap"', { skip, ti
 });
 
 test('the bufferedAmount loop (send only when bufferedAmount == 0) moves 32 MiB through /echo', { skip, timeout: 120000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   const r = await page.evaluate(
     (url) =>
@@ -389,7 +329,7 @@ test('the bufferedAmount loop (send only when bufferedAmount == 0) moves 32 MiB 
 });
 
 test('SIGTERM: every client gets 1001 "Going Away" (wasClean true) and the server exits 0', { skip, timeout: 30000 }, async (t) => {
-  const server = await startServer(t);
+  const server = await serveForTest(t);
   const page = await openPage(t, server);
   await page.evaluate(
     (base) =>

@@ -11,46 +11,14 @@
 // unless SOCKEYE_REQUIRE_INTEROP=1, when it fails.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { launchChromium, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
-const repo = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CHROMIUM = process.env.SOCKEYE_CHROMIUM ?? '/usr/bin/chromium';
 const OPENSSL = process.env.SOCKEYE_OPENSSL ?? '/usr/bin/openssl';
-const BIN =
-  process.env.SOCKEYE_BIN ??
-  path.join(path.resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target'), 'release/sockeye');
-const playwrightPackage = path.join(repo, 'interop/node/node_modules/playwright-core/package.json');
-
-const missing = [
-  [BIN, 'cargo build --release -p sockeye-cli'],
-  [CHROMIUM, 'scripts/setup-browser.sh'],
-  [OPENSSL, 'apt-get install openssl'],
-  [playwrightPackage, 'scripts/setup-node.sh'],
-]
-  .filter(([file]) => !existsSync(file))
-  .map(([file, fix]) => `no ${file} (run ${fix})`)
-  .join('; ');
-if (missing && process.env.SOCKEYE_REQUIRE_INTEROP === '1') throw new Error(missing);
-if (missing) console.log(`skipping: ${missing}`);
-const skip = missing || false;
-
-// The flags of echo.test.mjs: without the networking ones Chromium keeps calling home.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const skip = skipUnlessReady([[OPENSSL, 'apt-get install openssl']]);
 
 const openssl = (args, input) => execFileSync(OPENSSL, args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
 
@@ -76,29 +44,10 @@ function makeCertificates(dir) {
   return { cert: f('server.pem'), key: f('server.key'), spkiHash };
 }
 
-/** Starts `sockeye serve` with one TLS listener on an ephemeral port; waits for LISTENING. */
-async function startServer(args) {
-  const proc = spawn(BIN, ['serve', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: proc.stdout });
-  const addr = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('sockeye serve printed no LISTENING line')), 20000);
-    proc.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
-    lines.on('line', (line) => {
-      const m = /^LISTENING (\S+)$/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
-  return { proc, addr };
-}
-
 let server;
-let context;
+let browser;
 let page;
 let certDir;
-let userDataDir;
 let origin;
 
 before(async () => {
@@ -106,16 +55,12 @@ before(async () => {
   certDir = mkdtempSync(path.join(tmpdir(), 'sockeye-wss-certs-'));
   const { cert, key, spkiHash } = makeCertificates(certDir);
   let addr;
-  ({ proc: server, addr } = await startServer(['--listen-tls', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key]));
+  ({ proc: server, addr } = await startServer(['--listen-tls', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key], {
+    plain: false,
+  }));
   origin = `https://${addr}`;
-  const { chromium } = createRequire(playwrightPackage)('playwright-core');
-  userDataDir = mkdtempSync(path.join(tmpdir(), 'sockeye-chromium-wss-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [...ARGS, `--ignore-certificate-errors-spki-list=${spkiHash}`],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
+  browser = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${spkiHash}`] });
+  page = browser.context.pages()[0] ?? (await browser.context.newPage());
   page.on('console', (msg) => console.log(`page: ${msg.text()}`));
   // The demo page over https: the socket below is same-origin and in a secure context.
   const response = await page.goto(`${origin}/`);
@@ -123,13 +68,9 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGKILL');
-    await exited;
-  }
-  for (const dir of [userDataDir, certDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  await browser?.close();
+  await stopServer(server);
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
 });
 
 test('Chromium opens wss:// to sockeye serve: echo, permessage-deflate, clean close', { skip }, async () => {

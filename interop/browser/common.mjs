@@ -1,0 +1,98 @@
+// What the browser tests share: where the binary, Chromium and playwright-core live, the
+// skip-or-fail rule for missing pieces, Chromium's launch flags, and starting `sockeye serve`.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const repo = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const CHROMIUM = process.env.SOCKEYE_CHROMIUM ?? '/usr/bin/chromium';
+export const BIN =
+  process.env.SOCKEYE_BIN ??
+  path.join(path.resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target'), 'release/sockeye');
+export const playwrightPackage = path.join(repo, 'interop/node/node_modules/playwright-core/package.json');
+
+/**
+ * The `skip` option for `test()`: false when everything needed is there, else the reason. With
+ * SOCKEYE_REQUIRE_INTEROP=1 (scripts/test.sh, CI) a missing piece throws instead.
+ * `extra` lists more [file, how to get it] pairs.
+ */
+export function skipUnlessReady(extra = []) {
+  const missing = [
+    [BIN, 'cargo build --release -p sockeye-cli'],
+    [CHROMIUM, 'scripts/setup-browser.sh'],
+    [playwrightPackage, 'scripts/setup-node.sh'],
+    ...extra,
+  ]
+    .filter(([file]) => !existsSync(file))
+    .map(([file, fix]) => `no ${file} (run ${fix})`)
+    .join('; ');
+  if (missing && process.env.SOCKEYE_REQUIRE_INTEROP === '1') throw new Error(missing);
+  if (missing) console.log(`skipping: ${missing}`);
+  return missing || false;
+}
+
+// Without the networking flags Chromium keeps calling home, which a closed network punishes.
+export const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** Launches Chromium with a fresh profile; `close()` ends it and removes the profile. */
+export async function launchChromium({ args = [], viewport = { width: 900, height: 700 } } = {}) {
+  const { chromium } = createRequire(playwrightPackage)('playwright-core');
+  const userDataDir = mkdtempSync(path.join(tmpdir(), 'sockeye-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...ARGS, ...args],
+    viewport,
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts `sockeye serve` and waits for its first LISTENING line: a plain listener on an
+ * ephemeral port, or with `{ plain: false }` only the listeners `extra` names.
+ */
+export async function startServer(extra = [], { plain = true } = {}) {
+  const listen = plain ? ['--listen', '127.0.0.1:0'] : [];
+  const proc = spawn(BIN, ['serve', ...listen, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout });
+  const addr = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('sockeye serve printed no LISTENING line')), 20000);
+    proc.once('exit', (code) => reject(new Error(`sockeye serve exited with ${code}`)));
+    lines.on('line', (line) => {
+      const m = /^LISTENING (\S+)$/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  return { proc, addr };
+}
+
+/** Kills a server started by `startServer` (if it is still running) and waits for it. */
+export async function stopServer(proc) {
+  if (proc && proc.exitCode === null && proc.signalCode === null) {
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+}
