@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub max_message_size: Option<usize>,
     pub max_connections: Option<i64>,
     pub shutdown_timeout: Option<u64>,
+    pub handshake_timeout: Option<u64>,
+    pub close_timeout: Option<u64>,
     #[serde(default)]
     pub compression: Compression,
     #[serde(default)]
@@ -117,6 +119,8 @@ mod tests {
             max_message_size = 1048576
             max_connections = 5
             shutdown_timeout = 3
+            handshake_timeout = 7
+            close_timeout = 2
             [compression]
             enabled = true
             level = 1
@@ -131,6 +135,7 @@ mod tests {
         assert_eq!(c.listen.unwrap(), ["127.0.0.1:9000".parse().unwrap()]);
         assert_eq!(c.trust_proxy.unwrap().len(), 3);
         assert_eq!(c.compression.level, Some(1));
+        assert_eq!((c.handshake_timeout, c.close_timeout), (Some(7), Some(2)));
         assert_eq!(c.compression.server_max_window_bits, Some(12));
         assert!(!c.endpoints.chat);
         assert!(c.endpoints.echo);

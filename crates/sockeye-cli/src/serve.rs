@@ -56,6 +56,12 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, seconds to wait for clients to answer 1001 "Going Away" [default: 5].
     #[arg(long, value_name = "SECS")]
     shutdown_timeout: Option<u64>,
+    /// Seconds a client has to complete the opening handshake (TLS and HTTP) [default: 10].
+    #[arg(long, value_name = "SECS")]
+    handshake_timeout: Option<u64>,
+    /// Seconds a peer has to finish the closing handshake [default: 5].
+    #[arg(long, value_name = "SECS")]
+    close_timeout: Option<u64>,
     /// A TOML file with the same settings (flags given here win); see README.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
@@ -147,6 +153,12 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
         if let Some(nct) = compression.client_no_context_takeover {
             deflate.client_no_context_takeover = nct;
         }
+    }
+    if let Some(secs) = args.handshake_timeout.or(file.handshake_timeout) {
+        config.handshake_timeout = Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.close_timeout.or(file.close_timeout) {
+        config.close_timeout = Duration::from_secs(secs);
     }
     let shutdown_timeout = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5);
     let (stop, shutdown) = watch::channel(false);

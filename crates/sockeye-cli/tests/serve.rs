@@ -341,3 +341,16 @@ async fn graceful_shutdown_closes_wamp_sessions_with_1001_too() {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn handshake_timeout_flag_cuts_off_a_silent_client() {
+    let (_server, addr) = start(&["--handshake-timeout", "1"]).await;
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /echo HTTP/1.1\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let closed = timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the server kept a silent handshake open past its timeout"
+    );
+}
