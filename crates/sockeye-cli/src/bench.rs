@@ -16,6 +16,10 @@
 //! - `idle`: opens the connections and holds them (answering pings), to measure the server's
 //!   memory per connection with `--server-pid`.
 //!
+//! `wss://` URLs run over TLS (rustls, the `ring` provider), verified against the bundled and
+//! the platform's roots plus `--ca FILE`; there is no way to skip verification. Every
+//! connection loop is generic over the stream, so the plain path is compiled without TLS in it.
+//!
 //! Each run prints one JSON object on one line to stdout (a human summary goes to stderr).
 //! With `--server-pid`, the server's CPU time over the measured seconds is read from
 //! `/proc/PID/stat`, so runs report CPU seconds per million messages, a figure that other load
@@ -24,6 +28,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -32,7 +37,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use sockeye::tls::tokio_rustls::{client::TlsStream, TlsConnector};
+use sockeye::tls::ServerName;
+use sockeye::ClientTls;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -62,7 +70,7 @@ impl Mode {
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// ws:// URL: an echo endpoint (echo, rate), an endpoint that pushes messages (firehose), a
+    /// ws:// or wss:// URL: an echo endpoint (echo, rate), an endpoint that pushes messages (firehose), a
     /// relay such as `sockeye serve`'s /chat (broadcast), anything (idle).
     url: String,
     /// What to measure.
@@ -103,6 +111,9 @@ pub struct BenchArgs {
     /// Handshakes in progress at once while connecting.
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
+    /// wss://: trust this CA (PEM) as well as the bundled and the system's roots.
+    #[arg(long, alias = "ca-file", value_name = "CA.pem")]
+    ca: Option<PathBuf>,
 }
 
 /// Runs the benchmark on a runtime of its own, on a thread of its own.
@@ -141,7 +152,7 @@ async fn bench(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
     if args.mode == Mode::Rate && !positive(args.rate) {
         return Err("--rate must be positive".into());
     }
-    let target = Arc::new(Target::resolve(&args.url).await?);
+    let target = Arc::new(Target::resolve(&args.url, args.ca.as_deref()).await?);
     let mut report = Report::new(&args);
     let outcome = match args.mode {
         Mode::Echo => echo(&args, &target, &mut report).await,
@@ -169,22 +180,26 @@ const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// fixed key is what lets a frame be masked once and written many times.
 const MASK: [u8; 4] = [0x5a, 0x3c, 0x96, 0xe1];
 
-#[derive(Debug)]
 struct Target {
     addr: SocketAddr,
     host: String,
     path: String,
+    /// wss://: the TLS client and the name the server's certificate must carry.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 impl Target {
-    async fn resolve(url: &str) -> anyhow_like::Result<Target> {
-        let rest = if let Some(rest) = url.strip_prefix("ws://") {
-            rest
-        } else if url.starts_with("wss://") {
-            return Err("wss:// is not supported by the load generator yet; use ws://".into());
+    async fn resolve(url: &str, ca: Option<&std::path::Path>) -> anyhow_like::Result<Target> {
+        let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("ws://") {
+            (rest, false, 80)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (rest, true, 443)
         } else {
-            return Err(format!("{url:?} is not a ws:// URL").into());
+            return Err(format!("{url:?} is not a ws:// or wss:// URL").into());
         };
+        if ca.is_some() && !tls {
+            return Err("--ca is for wss:// URLs".into());
+        }
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -200,24 +215,60 @@ impl Target {
         let lookup = if has_port {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{default_port}")
         };
         let addr = tokio::net::lookup_host(lookup.as_str())
             .await?
             .next()
             .ok_or_else(|| format!("{authority} has no address"))?;
+        let tls = if tls {
+            // The host without the port, and IPv6 literals without their brackets.
+            let host = if let Some(v6) = authority.strip_prefix('[') {
+                v6.split(']').next().unwrap_or_default()
+            } else if has_port {
+                &authority[..authority.rfind(':').unwrap_or(authority.len())]
+            } else {
+                authority
+            };
+            let name = ServerName::try_from(host.to_owned())
+                .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+            let mut roots = ClientTls::new();
+            if let Some(ca) = ca {
+                roots = roots.add_root_pem_file(ca)?;
+            }
+            Some((TlsConnector::from(roots.build()?), name))
+        } else {
+            None
+        };
         Ok(Target {
             addr,
             host: authority.to_owned(),
             path,
+            tls,
         })
     }
 
-    /// Opens a TCP connection and completes the opening handshake; returns the stream and any
-    /// bytes the server sent after its response.
-    async fn connect(&self, deflate: bool) -> io::Result<(TcpStream, Vec<u8>)> {
-        let mut stream = TcpStream::connect(self.addr).await?;
-        stream.set_nodelay(true)?;
+    /// Opens a TCP connection (and TLS for wss://) and completes the opening handshake;
+    /// returns the stream and any bytes the server sent after its response.
+    async fn connect(&self, deflate: bool) -> io::Result<(Conn, Vec<u8>)> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        match &self.tls {
+            None => {
+                let mut tcp = tcp;
+                let leftover = self.upgrade(&mut tcp, deflate).await?;
+                Ok((Conn::Plain(tcp), leftover))
+            }
+            Some((connector, name)) => {
+                let mut tls = Box::new(connector.connect(name.clone(), tcp).await?);
+                let leftover = self.upgrade(&mut tls, deflate).await?;
+                Ok((Conn::Tls(tls), leftover))
+            }
+        }
+    }
+
+    /// The HTTP upgrade over an open stream; returns the bytes after the server's response.
+    async fn upgrade<S: Stream>(&self, stream: &mut S, deflate: bool) -> io::Result<Vec<u8>> {
         let mut request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n",
@@ -230,6 +281,7 @@ impl Target {
         }
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await?;
+        stream.flush().await?;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
         let end = loop {
@@ -275,8 +327,55 @@ impl Target {
                 ));
             }
         }
-        Ok((stream, buf.split_off(end + 4)))
+        Ok(buf.split_off(end + 4))
     }
+}
+
+/// What every connection loop needs of its stream. After each `write_all` the loops call
+/// `flush`: a no-op on TCP, while TLS may keep the end of a record buffered without it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// A stream that splits into halves owned by two tasks (rate, broadcast).
+trait Split: Stream {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn split(self) -> (Self::Read, Self::Write);
+}
+
+impl Split for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn split(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+/// A TLS session is one state machine for both directions: its halves share it behind a lock.
+impl Split for Box<TlsStream<TcpStream>> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn split(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
+/// An open connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Runs `$body` with `$s` bound to the connection's stream, as a `TcpStream` or as a TLS
+/// stream: the loops are monomorphised per stream type rather than matching on every read.
+macro_rules! with_stream {
+    ($conn:expr, $s:ident => $body:expr) => {
+        match $conn {
+            Conn::Plain($s) => $body,
+            Conn::Tls($s) => $body,
+        }
+    };
 }
 
 /// Opens `n` connections, `concurrency` handshakes at a time, timing each.
@@ -285,7 +384,7 @@ async fn connect_all(
     n: usize,
     deflate: bool,
     concurrency: usize,
-) -> (Vec<(TcpStream, Vec<u8>)>, Vec<io::Error>, Histogram<u64>) {
+) -> (Vec<(Conn, Vec<u8>)>, Vec<io::Error>, Histogram<u64>) {
     let results: Vec<_> = futures_util::stream::iter(0..n)
         .map(|_| {
             let target = target.clone();
@@ -318,7 +417,7 @@ async fn connect_every(
     args: &BenchArgs,
     target: &Arc<Target>,
     n: usize,
-) -> io::Result<Vec<(TcpStream, Vec<u8>)>> {
+) -> io::Result<Vec<(Conn, Vec<u8>)>> {
     let (open, mut errors, _) =
         connect_all(target, n, args.deflate, args.connect_concurrency).await;
     match errors.pop() {
@@ -699,15 +798,15 @@ async fn echo(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     let conns = connect_every(args, target, args.connections).await?;
     let phase = Phase::new();
     let mut tasks = JoinSet::new();
-    for (stream, leftover) in conns {
+    for (conn, leftover) in conns {
         let (frame, phase) = (frame.clone(), phase.clone());
-        tasks.spawn(async move {
+        with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::new();
             if let Err(e) = echo_loop(stream, leftover, &frame, &phase, &mut counts).await {
                 counts.error = Some(e);
             }
             counts
-        });
+        }));
     }
     let window = measure(args, &phase).await;
     let (counts, failed, stuck) = collect(tasks, grace(args)).await;
@@ -715,8 +814,8 @@ async fn echo(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     Ok(())
 }
 
-async fn echo_loop(
-    mut stream: TcpStream,
+async fn echo_loop<S: Stream>(
+    mut stream: S,
     leftover: Vec<u8>,
     frame: &[u8],
     phase: &Phase,
@@ -732,6 +831,7 @@ async fn echo_loop(
         }
         let t0 = Instant::now();
         stream.write_all(frame).await?;
+        stream.flush().await?;
         let bytes_before = reader.payload_bytes;
         let mut got = 0;
         while got == 0 {
@@ -760,11 +860,11 @@ async fn rate(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     let per_conn = args.rate / args.connections as f64;
     let start = Instant::now() + Duration::from_millis(10);
     let mut tasks = JoinSet::new();
-    for (i, (stream, leftover)) in conns.into_iter().enumerate() {
+    for (i, (conn, leftover)) in conns.into_iter().enumerate() {
         let (frame, phase) = (frame.clone(), phase.clone());
         // Spread the connections' schedules over one period so they do not send in step.
         let offset = Duration::from_secs_f64(i as f64 / args.connections as f64 / per_conn);
-        tasks.spawn(async move {
+        with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::new();
             let result = rate_conn(
                 stream,
@@ -780,7 +880,7 @@ async fn rate(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
                 counts.error = Some(e);
             }
             counts
-        });
+        }));
     }
     let window = measure(args, &phase).await;
     let (counts, failed, stuck) = collect(tasks, grace(args)).await;
@@ -791,8 +891,8 @@ async fn rate(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     Ok(())
 }
 
-async fn rate_conn(
-    stream: TcpStream,
+async fn rate_conn<S: Split>(
+    stream: S,
     leftover: Vec<u8>,
     frame: &[u8],
     per_second: f64,
@@ -800,7 +900,7 @@ async fn rate_conn(
     phase: &Phase,
     counts: &mut Counts,
 ) -> io::Result<()> {
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = stream.split();
     // Message k is due at start + k / per_second; latency counts from then (what a user
     // waits, generator lateness included), and also from the write that carried it.
     let due = |k: u64| start + Duration::from_secs_f64(k as f64 / per_second);
@@ -830,6 +930,7 @@ async fn rate_conn(
             }
             let at = Instant::now();
             wr.write_all(&batch).await?;
+            wr.flush().await?;
             sent += n;
             written.lock().expect("not poisoned").push_back((sent, at));
             if phase.measuring() {
@@ -895,15 +996,15 @@ async fn firehose(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -
     };
     let phase = Phase::new();
     let mut tasks = JoinSet::new();
-    for (stream, leftover) in conns {
+    for (conn, leftover) in conns {
         let phase = phase.clone();
-        tasks.spawn(async move {
+        with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::new();
             if let Err(e) = drain(stream, leftover, &phase, &mut counts, None).await {
                 counts.error = Some(e);
             }
             counts
-        });
+        }));
     }
     let window = measure(args, &phase).await;
     let (counts, failed, stuck) = collect(tasks, grace(args)).await;
@@ -913,8 +1014,8 @@ async fn firehose(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -
 
 /// Reads and counts messages until the run stops, answering pings; with `delivered`, also adds
 /// each message to it and wakes the publisher when it reaches the target (broadcast).
-async fn drain(
-    mut stream: TcpStream,
+async fn drain<S: Stream>(
+    mut stream: S,
     leftover: Vec<u8>,
     phase: &Phase,
     counts: &mut Counts,
@@ -930,6 +1031,7 @@ async fn drain(
         reader.check_open()?;
         if !reader.pongs.is_empty() {
             stream.write_all(&reader.pongs).await?;
+            stream.flush().await?;
             reader.pongs.clear();
         }
         if got > 0 {
@@ -979,30 +1081,63 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
         notify: Notify::new(),
     });
     let mut tasks = JoinSet::new();
-    for (stream, leftover) in conns {
+    for (conn, leftover) in conns {
         let (phase, delivery) = (phase.clone(), delivery.clone());
-        tasks.spawn(async move {
+        with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::new();
             let result = drain(stream, leftover, &phase, &mut counts, Some(&delivery)).await;
             if let Err(e) = result {
                 counts.error = Some(e);
             }
             counts
-        });
+        }));
     }
+    let publisher_task = with_stream!(publisher, stream => tokio::spawn(publish(
+        stream,
+        leftover,
+        frame,
+        n,
+        phase.clone(),
+        delivery.clone(),
+    )));
+    let window = measure(args, &phase).await;
+    let (published, stalls) = publisher_task
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let (mut counts, failed, stuck) = collect(tasks, grace(args)).await;
+    // Latency: from publishing to the last subscriber's delivery.
+    counts.hist = published.hist;
+    counts.sent = published.sent;
+    if counts.error.is_none() {
+        counts.error = published.error;
+    }
+    report.int("subscribers", n);
+    report.int("published", counts.sent);
+    report.int("stalls", stalls);
+    report.float("published_per_s", counts.sent as f64 / window.seconds);
+    report.throughput(args, &window, &counts, failed, stuck);
+    Ok(())
+}
+
+/// The publisher: sends the next message once every subscriber has the last one; returns its
+/// counts (latency from publishing to the last delivery) and how often it gave up waiting.
+async fn publish<S: Split>(
+    stream: S,
+    leftover: Vec<u8>,
+    frame: Vec<u8>,
+    n: u64,
+    phase: Arc<Phase>,
+    delivery: Arc<Delivery>,
+) -> (Counts, u64) {
+    let (mut rd, mut wr) = stream.split();
     // The publisher gets its own messages back too: read them into nothing.
-    let (mut rd, mut wr) = publisher.into_split();
-    let drain_phase = phase.clone();
-    let publisher_reader = tokio::spawn(async move {
-        let mut stop = drain_phase.tx.subscribe();
+    let reader = async {
+        let mut stop = phase.tx.subscribe();
         let mut buf = vec![0u8; 64 << 10];
-        while let Ok(Some(_)) = drain_phase.read(&mut stop, &mut rd, &mut buf).await {}
+        while let Ok(Some(_)) = phase.read(&mut stop, &mut rd, &mut buf).await {}
         drop(leftover);
-    });
-    let pub_phase = phase.clone();
-    let pub_delivery = delivery.clone();
-    let publisher_task = tokio::spawn(async move {
-        let (phase, delivery) = (pub_phase, pub_delivery);
+    };
+    let writer = async {
         let mut counts = Counts::new();
         let mut stalls: u64 = 0;
         let mut expected: u64 = 0;
@@ -1010,7 +1145,12 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
             expected += n;
             delivery.target.store(expected, Ordering::Release);
             let t0 = Instant::now();
-            if let Err(e) = wr.write_all(&frame).await {
+            if let Err(e) = async {
+                wr.write_all(&frame).await?;
+                wr.flush().await
+            }
+            .await
+            {
                 counts.error = Some(e);
                 break;
             }
@@ -1032,25 +1172,8 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
             }
         }
         (counts, stalls)
-    });
-    let window = measure(args, &phase).await;
-    let (published, stalls) = publisher_task
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    let _ = publisher_reader.await;
-    let (mut counts, failed, stuck) = collect(tasks, grace(args)).await;
-    // Latency: from publishing to the last subscriber's delivery.
-    counts.hist = published.hist;
-    counts.sent = published.sent;
-    if counts.error.is_none() {
-        counts.error = published.error;
-    }
-    report.int("subscribers", n);
-    report.int("published", counts.sent);
-    report.int("stalls", stalls);
-    report.float("published_per_s", counts.sent as f64 / window.seconds);
-    report.throughput(args, &window, &counts, failed, stuck);
-    Ok(())
+    };
+    tokio::join!(reader, writer).1
 }
 
 // ---- idle: hold connections ----
@@ -1071,9 +1194,9 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     let phase = Phase::new();
     let dropped = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
-    for (stream, leftover) in conns {
+    for (conn, leftover) in conns {
         let (phase, dropped) = (phase.clone(), dropped.clone());
-        tasks.spawn(async move {
+        with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::new();
             if drain(stream, leftover, &phase, &mut counts, None)
                 .await
@@ -1082,7 +1205,7 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
                 dropped.fetch_add(1, Ordering::Relaxed);
             }
             counts
-        });
+        }));
     }
     // Let the server settle (lazy buffers, allocator) before the first reading.
     tokio::time::sleep(Duration::from_millis(500)).await;

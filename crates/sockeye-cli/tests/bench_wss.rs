@@ -1,0 +1,133 @@
+//! `sockeye bench` over `wss://` against `sockeye serve` with certificates from a CA made at run
+//! time: it measures when told to trust that CA with `--ca`, and refuses the server otherwise.
+
+#[path = "../../sockeye/tests/support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{Ca, TempDir};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+/// `sockeye serve` with TLS on a free loopback port; returns the child and the port.
+/// Its certificate, signed by `ca`, names `names`.
+async fn serve_tls(dir: &TempDir, ca: &Ca, names: &[&str]) -> (Child, u16) {
+    let (cert, key) = ca.server(names).write(dir, "server");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("no LISTENING line within 10 s")
+        .unwrap()
+        .expect("sockeye serve exited");
+    let port = line.rsplit(':').next().unwrap().parse().unwrap();
+    (child, port)
+}
+
+/// Runs `sockeye bench ARGS`; returns its exit status, its JSON line and its stderr.
+async fn bench(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let out = timeout(
+        Duration::from_secs(60),
+        Command::new(env!("CARGO_BIN_EXE_sockeye"))
+            .arg("bench")
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("sockeye bench did not finish within 60 s")
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().last().unwrap_or_default().to_owned();
+    (
+        out.status,
+        line,
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn field(json: &str, key: &str) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_str(json).expect("one JSON object");
+    value[key].clone()
+}
+
+#[tokio::test]
+async fn bench_echo_over_wss_trusting_the_test_ca_counts_echoed_messages() {
+    let ca = Ca::new("Sockeye bench test CA");
+    let dir = TempDir::new("bench-wss");
+    let ca_file = dir.write("ca.pem", &ca.cert_pem);
+    let (_server, port) = serve_tls(&dir, &ca, &["localhost", "127.0.0.1"]).await;
+    for (url, extra) in [
+        (format!("wss://localhost:{port}/echo"), &["--binary"][..]),
+        (format!("wss://127.0.0.1:{port}/echo"), &[][..]),
+    ] {
+        let mut args = vec![
+            url.as_str(),
+            "--mode",
+            "echo",
+            "-c",
+            "4",
+            "-s",
+            "1024",
+            "-d",
+            "1",
+            "-w",
+            "0.2",
+            "--ca",
+            ca_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (status, line, stderr) = bench(&args).await;
+        assert!(status.success(), "{url}: {stderr}\n{line}");
+        assert!(field(&line, "messages").as_u64().unwrap() > 0, "{line}");
+        assert_eq!(field(&line, "failed_connections"), 0, "{line}");
+        assert_eq!(field(&line, "stuck_connections"), 0, "{line}");
+        assert!(field(&line, "first_error").is_null(), "{line}");
+        assert!(field(&line, "mib_per_s").as_f64().unwrap() > 0.0, "{line}");
+    }
+}
+
+#[tokio::test]
+async fn bench_over_wss_refuses_a_certificate_it_was_not_told_to_trust() {
+    let ca = Ca::new("Sockeye bench untrusted CA");
+    let dir = TempDir::new("bench-wss-untrusted");
+    let (_server, port) = serve_tls(&dir, &ca, &["example.com"]).await;
+    let url = format!("wss://localhost:{port}/echo");
+    let (status, line, stderr) = bench(&[&url, "-d", "0.5", "-w", "0"]).await;
+    assert!(!status.success(), "measured an unverified server: {line}");
+    assert!(
+        stderr.contains("certificate") && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    // Trusting the CA is not enough: the certificate is for example.com, not localhost.
+    let ca_file = dir.write("ca.pem", &ca.cert_pem);
+    let ca_arg = ca_file.to_str().unwrap();
+    let (status, line, stderr) = bench(&[&url, "-d", "0.5", "-w", "0", "--ca", ca_arg]).await;
+    assert!(
+        !status.success(),
+        "measured a server of another name: {line}"
+    );
+    assert!(
+        stderr.contains("not valid for name \"localhost\""),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn bench_refuses_ca_for_a_plain_url() {
+    let (status, _, stderr) = bench(&["ws://127.0.0.1:9/echo", "--ca", "/nonexistent.pem"]).await;
+    assert!(!status.success());
+    assert!(stderr.contains("--ca is for wss:// URLs"), "{stderr}");
+}
