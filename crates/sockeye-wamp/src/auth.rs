@@ -16,6 +16,7 @@
 use base64::Engine as _;
 use ring::{hmac, pbkdf2, signature};
 
+use crate::uri::MatchPolicy;
 use crate::value::Dict;
 
 /// How a user proves who they are.
@@ -63,6 +64,117 @@ impl Default for AuthConfig {
             allow_anonymous: true,
             users: Vec::new(),
         }
+    }
+}
+
+/// Something a session does with a URI, each authorized separately (WAMP spec,
+/// "Authorization").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Publish,
+    Subscribe,
+    Register,
+    Call,
+}
+
+/// One rule of a role: which operations are allowed on the URIs a pattern matches.
+#[derive(Debug, Clone)]
+pub struct Permission {
+    /// The URI pattern, matched as subscriptions are: `exact`, `prefix` (on the string) or
+    /// `wildcard` (empty components match any one component). A `prefix` of `""` matches
+    /// every URI.
+    pub uri: String,
+    pub policy: MatchPolicy,
+    pub publish: bool,
+    pub subscribe: bool,
+    pub register: bool,
+    pub call: bool,
+    /// Calls and publications this rule allows always name their caller or publisher to the
+    /// callee or subscribers, as if they had asked with `disclose_me`.
+    pub disclose: bool,
+}
+
+impl Permission {
+    /// Every operation on the URIs `uri` matches with `policy`.
+    pub fn all(uri: &str, policy: MatchPolicy) -> Self {
+        Permission {
+            uri: uri.to_owned(),
+            policy,
+            publish: true,
+            subscribe: true,
+            register: true,
+            call: true,
+            disclose: false,
+        }
+    }
+
+    /// Only the given operations.
+    pub fn only(uri: &str, policy: MatchPolicy, ops: &[Operation]) -> Self {
+        Permission {
+            publish: ops.contains(&Operation::Publish),
+            subscribe: ops.contains(&Operation::Subscribe),
+            register: ops.contains(&Operation::Register),
+            call: ops.contains(&Operation::Call),
+            ..Permission::all(uri, policy)
+        }
+    }
+
+    fn allows(&self, op: Operation) -> bool {
+        match op {
+            Operation::Publish => self.publish,
+            Operation::Subscribe => self.subscribe,
+            Operation::Register => self.register,
+            Operation::Call => self.call,
+        }
+    }
+}
+
+/// A role of a realm: the `authrole` sessions get from authentication, and its rules.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// The verdict on one operation: denied, or allowed by a rule (which may ask for disclosure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Denied,
+    Allowed { disclose: bool },
+}
+
+/// Decides an operation on `uri` for a session of role `authrole`, among `roles`.
+///
+/// Of the role's rules whose pattern matches the URI, the most specific one decides, as the
+/// dealer picks a registration: an exact rule first, then the longest matching prefix, then
+/// the wildcard with the most literal components. No matching rule, or an unknown role,
+/// denies. For SUBSCRIBE and REGISTER with a pattern, the pattern itself is the URI judged.
+pub fn authorize(roles: &[Role], authrole: &str, op: Operation, uri: &str) -> Verdict {
+    let Some(role) = roles.iter().find(|r| r.name == authrole) else {
+        return Verdict::Denied;
+    };
+    let matching = || {
+        role.permissions
+            .iter()
+            .filter(move |p| crate::uri::matches(&p.uri, p.policy, uri))
+    };
+    let best = matching()
+        .find(|p| p.policy == MatchPolicy::Exact)
+        .or_else(|| {
+            matching()
+                .filter(|p| p.policy == MatchPolicy::Prefix)
+                .max_by_key(|p| p.uri.len())
+        })
+        .or_else(|| {
+            matching()
+                .filter(|p| p.policy == MatchPolicy::Wildcard)
+                .max_by_key(|p| crate::uri::wildcard_specificity(&p.uri))
+        });
+    match best {
+        Some(p) if p.allows(op) => Verdict::Allowed {
+            disclose: p.disclose,
+        },
+        _ => Verdict::Denied,
     }
 }
 

@@ -14,18 +14,26 @@
 //!
 //! Messages are routed while the lock is held, so what one routing decision sends to one
 //! session is queued in order, and the per-session queues keep it in order.
+//!
+//! Time: the core has no clock. Each input is preceded by [`Router::handle_timeout`] with the
+//! current time, and one timer task per router sleeps until [`Router::poll_timeout`] (call
+//! timeouts), woken early when an input brings the next deadline forward.
+//!
+//! Shutdown: the router says GOODBYE `wamp.close.system_shutdown` to the session, waits up to
+//! [`GOODBYE_REPLY_TIMEOUT`] for the client's GOODBYE, then closes with 1001 "Going Away".
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use sockeye::http::StatusCode;
 use sockeye::{Message as WsMessage, Upgrade};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
-use crate::core::{Action, ConnId, Router, RouterConfig};
+use crate::core::{error_uri, Action, ConnId, Router, RouterConfig};
 use crate::message::{Message, ProtocolViolation};
 use crate::serializer::Serializer;
 
@@ -75,9 +83,15 @@ struct Outbox {
     dropped: u64,
 }
 
+/// How long a session gets to answer the router's GOODBYE at shutdown before the WebSocket
+/// is closed anyway.
+pub const GOODBYE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+
 struct State {
     router: Router,
     outboxes: HashMap<ConnId, Outbox>,
+    /// When the timer task wakes up next (`None`: it waits for a deadline).
+    timer_wake: Option<Instant>,
 }
 
 struct Shared {
@@ -85,6 +99,9 @@ struct Shared {
     config: TransportConfig,
     dropped_events: AtomicU64,
     slow_disconnects: AtomicU64,
+    /// Wakes the timer task when a deadline earlier than `timer_wake` appears.
+    timer: Arc<Notify>,
+    timer_started: AtomicBool,
 }
 
 /// A router shared by many WebSocket connections. Cheap to clone.
@@ -133,10 +150,13 @@ impl WampRouter {
                 state: Mutex::new(State {
                     router: Router::new(router),
                     outboxes: HashMap::new(),
+                    timer_wake: None,
                 }),
                 config: transport,
                 dropped_events: AtomicU64::new(0),
                 slow_disconnects: AtomicU64::new(0),
+                timer: Arc::new(Notify::new()),
+                timer_started: AtomicBool::new(false),
             }),
         }
     }
@@ -157,11 +177,14 @@ impl WampRouter {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while routing must not take every other session down with it.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared.lock()
+    }
+
+    /// Starts the task that drives the core's timers, once, from inside the runtime.
+    fn start_timer(&self) {
+        if !self.shared.timer_started.swap(true, Ordering::Relaxed) {
+            tokio::spawn(run_timers(Arc::downgrade(&self.shared)));
+        }
     }
 
     /// Accepts the request with a WAMP subprotocol and serves the session until the
@@ -206,11 +229,15 @@ impl WampRouter {
         let ws = upgrade
             .accept(Some(serializer.protocol().to_owned()))
             .await?;
+        self.start_timer();
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = mpsc::channel(self.shared.config.queue_capacity.max(1));
         let going_away = tx.clone();
         let (kill, mut killed) = watch::channel(false);
         let mut killed_w = killed.clone();
+        // Set at shutdown: the close that follows the GOODBYE exchange is a 1001.
+        let going_away_w = Arc::new(AtomicBool::new(false));
+        let going_away_flag = going_away_w.clone();
         let conn = {
             let mut st = self.lock();
             let conn = st.router.connect();
@@ -234,8 +261,12 @@ impl WampRouter {
                 };
                 let msg = match out {
                     Some(Outbound::Msg(m)) => m,
-                    Some(Outbound::Close) | None => {
+                    Some(Outbound::Close) | None if !going_away_w.load(Ordering::Relaxed) => {
                         let _ = sink.send(WsMessage::close(1000, "")).await;
+                        return;
+                    }
+                    Some(Outbound::Close) | None => {
+                        let _ = sink.send(WsMessage::close(1001, "Going Away")).await;
                         return;
                     }
                     Some(Outbound::GoingAway) => {
@@ -262,14 +293,38 @@ impl WampRouter {
 
         let mut shutdown = std::pin::pin!(shutdown);
         let mut shutting_down = false;
+        // While waiting for the client's GOODBYE at shutdown: when to stop waiting.
+        let mut goodbye_deadline: Option<tokio::time::Instant> = None;
         let result = loop {
             let next = tokio::select! {
                 biased;
                 _ = killed.wait_for(|k| *k) => break Ok(()),
                 _ = &mut shutdown, if !shutting_down => {
                     shutting_down = true;
-                    // A send that waits would hold up the close; a full queue means the
-                    // session is stuck anyway, and the server's own timeout ends it.
+                    going_away_flag.store(true, Ordering::Relaxed);
+                    let said_goodbye = {
+                        let mut st = self.lock();
+                        let said = st.router.goodbye(
+                            conn,
+                            error_uri::SYSTEM_SHUTDOWN,
+                            "the server is shutting down",
+                        );
+                        self.dispatch(&mut st);
+                        said
+                    };
+                    if said_goodbye {
+                        goodbye_deadline =
+                            Some(tokio::time::Instant::now() + GOODBYE_REPLY_TIMEOUT);
+                    } else {
+                        // A send that waits would hold up the close; a full queue means the
+                        // session is stuck anyway, and the server's own timeout ends it.
+                        let _ = going_away.try_send(Outbound::GoingAway);
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(goodbye_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if goodbye_deadline.is_some() => {
+                    goodbye_deadline = None;
                     let _ = going_away.try_send(Outbound::GoingAway);
                     continue;
                 }
@@ -293,11 +348,19 @@ impl WampRouter {
                 ))),
             };
             let mut st = self.lock();
+            st.router.handle_timeout(Instant::now());
             match decoded {
                 Ok(msg) => st.router.handle(conn, msg),
                 Err(v) => st.router.handle_violation(conn, &v),
             }
             self.dispatch(&mut st);
+            // A deadline earlier than the timer task's next wake-up (or the first one).
+            if let Some(next) = st.router.poll_timeout() {
+                if st.timer_wake.is_none_or(|w| next < w) {
+                    st.timer_wake = Some(next);
+                    self.shared.timer.notify_one();
+                }
+            }
         };
 
         {
@@ -314,7 +377,62 @@ impl WampRouter {
 
     /// Carries out the router's actions. Runs under the lock and never waits.
     fn dispatch(&self, st: &mut State) {
-        let State { router, outboxes } = st;
+        self.shared.dispatch(st);
+    }
+}
+
+/// The timer task of a router: sleeps until the core's next deadline, then lets it act. Ends
+/// when the router is dropped.
+async fn run_timers(shared: Weak<Shared>) {
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        let next = {
+            let mut st = strong.lock();
+            st.router.handle_timeout(Instant::now());
+            strong.dispatch(&mut st);
+            let next = st.router.poll_timeout();
+            st.timer_wake = next;
+            next
+        };
+        // Hold only the Notify while sleeping, so that dropping the router is noticed at the
+        // next wake-up.
+        let timer = strong.timer.clone();
+        drop(strong);
+        let notified = timer.notified();
+        tokio::pin!(notified);
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = &mut notified => {}
+                }
+            }
+            None => {
+                // Waiting for the first deadline; wake every minute to notice a dropped router.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = &mut notified => {}
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while routing must not take every other session down with it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Carries out the router's actions. Runs under the lock and never waits.
+    fn dispatch(&self, st: &mut State) {
+        let State {
+            router, outboxes, ..
+        } = st;
         while let Some(action) = router.poll() {
             let (to, out) = match action {
                 Action::Send(to, msg) => (to, Outbound::Msg(msg)),
@@ -328,17 +446,17 @@ impl WampRouter {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(_))
-                    if is_event && self.shared.config.slow_policy == SlowPolicy::DropEvents =>
+                    if is_event && self.config.slow_policy == SlowPolicy::DropEvents =>
                 {
                     outbox.dropped += 1;
                     if outbox.dropped.is_power_of_two() {
                         tracing::debug!(?to, dropped = outbox.dropped, "slow subscriber");
                     }
-                    self.shared.dropped_events.fetch_add(1, Ordering::Relaxed);
+                    self.dropped_events.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::info!(?to, "disconnecting a slow session");
-                    self.shared.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+                    self.slow_disconnects.fetch_add(1, Ordering::Relaxed);
                     let _ = outbox.kill.send(true);
                     outboxes.remove(&to);
                     // Its calls fail and its subscriptions go now, not when its tasks notice.

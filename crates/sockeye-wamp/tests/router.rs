@@ -1,109 +1,12 @@
 //! The sans-I/O router, driven message by message without sockets: session lifecycle,
 //! protocol violations, broker, dealer. Messages are written as their JSON wire form.
 
-use sockeye_wamp::core::{Action, ConnId, Router, RouterConfig};
+mod common;
+
+use common::*;
+use sockeye_wamp::core::{ConnId, RouterConfig};
 use sockeye_wamp::message::code;
 use sockeye_wamp::{Message, Payload, Serializer, UriCheck, Value};
-
-struct H {
-    r: Router,
-}
-
-/// What one input made the router do, in order.
-#[derive(Debug, PartialEq)]
-enum Out {
-    /// A message, as JSON text.
-    Msg(ConnId, String),
-    Close(ConnId),
-}
-
-const ALL_ROLES: &str = r#"{"roles":{"publisher":{},"subscriber":{},"caller":{"features":{"progressive_call_results":true,"call_canceling":true}},"callee":{"features":{"progressive_call_results":true,"call_canceling":true}}}}"#;
-
-impl H {
-    fn new() -> Self {
-        Self::with(RouterConfig::default())
-    }
-
-    fn with(config: RouterConfig) -> Self {
-        H {
-            r: Router::with_seed(config, 42),
-        }
-    }
-
-    fn drain(&mut self) -> Vec<Out> {
-        let mut out = Vec::new();
-        while let Some(a) = self.r.poll() {
-            out.push(match a {
-                Action::Send(c, m) => {
-                    Out::Msg(c, String::from_utf8(Serializer::Json.encode(&m)).unwrap())
-                }
-                Action::Close(c) => Out::Close(c),
-            });
-        }
-        out
-    }
-
-    /// Feeds one JSON message (decode errors are violations, as the transport reports them).
-    fn send(&mut self, c: ConnId, json: &str) -> Vec<Out> {
-        match Serializer::Json.decode(json.as_bytes()) {
-            Ok(m) => self.r.handle(c, m),
-            Err(v) => self.r.handle_violation(c, &v),
-        }
-        self.drain()
-    }
-
-    /// Same, returning the messages decoded (for ids the router chose).
-    fn send_msgs(&mut self, c: ConnId, json: &str) -> Vec<(ConnId, Message)> {
-        self.send(c, json)
-            .into_iter()
-            .map(|o| match o {
-                Out::Msg(c, text) => (c, Serializer::Json.decode(text.as_bytes()).unwrap()),
-                Out::Close(c) => panic!("unexpected close of {c:?}"),
-            })
-            .collect()
-    }
-
-    fn join_with(&mut self, realm: &str, details: &str) -> (ConnId, u64) {
-        let c = self.r.connect();
-        let out = self.send_msgs(c, &format!(r#"[1,"{realm}",{details}]"#));
-        match &out[..] {
-            [(to, Message::Welcome { session, .. })] if *to == c => (c, *session),
-            other => panic!("no WELCOME: {other:?}"),
-        }
-    }
-
-    fn join(&mut self) -> (ConnId, u64) {
-        self.join_with("realm1", ALL_ROLES)
-    }
-
-    fn subscribe(&mut self, c: ConnId, options: &str, topic: &str) -> u64 {
-        match &self.send_msgs(c, &format!(r#"[32,1,{options},"{topic}"]"#))[..] {
-            [(_, Message::Subscribed { subscription, .. })] => *subscription,
-            other => panic!("not subscribed: {other:?}"),
-        }
-    }
-
-    fn register(&mut self, c: ConnId, options: &str, procedure: &str) -> u64 {
-        match &self.send_msgs(c, &format!(r#"[64,1,{options},"{procedure}"]"#))[..] {
-            [(_, Message::Registered { registration, .. })] => *registration,
-            other => panic!("not registered: {other:?}"),
-        }
-    }
-}
-
-fn msg(c: ConnId, json: &str) -> Out {
-    Out::Msg(c, json.to_owned())
-}
-
-fn abort(c: ConnId, text: &str) -> Vec<Out> {
-    vec![
-        msg(
-            c,
-            &format!(r#"[3,{{"message":"{text}"}},"wamp.error.protocol_violation"]"#),
-        ),
-        Out::Close(c),
-    ]
-}
 
 // ---- session lifecycle ----
 
@@ -126,7 +29,7 @@ fn welcome_announces_exactly_the_implemented_features() {
             r#""session_meta_api":true,"subscription_meta_api":true,"event_retention":true}},"#,
             r#""dealer":{"features":{"caller_identification":true,"progressive_call_results":true,"#,
             r#""call_canceling":true,"pattern_based_registration":true,"payload_passthru_mode":true,"#,
-            r#""session_meta_api":true,"registration_meta_api":true,"shared_registration":true}}}"#
+            r#""session_meta_api":true,"registration_meta_api":true,"shared_registration":true,"call_timeout":true}}}"#
         )
     );
     assert_eq!(details.get_str("authrole"), Some("anonymous"));
@@ -334,6 +237,39 @@ fn kick_says_goodbye_and_cleans_up() {
         ]
     );
     assert_eq!(h.r.session_count("realm1"), 0);
+}
+
+#[test]
+fn goodbye_at_shutdown_waits_for_the_clients_goodbye_then_closes() {
+    let mut h = H::new();
+    let (c, _) = h.join();
+    let (watcher, _) = h.join();
+    let leave_sub = h.subscribe(watcher, "{}", "wamp.session.on_leave");
+    assert!(h.r.goodbye(c, "wamp.close.system_shutdown", "stopping"));
+    let out = h.drain();
+    assert_eq!(
+        out[0],
+        msg(
+            c,
+            r#"[6,{"message":"stopping"},"wamp.close.system_shutdown"]"#
+        )
+    );
+    // The session is over at once (others hear it left), the transport stays open.
+    assert!(
+        matches!(&out[1], Out::Msg(w, t) if *w == watcher && t.starts_with(&format!("[36,{leave_sub},")))
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(h.r.session_count("realm1"), 1);
+    // What the client sent meanwhile is dropped; its GOODBYE closes the transport.
+    assert_eq!(h.send(c, r#"[48,1,{},"p"]"#), vec![]);
+    assert_eq!(
+        h.send(c, r#"[6,{},"wamp.close.goodbye_and_out"]"#),
+        vec![Out::Close(c)]
+    );
+    // No session, nobody to say goodbye to.
+    let fresh = h.r.connect();
+    assert!(!h.r.goodbye(fresh, "wamp.close.system_shutdown", ""));
+    assert_eq!(h.drain(), vec![]);
 }
 
 #[test]
@@ -1166,13 +1102,6 @@ mod auth {
 
 // ---- meta API ----
 
-fn result_of(out: Vec<(ConnId, Message)>) -> Value {
-    match &out[..] {
-        [(_, Message::Result { payload, .. })] => payload.args()[0].clone(),
-        other => panic!("no RESULT: {other:?}"),
-    }
-}
-
 #[test]
 fn session_meta_procedures() {
     let mut h = H::new();
@@ -1244,13 +1173,6 @@ fn on_join_and_on_leave_events() {
             )
         )]
     );
-}
-
-fn publication_of(out: &[Out]) -> u64 {
-    match out {
-        [Out::Msg(_, t)] => t.split(',').nth(2).unwrap().parse().unwrap(),
-        other => panic!("{other:?}"),
-    }
 }
 
 #[test]

@@ -555,3 +555,133 @@ async fn many_sessions_across_worker_threads() {
     );
     assert_eq!(router.with_router(|r| r.stats().calls), total as u64);
 }
+
+#[tokio::test]
+async fn a_call_timeout_fires_on_the_routers_own_timer() {
+    let (url, _) = start(TransportConfig::default()).await;
+    let callee = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let caller = Client::connect(&url, "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    assert_eq!(
+        caller
+            .welcome()
+            .get_dict("roles")
+            .and_then(|r| r.get_dict("dealer"))
+            .and_then(|d| d.get_dict("features"))
+            .and_then(|f| f.get_bool("call_timeout")),
+        Some(true)
+    );
+    let mut slow = callee
+        .register("com.example.never", Dict::new())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = within(caller.call(
+        "com.example.never",
+        Payload::Empty,
+        dict! {"timeout" => 300u64},
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_uri(), Some("wamp.error.timeout"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let Some(CalleeEvent::Invocation(inv)) = within(slow.next_event()).await else {
+        panic!()
+    };
+    let Some(CalleeEvent::Interrupt { request, options }) = within(slow.next_event()).await else {
+        panic!()
+    };
+    assert_eq!(request, inv.request);
+    assert_eq!(options.get_str("mode"), Some("killnowait"));
+    // A call that is answered in time is not touched by its timeout.
+    let c = callee.clone();
+    tokio::spawn(async move {
+        while let Some(CalleeEvent::Invocation(inv)) = slow.next_event().await {
+            c.yield_result(inv.request, args(vec!["done".into()]))
+                .await
+                .unwrap();
+        }
+    });
+    let r = within(caller.call(
+        "com.example.never",
+        Payload::Empty,
+        dict! {"timeout" => 5000u64},
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.payload, args(vec!["done".into()]));
+}
+
+/// A router served until `stop` fires, and a raw WebSocket session on it that has joined.
+async fn joined_raw_session() -> (
+    sockeye::WebSocket<sockeye::MaybeTlsStream>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let router = WampRouter::new(RouterConfig::default(), TransportConfig::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
+    tokio::spawn(sockeye::serve(
+        listener,
+        Config::default(),
+        move |upgrade, _| {
+            let router = router.clone();
+            let mut stopped = stopped.clone();
+            async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                let _ = router.serve_until(upgrade, shutdown).await;
+            }
+        },
+    ));
+    let req = ClientRequest::new(&url).unwrap().protocol("wamp.2.json");
+    let mut ws = sockeye::connect_with(req, Config::default()).await.unwrap();
+    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+        .await
+        .unwrap();
+    let welcome = within(ws.recv()).await.unwrap().unwrap();
+    assert!(matches!(&welcome, WsMessage::Text(t) if t.as_str().starts_with("[2,")));
+    (ws, stop)
+}
+
+#[tokio::test]
+async fn shutdown_says_goodbye_waits_for_the_reply_then_closes_with_1001() {
+    let (mut ws, stop) = joined_raw_session().await;
+    stop.send(true).unwrap();
+    let goodbye = within(ws.recv()).await.unwrap().unwrap();
+    let WsMessage::Text(t) = &goodbye else {
+        panic!("{goodbye:?}")
+    };
+    assert_eq!(
+        t.as_str(),
+        r#"[6,{"message":"the server is shutting down"},"wamp.close.system_shutdown"]"#
+    );
+    let replied = std::time::Instant::now();
+    ws.send(r#"[6,{},"wamp.close.goodbye_and_out"]"#)
+        .await
+        .unwrap();
+    let close = within(ws.recv()).await.unwrap().unwrap();
+    let WsMessage::Close(event) = close else {
+        panic!("{close:?}")
+    };
+    assert_eq!(event.code, sockeye::CloseCode::GOING_AWAY);
+    // The reply ends the wait: no need to sit out the timeout.
+    assert!(replied.elapsed() < sockeye_wamp::transport::GOODBYE_REPLY_TIMEOUT);
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001_when_the_goodbye_is_not_answered() {
+    let (mut ws, stop) = joined_raw_session().await;
+    stop.send(true).unwrap();
+    let goodbye = within(ws.recv()).await.unwrap().unwrap();
+    assert!(matches!(&goodbye, WsMessage::Text(t) if t.as_str().starts_with("[6,")));
+    let close = within(ws.recv()).await.unwrap().unwrap();
+    let WsMessage::Close(event) = close else {
+        panic!("{close:?}")
+    };
+    assert_eq!(event.code, sockeye::CloseCode::GOING_AWAY);
+}

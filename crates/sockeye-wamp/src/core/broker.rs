@@ -28,14 +28,14 @@ pub(crate) struct Broker {
 
 impl Broker {
     /// Adds `conn` to the subscription for (`policy`, `uri`), creating it with `new_id()` if
-    /// needed. Returns its id.
+    /// needed. Returns its id, and whether `conn` was added (false: it already was there).
     pub fn subscribe(
         &mut self,
         conn: ConnId,
         policy: MatchPolicy,
         uri: &str,
         new_id: impl FnOnce() -> u64,
-    ) -> u64 {
+    ) -> (u64, bool) {
         let key = (policy, uri.to_owned());
         let id = match self.by_pattern.get(&key) {
             Some(&id) => id,
@@ -57,22 +57,22 @@ impl Broker {
                 id
             }
         };
-        self.subs
+        let added = self
+            .subs
             .get_mut(&id)
             .expect("indexed")
             .subscribers
             .insert(conn);
         self.by_session.entry(conn).or_default().insert(id);
-        id
+        (id, added)
     }
 
-    /// Removes `conn` from subscription `id`; false if it was not subscribed.
-    pub fn unsubscribe(&mut self, conn: ConnId, id: u64) -> bool {
-        let Some(sub) = self.subs.get_mut(&id) else {
-            return false;
-        };
+    /// Removes `conn` from subscription `id`: `None` if it was not subscribed, else whether
+    /// the subscription went with its last subscriber.
+    pub fn unsubscribe(&mut self, conn: ConnId, id: u64) -> Option<bool> {
+        let sub = self.subs.get_mut(&id)?;
         if !sub.subscribers.remove(&conn) {
-            return false;
+            return None;
         }
         if let Some(set) = self.by_session.get_mut(&conn) {
             set.remove(&id);
@@ -81,15 +81,17 @@ impl Broker {
             let sub = self.subs.remove(&id).expect("present");
             self.by_pattern.remove(&(sub.policy, sub.uri));
             self.patterns.remove(&id);
+            return Some(true);
         }
-        true
+        Some(false)
     }
 
-    /// Drops every subscription of a session that left.
-    pub fn remove_session(&mut self, conn: ConnId) {
-        for id in self.by_session.remove(&conn).unwrap_or_default() {
-            self.unsubscribe(conn, id);
-        }
+    /// Drops every subscription of a session that left: (subscription, whether it went).
+    pub fn remove_session(&mut self, conn: ConnId) -> Vec<(u64, bool)> {
+        let ids = self.by_session.remove(&conn).unwrap_or_default();
+        ids.into_iter()
+            .filter_map(|id| Some((id, self.unsubscribe(conn, id)?)))
+            .collect()
     }
 
     /// The subscriptions a publication to `topic` reaches: the exact one first, then patterns

@@ -81,6 +81,8 @@ pub(crate) struct Invocation {
     pub progress: bool,
     /// A CANCEL in mode `kill` was forwarded; the callee's answer ends the call.
     pub interrupted: bool,
+    /// When the call times out (CALL.Options.timeout), if it does.
+    pub deadline: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -146,13 +148,10 @@ impl Dealer {
     }
 
     /// Removes `callee` from registration `id`; the registration goes with its last callee.
-    pub fn unregister(&mut self, callee: ConnId, id: u64) -> bool {
-        let Some(reg) = self.regs.get_mut(&id) else {
-            return false;
-        };
-        let Some(i) = reg.callees.iter().position(|c| *c == callee) else {
-            return false;
-        };
+    /// `None` if `callee` was not registered there, else whether the registration went.
+    pub fn unregister(&mut self, callee: ConnId, id: u64) -> Option<bool> {
+        let reg = self.regs.get_mut(&id)?;
+        let i = reg.callees.iter().position(|c| *c == callee)?;
         reg.callees.remove(i);
         if let Some(set) = self.by_callee.get_mut(&callee) {
             set.remove(&id);
@@ -162,15 +161,17 @@ impl Dealer {
             self.by_pattern.remove(&(reg.policy, reg.uri));
             self.prefix.remove(&id);
             self.wildcard.remove(&id);
+            return Some(true);
         }
-        true
+        Some(false)
     }
 
-    /// Drops every registration of a callee that left.
-    pub fn remove_callee(&mut self, callee: ConnId) {
-        for id in self.by_callee.remove(&callee).unwrap_or_default() {
-            self.unregister(callee, id);
-        }
+    /// Drops every registration of a callee that left: (registration, whether it went).
+    pub fn remove_callee(&mut self, callee: ConnId) -> Vec<(u64, bool)> {
+        let ids = self.by_callee.remove(&callee).unwrap_or_default();
+        ids.into_iter()
+            .filter_map(|id| Some((id, self.unregister(callee, id)?)))
+            .collect()
     }
 
     /// The registration a call to `procedure` goes to (WAMP spec, "Pattern-based

@@ -4,12 +4,96 @@
 
 use std::sync::Arc;
 
-use super::{error_uri as E, Action, ConnState, Router, Session};
+use super::{error_uri as E, Action, ConnId, ConnState, Router, Session};
 use crate::message::{Message, Payload};
 use crate::uri::MatchPolicy;
 use crate::value::{Dict, Value};
 
 impl Router {
+    /// `wamp.session.kill(session)`, `kill_by_authid(authid)` and `kill_by_authrole(authrole)`,
+    /// with the optional keyword arguments `reason` (a URI, default `wamp.close.killed`) and
+    /// `message`: the sessions named (in the caller's realm, never the caller itself) get
+    /// GOODBYE and their transports are closed. `kill` answers nothing, `kill_by_authid` the
+    /// list of sessions killed, `kill_by_authrole` their number. `None` if `procedure` is not
+    /// one of these.
+    pub(super) fn meta_kill(
+        &mut self,
+        caller: ConnId,
+        session: &Session,
+        procedure: &str,
+        payload: &Payload,
+    ) -> Option<Result<Option<Value>, &'static str>> {
+        if !matches!(
+            procedure,
+            "wamp.session.kill" | "wamp.session.kill_by_authid" | "wamp.session.kill_by_authrole"
+        ) {
+            return None;
+        }
+        let kwargs = payload.kwargs();
+        let reason = kwargs
+            .and_then(|k| k.get_str("reason"))
+            .unwrap_or(E::CLOSE_KILLED)
+            .to_owned();
+        if !crate::uri::is_valid(&reason, self.config.uri_check) {
+            return Some(Err(E::INVALID_URI));
+        }
+        let message = kwargs
+            .and_then(|k| k.get_str("message"))
+            .unwrap_or("")
+            .to_owned();
+        let first = payload.args().first();
+        let realm = &self.realms[&session.realm];
+        let in_realm = |pick: &dyn Fn(&Session) -> bool| -> Vec<(ConnId, u64)> {
+            realm
+                .sessions
+                .iter()
+                .filter(|c| **c != caller)
+                .filter_map(|c| match self.conns.get(c) {
+                    Some(ConnState::Established(s)) if pick(s) => Some((*c, s.id)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (victims, answer) = match procedure {
+            "wamp.session.kill" => {
+                let Some(id) = first.and_then(Value::as_u64) else {
+                    return Some(Err(E::INVALID_ARGUMENT));
+                };
+                if id == session.id {
+                    return Some(Err(E::INVALID_ARGUMENT)); // leaving is done with GOODBYE
+                }
+                let victims = in_realm(&|s| s.id == id);
+                if victims.is_empty() {
+                    return Some(Err(E::NO_SUCH_SESSION));
+                }
+                (victims, None)
+            }
+            _ => {
+                let Some(name) = first.and_then(Value::as_str) else {
+                    return Some(Err(E::INVALID_ARGUMENT));
+                };
+                let by_authid = procedure.ends_with("authid");
+                let victims = in_realm(&|s| {
+                    name == if by_authid {
+                        s.authid.as_str()
+                    } else {
+                        s.authrole.as_str()
+                    }
+                });
+                let answer = if by_authid {
+                    Value::List(victims.iter().map(|(_, id)| Value::from(*id)).collect())
+                } else {
+                    Value::from(victims.len() as u64)
+                };
+                (victims, Some(answer))
+            }
+        };
+        for (conn, _) in victims {
+            self.kick(conn, &reason, &message);
+        }
+        Some(Ok(answer))
+    }
+
     /// Answers a meta procedure, or `None` if `procedure` is not one.
     pub(super) fn meta_call(
         &mut self,

@@ -31,8 +31,9 @@ mod meta;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::auth::{AuthConfig, Decision, Pending};
+use crate::auth::{self, AuthConfig, Decision, Operation, Pending, Role, Verdict};
 use crate::message::{code, Message, Payload, ProtocolViolation, MAX_ID};
 use crate::uri::{self, MatchPolicy, UriCheck};
 use crate::value::{Dict, Value};
@@ -51,12 +52,14 @@ pub mod error_uri {
     pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
     pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
     pub const CANCELED: &str = "wamp.error.canceled";
+    pub const TIMEOUT: &str = "wamp.error.timeout";
     pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
     pub const NO_AUTH_METHOD: &str = "wamp.error.no_auth_method";
     pub const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed";
     pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
     pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
     pub const CLOSE_NORMAL: &str = "wamp.close.normal";
+    pub const CLOSE_KILLED: &str = "wamp.close.killed";
 }
 
 use error_uri as E;
@@ -92,8 +95,22 @@ pub struct RouterConfig {
     /// away, and autobahn-js reports a close without status code 1000 as "lost": closing
     /// first (1000) is what makes its close clean. `false` keeps the transport open.
     pub close_after_goodbye: bool,
-    /// Who may join, and how they authenticate.
+    /// Who may join, and how they authenticate (realms without their own `auth`).
     pub auth: AuthConfig,
+    /// Realms with their own users or roles; they exist from the start, like `realms`.
+    pub realm_configs: Vec<RealmConfig>,
+}
+
+/// A realm's own authentication and authorization.
+#[derive(Debug, Clone, Default)]
+pub struct RealmConfig {
+    pub name: String,
+    /// Who may join this realm; `None` means the router-wide [`RouterConfig::auth`].
+    pub auth: Option<AuthConfig>,
+    /// `None`: every session may publish, subscribe, register and call anything (as in the
+    /// default realm `realm1`). `Some`: a session may do only what a rule of its `authrole`
+    /// allows (see [`auth::authorize`]); anything else gets ERROR `wamp.error.not_authorized`.
+    pub roles: Option<Vec<Role>>,
 }
 
 impl Default for RouterConfig {
@@ -104,6 +121,7 @@ impl Default for RouterConfig {
             uri_check: UriCheck::Loose,
             close_after_goodbye: true,
             auth: AuthConfig::default(),
+            realm_configs: Vec::new(),
         }
     }
 }
@@ -142,6 +160,7 @@ pub fn router_roles() -> Dict {
                 "session_meta_api",
                 "registration_meta_api",
                 "shared_registration",
+                "call_timeout",
             ]),
         )
 }
@@ -192,10 +211,16 @@ enum ConnState {
         pending: Pending,
     },
     Established(Session),
+    /// The router sent GOODBYE (shutdown) and waits for the client's; the session is over.
+    Closing,
 }
 
 #[derive(Debug, Default)]
 struct Realm {
+    /// This realm's own users; `None`: the router's.
+    auth: Option<Arc<AuthConfig>>,
+    /// This realm's roles; `None`: everything is allowed.
+    roles: Option<Arc<Vec<Role>>>,
     broker: Broker,
     /// Retained events (WAMP spec, "Event Retention"): the last event published with
     /// `retain: true` on each topic, as (publication, details, payload).
@@ -261,6 +286,11 @@ pub struct Router {
     session_ids: HashMap<u64, ConnId>,
     out: VecDeque<Action>,
     stats: RouterStats,
+    /// The time, as last given to [`Router::handle_timeout`]; `None` before that.
+    now: Option<Instant>,
+    /// Call deadlines: (when, caller, CALL request id). Entries of calls answered in time
+    /// stay until they expire and are then ignored.
+    deadlines: BTreeSet<(Instant, ConnId, u64)>,
 }
 
 impl Router {
@@ -280,6 +310,16 @@ impl Router {
         for r in &config.realms {
             realms.insert(r.clone(), Realm::default());
         }
+        for rc in &config.realm_configs {
+            realms.insert(
+                rc.name.clone(),
+                Realm {
+                    auth: rc.auth.clone().map(Arc::new),
+                    roles: rc.roles.clone().map(Arc::new),
+                    ..Realm::default()
+                },
+            );
+        }
         Router {
             config,
             rng: Rng(seed, true),
@@ -290,7 +330,53 @@ impl Router {
             session_ids: HashMap::new(),
             out: VecDeque::new(),
             stats: RouterStats::default(),
+            now: None,
+            deadlines: BTreeSet::new(),
         }
+    }
+
+    /// Tells the router the time, and times out the calls whose deadline has passed: the
+    /// caller gets ERROR `wamp.error.timeout`, the callee (if it announced `call_canceling`)
+    /// INTERRUPT with mode `killnowait`. Call it before [`Router::handle`] (the deadline of a
+    /// CALL with `timeout` counts from the last time given) and at [`Router::poll_timeout`].
+    /// A router never given the time does not time out calls.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        while let Some(&(at, caller, request)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.time_out_call(caller, request, at);
+        }
+    }
+
+    /// When [`Router::handle_timeout`] next has something to do, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|d| d.0)
+    }
+
+    /// Ends a session with GOODBYE (for example `wamp.close.system_shutdown`) and waits for
+    /// the client's GOODBYE in reply, then closes the transport ([`Action::Close`]). How long
+    /// to wait is the transport's business. False if the connection has no session (there is
+    /// nobody to say goodbye to).
+    pub fn goodbye(&mut self, conn: ConnId, reason: &str, message: &str) -> bool {
+        if !matches!(self.conns.get(&conn), Some(ConnState::Established(_))) {
+            return false;
+        }
+        let Some(ConnState::Established(session)) = self.conns.insert(conn, ConnState::Closing)
+        else {
+            unreachable!("checked above");
+        };
+        self.send(
+            conn,
+            Message::Goodbye {
+                details: Dict::new().with("message", message),
+                reason: reason.to_owned(),
+            },
+        );
+        self.leave(conn, &session);
+        true
     }
 
     pub fn config(&self) -> &RouterConfig {
@@ -365,6 +451,14 @@ impl Router {
     pub fn handle(&mut self, conn: ConnId, msg: Message) {
         let session = match self.conns.get(&conn) {
             None => return, // closed; late messages are dropped
+            Some(ConnState::Closing) => {
+                // The client's answer to our GOODBYE; anything else is late and dropped.
+                if let Message::Goodbye { .. } = msg {
+                    self.conns.remove(&conn);
+                    self.out.push_back(Action::Close(conn));
+                }
+                return;
+            }
             Some(ConnState::Fresh) => None,
             Some(ConnState::Challenging { .. }) => {
                 self.authenticate(conn, msg);
@@ -484,7 +578,11 @@ impl Router {
         }
         let roles = details.get_dict("roles").cloned().unwrap_or_default();
         let random = self.rng.challenge();
-        match self.config.auth.decide(&details, id, random) {
+        let auth = self.realms[&realm]
+            .auth
+            .as_deref()
+            .unwrap_or(&self.config.auth);
+        match auth.decide(&details, id, random) {
             Decision::Anonymous => {
                 let authid = format!("anonymous-{id}");
                 self.establish(
@@ -654,8 +752,8 @@ impl Router {
             return;
         };
         realm.sessions.remove(&conn);
-        realm.broker.remove_session(conn);
-        realm.dealer.remove_callee(conn);
+        let subs = realm.broker.remove_session(conn);
+        let regs = realm.dealer.remove_callee(conn);
         let dealer = &mut realm.dealer;
 
         // Calls this session was serving fail: "callee left" is a canceled call for the caller.
@@ -700,6 +798,24 @@ impl Router {
                 self.out.push_back(Action::Send(callee, Arc::new(msg)));
             }
         }
+        for (id, deleted) in subs {
+            self.subscription_gone(session, id, deleted);
+        }
+        for (id, deleted) in regs {
+            self.registration_gone(session, id, deleted);
+        }
+    }
+
+    /// Whether the session's role may do `op` on `uri` in its realm.
+    fn authorize(&self, session: &Session, op: Operation, uri: &str) -> Verdict {
+        match self
+            .realms
+            .get(&session.realm)
+            .and_then(|r| r.roles.as_ref())
+        {
+            None => Verdict::Allowed { disclose: false },
+            Some(roles) => auth::authorize(roles, &session.authrole, op, uri),
+        }
     }
 
     fn send(&mut self, conn: ConnId, msg: Message) {
@@ -741,10 +857,18 @@ impl Router {
             );
             return;
         }
+        if self.authorize(session, Operation::Subscribe, topic) == Verdict::Denied {
+            self.send(
+                conn,
+                Message::error(code::SUBSCRIBE, request, E::NOT_AUTHORIZED),
+            );
+            return;
+        }
         let candidate = self.next_router_id + 1;
         let realm = self.realm_mut(session);
-        let id = realm.broker.subscribe(conn, policy, topic, || candidate);
-        if id == candidate {
+        let (id, added) = realm.broker.subscribe(conn, policy, topic, || candidate);
+        let created = id == candidate;
+        if created {
             self.next_router_id = candidate;
         }
         self.send(
@@ -754,6 +878,25 @@ impl Router {
                 subscription: id,
             },
         );
+        let realm = session.realm.as_str();
+        if created {
+            let info = Dict::new()
+                .with("id", id)
+                .with("uri", topic)
+                .with("match", policy.as_str());
+            self.publish_meta(
+                realm,
+                "wamp.subscription.on_create",
+                vec![session.id.into(), Value::Dict(info)],
+            );
+        }
+        if added {
+            self.publish_meta(
+                realm,
+                "wamp.subscription.on_subscribe",
+                vec![session.id.into(), id.into()],
+            );
+        }
         if options.get_bool("get_retained") == Some(true) {
             let realm = &self.realms[&session.realm];
             let mut retained: Vec<_> = realm
@@ -784,12 +927,13 @@ impl Router {
     }
 
     fn unsubscribe(&mut self, conn: ConnId, session: &Session, request: u64, subscription: u64) {
-        if self
+        if let Some(deleted) = self
             .realm_mut(session)
             .broker
             .unsubscribe(conn, subscription)
         {
             self.send(conn, Message::Unsubscribed { request });
+            self.subscription_gone(session, subscription, deleted);
         } else {
             self.send(
                 conn,
@@ -814,6 +958,18 @@ impl Router {
             }
             return;
         }
+        let disclose = match self.authorize(session, Operation::Publish, &topic) {
+            Verdict::Denied => {
+                if acknowledge {
+                    self.send(
+                        conn,
+                        Message::error(code::PUBLISH, request, E::NOT_AUTHORIZED),
+                    );
+                }
+                return;
+            }
+            Verdict::Allowed { disclose } => disclose,
+        };
         self.stats.publications += 1;
         let publication = self.rng.global_id();
 
@@ -848,7 +1004,7 @@ impl Router {
         };
 
         let mut base = Dict::new();
-        if options.get_bool("disclose_me") == Some(true) {
+        if disclose || options.get_bool("disclose_me") == Some(true) {
             base.insert("publisher", session.id);
             base.insert("publisher_authid", session.authid.as_str());
             base.insert("publisher_authrole", session.authrole.as_str());
@@ -932,6 +1088,13 @@ impl Router {
             );
             return;
         }
+        if self.authorize(session, Operation::Register, procedure) == Verdict::Denied {
+            self.send(
+                conn,
+                Message::error(code::REGISTER, request, E::NOT_AUTHORIZED),
+            );
+            return;
+        }
         let invoke = options
             .get_str("invoke")
             .and_then(Invoke::parse)
@@ -944,7 +1107,8 @@ impl Router {
             .register(conn, policy, procedure, invoke, disclose, || next)
         {
             Some(id) => {
-                if id == next {
+                let created = id == next;
+                if created {
                     self.next_router_id = next;
                 }
                 self.send(
@@ -953,6 +1117,24 @@ impl Router {
                         request,
                         registration: id,
                     },
+                );
+                let realm = session.realm.as_str();
+                if created {
+                    let info = Dict::new()
+                        .with("id", id)
+                        .with("uri", procedure)
+                        .with("match", policy.as_str())
+                        .with("invoke", invoke.as_str());
+                    self.publish_meta(
+                        realm,
+                        "wamp.registration.on_create",
+                        vec![session.id.into(), Value::Dict(info)],
+                    );
+                }
+                self.publish_meta(
+                    realm,
+                    "wamp.registration.on_register",
+                    vec![session.id.into(), id.into()],
                 );
             }
             None => self.send(
@@ -963,12 +1145,13 @@ impl Router {
     }
 
     fn unregister(&mut self, conn: ConnId, session: &Session, request: u64, registration: u64) {
-        if self
+        if let Some(deleted) = self
             .realm_mut(session)
             .dealer
             .unregister(conn, registration)
         {
             self.send(conn, Message::Unregistered { request });
+            self.registration_gone(session, registration, deleted);
         } else {
             self.send(
                 conn,
@@ -990,13 +1173,26 @@ impl Router {
             self.send(conn, Message::error(code::CALL, request, E::INVALID_URI));
             return;
         }
+        let disclose = match self.authorize(session, Operation::Call, &procedure) {
+            Verdict::Denied => {
+                self.send(conn, Message::error(code::CALL, request, E::NOT_AUTHORIZED));
+                return;
+            }
+            Verdict::Allowed { disclose } => disclose,
+        };
         if procedure.starts_with("wamp.") {
-            if let Some(answer) = self.meta_call(session, &procedure, &payload) {
+            let answer = match self.meta_kill(conn, session, &procedure, &payload) {
+                Some(answer) => Some(answer),
+                None => self
+                    .meta_call(session, &procedure, &payload)
+                    .map(|a| a.map(Some)),
+            };
+            if let Some(answer) = answer {
                 let msg = match answer {
                     Ok(value) => Message::Result {
                         request,
                         details: Dict::new(),
-                        payload: Payload::Args(vec![value]),
+                        payload: value.map_or(Payload::Empty, |v| Payload::Args(vec![v])),
                     },
                     Err(error) => Message::error(code::CALL, request, error),
                 };
@@ -1032,7 +1228,7 @@ impl Router {
         if reg_policy != MatchPolicy::Exact {
             details.insert("procedure", procedure.as_str());
         }
-        if reg_disclose || options.get_bool("disclose_me") == Some(true) {
+        if reg_disclose || disclose || options.get_bool("disclose_me") == Some(true) {
             details.insert("caller", session.id);
             details.insert("caller_authid", session.authid.as_str());
             details.insert("caller_authrole", session.authrole.as_str());
@@ -1050,6 +1246,14 @@ impl Router {
         callee_session.last_invocation = callee_session.last_invocation % MAX_ID + 1;
         let inv_request = callee_session.last_invocation;
         self.stats.calls += 1;
+        // Call timeout (WAMP spec, "Call Timeouts"): 0 or absent means none.
+        let deadline = match (options.get_u64("timeout"), self.now) {
+            (Some(ms), Some(now)) if ms > 0 => Some(now + Duration::from_millis(ms)),
+            _ => None,
+        };
+        if let Some(at) = deadline {
+            self.deadlines.insert((at, conn, request));
+        }
         let dealer = &mut self.realm_mut(session).dealer;
         dealer.calls.insert((conn, request), (callee, inv_request));
         dealer.invocations.insert(
@@ -1059,6 +1263,7 @@ impl Router {
                 call_request: request,
                 progress,
                 interrupted: false,
+                deadline,
             },
         );
         self.send(
@@ -1172,6 +1377,77 @@ impl Router {
                     options: Dict::new().with("mode", mode),
                 },
             );
+        }
+    }
+}
+
+impl Router {
+    /// A call's deadline passed: the dealer cancels it as with mode `killnowait` — the caller
+    /// gets ERROR `wamp.error.timeout` at once; the callee is interrupted if it can be, and
+    /// its late answer is dropped.
+    fn time_out_call(&mut self, caller: ConnId, request: u64, at: Instant) {
+        let Some(session) = self.peer(caller).cloned() else {
+            return; // the caller left; its calls went with it
+        };
+        let dealer = &self.realms[&session.realm].dealer;
+        let Some(&(callee, inv_request)) = dealer.calls.get(&(caller, request)) else {
+            return; // answered in time
+        };
+        if dealer.invocations[&(callee, inv_request)].deadline != Some(at) {
+            return;
+        }
+        let dealer = &mut self.realm_mut(&session).dealer;
+        dealer.calls.remove(&(caller, request));
+        dealer.invocations.remove(&(callee, inv_request));
+        self.send(
+            caller,
+            Message::Error {
+                request_type: code::CALL,
+                request,
+                details: Dict::new(),
+                error: E::TIMEOUT.to_owned(),
+                payload: Payload::Args(vec!["the call timed out".into()]),
+            },
+        );
+        if self
+            .peer(callee)
+            .is_some_and(|s| s.feature("callee", "call_canceling"))
+        {
+            self.send(
+                callee,
+                Message::Interrupt {
+                    request: inv_request,
+                    options: Dict::new()
+                        .with("mode", "killnowait")
+                        .with("reason", E::TIMEOUT),
+                },
+            );
+        }
+    }
+
+    /// Meta events after `session` left subscription `id` (deleted: it was the last one).
+    fn subscription_gone(&mut self, session: &Session, id: u64, deleted: bool) {
+        let args = vec![Value::from(session.id), Value::from(id)];
+        self.publish_meta(
+            &session.realm,
+            "wamp.subscription.on_unsubscribe",
+            args.clone(),
+        );
+        if deleted {
+            self.publish_meta(&session.realm, "wamp.subscription.on_delete", args);
+        }
+    }
+
+    /// Meta events after `session` left registration `id` (deleted: it was the last callee).
+    fn registration_gone(&mut self, session: &Session, id: u64, deleted: bool) {
+        let args = vec![Value::from(session.id), Value::from(id)];
+        self.publish_meta(
+            &session.realm,
+            "wamp.registration.on_unregister",
+            args.clone(),
+        );
+        if deleted {
+            self.publish_meta(&session.realm, "wamp.registration.on_delete", args);
         }
     }
 }

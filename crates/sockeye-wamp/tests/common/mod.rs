@@ -1,0 +1,120 @@
+//! The harness of the sans-I/O router tests: a router fed JSON text, and what it did.
+// Each test binary uses a different part of it.
+#![allow(dead_code)]
+
+use sockeye_wamp::core::{Action, ConnId, Router, RouterConfig};
+use sockeye_wamp::{Message, Serializer, Value};
+
+pub struct H {
+    pub r: Router,
+}
+
+/// What one input made the router do, in order.
+#[derive(Debug, PartialEq)]
+pub enum Out {
+    /// A message, as JSON text.
+    Msg(ConnId, String),
+    Close(ConnId),
+}
+
+pub const ALL_ROLES: &str = r#"{"roles":{"publisher":{},"subscriber":{},"caller":{"features":{"progressive_call_results":true,"call_canceling":true}},"callee":{"features":{"progressive_call_results":true,"call_canceling":true}}}}"#;
+
+impl H {
+    pub fn new() -> Self {
+        Self::with(RouterConfig::default())
+    }
+
+    pub fn with(config: RouterConfig) -> Self {
+        H {
+            r: Router::with_seed(config, 42),
+        }
+    }
+
+    pub fn drain(&mut self) -> Vec<Out> {
+        let mut out = Vec::new();
+        while let Some(a) = self.r.poll() {
+            out.push(match a {
+                Action::Send(c, m) => {
+                    Out::Msg(c, String::from_utf8(Serializer::Json.encode(&m)).unwrap())
+                }
+                Action::Close(c) => Out::Close(c),
+            });
+        }
+        out
+    }
+
+    /// Feeds one JSON message (decode errors are violations, as the transport reports them).
+    pub fn send(&mut self, c: ConnId, json: &str) -> Vec<Out> {
+        match Serializer::Json.decode(json.as_bytes()) {
+            Ok(m) => self.r.handle(c, m),
+            Err(v) => self.r.handle_violation(c, &v),
+        }
+        self.drain()
+    }
+
+    /// Same, returning the messages decoded (for ids the router chose).
+    pub fn send_msgs(&mut self, c: ConnId, json: &str) -> Vec<(ConnId, Message)> {
+        self.send(c, json)
+            .into_iter()
+            .map(|o| match o {
+                Out::Msg(c, text) => (c, Serializer::Json.decode(text.as_bytes()).unwrap()),
+                Out::Close(c) => panic!("unexpected close of {c:?}"),
+            })
+            .collect()
+    }
+
+    pub fn join_with(&mut self, realm: &str, details: &str) -> (ConnId, u64) {
+        let c = self.r.connect();
+        let out = self.send_msgs(c, &format!(r#"[1,"{realm}",{details}]"#));
+        match &out[..] {
+            [(to, Message::Welcome { session, .. })] if *to == c => (c, *session),
+            other => panic!("no WELCOME: {other:?}"),
+        }
+    }
+
+    pub fn join(&mut self) -> (ConnId, u64) {
+        self.join_with("realm1", ALL_ROLES)
+    }
+
+    pub fn subscribe(&mut self, c: ConnId, options: &str, topic: &str) -> u64 {
+        match &self.send_msgs(c, &format!(r#"[32,1,{options},"{topic}"]"#))[..] {
+            [(_, Message::Subscribed { subscription, .. })] => *subscription,
+            other => panic!("not subscribed: {other:?}"),
+        }
+    }
+
+    pub fn register(&mut self, c: ConnId, options: &str, procedure: &str) -> u64 {
+        match &self.send_msgs(c, &format!(r#"[64,1,{options},"{procedure}"]"#))[..] {
+            [(_, Message::Registered { registration, .. })] => *registration,
+            other => panic!("not registered: {other:?}"),
+        }
+    }
+}
+
+pub fn msg(c: ConnId, json: &str) -> Out {
+    Out::Msg(c, json.to_owned())
+}
+
+pub fn abort(c: ConnId, text: &str) -> Vec<Out> {
+    vec![
+        msg(
+            c,
+            &format!(r#"[3,{{"message":"{text}"}},"wamp.error.protocol_violation"]"#),
+        ),
+        Out::Close(c),
+    ]
+}
+
+pub fn result_of(out: Vec<(ConnId, Message)>) -> Value {
+    match &out[..] {
+        [(_, Message::Result { payload, .. })] => payload.args()[0].clone(),
+        other => panic!("no RESULT: {other:?}"),
+    }
+}
+
+pub fn publication_of(out: &[Out]) -> u64 {
+    match out {
+        [Out::Msg(_, t)] => t.split(',').nth(2).unwrap().parse().unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
