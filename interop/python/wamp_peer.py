@@ -2,7 +2,8 @@
 
     python wamp_peer.py URL REALM SERIALIZER ROLE
 
-SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth.
+SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth |
+denied | slow_callee | timeout_caller | meta_watcher.
 With WAMP_AUTH='{"method": "ticket|wampcra", "authid": ..., "secret": ...}' in the environment
 the peer authenticates; role "auth" prints the WELCOME's authid, authrole and authmethod and
 leaves. (cryptosign needs autobahn's "encryption" extra, which the venv does not install.)
@@ -72,7 +73,7 @@ class Peer(ApplicationSession):
             check("unexpected exception", False, repr(e))
             self.leave()
             return
-        if ROLE not in ("callee", "subscriber"):
+        if ROLE not in ("callee", "subscriber", "slow_callee", "meta_watcher"):
             self.leave()
 
     def onDisconnect(self):
@@ -160,6 +161,68 @@ class Peer(ApplicationSession):
         acks += 2
         out({"published": acks})
         out({"done": True})
+
+
+    async def denied(self):
+        # In a realm whose role lets this session touch only com.open.*: everything on
+        # com.secret.* is refused by the router with not_authorized.
+        attempts = [
+            ("call", lambda: self.call("com.secret.proc")),
+            ("register", lambda: self.register(lambda: None, "com.secret.proc")),
+            ("subscribe", lambda: self.subscribe(lambda: None, "com.secret.topic")),
+            ("publish", lambda: self.publish("com.secret.topic", options=PublishOptions(acknowledge=True))),
+        ]
+        for name, attempt in attempts:
+            try:
+                await attempt()
+                check(f"{name} denied", False, "no error")
+            except ApplicationError as e:
+                check(f"{name} denied", e.error == ApplicationError.NOT_AUTHORIZED, e.error)
+        await self.subscribe(lambda: None, "com.open.topic")
+        check("subscribe allowed", True)
+        out({"done": True})
+
+    async def slow_callee(self):
+        async def never():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                # autobahn cancels the invocation when the router sends INTERRUPT.
+                out({"interrupted": True})
+                raise
+
+        await self.register(never, "com.interop.never")
+        out({"ready": True})
+
+    async def timeout_caller(self):
+        try:
+            await self.call("com.interop.never", options=CallOptions(timeout=300))
+            check("call timeout", False, "no error")
+        except ApplicationError as e:
+            check("call timeout", e.error == "wamp.error.timeout", e.error)
+        out({"done": True})
+
+    async def meta_watcher(self):
+        created = {}
+        registered = []
+
+        def maybe_done():
+            if created and any(r == [created["session"], created["registration"]] for r in registered):
+                out({"meta": created})
+                self.leave()
+
+        def on_create(session, details):
+            if details.get("uri") == "com.interop.add2":
+                created.update(session=session, registration=details["id"], match=details["match"])
+                maybe_done()
+
+        def on_register(session, registration):
+            registered.append([session, registration])
+            maybe_done()
+
+        await self.subscribe(on_create, "wamp.registration.on_create")
+        await self.subscribe(on_register, "wamp.registration.on_register")
+        out({"ready": True})
 
 
 def main():

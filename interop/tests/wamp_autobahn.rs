@@ -10,7 +10,10 @@
 //! - each with JSON and MessagePack, on the same serializer and crossed (and CBOR once each);
 //! - this crate's Rust client as a caller and a subscriber against both Autobahns;
 //! - authentication: ticket, WAMP-CRA (plain and salted) and cryptosign (autobahn-js only: the
-//!   venv has no `autobahn[encryption]`), accepted and refused.
+//!   venv has no `autobahn[encryption]`), accepted and refused;
+//! - authorization (autobahn-python refused by its role with `not_authorized`), call timeouts
+//!   (the router cancels the call for a Python and a JS caller and interrupts the Python
+//!   callee), registration meta events (seen by autobahn-python when autobahn-js registers).
 //!
 //! The router runs in-process on a loopback port, as `sockeye serve` mounts it. Without a peer
 //! these tests say so and pass, unless `SOCKEYE_REQUIRE_INTEROP=1` (set by `scripts/test.sh`),
@@ -21,10 +24,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value as J;
-use sockeye_wamp::auth::{hex32, AuthConfig, Salt, Secret, User};
+use sockeye_wamp::auth::{hex32, AuthConfig, Operation, Permission, Role, Salt, Secret, User};
 use sockeye_wamp::client::{Client, ClientError};
+use sockeye_wamp::core::RealmConfig;
 use sockeye_wamp::{
-    dict, Dict, Payload, RouterConfig, Serializer, TransportConfig, Value, WampRouter,
+    dict, Dict, MatchPolicy, Payload, RouterConfig, Serializer, TransportConfig, Value, WampRouter,
 };
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpListener;
@@ -129,12 +133,23 @@ impl Peer {
         role: &str,
         auth: Option<J>,
     ) -> Option<Peer> {
+        Self::spawn_in(lang, url, "realm1", serializer, role, auth).await
+    }
+
+    async fn spawn_in(
+        lang: Lang,
+        url: &str,
+        realm: &str,
+        serializer: &str,
+        role: &str,
+        auth: Option<J>,
+    ) -> Option<Peer> {
         let mut cmd = peer_command(lang)?;
         if let Some(auth) = auth {
             cmd.env("WAMP_AUTH", auth.to_string());
         }
         let mut child = cmd
-            .args([url, "realm1", serializer, role])
+            .args([url, realm, serializer, role])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -545,4 +560,121 @@ async fn auth_wrong_secrets_are_refused() {
     let bad_ticket = serde_json::json!({"method": "ticket", "authid": "joe", "secret": "nope"});
     auth_refused(Lang::Python, "json", bad_ticket.clone()).await;
     auth_refused(Lang::Js, "msgpack", bad_ticket).await;
+}
+
+// ---- authorization, call timeouts, meta events ----
+
+#[tokio::test]
+async fn authorization_python_denied_by_its_role_gets_not_authorized() {
+    // Realm "guarded": anonymous sessions may only subscribe under com.open.
+    let url = router_with(RouterConfig {
+        realm_configs: vec![RealmConfig {
+            name: "guarded".into(),
+            auth: None,
+            roles: Some(vec![Role {
+                name: "anonymous".into(),
+                permissions: vec![Permission::only(
+                    "com.open.",
+                    MatchPolicy::Prefix,
+                    &[Operation::Subscribe],
+                )],
+            }]),
+        }],
+        ..RouterConfig::default()
+    })
+    .await;
+    let Some(mut p) = Peer::spawn_in(Lang::Python, &url, "guarded", "json", "denied", None).await
+    else {
+        return;
+    };
+    let (_, checks) = p.until("done").await;
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "call denied",
+            "register denied",
+            "subscribe denied",
+            "publish denied",
+            "subscribe allowed"
+        ]
+    );
+    p.exits_cleanly().await;
+}
+
+/// A callee that never answers (autobahn-python), called with a 300 ms timeout by `caller`:
+/// the router's timer fails the call with wamp.error.timeout and interrupts the callee.
+async fn call_timeout(caller: Lang, serializer: &str) {
+    let url = router().await;
+    let Some(mut callee) = Peer::spawn(Lang::Python, &url, "msgpack", "slow_callee").await else {
+        return;
+    };
+    callee.until("ready").await;
+    let Some(mut k) = Peer::spawn(caller, &url, serializer, "timeout_caller").await else {
+        return;
+    };
+    let (_, checks) = k.until("done").await;
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(checks[0]["check"], "call timeout");
+    let (interrupted, _) = callee.until("interrupted").await;
+    assert_eq!(interrupted["interrupted"], true);
+    k.exits_cleanly().await;
+}
+
+#[tokio::test]
+async fn call_timeout_js_caller_python_callee_json() {
+    call_timeout(Lang::Js, "json").await;
+}
+
+#[tokio::test]
+async fn call_timeout_python_caller_python_callee_msgpack() {
+    call_timeout(Lang::Python, "msgpack").await;
+}
+
+#[tokio::test]
+async fn registration_meta_events_reach_a_python_subscriber_when_js_registers() {
+    let url = router().await;
+    let Some(mut w) = Peer::spawn(Lang::Python, &url, "json", "meta_watcher").await else {
+        return;
+    };
+    w.until("ready").await;
+    let Some(mut c) = Peer::spawn(Lang::Js, &url, "msgpack", "callee").await else {
+        return;
+    };
+    c.until("ready").await;
+    let (meta, _) = w.until("meta").await;
+    let meta = &meta["meta"];
+    assert_eq!(meta["match"], "exact");
+    // What the events said agrees with what the meta procedures say.
+    let client = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let lookup = client
+        .call(
+            "wamp.registration.lookup",
+            Payload::Args(vec!["com.interop.add2".into()]),
+            Dict::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        lookup.payload.args()[0].as_u64(),
+        meta["registration"].as_u64()
+    );
+    let callees = client
+        .call(
+            "wamp.registration.list_callees",
+            Payload::Args(vec![lookup.payload.args()[0].clone()]),
+            Dict::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        callees.payload.args()[0],
+        Value::List(vec![Value::from(meta["session"].as_u64().unwrap())])
+    );
+    w.exits_cleanly().await;
 }

@@ -2,7 +2,8 @@
 //
 //   node peer.js URL REALM SERIALIZER ROLE
 //
-// SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth.
+// SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth |
+// timeout_caller.
 // With WAMP_AUTH='{"method": "ticket|wampcra|cryptosign", "authid": ..., "secret": ...,
 // "seed_hex": ...}' in the environment the peer authenticates; role "auth" prints the WELCOME's
 // authid, authrole and authmethod and leaves.
@@ -133,7 +134,18 @@ async function publisher(session) {
   out({ done: true });
 }
 
-const roles = { callee, caller, subscriber, publisher, auth: async () => {} };
+// Calls a procedure that never answers with a 300 ms timeout: the router cancels it.
+async function timeout_caller(session) {
+  try {
+    await session.call('com.interop.never', [], {}, { timeout: 300 });
+    check('call timeout', false, 'no error');
+  } catch (e) {
+    check('call timeout', e.error === 'wamp.error.timeout', e.error || String(e));
+  }
+  out({ done: true });
+}
+
+const roles = { callee, caller, subscriber, publisher, timeout_caller, auth: async () => {} };
 const options = {
   url,
   realm,
