@@ -104,16 +104,21 @@ async fn hello_greets_by_name_and_says_bye_five_seconds_later() {
 }
 
 #[tokio::test]
-async fn chat_relays_text_to_every_client() {
+async fn chat_relays_text_to_every_member_from_the_moment_it_is_open() {
     let (_server, addr) = start(&[]).await;
     let url = format!("ws://{addr}/chat");
-    let mut alice = sockeye::connect(&url).await.unwrap();
-    let mut bob = sockeye::connect(&url).await.unwrap();
-    // Let both subscriptions register before the first message.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    alice.send("alice: hi all").await.unwrap();
-    assert_eq!(next(&mut bob).await, Message::text("alice: hi all"));
-    assert_eq!(next(&mut alice).await, Message::text("alice: hi all"));
+    let mut members = Vec::new();
+    for _ in 0..20 {
+        members.push(sockeye::connect(&url).await.unwrap());
+    }
+    // No pause: a member is in the room once its handshake completed.
+    let long = format!("bob: {}", "ä".repeat(40_000));
+    members[0].send("alice: hi all").await.unwrap();
+    members[0].send(long.as_str()).await.unwrap();
+    for member in &mut members {
+        assert_eq!(next(member).await, Message::text("alice: hi all"));
+        assert_eq!(next(member).await, Message::text(long.as_str()));
+    }
 }
 
 #[tokio::test]
@@ -332,6 +337,50 @@ async fn graceful_shutdown_closes_wamp_sessions_with_1001_too() {
             Message::Close(event) => break event,
             _ => continue,
         }
+    };
+    assert_eq!(event.code, CloseCode::GOING_AWAY);
+    assert!(event.was_clean);
+    let status = timeout(Duration::from_secs(15), server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_says_wamp_goodbye_before_closing_with_1001() {
+    let (mut server, addr) = start(&[]).await;
+    let request = ClientRequest::new(&format!("ws://{addr}/wamp"))
+        .unwrap()
+        .protocol("wamp.2.json");
+    let mut ws = sockeye::connect_with(request, Config::default())
+        .await
+        .unwrap();
+    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+        .await
+        .unwrap();
+    assert!(matches!(next(&mut ws).await, Message::Text(t) if t.as_str().starts_with("[2,")));
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let Message::Text(goodbye) = next(&mut ws).await else {
+        panic!("no GOODBYE first")
+    };
+    assert!(
+        goodbye.as_str().starts_with("[6,")
+            && goodbye
+                .as_str()
+                .ends_with(r#""wamp.close.system_shutdown"]"#),
+        "{goodbye:?}"
+    );
+    ws.send(r#"[6,{},"wamp.close.goodbye_and_out"]"#)
+        .await
+        .unwrap();
+    let Message::Close(event) = next(&mut ws).await else {
+        panic!("no close after GOODBYE")
     };
     assert_eq!(event.code, CloseCode::GOING_AWAY);
     assert!(event.was_clean);
