@@ -54,6 +54,12 @@ impl Metrics {
         }
     }
 
+    /// A text message of `len` bytes went out (broadcasts send prepared frames, not messages).
+    pub fn sent_text(&self, len: usize) {
+        self.sent[0][0].fetch_add(1, Relaxed);
+        self.sent[1][0].fetch_add(len as u64, Relaxed);
+    }
+
     pub fn sent(&self, msg: &Message) {
         if let Some((k, len)) = kind(msg) {
             self.sent[0][k].fetch_add(1, Relaxed);

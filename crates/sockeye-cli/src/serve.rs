@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use sockeye::http::{header, HeaderValue, Response, StatusCode};
-use sockeye::{CloseCode, Config, MaybeTlsStream, Message, Upgrade, Utf8Bytes, WebSocket};
+use sockeye::{CloseCode, Config, MaybeTlsStream, Message, PreparedMessage, Upgrade, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, watch};
 
@@ -71,7 +71,8 @@ struct App {
     endpoints: crate::config::Endpoints,
     allow_origin: Vec<String>,
     trust_proxy: Vec<sockeye::forwarded::Cidr>,
-    chat: broadcast::Sender<Utf8Bytes>,
+    /// Chat messages framed once and shared by every member's connection.
+    chat: broadcast::Sender<PreparedMessage>,
     metrics: Metrics,
     max_connections: i64,
     shutdown: watch::Receiver<bool>,
@@ -393,25 +394,27 @@ pub fn greeting(text: &str) -> String {
     format!("Hello from server, {name}!")
 }
 
-/// Relays every text message to every connected client.
+/// Relays every text message to every connected client. Each message is framed once and the
+/// same frame is queued on every member's connection.
 async fn chat(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()> {
-    let mut ws = upgrade.accept(None).await?;
+    // Joined before the 101 goes out, so that nothing published once the client sees `open`
+    // can miss it.
     let mut room = app.chat.subscribe();
+    let mut ws = upgrade.accept(None).await?;
     let mut going_away = false;
     loop {
         tokio::select! {
             msg = recv_until_shutdown(&mut ws, app, &mut going_away) => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    let _ = app.chat.send(text);
+                    let _ = app.chat.send(PreparedMessage::text(text));
                 }
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 _ => {}
             },
             relayed = room.recv() => match relayed {
-                Ok(text) => {
-                    let msg = Message::Text(text);
-                    if ws.send(msg.clone()).await.is_ok() {
-                        app.metrics.sent(&msg);
+                Ok(prepared) => {
+                    if ws.send_prepared(&prepared).await.is_ok() {
+                        app.metrics.sent_text(prepared.payload().len());
                     }
                 }
                 // A reader this slow loses messages rather than holding the room back.

@@ -104,16 +104,21 @@ async fn hello_greets_by_name_and_says_bye_five_seconds_later() {
 }
 
 #[tokio::test]
-async fn chat_relays_text_to_every_client() {
+async fn chat_relays_text_to_every_member_from_the_moment_it_is_open() {
     let (_server, addr) = start(&[]).await;
     let url = format!("ws://{addr}/chat");
-    let mut alice = sockeye::connect(&url).await.unwrap();
-    let mut bob = sockeye::connect(&url).await.unwrap();
-    // Let both subscriptions register before the first message.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    alice.send("alice: hi all").await.unwrap();
-    assert_eq!(next(&mut bob).await, Message::text("alice: hi all"));
-    assert_eq!(next(&mut alice).await, Message::text("alice: hi all"));
+    let mut members = Vec::new();
+    for _ in 0..20 {
+        members.push(sockeye::connect(&url).await.unwrap());
+    }
+    // No pause: a member is in the room once its handshake completed.
+    let long = format!("bob: {}", "ä".repeat(40_000));
+    members[0].send("alice: hi all").await.unwrap();
+    members[0].send(long.as_str()).await.unwrap();
+    for member in &mut members {
+        assert_eq!(next(member).await, Message::text("alice: hi all"));
+        assert_eq!(next(member).await, Message::text(long.as_str()));
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //!   [`Connection::receive_data`]), and [`Connection::receive_eof`];
 //! - application commands: `send_*` and [`Connection::fail`];
 //! - outputs, to drain after every input or command: [`Connection::poll_event`] for the
-//!   application, [`Connection::write_buf`] for the network, and
+//!   application, [`Connection::write_buf`] for the network (or, without a copy of large
+//!   payloads, [`Connection::write_slices`] and [`Connection::advance_written`]), and
 //!   [`Connection::eof_to_send`], which asks the I/O layer to close the transport once the write
 //!   buffer is empty.
 //!
@@ -21,6 +22,7 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -29,7 +31,7 @@ use crate::deflate::PerMessageDeflate;
 use crate::error::{ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::mask::apply_mask;
-use crate::message::{Message, Utf8Bytes};
+use crate::message::{Message, PreparedMessage, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,12 +192,23 @@ fn random_mask_key() -> [u8; 4] {
 /// claiming a huge length never reserves memory its sender has not sent.
 const WHOLE_FRAME_LIMIT: usize = 1 << 20;
 
+/// Server payloads of at least this many bytes are not copied into the write buffer: they are
+/// queued as the shared `Bytes` they are and go out behind their header in one vectored write.
+/// Below it, copying is cheaper than another `iovec`.
+const ZERO_COPY_MIN: usize = 1024;
+
 /// One side of a WebSocket connection, after the opening handshake.
 pub struct Connection {
     role: Role,
     config: Config,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Shared payloads to write, in order: each entry is preceded on the wire by the next
+    /// `head` bytes of `wbuf`. Whatever of `wbuf` is left after the last entry follows it.
+    wqueue: VecDeque<(usize, Bytes)>,
+    /// Bytes in `wqueue`'s payloads, and the sum of its `head`s.
+    wqueued: usize,
+    wqueued_heads: usize,
     parse: Parse,
     incoming: Option<Incoming>,
     outgoing: Option<Outgoing>,
@@ -227,6 +240,9 @@ impl Connection {
             config,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
+            wqueue: VecDeque::new(),
+            wqueued: 0,
+            wqueued_heads: 0,
             parse: Parse::Header,
             incoming: None,
             outgoing: None,
@@ -343,13 +359,85 @@ impl Connection {
     }
 
     /// Bytes to write to the network. The I/O layer writes from the front and `advance`s.
+    ///
+    /// Payloads queued without a copy (large server messages, [`PreparedMessage`]s) are copied
+    /// in here first; an I/O layer that can write vectors uses [`Connection::write_slices`].
     pub fn write_buf(&mut self) -> &mut BytesMut {
+        if !self.wqueue.is_empty() {
+            let mut all = BytesMut::with_capacity(self.buffered_amount());
+            let mut rest = self.wbuf.split();
+            for (head, bytes) in self.wqueue.drain(..) {
+                all.extend_from_slice(&rest.split_to(head));
+                all.extend_from_slice(&bytes);
+            }
+            all.extend_from_slice(&rest);
+            self.wbuf = all;
+            self.wqueued = 0;
+            self.wqueued_heads = 0;
+        }
         &mut self.wbuf
+    }
+
+    /// Fills `dst` with the bytes to write, in order, and returns how many slices it used.
+    /// Pass the number of bytes written to [`Connection::advance_written`].
+    pub fn write_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut used = 0;
+        let mut pos = 0;
+        for (head, bytes) in &self.wqueue {
+            for part in [&self.wbuf[pos..pos + head], &bytes[..]] {
+                if used == dst.len() {
+                    return used;
+                }
+                if !part.is_empty() {
+                    dst[used] = IoSlice::new(part);
+                    used += 1;
+                }
+            }
+            pos += head;
+        }
+        if used < dst.len() && pos < self.wbuf.len() {
+            dst[used] = IoSlice::new(&self.wbuf[pos..]);
+            used += 1;
+        }
+        used
+    }
+
+    /// Whether payloads are queued beside the write buffer, so that writing them takes
+    /// [`Connection::write_slices`] (or a copy by [`Connection::write_buf`]).
+    pub fn has_queued_payloads(&self) -> bool {
+        !self.wqueue.is_empty()
+    }
+
+    /// Drops the first `n` bytes of what [`Connection::write_slices`] gave.
+    ///
+    /// # Panics
+    /// If `n` exceeds [`Connection::buffered_amount`].
+    pub fn advance_written(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some((head, bytes)) = self.wqueue.front_mut() else {
+                self.wbuf.advance(n);
+                return;
+            };
+            let k = n.min(*head);
+            self.wbuf.advance(k);
+            *head -= k;
+            self.wqueued_heads -= k;
+            n -= k;
+            if *head == 0 {
+                let k = n.min(bytes.len());
+                bytes.advance(k);
+                self.wqueued -= k;
+                n -= k;
+                if bytes.is_empty() {
+                    self.wqueue.pop_front();
+                }
+            }
+        }
     }
 
     /// Bytes queued and not yet written: `WebSocket.bufferedAmount`.
     pub fn buffered_amount(&self) -> usize {
-        self.wbuf.len()
+        self.wbuf.len() + self.wqueued
     }
 
     /// Whether the I/O layer should close the transport once `write_buf` is empty. The server
@@ -400,13 +488,61 @@ impl Connection {
         }
     }
 
-    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+    /// Sends a message the caller gives up, so that a server can write a large payload from
+    /// where it is (a received message being echoed, a shared broadcast) instead of copying it.
+    pub fn send_owned(&mut self, message: Message) -> Result<(), UsageError> {
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.into_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        let compress = self
+            .deflate
+            .as_ref()
+            .is_some_and(|d| d.should_compress(payload.len()));
+        if self.role == Role::Server && payload.len() >= ZERO_COPY_MIN && !compress {
+            self.check_message_allowed()?;
+            self.write_header(opcode, 0, true, None, payload.len());
+            self.queue_payload(payload);
+            Ok(())
+        } else {
+            self.send_message(opcode, &payload)
+        }
+    }
+
+    /// Sends a message framed once for many connections. A server queues the shared frame
+    /// itself (no copy, no re-framing); a client must mask, so it frames a copy. The frame is
+    /// never compressed, which permessage-deflate allows per message (RFC 7692 §6).
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), UsageError> {
+        self.check_message_allowed()?;
+        match self.role {
+            Role::Server => self.queue_payload(message.frame().clone()),
+            Role::Client => self.write_frame(message.opcode(), 0, true, message.payload()),
+        }
+        Ok(())
+    }
+
+    fn check_message_allowed(&self) -> Result<(), UsageError> {
         if self.close_sent {
             return Err(UsageError::Closed);
         }
         if self.outgoing.is_some() {
             return Err(UsageError::FragmentInProgress);
         }
+        Ok(())
+    }
+
+    fn queue_payload(&mut self, payload: Bytes) {
+        if payload.is_empty() {
+            return;
+        }
+        let head = self.wbuf.len() - self.wqueued_heads;
+        self.wqueued += payload.len();
+        self.wqueued_heads += head;
+        self.wqueue.push_back((head, payload));
+    }
+
+    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+        self.check_message_allowed()?;
         match self.deflate.as_mut() {
             Some(deflate) if deflate.should_compress(payload.len()) => {
                 let mut out = std::mem::take(&mut self.scratch);
@@ -534,22 +670,33 @@ impl Connection {
             Role::Client => Some(self.mask_keys.next()),
             Role::Server => None,
         };
-        let header = FrameHeader {
-            fin,
-            rsv,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
-        let mut head = [0; MAX_HEADER_LEN];
-        let n = header.encode(&mut head);
-        self.wbuf.reserve(n + payload.len());
-        self.wbuf.extend_from_slice(&head[..n]);
+        self.wbuf.reserve(MAX_HEADER_LEN + payload.len());
+        self.write_header(opcode, rsv, fin, mask, payload.len());
         let start = self.wbuf.len();
         self.wbuf.extend_from_slice(payload);
         if let Some(key) = mask {
             apply_mask(&mut self.wbuf[start..], key, 0);
         }
+    }
+
+    fn write_header(
+        &mut self,
+        opcode: OpCode,
+        rsv: u8,
+        fin: bool,
+        mask: Option<[u8; 4]>,
+        payload_len: usize,
+    ) {
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len: payload_len as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        self.wbuf.extend_from_slice(&head[..n]);
     }
 
     // ---- parsing ----

@@ -21,7 +21,7 @@ pub use connection::{CloseEvent, Config, Connection, DataKind, DeflateStats, Eve
 pub use deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use error::{ProtocolError, UsageError};
 pub use frame::{FrameHeader, OpCode};
-pub use message::{Message, Utf8Bytes};
+pub use message::{Message, PreparedMessage, Utf8Bytes};
 
 pub use bytes;
 pub use http;

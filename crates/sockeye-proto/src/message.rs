@@ -1,6 +1,8 @@
 //! Complete messages as the application sees them.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 
 /// UTF-8 text held in reference-counted bytes, so a text message moves from the receive buffer
 /// to the application (and back out, for an echo or a broadcast) without a copy.
@@ -122,6 +124,79 @@ impl Message {
 
     pub fn is_empty(&self) -> bool {
         self.payload().is_empty()
+    }
+}
+
+/// A data message framed once, for sending to many connections (a broadcast): servers queue
+/// the same reference-counted frame on every connection, with no per-connection copy, masking
+/// or framing. Cloning is cheap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedMessage {
+    /// An unmasked, uncompressed, final frame (RFC 6455 §5.2): header then payload.
+    frame: Bytes,
+    header_len: usize,
+    opcode: OpCode,
+}
+
+impl PreparedMessage {
+    pub fn new(message: &Message) -> Self {
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, &t.as_bytes()[..]),
+            Message::Binary(b) => (OpCode::Binary, &b[..]),
+        };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let header_len = header.encode(&mut head);
+        let mut frame = BytesMut::with_capacity(header_len + payload.len());
+        frame.put_slice(&head[..header_len]);
+        frame.put_slice(payload);
+        PreparedMessage {
+            frame: frame.freeze(),
+            header_len,
+            opcode,
+        }
+    }
+
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        PreparedMessage::new(&Message::Text(text.into()))
+    }
+
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        PreparedMessage::new(&Message::Binary(data.into()))
+    }
+
+    /// The whole frame as a server sends it.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.frame[self.header_len..]
+    }
+
+    pub fn opcode(&self) -> OpCode {
+        self.opcode
+    }
+
+    /// The message again, sharing the frame's bytes.
+    pub fn message(&self) -> Message {
+        let payload = self.frame.slice(self.header_len..);
+        match self.opcode {
+            OpCode::Text => Message::Text(Utf8Bytes(payload)),
+            _ => Message::Binary(payload),
+        }
+    }
+}
+
+impl From<Message> for PreparedMessage {
+    fn from(message: Message) -> Self {
+        PreparedMessage::new(&message)
     }
 }
 

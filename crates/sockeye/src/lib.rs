@@ -36,4 +36,6 @@ pub use tls::{serve_tls, ClientTls, MaybeTlsStream};
 pub use sockeye_proto as proto;
 pub use sockeye_proto::bytes::Bytes;
 pub use sockeye_proto::http;
-pub use sockeye_proto::{CloseCode, CloseEvent, DataKind, DeflateConfig, Utf8Bytes};
+pub use sockeye_proto::{
+    CloseCode, CloseEvent, DataKind, DeflateConfig, PreparedMessage, Utf8Bytes,
+};

@@ -4,7 +4,8 @@
 //! core's buffers, and runs the two timers the core cannot: the close timeout and keepalive.
 
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -13,13 +14,17 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_proto::close::MAX_REASON_LEN;
 use sockeye_proto::{
-    CloseCode, CloseEvent, CloseFrame, Connection, DataKind, Event, State, UsageError, Utf8Bytes,
+    CloseCode, CloseEvent, CloseFrame, Connection, DataKind, Event, PreparedMessage, State,
+    UsageError, Utf8Bytes,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{sleep, Instant, Sleep};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+
+/// The smallest read; frames announced larger get reads sized to them.
+const READ_CHUNK: usize = 4 << 10;
 
 /// `WebSocket.readyState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +231,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
     }
 
+    /// Sends a message framed once for many connections (a broadcast): a server queues the
+    /// shared frame without copying it. Waits while the write buffer is over its limit.
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+        self.conn.send_prepared(message)?;
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
     /// Sends one fragment of a message (RFC 6455 §5.4): `kind` for the first fragment, `None`
     /// for the rest, `fin` on the last.
     pub async fn send_fragment(
@@ -294,6 +307,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     fn poll_write_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let io = &mut self.io;
+        while self.conn.has_queued_payloads() {
+            let mut slices = [IoSlice::new(&[]); 32];
+            let used = self.conn.write_slices(&mut slices);
+            match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..used])) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.conn.advance_written(n),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
         let buf = self.conn.write_buf();
         while !buf.is_empty() {
             match ready!(Pin::new(&mut *io).poll_write(cx, buf)) {
@@ -396,16 +418,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     fn read_some(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // Room for the rest of the frame being received (up to 1 MiB), so a message arrives
         // in as few reads as the kernel allows and without reallocating mid-frame.
-        let want = self.conn.bytes_wanted().clamp(4 << 10, 1 << 20);
+        let want = self.conn.bytes_wanted().clamp(READ_CHUNK, 1 << 20);
         let buf = self.conn.read_buf();
-        if buf.capacity() - buf.len() < want {
-            buf.reserve(want);
-        }
-        match ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.io),
-            cx,
-            self.conn.read_buf()
-        )) {
+        let result = if buf.is_empty() && want == READ_CHUNK && !buf.try_reclaim(READ_CHUNK) {
+            // No buffer of its own yet (or the last message still holds it): read onto the
+            // stack, so that a connection that has sent nothing holds no read buffer.
+            let mut stack = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut read = ReadBuf::uninit(&mut stack);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read)).map(|()| {
+                let filled = read.filled();
+                if !filled.is_empty() {
+                    let buf = self.conn.read_buf();
+                    buf.reserve(READ_CHUNK);
+                    buf.extend_from_slice(filled);
+                }
+                filled.len()
+            })
+        } else {
+            if buf.capacity() - buf.len() < want {
+                buf.reserve(want);
+            }
+            ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.io),
+                cx,
+                self.conn.read_buf()
+            ))
+        };
+        match result {
             Ok(0) => {
                 self.read_eof = true;
                 self.conn.receive_eof();
@@ -484,8 +523,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
         let this = &mut *self;
         match message {
-            Message::Text(t) => this.conn.send_text(&t)?,
-            Message::Binary(b) => this.conn.send_binary(&b)?,
+            Message::Text(t) => this.conn.send_owned(sockeye_proto::Message::Text(t))?,
+            Message::Binary(b) => this.conn.send_owned(sockeye_proto::Message::Binary(b))?,
             // Any code valid on the wire (RFC 6455 §7.4): server code sends 1001 or 1011,
             // which `close()` refuses as browsers do.
             Message::Close(event) => {
