@@ -1,5 +1,6 @@
-//! A small WAMP client on Sockeye: join a realm, subscribe and publish, register and call,
-//! with progressive results and cancellation. It is what this crate's tests talk to the router
+//! A small WAMP client on Sockeye: join a realm (anonymously, or with [`Credentials`] for
+//! `ticket`, `wampcra` — salted keys included — or `cryptosign`), subscribe and publish,
+//! register and call, with progressive results and cancellation. It is what this crate's tests talk to the router
 //! with, and enough for simple applications.
 //!
 //! ```no_run
@@ -68,6 +69,115 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// How a client proves who it is when it joins (WAMP spec, "Authentication").
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// No authentication: the router's `anonymous` method.
+    Anonymous,
+    /// `ticket`: the shared secret is sent as is (use over TLS only).
+    Ticket { authid: String, ticket: String },
+    /// `wampcra`: the challenge is signed with HMAC-SHA256. When the router's challenge
+    /// carries `salt`, `iterations` and `keylen`, the key is first derived from `secret` with
+    /// PBKDF2 (as Autobahn does).
+    WampCra { authid: String, secret: String },
+    /// `cryptosign`: the challenge is signed with the Ed25519 key of this 32-byte seed; the
+    /// public key is announced in HELLO. `authid` may be left to the router.
+    Cryptosign {
+        authid: Option<String>,
+        seed: [u8; 32],
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    // Never print the secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Ticket { authid, .. } => write!(f, "Ticket({authid})"),
+            Credentials::WampCra { authid, .. } => write!(f, "WampCra({authid})"),
+            Credentials::Cryptosign { authid, .. } => write!(f, "Cryptosign({authid:?})"),
+        }
+    }
+}
+
+impl Credentials {
+    /// HELLO's `authmethods`, `authid` and `authextra`.
+    fn hello_details(&self, details: &mut Dict) {
+        let (method, authid) = match self {
+            Credentials::Anonymous => return,
+            Credentials::Ticket { authid, .. } => ("ticket", Some(authid)),
+            Credentials::WampCra { authid, .. } => ("wampcra", Some(authid)),
+            Credentials::Cryptosign { authid, seed } => {
+                use ring::signature::KeyPair as _;
+                let key = ed25519(seed);
+                details.insert(
+                    "authextra",
+                    Dict::new().with("pubkey", crate::auth::to_hex(key.public_key().as_ref())),
+                );
+                ("cryptosign", authid.as_ref())
+            }
+        };
+        details.insert(
+            "authmethods",
+            crate::value::Value::List(vec![method.into()]),
+        );
+        if let Some(authid) = authid {
+            details.insert("authid", authid.as_str());
+        }
+    }
+
+    /// The AUTHENTICATE signature for a CHALLENGE, or why there is none.
+    fn answer(&self, method: &str, extra: &Dict) -> Result<String, ClientError> {
+        let unexpected = || ClientError::Unexpected(format!("a {method} challenge for {self:?}"));
+        match self {
+            Credentials::Ticket { ticket, .. } if method == "ticket" => Ok(ticket.clone()),
+            Credentials::WampCra { secret, .. } if method == "wampcra" => {
+                let challenge = extra.get_str("challenge").ok_or_else(unexpected)?;
+                let key = match extra.get_str("salt") {
+                    Some(salt) => {
+                        let n = |k: &str| {
+                            extra
+                                .get_u64(k)
+                                .and_then(|v| u32::try_from(v).ok())
+                                .ok_or_else(unexpected)
+                        };
+                        crate::auth::derive_key(secret, salt, n("iterations")?, n("keylen")?)
+                    }
+                    None => secret.clone(),
+                };
+                Ok(crate::auth::wampcra_sign(&key, challenge))
+            }
+            Credentials::Cryptosign { seed, .. } if method == "cryptosign" => {
+                let challenge = extra
+                    .get_str("challenge")
+                    .and_then(from_hex)
+                    .ok_or_else(unexpected)?;
+                // As Autobahn: hex(signature || challenge).
+                let mut signed = ed25519(seed).sign(&challenge).as_ref().to_vec();
+                signed.extend_from_slice(&challenge);
+                Ok(crate::auth::to_hex(&signed))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+fn ed25519(seed: &[u8; 32]) -> ring::signature::Ed25519KeyPair {
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        .expect("every 32-byte seed is an Ed25519 key")
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// An event received on a subscription.
@@ -272,11 +382,23 @@ fn client_roles() -> Dict {
 }
 
 impl Client {
-    /// Connects to `url`, offering only `serializer`, and joins `realm`.
+    /// Connects to `url`, offering only `serializer`, and joins `realm` anonymously.
     pub async fn connect(
         url: &str,
         realm: &str,
         serializer: Serializer,
+    ) -> Result<Client, ClientError> {
+        Self::connect_with(url, realm, serializer, &Credentials::Anonymous).await
+    }
+
+    /// Connects to `url`, offering only `serializer`, and joins `realm` with `credentials`.
+    /// A refused login is [`ClientError::Aborted`] (`wamp.error.authentication_failed`,
+    /// `wamp.error.no_auth_method`, …).
+    pub async fn connect_with(
+        url: &str,
+        realm: &str,
+        serializer: Serializer,
+        credentials: &Credentials,
     ) -> Result<Client, ClientError> {
         let request = ClientRequest::new(url)?.protocol(serializer.protocol());
         let ws = sockeye::connect_with(request, Config::default()).await?;
@@ -298,17 +420,35 @@ impl Client {
             Some(r.map_err(|e| ClientError::Unexpected(e.0)))
         };
 
+        let mut details = Dict::new()
+            .with("roles", client_roles())
+            .with("agent", "sockeye-wamp");
+        credentials.hello_details(&mut details);
         let hello = Message::Hello {
             realm: realm.to_owned(),
-            details: Dict::new()
-                .with("roles", client_roles())
-                .with("agent", "sockeye-wamp"),
+            details,
         };
         sink.send(encode(&hello)).await?;
-        let Some(frame) = stream.next().await else {
-            return Err(ClientError::Closed);
+        let mut challenged = false;
+        let answer = loop {
+            let Some(frame) = stream.next().await else {
+                return Err(ClientError::Closed);
+            };
+            match decode(frame?) {
+                // One CHALLENGE, answered once.
+                Some(Ok(Message::Challenge { method, extra })) if !challenged => {
+                    challenged = true;
+                    let signature = credentials.answer(&method, &extra)?;
+                    let msg = Message::Authenticate {
+                        signature,
+                        extra: Dict::new(),
+                    };
+                    sink.send(encode(&msg)).await?;
+                }
+                other => break other,
+            }
         };
-        let (session, welcome) = match decode(frame?) {
+        let (session, welcome) = match answer {
             None => return Err(ClientError::Closed),
             Some(Ok(Message::Welcome { session, details })) => (session, details),
             Some(Ok(Message::Abort { details, reason })) => {

@@ -6,9 +6,11 @@
 //! - [`value`] and [`message`]: the value model every serializer shares, and the typed messages
 //!   with the validation of every field (ids in `[1, 2^53]`, option and detail types; unknown
 //!   keys ignored).
-//! - [`core`]: the router — realms, session lifecycle, broker, dealer, authentication, meta API
-//!   — as a state machine that takes `(ConnId, Message)` and emits `(ConnId, Message)`. No tokio,
-//!   no WebSocket types, no clock; tested message by message.
+//! - [`core`]: the router — realms, session lifecycle, broker, dealer, authentication,
+//!   authorization by role, meta API, call timeouts — as a state machine that takes
+//!   `(ConnId, Message)` and emits `(ConnId, Message)`, told the time and asked for its next
+//!   deadline (`handle_timeout`, `poll_timeout`). No tokio, no WebSocket types, no clock;
+//!   tested message by message.
 //! - [`serializer`]: `wamp.2.json` (text frames; byte strings as `"\0"` + base64),
 //!   `wamp.2.msgpack` and `wamp.2.cbor` (binary frames), all into the same [`Value`], so sessions
 //!   on different serializers talk to each other.
@@ -16,7 +18,8 @@
 //!   the server's preference, a bounded outbound queue per session and a [`SlowPolicy`] for
 //!   subscribers that cannot keep up. [`serve_session`] is what `sockeye serve` mounts at
 //!   `/wamp`.
-//! - [`client`]: join, subscribe/publish, register/call, progressive results, cancel.
+//! - [`client`]: join (anonymous, ticket, wampcra, cryptosign), subscribe/publish,
+//!   register/call, progressive results, cancel.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

@@ -1,0 +1,208 @@
+//! This crate's client logging in to this crate's router over loopback WebSockets with
+//! `ticket`, `wampcra` (plain and salted: the client derives the key with PBKDF2 from the
+//! challenge's salt) and `cryptosign` (Ed25519), and being refused with wrong secrets.
+
+use std::time::Duration;
+
+use sockeye_wamp::auth::{AuthConfig, Salt, Secret, User};
+use sockeye_wamp::client::{Client, ClientError, Credentials};
+use sockeye_wamp::{Dict, RouterConfig, Serializer, TransportConfig, WampRouter};
+use tokio::net::TcpListener;
+use tokio::time::timeout;
+
+const SEED: [u8; 32] = [7; 32];
+/// The Ed25519 public key of `SEED`.
+const PUBKEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+
+async fn router() -> String {
+    let salted = Salt {
+        salt: "salt123".into(),
+        iterations: 100,
+        keylen: 16,
+    };
+    let config = RouterConfig {
+        auth: AuthConfig {
+            allow_anonymous: false,
+            users: vec![
+                User {
+                    authid: "joe".into(),
+                    authrole: "frontend".into(),
+                    secrets: vec![
+                        Secret::Ticket("secret!!!".into()),
+                        Secret::WampCra {
+                            secret: "cra-secret".into(),
+                            salt: None,
+                        },
+                    ],
+                },
+                User {
+                    authid: "peter".into(),
+                    authrole: "backend".into(),
+                    secrets: vec![
+                        // Salted: the challenge carries the salt, the client derives the key.
+                        Secret::WampCra {
+                            secret: "peters-secret".into(),
+                            salt: Some(salted),
+                        },
+                        Secret::Cryptosign {
+                            public_keys: vec![sockeye_wamp::auth::hex32(PUBKEY).unwrap()],
+                        },
+                    ],
+                },
+            ],
+        },
+        ..RouterConfig::default()
+    };
+    let router = WampRouter::new(config, TransportConfig::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
+    tokio::spawn(sockeye::serve(
+        listener,
+        sockeye::Config::default(),
+        move |upgrade, _| {
+            let router = router.clone();
+            async move {
+                let _ = router.serve(upgrade).await;
+            }
+        },
+    ));
+    url
+}
+
+async fn login(url: &str, credentials: Credentials) -> Result<Client, ClientError> {
+    timeout(
+        Duration::from_secs(10),
+        Client::connect_with(url, "realm1", Serializer::Json, &credentials),
+    )
+    .await
+    .expect("no answer within 10 s")
+}
+
+/// (authid, authrole, authmethod) from WELCOME.
+fn who(client: &Client) -> (String, String, String) {
+    let w = client.welcome();
+    let s = |k: &str| w.get_str(k).unwrap_or_default().to_owned();
+    (s("authid"), s("authrole"), s("authmethod"))
+}
+
+fn triple(a: &str, b: &str, c: &str) -> (String, String, String) {
+    (a.into(), b.into(), c.into())
+}
+
+fn refused_with(r: Result<Client, ClientError>, reason: &str) {
+    match r {
+        Err(ClientError::Aborted { reason: got, .. }) => assert_eq!(got, reason),
+        Err(other) => panic!("refused otherwise: {other}"),
+        Ok(_) => panic!("not refused"),
+    }
+}
+
+#[tokio::test]
+async fn client_joins_with_a_ticket() {
+    let url = router().await;
+    let c = login(
+        &url,
+        Credentials::Ticket {
+            authid: "joe".into(),
+            ticket: "secret!!!".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(who(&c), triple("joe", "frontend", "ticket"));
+    // The session works like any other.
+    let r = c
+        .call("wamp.session.count", Default::default(), Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(r.payload.args()[0].as_u64(), Some(1));
+}
+
+#[tokio::test]
+async fn client_joins_with_wampcra_plain_and_salted() {
+    let url = router().await;
+    let c = login(
+        &url,
+        Credentials::WampCra {
+            authid: "joe".into(),
+            secret: "cra-secret".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(who(&c), triple("joe", "frontend", "wampcra"));
+    let c = login(
+        &url,
+        Credentials::WampCra {
+            authid: "peter".into(),
+            secret: "peters-secret".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(who(&c), triple("peter", "backend", "wampcra"));
+}
+
+#[tokio::test]
+async fn client_joins_with_cryptosign_with_or_without_an_authid() {
+    let url = router().await;
+    for authid in [Some("peter".to_owned()), None] {
+        let c = login(
+            &url,
+            Credentials::Cryptosign {
+                authid: authid.clone(),
+                seed: SEED,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            who(&c),
+            triple("peter", "backend", "cryptosign"),
+            "{authid:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn client_with_wrong_secrets_is_refused() {
+    let url = router().await;
+    refused_with(
+        login(
+            &url,
+            Credentials::Ticket {
+                authid: "joe".into(),
+                ticket: "nope".into(),
+            },
+        )
+        .await,
+        "wamp.error.authentication_failed",
+    );
+    refused_with(
+        login(
+            &url,
+            Credentials::WampCra {
+                authid: "peter".into(),
+                secret: "nope".into(),
+            },
+        )
+        .await,
+        "wamp.error.authentication_failed",
+    );
+    // Another key: the router knows no user for it, so no method is possible.
+    refused_with(
+        login(
+            &url,
+            Credentials::Cryptosign {
+                authid: None,
+                seed: [8; 32],
+            },
+        )
+        .await,
+        "wamp.error.no_auth_method",
+    );
+    refused_with(
+        login(&url, Credentials::Anonymous).await,
+        "wamp.error.no_auth_method",
+    );
+}
