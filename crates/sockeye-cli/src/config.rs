@@ -28,6 +28,227 @@ pub struct FileConfig {
     pub compression: Compression,
     #[serde(default)]
     pub endpoints: Endpoints,
+    #[serde(default)]
+    pub wamp: Wamp,
+}
+
+/// `[wamp]`: the router at `/wamp`. Without it: realm `realm1`, anonymous, everything allowed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wamp {
+    /// Whether a HELLO for a realm not configured creates it (anonymous, everything
+    /// allowed), as `realm1` is. Default true.
+    pub auto_create_realms: Option<bool>,
+    #[serde(default, rename = "realm")]
+    pub realms: Vec<WampRealm>,
+}
+
+/// `[[wamp.realm]]`: a realm with its own users and roles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WampRealm {
+    pub name: String,
+    /// Whether sessions may join without authenticating (authrole `anonymous`). Default true.
+    #[serde(default = "yes")]
+    pub anonymous: bool,
+    /// Without roles every session may do everything; with roles only what its role allows.
+    #[serde(rename = "role")]
+    pub roles: Option<Vec<WampRole>>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<WampUser>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[wamp.realm.role]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WampRole {
+    pub name: String,
+    #[serde(default, rename = "permission")]
+    pub permissions: Vec<WampPermission>,
+}
+
+/// `[[wamp.realm.role.permission]]`: what a role may do on the URIs a pattern matches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WampPermission {
+    pub uri: String,
+    /// `exact` (default), `prefix` or `wildcard`.
+    #[serde(rename = "match")]
+    pub policy: Option<String>,
+    /// Any of `publish`, `subscribe`, `register`, `call`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Calls and publications allowed by this rule name their caller or publisher.
+    #[serde(default)]
+    pub disclose: bool,
+}
+
+/// `[[wamp.realm.user]]`: a principal and its secrets, one per authentication method.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WampUser {
+    pub authid: String,
+    pub role: String,
+    pub ticket: Option<String>,
+    pub wampcra: Option<WampCra>,
+    /// Ed25519 public keys, 64 hex digits each.
+    #[serde(default)]
+    pub cryptosign: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WampCra {
+    pub secret: String,
+    /// With a salt the key is PBKDF2(secret, salt, iterations, keylen), as Autobahn derives it.
+    pub salt: Option<String>,
+    pub iterations: Option<u32>,
+    pub keylen: Option<u32>,
+}
+
+impl Wamp {
+    /// The router settings, or what is wrong with them.
+    pub fn router_config(&self) -> Result<sockeye_wamp::RouterConfig, String> {
+        use sockeye_wamp::auth::{AuthConfig, Permission, Role, Salt, Secret, User};
+        use sockeye_wamp::core::RealmConfig;
+        use sockeye_wamp::{uri, MatchPolicy, UriCheck};
+
+        let mut config = sockeye_wamp::RouterConfig {
+            auto_create_realms: self.auto_create_realms.unwrap_or(true),
+            ..sockeye_wamp::RouterConfig::default()
+        };
+        for (i, realm) in self.realms.iter().enumerate() {
+            let name = &realm.name;
+            if !uri::is_valid(name, UriCheck::Loose) {
+                return Err(format!("wamp realm {name:?} is not a valid URI"));
+            }
+            if self.realms[..i].iter().any(|r| &r.name == name) {
+                return Err(format!("wamp realm {name:?} is configured twice"));
+            }
+            let roles = match &realm.roles {
+                None => None,
+                Some(roles) => {
+                    let mut out = Vec::new();
+                    for role in roles {
+                        let mut permissions = Vec::new();
+                        for p in &role.permissions {
+                            let policy = match p.policy.as_deref() {
+                                None => MatchPolicy::Exact,
+                                Some(m) => MatchPolicy::parse(m).ok_or_else(|| {
+                                    format!("wamp realm {name:?} role {:?}: match {m:?} is not exact, prefix or wildcard", role.name)
+                                })?,
+                            };
+                            if !uri::is_valid_pattern(&p.uri, policy, UriCheck::Loose) {
+                                return Err(format!(
+                                    "wamp realm {name:?} role {:?}: {:?} is not a valid {} pattern",
+                                    role.name,
+                                    p.uri,
+                                    policy.as_str()
+                                ));
+                            }
+                            let mut permission = Permission::only(&p.uri, policy, &[]);
+                            permission.disclose = p.disclose;
+                            for action in &p.allow {
+                                match action.as_str() {
+                                    "publish" => permission.publish = true,
+                                    "subscribe" => permission.subscribe = true,
+                                    "register" => permission.register = true,
+                                    "call" => permission.call = true,
+                                    other => {
+                                        return Err(format!(
+                                            "wamp realm {name:?} role {:?}: {other:?} is not publish, subscribe, register or call",
+                                            role.name
+                                        ))
+                                    }
+                                }
+                            }
+                            permissions.push(permission);
+                        }
+                        out.push(Role {
+                            name: role.name.clone(),
+                            permissions,
+                        });
+                    }
+                    Some(out)
+                }
+            };
+            let mut users = Vec::new();
+            for u in &realm.users {
+                if let Some(roles) = &roles {
+                    if !roles.iter().any(|r: &Role| r.name == u.role) {
+                        return Err(format!(
+                            "wamp realm {name:?} user {:?}: no role {:?} in this realm",
+                            u.authid, u.role
+                        ));
+                    }
+                }
+                let mut secrets = Vec::new();
+                if let Some(t) = &u.ticket {
+                    secrets.push(Secret::Ticket(t.clone()));
+                }
+                if let Some(cra) = &u.wampcra {
+                    let salt = match (&cra.salt, cra.iterations, cra.keylen) {
+                        (None, None, None) => None,
+                        (Some(salt), iterations, keylen) => Some(Salt {
+                            salt: salt.clone(),
+                            // Autobahn's defaults.
+                            iterations: iterations.unwrap_or(1000),
+                            keylen: keylen.unwrap_or(32),
+                        }),
+                        _ => {
+                            return Err(format!(
+                                "wamp realm {name:?} user {:?}: iterations and keylen need a salt",
+                                u.authid
+                            ))
+                        }
+                    };
+                    secrets.push(Secret::WampCra {
+                        secret: cra.secret.clone(),
+                        salt,
+                    });
+                }
+                if !u.cryptosign.is_empty() {
+                    let keys = u
+                        .cryptosign
+                        .iter()
+                        .map(|k| {
+                            sockeye_wamp::auth::hex32(k).ok_or_else(|| {
+                                format!(
+                                    "wamp realm {name:?} user {:?}: cryptosign key {k:?} is not 64 hex digits",
+                                    u.authid
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    secrets.push(Secret::Cryptosign { public_keys: keys });
+                }
+                if secrets.is_empty() {
+                    return Err(format!(
+                        "wamp realm {name:?} user {:?}: no ticket, wampcra or cryptosign",
+                        u.authid
+                    ));
+                }
+                users.push(User {
+                    authid: u.authid.clone(),
+                    authrole: u.role.clone(),
+                    secrets,
+                });
+            }
+            config.realm_configs.push(RealmConfig {
+                name: name.clone(),
+                auth: Some(AuthConfig {
+                    allow_anonymous: realm.anonymous,
+                    users,
+                }),
+                roles,
+            });
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +305,7 @@ impl FileConfig {
         for entry in config.trust_proxy.iter().flatten() {
             entry.parse::<sockeye::forwarded::Cidr>()?;
         }
+        config.wamp.router_config()?;
         Ok(config)
     }
 }
@@ -154,5 +376,131 @@ mod tests {
         assert!(FileConfig::parse("trust_proxy = [\"10.0.0.0/40\"]")
             .unwrap_err()
             .contains("10.0.0.0/40"));
+    }
+    const WAMP: &str = r#"
+        [wamp]
+        auto_create_realms = false
+        [[wamp.realm]]
+        name = "shop"
+        anonymous = false
+        [[wamp.realm.role]]
+        name = "staff"
+        [[wamp.realm.role.permission]]
+        uri = "com.shop."
+        match = "prefix"
+        allow = ["publish", "subscribe", "register", "call"]
+        [[wamp.realm.role.permission]]
+        uri = "com.shop.audit"
+        allow = ["call"]
+        disclose = true
+        [[wamp.realm.role]]
+        name = "visitor"
+        [[wamp.realm.role.permission]]
+        uri = "com.shop..price"
+        match = "wildcard"
+        allow = ["subscribe"]
+        [[wamp.realm.user]]
+        authid = "clerk"
+        role = "staff"
+        ticket = "counter"
+        wampcra = { secret = "s3cret", salt = "pepper", iterations = 100, keylen = 16 }
+        cryptosign = ["ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"]
+        [[wamp.realm.user]]
+        authid = "guest"
+        role = "visitor"
+        wampcra = { secret = "plain" }
+        [[wamp.realm]]
+        name = "open"
+    "#;
+
+    #[test]
+    fn wamp_realms_roles_and_users_become_the_router_config() {
+        use sockeye_wamp::auth::{authorize, Operation, Secret, Verdict};
+        let c = FileConfig::parse(WAMP)
+            .unwrap()
+            .wamp
+            .router_config()
+            .unwrap();
+        assert!(!c.auto_create_realms);
+        // realm1 stays as it is: anonymous, no roles.
+        assert_eq!(c.realms, ["realm1"]);
+        assert!(c.auth.allow_anonymous);
+        let [shop, open] = &c.realm_configs[..] else {
+            panic!("{:?}", c.realm_configs)
+        };
+        let auth = shop.auth.as_ref().unwrap();
+        assert!(!auth.allow_anonymous);
+        assert_eq!(auth.users.len(), 2);
+        let clerk = &auth.users[0];
+        assert_eq!(
+            (clerk.authid.as_str(), clerk.authrole.as_str()),
+            ("clerk", "staff")
+        );
+        assert!(matches!(&clerk.secrets[..], [
+            Secret::Ticket(t),
+            Secret::WampCra { salt: Some(salt), .. },
+            Secret::Cryptosign { public_keys },
+        ] if t == "counter" && salt.salt == "pepper" && salt.iterations == 100 && salt.keylen == 16 && public_keys.len() == 1));
+        let roles = shop.roles.as_ref().unwrap();
+        let allowed = Verdict::Allowed { disclose: false };
+        assert_eq!(
+            authorize(roles, "staff", Operation::Register, "com.shop.x"),
+            allowed
+        );
+        assert_eq!(
+            authorize(roles, "staff", Operation::Call, "com.shop.audit"),
+            Verdict::Allowed { disclose: true }
+        );
+        assert_eq!(
+            authorize(roles, "staff", Operation::Register, "com.shop.audit"),
+            Verdict::Denied
+        );
+        assert_eq!(
+            authorize(roles, "visitor", Operation::Subscribe, "com.shop.tea.price"),
+            allowed
+        );
+        assert_eq!(
+            authorize(roles, "visitor", Operation::Call, "com.shop.tea.price"),
+            Verdict::Denied
+        );
+        // A realm with no roles and no users: anonymous, everything allowed.
+        assert!(open.roles.is_none());
+        assert!(open.auth.as_ref().unwrap().allow_anonymous);
+    }
+
+    #[test]
+    fn bad_wamp_settings_are_errors_that_say_what_is_wrong() {
+        let bad = |text: &str, says: &str| {
+            let err = FileConfig::parse(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        };
+        bad("[[wamp.realm]]\nname = \"a\"\nanonymus = true", "anonymus");
+        bad("[[wamp.realm]]\nname = \"bad realm\"", "not a valid URI");
+        bad(
+            "[[wamp.realm]]\nname = \"a\"\n[[wamp.realm]]\nname = \"a\"",
+            "twice",
+        );
+        let role = "[[wamp.realm]]\nname = \"a\"\n[[wamp.realm.role]]\nname = \"r\"\n[[wamp.realm.role.permission]]\n";
+        bad(&format!("{role}uri = \"x\"\nmatch = \"regex\""), "regex");
+        bad(
+            &format!("{role}uri = \"x\"\nallow = [\"delete\"]"),
+            "delete",
+        );
+        bad(
+            &format!("{role}uri = \"a..b\""),
+            "not a valid exact pattern",
+        );
+        let user =
+            "[[wamp.realm]]\nname = \"a\"\n[[wamp.realm.user]]\nauthid = \"u\"\nrole = \"r\"\n";
+        bad(user, "no ticket, wampcra or cryptosign");
+        bad(&format!("{user}cryptosign = [\"abc\"]"), "64 hex digits");
+        bad(
+            &format!("{user}wampcra = {{ secret = \"s\", iterations = 5 }}"),
+            "need a salt",
+        );
+        bad(
+            &format!("{role}uri = \"x\"\n[[wamp.realm.user]]\nauthid = \"u\"\nrole = \"nobody\"\nticket = \"t\""),
+            "no role \"nobody\"",
+        );
     }
 }

@@ -76,6 +76,8 @@ struct App {
     metrics: Metrics,
     max_connections: i64,
     shutdown: watch::Receiver<bool>,
+    /// The WAMP router at `/wamp`, with the realms of the config file.
+    wamp: sockeye_wamp::WampRouter,
 }
 
 /// Counts a connection as open for as long as it lives, and its close code when it ends.
@@ -163,6 +165,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
     }
     let shutdown_timeout = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5);
     let (stop, shutdown) = watch::channel(false);
+    let wamp = sockeye_wamp::WampRouter::new(
+        file.wamp.router_config()?,
+        sockeye_wamp::TransportConfig::default(),
+    );
     let app = Arc::new(App {
         endpoints: file.endpoints,
         allow_origin: args.allow_origin.clone(),
@@ -174,6 +180,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
             .or(file.max_connections)
             .unwrap_or(10_000),
         shutdown,
+        wamp,
     });
     let handler_app = app.clone();
     let accepting = listeners.serve(config, move |upgrade, peer| {
@@ -307,7 +314,7 @@ async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr
             let shutdown = async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             };
-            sockeye_wamp::serve_session_until(upgrade, shutdown).await
+            app.wamp.serve_until(upgrade, shutdown).await
         }
         _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
     };

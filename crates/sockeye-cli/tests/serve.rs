@@ -270,6 +270,63 @@ async fn config_file_sets_compression_and_endpoints() {
 }
 
 #[tokio::test]
+async fn config_file_realms_roles_and_users_govern_wamp() {
+    use sockeye_wamp::client::{Client, ClientError, Credentials};
+    use sockeye_wamp::{Dict, Payload, Serializer};
+    let path = write_config(
+        "wamp",
+        r#"
+[[wamp.realm]]
+name = "shop"
+anonymous = false
+[[wamp.realm.role]]
+name = "staff"
+[[wamp.realm.role.permission]]
+uri = "com.shop."
+match = "prefix"
+allow = ["register", "call"]
+[[wamp.realm.user]]
+authid = "clerk"
+role = "staff"
+ticket = "counter"
+"#,
+    );
+    let (_server, addr) = start(&["--config", path.to_str().unwrap()]).await;
+    let url = format!("ws://{addr}/wamp");
+    // Anonymous sessions are refused in "shop".
+    let refused = Client::connect(&url, "shop", Serializer::Json).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Aborted { reason, .. }) if reason == "wamp.error.no_auth_method"),
+        "{:?}",
+        refused.err()
+    );
+    let clerk = Credentials::Ticket {
+        authid: "clerk".into(),
+        ticket: "counter".into(),
+    };
+    let c = Client::connect_with(&url, "shop", Serializer::Json, &clerk)
+        .await
+        .unwrap();
+    assert_eq!(c.welcome().get_str("authrole"), Some("staff"));
+    // Its role allows calls under com.shop. only.
+    let err = c
+        .call("com.elsewhere.x", Payload::Empty, Dict::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_uri(), Some("wamp.error.not_authorized"));
+    let err = c
+        .call("com.shop.x", Payload::Empty, Dict::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_uri(), Some("wamp.error.no_such_procedure"));
+    // realm1 stays anonymous with every permission.
+    let anon = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    anon.register("com.elsewhere.x", Dict::new()).await.unwrap();
+}
+
+#[tokio::test]
 async fn config_file_with_an_unknown_key_is_a_clear_error_at_start() {
     let path = write_config("bad", "listne = [\"127.0.0.1:1\"]\n");
     let out = Command::new(env!("CARGO_BIN_EXE_sockeye"))
