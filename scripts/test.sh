@@ -35,6 +35,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v cc >/dev/null || need+=(gcc)
 # The HTTP proxy the client's proxy tests tunnel through (each test runs its own, on loopback).
 command -v tinyproxy >/dev/null || need+=(tinyproxy)
+# The SOCKS5 proxy of the same tests (crates/sockeye/tests/proxy.rs).
+command -v microsocks >/dev/null || need+=(microsocks)
 # The reverse proxy `sockeye serve` is tested behind (crates/sockeye-cli/tests/reverse_proxy.rs
 # runs its own, on loopback, with its own configuration); openssl makes interop/browser/wss.test.mjs's
 # certificates.

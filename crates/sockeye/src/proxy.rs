@@ -1,13 +1,16 @@
-//! HTTP proxies for the client: a tunnel with `CONNECT host:port` (RFC 9110 §9.3.6), for
-//! `ws://` and `wss://` alike (as browsers do), TLS running end to end through it.
+//! Proxies for the client: HTTP proxies tunnel with `CONNECT host:port` (RFC 9110 §9.3.6),
+//! SOCKS5 proxies with their CONNECT command (RFC 1928, username/password auth of RFC 1929),
+//! for `ws://` and `wss://` alike (as browsers do), TLS running end to end through the tunnel.
 //!
 //! Unless the request says otherwise ([`ClientRequest::proxy`](crate::ClientRequest::proxy),
 //! [`ClientRequest::no_proxy`](crate::ClientRequest::no_proxy)), the proxy comes from the
 //! environment like curl's: `https_proxy`/`HTTPS_PROXY` for `wss://`, `http_proxy`/
 //! `HTTP_PROXY` for `ws://`, else `all_proxy`/`ALL_PROXY` (lowercase first), minus the hosts
 //! matched by `no_proxy`/`NO_PROXY`. Credentials in the proxy URL (`http://user:pass@host:port`)
-//! are sent as `Proxy-Authorization: Basic`. Only `http://` proxies are supported: a
-//! `socks5://` or `https://` proxy is an error, never a silent direct connection.
+//! are sent as `Proxy-Authorization: Basic`, or to a SOCKS5 proxy as its username and password.
+//! `socks5://` resolves the host name here and sends the proxy an address; `socks5h://` sends
+//! the name, for the proxy to resolve (as curl does). Other schemes (`https://`, `socks4://`)
+//! are errors, never a silent direct connection.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -19,40 +22,63 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// An HTTP proxy that tunnels with CONNECT.
+/// A proxy: HTTP (tunnels with CONNECT) or SOCKS5.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
+    kind: Kind,
     /// The host to open a TCP connection to (IPv6 without brackets).
     host: String,
     port: u16,
-    /// `Basic …` for `Proxy-Authorization`.
-    authorization: Option<String>,
+    /// Percent-decoded user and password.
+    credentials: Option<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Http,
+    /// `remote_dns`: `socks5h://`, the proxy resolves host names.
+    Socks5 {
+        remote_dns: bool,
+    },
 }
 
 impl fmt::Debug for Proxy {
     /// Credentials are not shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Proxy")
+            .field("kind", &self.kind)
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("auth", &self.authorization.is_some())
+            .field("auth", &self.credentials.is_some())
             .finish()
     }
 }
 
 impl fmt::Display for Proxy {
+    /// The URL without credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.kind {
+            Kind::Http => "http",
+            Kind::Socks5 { remote_dns: false } => "socks5",
+            Kind::Socks5 { remote_dns: true } => "socks5h",
+        };
         if self.host.contains(':') {
-            write!(f, "http://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "http://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
 
 impl Proxy {
-    /// Parses `http://[user[:password]@]host[:port]` (port 80 when absent; `host:port` alone
-    /// means `http://host:port`). User and password are percent-decoded.
+    /// Parses a proxy URL: `http://`, `socks5://` or `socks5h://`, then
+    /// `[user[:password]@]host[:port]` (port 80 for http, 1080 for SOCKS when absent;
+    /// `host:port` alone means `http://host:port`). User and password are percent-decoded.
+    pub fn parse(url: &str) -> Result<Proxy> {
+        Self::http(url)
+    }
+
+    /// The same as [`parse`](Self::parse) (named when HTTP proxies were the only kind).
     pub fn http(url: &str) -> Result<Proxy> {
         let with_scheme;
         let url = if url.contains("://") {
@@ -63,31 +89,40 @@ impl Proxy {
         };
         let parsed =
             Url::parse(url).map_err(|e| Error::Proxy(format!("invalid proxy URL: {e}")))?;
-        if parsed.scheme() != "http" {
-            return Err(Error::Proxy(format!(
-                "proxy scheme {:?} is not supported (only http:// proxies, which tunnel with CONNECT)",
-                parsed.scheme()
-            )));
-        }
+        let (kind, default_port) = match parsed.scheme() {
+            "http" => (Kind::Http, 80),
+            "socks5" => (Kind::Socks5 { remote_dns: false }, 1080),
+            "socks5h" => (Kind::Socks5 { remote_dns: true }, 1080),
+            other => {
+                return Err(Error::Proxy(format!(
+                    "proxy scheme {other:?} is not supported (http://, socks5://, socks5h://)"
+                )))
+            }
+        };
         let host = match parsed.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             Some(host) => host.to_string(),
             None => return Err(Error::Proxy("proxy URL has no host".into())),
         };
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let authorization = if parsed.username().is_empty() && parsed.password().is_none() {
+        let port = parsed.port().unwrap_or(default_port);
+        let credentials = if parsed.username().is_empty() && parsed.password().is_none() {
             None
         } else {
             let user = percent_decode(parsed.username());
             let password = percent_decode(parsed.password().unwrap_or(""));
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            Some(format!("Basic {token}"))
+            // RFC 1929: one length byte each.
+            if kind != Kind::Http && (user.len() > 255 || password.len() > 255) {
+                return Err(Error::Proxy(
+                    "SOCKS5 user and password are at most 255 bytes each".into(),
+                ));
+            }
+            Some((user, password))
         };
         Ok(Proxy {
+            kind,
             host,
             port,
-            authorization,
+            credentials,
         })
     }
 
@@ -106,10 +141,17 @@ impl Proxy {
             .await
             .map_err(|e| Error::Proxy(format!("cannot connect to proxy {self}: {e}")))?;
         let _ = tcp.set_nodelay(true);
+        if let Kind::Socks5 { remote_dns } = self.kind {
+            self.socks5_connect(&mut tcp, host, port, remote_dns)
+                .await?;
+            return Ok(tcp);
+        }
         let target = format!("{host}:{port}");
         let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-        if let Some(auth) = &self.authorization {
-            request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+        if let Some((user, password)) = &self.credentials {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
         }
         request.push_str("\r\n");
         tcp.write_all(request.as_bytes()).await?;
@@ -139,7 +181,7 @@ impl Proxy {
             // 407 per RFC 9110; tinyproxy answers wrong credentials with 401.
             Some(401 | 407) => Err(Error::Proxy(format!(
                 "proxy {self} requires authentication ({status_line}){}",
-                if self.authorization.is_some() {
+                if self.credentials.is_some() {
                     ": the credentials in the proxy URL were refused"
                 } else {
                     ": put them in the proxy URL, http://user:password@host:port"
@@ -149,6 +191,145 @@ impl Proxy {
                 "proxy {self} refused CONNECT {target}: {status_line:?}"
             ))),
         }
+    }
+
+    /// RFC 1928: method negotiation, RFC 1929 username/password if the proxy asks, then
+    /// CONNECT to `host:port`; on success the stream is the tunnel.
+    async fn socks5_connect(
+        &self,
+        tcp: &mut TcpStream,
+        host: &str,
+        port: u16,
+        remote_dns: bool,
+    ) -> Result<()> {
+        const NO_AUTH: u8 = 0x00;
+        const USER_PASSWORD: u8 = 0x02;
+        let fail = |what: String| Error::Proxy(format!("SOCKS5 proxy {self}: {what}"));
+        // The destination: an address, or for socks5h a name the proxy resolves.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let mut address = Vec::with_capacity(4 + host.len());
+        let ip = match host.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) if remote_dns => None,
+            Err(_) => {
+                let found = tokio::net::lookup_host((host, port))
+                    .await
+                    .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?
+                    .next()
+                    .ok_or_else(|| fail(format!("{host} has no address")))?;
+                Some(found.ip())
+            }
+        };
+        match ip {
+            Some(IpAddr::V4(v4)) => {
+                address.push(0x01);
+                address.extend_from_slice(&v4.octets());
+            }
+            Some(IpAddr::V6(v6)) => {
+                address.push(0x04);
+                address.extend_from_slice(&v6.octets());
+            }
+            None => {
+                let name = u8::try_from(host.len())
+                    .map_err(|_| fail(format!("host name {host:?} is over 255 bytes")))?;
+                address.push(0x03);
+                address.push(name);
+                address.extend_from_slice(host.as_bytes());
+            }
+        }
+        address.extend_from_slice(&port.to_be_bytes());
+
+        // Offer username/password only when there are credentials to give.
+        let greeting: &[u8] = match self.credentials {
+            Some(_) => &[0x05, 2, NO_AUTH, USER_PASSWORD],
+            None => &[0x05, 1, NO_AUTH],
+        };
+        tcp.write_all(greeting).await?;
+        let mut reply = [0u8; 2];
+        read_exact(tcp, &mut reply, || {
+            fail("closed during method negotiation".into())
+        })
+        .await?;
+        if reply[0] != 0x05 {
+            return Err(fail(format!("not a SOCKS5 server (version {})", reply[0])));
+        }
+        match (reply[1], &self.credentials) {
+            (NO_AUTH, _) => {}
+            (USER_PASSWORD, Some((user, password))) => {
+                let mut auth = vec![0x01, user.len() as u8];
+                auth.extend_from_slice(user.as_bytes());
+                auth.push(password.len() as u8);
+                auth.extend_from_slice(password.as_bytes());
+                tcp.write_all(&auth).await?;
+                let mut status = [0u8; 2];
+                let closed = || fail("refused the username and password".into());
+                read_exact(tcp, &mut status, closed).await?;
+                if status[1] != 0 {
+                    return Err(closed());
+                }
+            }
+            (0xff, None) | (USER_PASSWORD, None) => {
+                return Err(fail(
+                    "requires authentication: put the credentials in the proxy URL, \
+                     socks5://user:password@host:port"
+                        .into(),
+                ))
+            }
+            (method, _) => {
+                return Err(fail(format!(
+                    "no acceptable authentication method ({method:#04x})"
+                )))
+            }
+        }
+
+        let mut request = vec![0x05, 0x01, 0x00];
+        request.extend_from_slice(&address);
+        tcp.write_all(&request).await?;
+        // VER REP RSV ATYP, then the bound address, whose length depends on ATYP.
+        let mut head = [0u8; 4];
+        read_exact(tcp, &mut head, || {
+            fail("closed before answering CONNECT".into())
+        })
+        .await?;
+        if head[1] != 0 {
+            let why = match head[1] {
+                0x01 => "general SOCKS server failure",
+                0x02 => "connection not allowed by ruleset",
+                0x03 => "network unreachable",
+                0x04 => "host unreachable",
+                0x05 => "connection refused",
+                0x06 => "TTL expired",
+                0x07 => "command not supported",
+                0x08 => "address type not supported",
+                _ => "unknown error",
+            };
+            return Err(fail(format!(
+                "CONNECT {host}:{port} failed: {why} ({})",
+                head[1]
+            )));
+        }
+        let bound = match head[3] {
+            0x01 => 4 + 2,
+            0x04 => 16 + 2,
+            0x03 => {
+                let mut len = [0u8];
+                read_exact(tcp, &mut len, || fail("truncated reply".into())).await?;
+                len[0] as usize + 2
+            }
+            other => return Err(fail(format!("reply with address type {other}"))),
+        };
+        let mut rest = vec![0u8; bound];
+        read_exact(tcp, &mut rest, || fail("truncated reply".into())).await?;
+        Ok(())
+    }
+}
+
+/// `read_exact`, with `closed()` as the error when the stream ends first.
+async fn read_exact(tcp: &mut TcpStream, buf: &mut [u8], closed: impl Fn() -> Error) -> Result<()> {
+    match tcp.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(closed()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -197,7 +378,7 @@ pub fn proxy_for(target: &Url, env: impl Fn(&str) -> Option<String>) -> Result<O
             return Ok(None);
         }
     }
-    Proxy::http(proxy.trim()).map(Some)
+    Proxy::parse(proxy.trim()).map(Some)
 }
 
 /// curl's `NO_PROXY` rules: comma-separated entries; `*` matches everything; a domain matches
@@ -323,12 +504,11 @@ mod tests {
     fn parses_proxy_urls_with_credentials() {
         let p = Proxy::http("http://us%40er:p%3Ass@proxy.example:3128").unwrap();
         assert_eq!((p.host(), p.port()), ("proxy.example", 3128));
-        let expected = base64::engine::general_purpose::STANDARD.encode("us@er:p:ss");
-        assert_eq!(p.authorization, Some(format!("Basic {expected}")));
+        assert_eq!(p.credentials, Some(("us@er".into(), "p:ss".into())));
         assert!(!format!("{p:?}").contains("p:ss"));
         let p = Proxy::http("127.0.0.1:8888").unwrap();
         assert_eq!(
-            (p.host(), p.port(), p.authorization.is_none()),
+            (p.host(), p.port(), p.credentials.is_none()),
             ("127.0.0.1", 8888, true)
         );
         let p = Proxy::http("http://[::1]:3128").unwrap();
@@ -337,8 +517,26 @@ mod tests {
             ("::1", "http://[::1]:3128")
         );
         assert_eq!(Proxy::http("http://proxy").unwrap().port(), 80);
-        let err = Proxy::http("socks5://127.0.0.1:1080").unwrap_err();
+        let err = Proxy::parse("socks4://127.0.0.1:1080").unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");
+        let err = Proxy::parse("https://proxy.example").unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn parses_socks5_urls_with_and_without_remote_dns() {
+        let p = Proxy::parse("socks5://u:p%40ss@127.0.0.1").unwrap();
+        assert_eq!(p.kind, Kind::Socks5 { remote_dns: false });
+        assert_eq!(
+            (p.port(), p.to_string().as_str()),
+            (1080, "socks5://127.0.0.1:1080")
+        );
+        assert_eq!(p.credentials, Some(("u".into(), "p@ss".into())));
+        let p = Proxy::parse("socks5h://[::1]:9050").unwrap();
+        assert_eq!(p.kind, Kind::Socks5 { remote_dns: true });
+        assert_eq!(p.to_string(), "socks5h://[::1]:9050");
+        let long = format!("socks5://{}:x@127.0.0.1", "u".repeat(256));
+        assert!(Proxy::parse(&long).unwrap_err().to_string().contains("255"));
     }
 
     #[test]
@@ -401,7 +599,9 @@ mod tests {
     #[test]
     fn unsupported_proxy_schemes_from_the_environment_are_errors() {
         let url = Url::parse("wss://example.com/").unwrap();
-        let err = proxy_for(&url, env(&[("ALL_PROXY", "socks5://127.0.0.1:1080")])).unwrap_err();
-        assert!(err.to_string().contains("socks5"), "{err}");
+        let err = proxy_for(&url, env(&[("ALL_PROXY", "socks4://127.0.0.1:1080")])).unwrap_err();
+        assert!(err.to_string().contains("socks4"), "{err}");
+        let socks = proxy_for(&url, env(&[("HTTPS_PROXY", "socks5h://127.0.0.1:1080")])).unwrap();
+        assert_eq!(socks.unwrap().to_string(), "socks5h://127.0.0.1:1080");
     }
 }
