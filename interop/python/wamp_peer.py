@@ -57,7 +57,9 @@ class Peer(ApplicationSession):
         raise Exception(f"unexpected challenge {challenge.method}")
 
     def onLeave(self, details):
-        if details.reason not in ("wamp.close.normal", "wamp.close.goodbye_and_out"):
+        if details.reason == "wamp.close.system_shutdown":
+            out({"closed_by_router": details.reason})
+        elif details.reason not in ("wamp.close.normal", "wamp.close.goodbye_and_out"):
             out({"closed": details.reason})
         self.disconnect()
 

@@ -678,3 +678,34 @@ async fn registration_meta_events_reach_a_python_subscriber_when_js_registers() 
     );
     w.exits_cleanly().await;
 }
+
+#[tokio::test]
+async fn shutdown_goodbye_reaches_autobahn_python_as_system_shutdown() {
+    let router = WampRouter::new(RouterConfig::default(), TransportConfig::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
+    tokio::spawn(sockeye::serve(
+        listener,
+        sockeye::Config::default(),
+        move |upgrade, _| {
+            let router = router.clone();
+            let mut stopped = stopped.clone();
+            async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                let _ = router.serve_until(upgrade, shutdown).await;
+            }
+        },
+    ));
+    let Some(mut s) = Peer::spawn(Lang::Python, &url, "json", "subscriber").await else {
+        return;
+    };
+    s.until("ready").await;
+    stop.send(true).unwrap();
+    // autobahn-python's onLeave sees the router's GOODBYE reason, then the peer exits.
+    let (closed, _) = s.until("closed_by_router").await;
+    assert_eq!(closed["closed_by_router"], "wamp.close.system_shutdown");
+    s.exits_cleanly().await;
+}

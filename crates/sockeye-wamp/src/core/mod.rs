@@ -6,7 +6,12 @@
 //!   it decoded, [`Router::handle_violation`] when it could not decode one, and
 //!   [`Router::disconnect`] when the transport is gone;
 //! - outputs: [`Router::poll`], to be drained after every input, yields [`Action`]s — a
-//!   message for a connection, or "close this transport".
+//!   message for a connection, or "close this transport";
+//! - time: the core reads no clock. [`Router::handle_timeout`] tells it the time (before each
+//!   input, so that a CALL's `timeout` counts from then, and whenever the deadline
+//!   [`Router::poll_timeout`] names has come); it then cancels the calls that are overdue.
+//! - commands: [`Router::goodbye`] (shutdown: GOODBYE, then wait for the client's) and
+//!   [`Router::kick`] (GOODBYE and close at once).
 //!
 //! Connections are named by a [`ConnId`] that the router hands out, not by the WAMP session
 //! id: a transport outlives its session (after GOODBYE a client may send HELLO again and gets a
