@@ -13,7 +13,9 @@
 #   --connections "..."  connection counts (full: "1 10 100 1000")
 #   --sizes "..."        message sizes in bytes (full: "20 1024 16384 1048576")
 #   --idle N             idle connections for the memory measurement (full: 10000, quick: 1000)
-#   --scenarios "..."    any of: binary text deflate idle (default: all four)
+#   --scenarios "..."    any of: binary text deflate idle tls firehose (default: the first four)
+#   --tls                only the TLS cells: --scenarios tls (binary echo over wss:// against ws://,
+#                        for the contenders that take --tls-cert: sockeye, tungstenite)
 #   --contenders "..."   subset of: sockeye tungstenite fastwebsockets tokio-websockets yawc
 #   --multi-thread       run the servers on tokio's multi-thread runtime
 #   --server-cpus LIST   taskset CPU list of the servers (default 0)
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
         --sizes) SIZES=$2; shift ;;
         --idle) IDLE=$2; shift ;;
         --scenarios) SCENARIOS=$2; shift ;;
+        --tls) SCENARIOS=tls ;;
         --contenders) CONTENDERS=$2; shift ;;
         --multi-thread) MULTI_THREAD=1 ;;
         --server-cpus) SERVER_CPUS=$2; shift ;;
@@ -114,12 +117,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wss:// cells: a throwaway CA and a server certificate for 127.0.0.1, made now in $WORK and
+# removed with it (never committed).
+case " $SCENARIOS " in
+    *" tls "*|*" firehose "*)
+        command -v openssl >/dev/null || { echo "compare.sh: openssl is needed for tls" >&2; exit 1; }
+        (
+            cd "$WORK"
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+                -subj "/CN=compare.sh throwaway CA" -keyout ca.key -out ca.pem
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -subj "/CN=127.0.0.1" -keyout key.pem -out server.csr
+            printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+                "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile server.ext -out cert.pem
+        ) 2> "$WORK/openssl.err" || { cat "$WORK/openssl.err" >&2; exit 1; }
+        ;;
+esac
+TLS_FLAGS="--tls-cert $WORK/cert.pem --tls-key $WORK/key.pem"
+
 # contender name -> binary and flags
 server_cmd() {
     case "$1" in
         sockeye) echo "$PEERS/sockeye" ;;
         sockeye-deflate) echo "$PEERS/sockeye --deflate" ;;
+        sockeye-tls) echo "$PEERS/sockeye $TLS_FLAGS" ;;
         tungstenite) echo "$PEERS/tungstenite" ;;
+        tungstenite-tls) echo "$PEERS/tungstenite $TLS_FLAGS" ;;
         fastwebsockets) echo "$PEERS/fastwebsockets" ;;
         tokio-websockets) echo "$PEERS/tokio_websockets" ;;
         yawc) echo "$PEERS/yawc" ;;
@@ -157,9 +182,13 @@ stop_server() {
 # run SCENARIO CONTENDER ROUND [CONNECTIONS SIZE]
 run() {
     local scenario=$1 contender=$2 round=$3 conns=${4:-0} size=${5:-0}
-    local args=(--label "$contender")
+    local args=(--label "$contender") scheme=ws path=/echo
+    case "$contender" in *-tls) scheme=wss; args+=(--ca "$WORK/ca.pem") ;; esac
     case "$scenario" in
-        binary) args+=(--mode echo --binary -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
+        binary|tls) args+=(--mode echo --binary -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
+        firehose)
+            path="/firehose?size=$size"
+            args+=(--mode firehose -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
         text) args+=(--mode echo -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
         deflate) args+=(--mode echo --deflate -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
         idle) args+=(--mode idle -c "$IDLE" -d 2 -w 0 --connect-concurrency 128) ;;
@@ -169,7 +198,7 @@ run() {
         line="{\"error\":\"server did not start\"}"
     else
         args+=(--server-pid "$SERVER_PID")
-        if line=$(taskset -c "$CLIENT_CPUS" "$SOCKEYE" bench "ws://$ADDR/echo" "${args[@]}" \
+        if line=$(taskset -c "$CLIENT_CPUS" "$SOCKEYE" bench "$scheme://$ADDR$path" "${args[@]}" \
             2> "$WORK/bench.err"); then
             :
         else
@@ -198,6 +227,14 @@ contenders_for() {
                 case "$c" in sockeye|yawc) echo "$c-deflate" ;; esac
             done ;;
         idle) for c in $CONTENDERS; do echo "$c"; done ;;
+        tls)
+            for c in $CONTENDERS; do
+                case "$c" in sockeye|tungstenite) echo "$c"; echo "$c-tls" ;; esac
+            done ;;
+        firehose)
+            for c in $CONTENDERS; do
+                case "$c" in sockeye) echo "$c"; echo "$c-tls" ;; esac
+            done ;;
         *) for c in $CONTENDERS; do echo "$c"; done ;;
     esac
 }
@@ -232,6 +269,7 @@ echo "== $END_UPTIME" >&2
 
 COMMAND="benches/compare.sh"
 [ "$QUICK" = 1 ] && COMMAND="$COMMAND --quick"
+[ "$SCENARIOS" = tls ] && COMMAND="$COMMAND --tls"
 python3 - "$RAW" "$OUT" <<PYEOF
 import json, statistics, subprocess, sys, re, os
 
@@ -354,6 +392,59 @@ for scenario in ["binary", "text", "deflate"]:
     table(scenario, "Messages per second (higher is better)", "msgs_per_s", 0, order)
     table(scenario, "Server CPU seconds per million messages (lower is better)", "server_cpu_s_per_M", 2, order)
     table(scenario, "p99 round-trip latency, µs (lower is better)", "p99_us", 0, order)
+
+def tls_tables(scenario, title, note):
+    present = [r["contender"] for r in rows if r["scenario"] == scenario]
+    libs = []
+    for c in present:
+        lib = c[:-4] if c.endswith("-tls") else c
+        if lib not in libs:
+            libs.append(lib)
+    if not libs:
+        return
+    libs.sort(key=lambda c: (not c.startswith("sockeye"), c))
+    cells = sorted({(r["cell_connections"], r["cell_size"]) for r in rows if r["scenario"] == scenario})
+    w(f"## {title}")
+    w("")
+    w(note)
+    w("")
+    for key, what, digits in [("msgs_per_s", "Messages per second (higher is better)", 0),
+                              ("server_cpu_s_per_M", "Server CPU seconds per million messages (lower is better)", 2)]:
+        w(f"### {what}")
+        w("")
+        head = ["connections", "size"]
+        for lib in libs:
+            head += [f"{lib} ws", f"{lib} wss", f"{lib} wss ÷ ws"]
+        if len(libs) > 1:
+            head += [f"{libs[0]} ÷ {p}, wss" for p in libs[1:]]
+        w("| " + " | ".join(head) + " |")
+        w("|" + "|".join(["---:"] * len(head)) + "|")
+        for conns, size in cells:
+            row = [str(conns), size_name(size)]
+            tls_values = {}
+            for lib in libs:
+                plain = med(cell_values(scenario, lib, conns, size, key))
+                tls = med(cell_values(scenario, lib + "-tls", conns, size, key))
+                tls_values[lib] = tls
+                marks = []
+                for c in (lib, lib + "-tls"):
+                    util = med(cell_values(scenario, c, conns, size, "client_cpu_util"))
+                    marks.append(" †" if util is not None and util > 0.9 else "")
+                row += [fmt(plain, digits) + marks[0], fmt(tls, digits) + marks[1],
+                        f"{tls / plain:.2f}" if tls is not None and plain not in (None, 0) else "n/a"]
+            for p in libs[1:]:
+                a, b = tls_values[libs[0]], tls_values[p]
+                row.append(f"{a / b:.2f}" if a is not None and b not in (None, 0) else "n/a")
+            w("| " + " | ".join(row) + " |")
+        w("")
+
+tls_tables("tls", "echo over TLS (wss://) against plain ws://, binary messages",
+           "Each library's echo server plain and with \`--tls-cert\`/\`--tls-key\` (rustls 0.23, ring provider, "
+           "the same configuration for every peer; a throwaway EC P-256 certificate made by openssl for the run); "
+           "the load generator speaks TLS through rustls too, on its own core. "
+           "\"wss ÷ ws\" is the TLS overhead: below 1 for messages per second, above 1 for CPU per message.")
+tls_tables("firehose", "firehose: the server pushes binary messages (/firehose?size=N of the sockeye peer)",
+           "Messages are counted as the load generator reads them; ws and wss as in the TLS tables.")
 
 idle = [r for r in rows if r["scenario"] == "idle"]
 if idle:

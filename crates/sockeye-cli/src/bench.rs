@@ -70,8 +70,8 @@ impl Mode {
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// ws:// or wss:// URL: an echo endpoint (echo, rate), an endpoint that pushes messages (firehose), a
-    /// relay such as `sockeye serve`'s /chat (broadcast), anything (idle).
+    /// ws:// or wss:// URL: an echo endpoint (echo, rate), an endpoint that pushes messages
+    /// (firehose), a relay such as `sockeye serve`'s /chat (broadcast), anything (idle).
     url: String,
     /// What to measure.
     #[arg(long, value_enum, default_value = "echo")]

@@ -10,7 +10,7 @@ use hyper::{Request, Response};
 use tokio::net::TcpStream;
 
 fn main() {
-    let args = sockeye_bench_peers::Args::parse(false);
+    let args = sockeye_bench_peers::Args::parse(false, false);
     sockeye_bench_peers::serve(&args, serve_connection);
 }
 

@@ -6,7 +6,7 @@ use tokio::net::TcpStream;
 use tokio_websockets::{Error, Limits, ServerBuilder};
 
 fn main() {
-    let args = sockeye_bench_peers::Args::parse(false);
+    let args = sockeye_bench_peers::Args::parse(false, false);
     sockeye_bench_peers::serve(&args, |stream| async move {
         let _ = handle_connection(stream).await;
     });

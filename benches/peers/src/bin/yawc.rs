@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use yawc::{CompressionLevel, OpCode, Options, WebSocket};
 
 fn main() {
-    let args = sockeye_bench_peers::Args::parse(true);
+    let args = sockeye_bench_peers::Args::parse(true, false);
     let deflate = args.deflate;
     sockeye_bench_peers::serve(&args, move |stream| serve_connection(stream, deflate));
 }
