@@ -221,14 +221,29 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// One connection's view of the server's shutdown.
+struct ShutdownWatch {
+    rx: watch::Receiver<bool>,
+    going_away: bool,
+}
+
+impl ShutdownWatch {
+    fn new(app: &App) -> Self {
+        ShutdownWatch {
+            rx: app.shutdown.clone(),
+            going_away: false,
+        }
+    }
+}
+
 /// Receives the next message, and on shutdown starts the closing handshake with 1001
 /// "Going Away" (once), then keeps receiving until the close event.
 async fn recv_until_shutdown<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocket<S>,
     app: &App,
-    going_away: &mut bool,
+    shutdown: &mut ShutdownWatch,
 ) -> Option<sockeye::Result<Message>> {
-    let mut shutdown = app.shutdown.clone();
+    let ShutdownWatch { rx, going_away } = shutdown;
     loop {
         tokio::select! {
             msg = ws.recv() => {
@@ -242,7 +257,7 @@ async fn recv_until_shutdown<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 return msg;
             }
-            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; }, if !*going_away => {
+            _ = async { let _ = rx.wait_for(|stop| *stop).await; }, if !*going_away => {
                 *going_away = true;
                 let _ = ws.close_with(CloseCode::GOING_AWAY, "Going Away").await;
             }
@@ -347,8 +362,8 @@ async fn page(upgrade: Upgrade<MaybeTlsStream>, html: &str) -> sockeye::Result<(
 async fn echo(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()> {
     let protocol = upgrade.offered_protocols().into_iter().next();
     let mut ws = upgrade.accept(protocol).await?;
-    let mut going_away = false;
-    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut going_away).await {
+    let mut shutdown = ShutdownWatch::new(app);
+    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown).await {
         match msg {
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
                 if ws.send(msg.clone()).await.is_ok() {
@@ -367,7 +382,7 @@ async fn echo(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()
 async fn hello(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()> {
     let mut ws = upgrade.accept(None).await?;
     let mut bye_at: Option<tokio::time::Instant> = None;
-    let mut going_away = false;
+    let mut shutdown = ShutdownWatch::new(app);
     loop {
         let bye = async {
             match bye_at {
@@ -376,7 +391,7 @@ async fn hello(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<(
             }
         };
         tokio::select! {
-            msg = recv_until_shutdown(&mut ws, app, &mut going_away) => match msg {
+            msg = recv_until_shutdown(&mut ws, app, &mut shutdown) => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let reply = Message::text(greeting(&text));
                     if ws.send(reply.clone()).await.is_ok() {
@@ -408,10 +423,10 @@ async fn chat(upgrade: Upgrade<MaybeTlsStream>, app: &App) -> sockeye::Result<()
     // can miss it.
     let mut room = app.chat.subscribe();
     let mut ws = upgrade.accept(None).await?;
-    let mut going_away = false;
+    let mut shutdown = ShutdownWatch::new(app);
     loop {
         tokio::select! {
-            msg = recv_until_shutdown(&mut ws, app, &mut going_away) => match msg {
+            msg = recv_until_shutdown(&mut ws, app, &mut shutdown) => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let _ = app.chat.send(PreparedMessage::text(text));
                 }
