@@ -70,6 +70,9 @@ impl Default for TransportConfig {
 
 enum Outbound {
     Msg(Arc<Message>),
+    /// A message routed to several sessions (an EVENT to every subscriber), serialized once
+    /// per serializer by whichever writer gets to it first.
+    Shared(Arc<SharedMessage>),
     /// Close the WebSocket after what was queued before (after ABORT or GOODBYE).
     Close,
     /// The server is shutting down: close with 1001 "Going Away".
@@ -253,14 +256,19 @@ impl WampRouter {
         };
 
         let writer = tokio::spawn(async move {
+            let mut next = None;
             loop {
-                let out = tokio::select! {
-                    biased;
-                    _ = killed_w.wait_for(|k| *k) => return,
-                    out = rx.recv() => out,
+                let out = match next.take() {
+                    Some(out) => Some(out),
+                    None => tokio::select! {
+                        biased;
+                        _ = killed_w.wait_for(|k| *k) => return,
+                        out = rx.recv() => out,
+                    },
                 };
-                let msg = match out {
-                    Some(Outbound::Msg(m)) => m,
+                let first = match out {
+                    Some(Outbound::Msg(m)) => Encoded::Plain(m),
+                    Some(Outbound::Shared(shared)) => Encoded::Shared(shared),
                     Some(Outbound::Close) | None if !going_away_w.load(Ordering::Relaxed) => {
                         let _ = sink.send(WsMessage::close(1000, "")).await;
                         return;
@@ -274,16 +282,29 @@ impl WampRouter {
                         return;
                     }
                 };
-                let bytes = serializer.encode(&msg);
-                let frame = if serializer.is_binary() {
-                    WsMessage::binary(bytes)
-                } else {
-                    WsMessage::text(String::from_utf8(bytes).expect("JSON is UTF-8"))
-                };
+                // Whatever else is already queued goes out in the same write: under load one
+                // system call carries many messages.
+                let mut batch = vec![first.frame(serializer)];
+                while batch.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(Outbound::Msg(m)) => batch.push(Encoded::Plain(m).frame(serializer)),
+                        Ok(Outbound::Shared(s)) => batch.push(Encoded::Shared(s).frame(serializer)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 let sent = tokio::select! {
                     biased;
                     _ = killed_w.wait_for(|k| *k) => return,
-                    r = sink.send(frame) => r,
+                    r = async {
+                        for frame in batch {
+                            sink.feed(frame).await?;
+                        }
+                        sink.flush().await
+                    } => r,
                 };
                 if sent.is_err() {
                     return;
@@ -420,6 +441,45 @@ async fn run_timers(shared: Weak<Shared>) {
     }
 }
 
+/// Messages one writer sends in one write at most.
+const WRITE_BATCH: usize = 64;
+
+struct SharedMessage {
+    msg: Arc<Message>,
+    frames: [OnceLock<WsMessage>; 3],
+}
+
+enum Encoded {
+    Plain(Arc<Message>),
+    Shared(Arc<SharedMessage>),
+}
+
+impl Encoded {
+    fn frame(self, serializer: Serializer) -> WsMessage {
+        match self {
+            Encoded::Plain(msg) => frame(serializer, &msg),
+            Encoded::Shared(shared) => {
+                let slot = Serializer::ALL
+                    .iter()
+                    .position(|s| *s == serializer)
+                    .expect("every serializer is in ALL");
+                shared.frames[slot]
+                    .get_or_init(|| frame(serializer, &shared.msg))
+                    .clone()
+            }
+        }
+    }
+}
+
+fn frame(serializer: Serializer, msg: &Message) -> WsMessage {
+    let bytes = serializer.encode(msg);
+    if serializer.is_binary() {
+        WsMessage::binary(bytes)
+    } else {
+        WsMessage::text(String::from_utf8(bytes).expect("JSON is UTF-8"))
+    }
+}
+
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while routing must not take every other session down with it.
@@ -433,15 +493,36 @@ impl Shared {
         let State {
             router, outboxes, ..
         } = st;
+        // The message routed to several sessions last, shared by the actions that follow.
+        let mut last_shared: Option<Arc<SharedMessage>> = None;
         while let Some(action) = router.poll() {
             let (to, out) = match action {
+                // Other actions still hold this message: it goes to more than one session.
+                Action::Send(to, msg) if Arc::strong_count(&msg) > 1 => {
+                    let shared = match &last_shared {
+                        Some(s) if Arc::ptr_eq(&s.msg, &msg) => s.clone(),
+                        _ => {
+                            let s = Arc::new(SharedMessage {
+                                msg,
+                                frames: Default::default(),
+                            });
+                            last_shared = Some(s.clone());
+                            s
+                        }
+                    };
+                    (to, Outbound::Shared(shared))
+                }
                 Action::Send(to, msg) => (to, Outbound::Msg(msg)),
                 Action::Close(to) => (to, Outbound::Close),
             };
             let Some(outbox) = outboxes.get_mut(&to) else {
                 continue;
             };
-            let is_event = matches!(&out, Outbound::Msg(m) if matches!(**m, Message::Event { .. }));
+            let is_event = match &out {
+                Outbound::Msg(m) => matches!(**m, Message::Event { .. }),
+                Outbound::Shared(s) => matches!(*s.msg, Message::Event { .. }),
+                _ => false,
+            };
             match outbox.tx.try_send(out) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Closed(_)) => {}

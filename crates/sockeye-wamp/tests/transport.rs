@@ -135,6 +135,51 @@ async fn sessions_on_different_serializers_talk_to_each_other() {
     }
 }
 
+/// EVENTs shared by several subscribers are serialized once per serializer and written in
+/// batches; every subscriber must still get every event intact and in publication order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_events_reaches_subscribers_on_every_serializer_intact_and_in_order() {
+    let (url, _) = start(TransportConfig::default()).await;
+    let mut subscribers = Vec::new();
+    for serializer in Serializer::ALL.into_iter().chain(Serializer::ALL) {
+        let client = Client::connect(&url, "realm1", serializer).await.unwrap();
+        let events = client
+            .subscribe("com.example.burst", Dict::new())
+            .await
+            .unwrap();
+        subscribers.push((serializer, client, events));
+    }
+    let publisher = Client::connect(&url, "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    const BURST: u64 = 200;
+    for i in 0..BURST {
+        let payload = args(vec![
+            Value::from(i),
+            "ünïcode".into(),
+            Value::Bytes(vec![0, 255]),
+        ]);
+        publisher
+            .publish("com.example.burst", payload, Dict::new())
+            .await
+            .unwrap();
+    }
+    for (serializer, _client, events) in &mut subscribers {
+        for i in 0..BURST {
+            let ev = within(events.next()).await.unwrap();
+            assert_eq!(
+                ev.payload,
+                args(vec![
+                    Value::from(i),
+                    "ünïcode".into(),
+                    Value::Bytes(vec![0, 255])
+                ]),
+                "{serializer}: event {i}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn progressive_results_errors_and_cancel_end_to_end() {
     let (url, _) = start(TransportConfig::default()).await;
