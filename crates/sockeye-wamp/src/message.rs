@@ -100,18 +100,6 @@ impl Payload {
             _ => None,
         }
     }
-
-    fn push_to(&self, out: &mut Vec<Value>) {
-        match self {
-            Payload::Empty => {}
-            Payload::Args(a) => out.push(Value::List(a.clone())),
-            Payload::ArgsKwargs(a, k) => {
-                out.push(Value::List(a.clone()));
-                out.push(Value::Dict(k.clone()));
-            }
-            Payload::Opaque(v) => out.push(v.clone()),
-        }
-    }
 }
 
 /// One WAMP message. Ids are `u64` in `[1, 2^53]`; `Dict` fields are the options or details
@@ -288,116 +276,7 @@ impl Message {
     /// The wire form: a list starting with the message code.
     pub fn to_value(&self) -> Value {
         let mut v = vec![Value::from(self.code())];
-        let id = |i: &u64| Value::from(*i);
-        let s = |s: &String| Value::Str(s.clone());
-        let d = |d: &Dict| Value::Dict(d.clone());
-        match self {
-            Message::Hello { realm, details } => v.extend([s(realm), d(details)]),
-            Message::Welcome { session, details } => v.extend([id(session), d(details)]),
-            Message::Abort { details, reason } | Message::Goodbye { details, reason } => {
-                v.extend([d(details), s(reason)])
-            }
-            Message::Challenge { method, extra } => v.extend([s(method), d(extra)]),
-            Message::Authenticate { signature, extra } => v.extend([s(signature), d(extra)]),
-            Message::Error {
-                request_type,
-                request,
-                details,
-                error,
-                payload,
-            } => {
-                v.extend([id(request_type), id(request), d(details), s(error)]);
-                payload.push_to(&mut v);
-            }
-            Message::Publish {
-                request,
-                options,
-                topic,
-                payload,
-            } => {
-                v.extend([id(request), d(options), s(topic)]);
-                payload.push_to(&mut v);
-            }
-            Message::Published {
-                request,
-                publication,
-            } => v.extend([id(request), id(publication)]),
-            Message::Subscribe {
-                request,
-                options,
-                topic,
-            } => v.extend([id(request), d(options), s(topic)]),
-            Message::Subscribed {
-                request,
-                subscription,
-            } => v.extend([id(request), id(subscription)]),
-            Message::Unsubscribe {
-                request,
-                subscription,
-            } => v.extend([id(request), id(subscription)]),
-            Message::Unsubscribed { request } | Message::Unregistered { request } => {
-                v.push(id(request))
-            }
-            Message::Event {
-                subscription,
-                publication,
-                details,
-                payload,
-            } => {
-                v.extend([id(subscription), id(publication), d(details)]);
-                payload.push_to(&mut v);
-            }
-            Message::Call {
-                request,
-                options,
-                procedure,
-                payload,
-            } => {
-                v.extend([id(request), d(options), s(procedure)]);
-                payload.push_to(&mut v);
-            }
-            Message::Cancel { request, options } | Message::Interrupt { request, options } => {
-                v.extend([id(request), d(options)])
-            }
-            Message::Result {
-                request,
-                details,
-                payload,
-            } => {
-                v.extend([id(request), d(details)]);
-                payload.push_to(&mut v);
-            }
-            Message::Register {
-                request,
-                options,
-                procedure,
-            } => v.extend([id(request), d(options), s(procedure)]),
-            Message::Registered {
-                request,
-                registration,
-            } => v.extend([id(request), id(registration)]),
-            Message::Unregister {
-                request,
-                registration,
-            } => v.extend([id(request), id(registration)]),
-            Message::Invocation {
-                request,
-                registration,
-                details,
-                payload,
-            } => {
-                v.extend([id(request), id(registration), d(details)]);
-                payload.push_to(&mut v);
-            }
-            Message::Yield {
-                request,
-                options,
-                payload,
-            } => {
-                v.extend([id(request), d(options)]);
-                payload.push_to(&mut v);
-            }
-        }
+        self.push_fields(&mut v);
         Value::List(v)
     }
 
@@ -428,203 +307,125 @@ impl Message {
             items: items.into_iter().skip(1).collect::<Vec<_>>().into_iter(),
             index: 0,
         };
-        let msg = match code {
-            code::HELLO => {
-                let realm = f.string("Realm")?;
-                let details = f.dict("Details")?;
-                validate_hello_details(&details)?;
-                Message::Hello { realm, details }
-            }
-            code::WELCOME => {
-                let session = f.id("Session")?;
-                let details = f.dict("Details")?;
-                check_dict(name, "Details", &details, WELCOME_DETAILS)?;
-                if details.get_dict("roles").is_none() {
-                    return Err(f.bad("Details.roles is required"));
-                }
-                Message::Welcome { session, details }
-            }
-            code::ABORT | code::GOODBYE => {
-                let details = f.dict("Details")?;
-                check_dict(name, "Details", &details, CLOSE_DETAILS)?;
-                let reason = f.string("Reason")?;
-                if code == code::ABORT {
-                    Message::Abort { details, reason }
-                } else {
-                    Message::Goodbye { details, reason }
-                }
-            }
-            code::CHALLENGE => Message::Challenge {
-                method: f.string("AuthMethod")?,
-                extra: f.dict("Extra")?,
-            },
-            code::AUTHENTICATE => Message::Authenticate {
-                signature: f.string("Signature")?,
-                extra: f.dict("Extra")?,
-            },
-            code::ERROR => {
-                let request_type = f.uint("REQUEST.Type")?;
-                if !matches!(
-                    request_type,
-                    code::SUBSCRIBE
-                        | code::UNSUBSCRIBE
-                        | code::PUBLISH
-                        | code::REGISTER
-                        | code::UNREGISTER
-                        | code::CALL
-                        | code::INVOCATION
-                        | code::CANCEL
-                ) {
-                    return Err(f.bad(&format!(
-                        "REQUEST.Type {request_type} is not a request that can fail"
-                    )));
-                }
-                let request = f.id("REQUEST.Request")?;
-                let details = f.dict("Details")?;
-                let error = f.string("Error")?;
-                let payload = f.payload(&details)?;
-                Message::Error {
-                    request_type,
-                    request,
-                    details,
-                    error,
-                    payload,
-                }
-            }
-            code::PUBLISH => {
-                let request = f.id("Request")?;
-                let options = f.dict("Options")?;
-                check_dict(name, "Options", &options, PUBLISH_OPTIONS)?;
-                let topic = f.string("Topic")?;
-                let payload = f.payload(&options)?;
-                Message::Publish {
-                    request,
-                    options,
-                    topic,
-                    payload,
-                }
-            }
-            code::PUBLISHED => Message::Published {
-                request: f.id("PUBLISH.Request")?,
-                publication: f.id("Publication")?,
-            },
-            code::SUBSCRIBE => {
-                let request = f.id("Request")?;
-                let options = f.dict("Options")?;
-                check_dict(name, "Options", &options, SUBSCRIBE_OPTIONS)?;
-                Message::Subscribe {
-                    request,
-                    options,
-                    topic: f.string("Topic")?,
-                }
-            }
-            code::SUBSCRIBED => Message::Subscribed {
-                request: f.id("SUBSCRIBE.Request")?,
-                subscription: f.id("Subscription")?,
-            },
-            code::UNSUBSCRIBE => Message::Unsubscribe {
-                request: f.id("Request")?,
-                subscription: f.id("SUBSCRIBED.Subscription")?,
-            },
-            code::UNSUBSCRIBED => Message::Unsubscribed {
-                request: f.id("UNSUBSCRIBE.Request")?,
-            },
-            code::EVENT => {
-                let subscription = f.id("SUBSCRIBED.Subscription")?;
-                let publication = f.id("PUBLISHED.Publication")?;
-                let details = f.dict("Details")?;
-                check_dict(name, "Details", &details, EVENT_DETAILS)?;
-                let payload = f.payload(&details)?;
-                Message::Event {
-                    subscription,
-                    publication,
-                    details,
-                    payload,
-                }
-            }
-            code::CALL => {
-                let request = f.id("Request")?;
-                let options = f.dict("Options")?;
-                check_dict(name, "Options", &options, CALL_OPTIONS)?;
-                let procedure = f.string("Procedure")?;
-                let payload = f.payload(&options)?;
-                Message::Call {
-                    request,
-                    options,
-                    procedure,
-                    payload,
-                }
-            }
-            code::CANCEL | code::INTERRUPT => {
-                let request = f.id("Request")?;
-                let options = f.dict("Options")?;
-                check_dict(name, "Options", &options, CANCEL_OPTIONS)?;
-                if code == code::CANCEL {
-                    Message::Cancel { request, options }
-                } else {
-                    Message::Interrupt { request, options }
-                }
-            }
-            code::RESULT => {
-                let request = f.id("CALL.Request")?;
-                let details = f.dict("Details")?;
-                check_dict(name, "Details", &details, RESULT_DETAILS)?;
-                let payload = f.payload(&details)?;
-                Message::Result {
-                    request,
-                    details,
-                    payload,
-                }
-            }
-            code::REGISTER => {
-                let request = f.id("Request")?;
-                let options = f.dict("Options")?;
-                check_dict(name, "Options", &options, REGISTER_OPTIONS)?;
-                Message::Register {
-                    request,
-                    options,
-                    procedure: f.string("Procedure")?,
-                }
-            }
-            code::REGISTERED => Message::Registered {
-                request: f.id("REGISTER.Request")?,
-                registration: f.id("Registration")?,
-            },
-            code::UNREGISTER => Message::Unregister {
-                request: f.id("Request")?,
-                registration: f.id("REGISTERED.Registration")?,
-            },
-            code::UNREGISTERED => Message::Unregistered {
-                request: f.id("UNREGISTER.Request")?,
-            },
-            code::INVOCATION => {
-                let request = f.id("Request")?;
-                let registration = f.id("REGISTERED.Registration")?;
-                let details = f.dict("Details")?;
-                check_dict(name, "Details", &details, INVOCATION_DETAILS)?;
-                let payload = f.payload(&details)?;
-                Message::Invocation {
-                    request,
-                    registration,
-                    details,
-                    payload,
-                }
-            }
-            code::YIELD => {
-                let request = f.id("INVOCATION.Request")?;
-                let options = f.dict("Options")?;
-                check_dict(name, "Options", &options, YIELD_OPTIONS)?;
-                let payload = f.payload(&options)?;
-                Message::Yield {
-                    request,
-                    options,
-                    payload,
-                }
-            }
-            _ => unreachable!("code_name knows only the codes above"),
-        };
+        let msg = read_fields(code, &mut f)?;
         f.finish()?;
         Ok(msg)
+    }
+}
+
+/// The wire layout of every message type, in one table: the fields after the message code, in
+/// wire order, each with the [`Fields`] reader that takes it off the list and validates it
+/// (its arguments are the field's name in error messages, then the known option or detail keys
+/// to check, or the options that may announce an opaque payload). Writing goes by the field's
+/// type ([`WireField`]), so one row serves both directions.
+macro_rules! wire_layouts {
+    ($($code:ident => $variant:ident { $($field:ident: $reader:ident($($arg:expr),*)),+ $(,)? })+) => {
+        impl Message {
+            /// Appends the fields after the message code.
+            fn push_fields(&self, out: &mut Vec<Value>) {
+                match self {
+                    $(Message::$variant { $($field),+ } => { $(WireField::push_to($field, out);)+ })+
+                }
+            }
+        }
+
+        /// Reads and validates the fields of a message whose code `code_name` knows.
+        fn read_fields(code: u64, f: &mut Fields) -> Result<Message> {
+            Ok(match code {
+                $(code::$code => {
+                    $(let $field = f.$reader($($arg),*)?;)+
+                    Message::$variant { $($field),+ }
+                })+
+                _ => unreachable!("code_name knows only the codes above"),
+            })
+        }
+    };
+}
+
+wire_layouts! {
+    HELLO => Hello { realm: string("Realm"), details: hello_details("Details") }
+    WELCOME => Welcome { session: id("Session"), details: welcome_details("Details") }
+    ABORT => Abort { details: checked("Details", CLOSE_DETAILS), reason: string("Reason") }
+    CHALLENGE => Challenge { method: string("AuthMethod"), extra: dict("Extra") }
+    AUTHENTICATE => Authenticate { signature: string("Signature"), extra: dict("Extra") }
+    GOODBYE => Goodbye { details: checked("Details", CLOSE_DETAILS), reason: string("Reason") }
+    ERROR => Error {
+        request_type: request_type("REQUEST.Type"), request: id("REQUEST.Request"),
+        details: dict("Details"), error: string("Error"), payload: payload(&details),
+    }
+    PUBLISH => Publish {
+        request: id("Request"), options: checked("Options", PUBLISH_OPTIONS),
+        topic: string("Topic"), payload: payload(&options),
+    }
+    PUBLISHED => Published { request: id("PUBLISH.Request"), publication: id("Publication") }
+    SUBSCRIBE => Subscribe {
+        request: id("Request"), options: checked("Options", SUBSCRIBE_OPTIONS), topic: string("Topic"),
+    }
+    SUBSCRIBED => Subscribed { request: id("SUBSCRIBE.Request"), subscription: id("Subscription") }
+    UNSUBSCRIBE => Unsubscribe { request: id("Request"), subscription: id("SUBSCRIBED.Subscription") }
+    UNSUBSCRIBED => Unsubscribed { request: id("UNSUBSCRIBE.Request") }
+    EVENT => Event {
+        subscription: id("SUBSCRIBED.Subscription"), publication: id("PUBLISHED.Publication"),
+        details: checked("Details", EVENT_DETAILS), payload: payload(&details),
+    }
+    CALL => Call {
+        request: id("Request"), options: checked("Options", CALL_OPTIONS),
+        procedure: string("Procedure"), payload: payload(&options),
+    }
+    CANCEL => Cancel { request: id("Request"), options: checked("Options", CANCEL_OPTIONS) }
+    RESULT => Result {
+        request: id("CALL.Request"), details: checked("Details", RESULT_DETAILS), payload: payload(&details),
+    }
+    REGISTER => Register {
+        request: id("Request"), options: checked("Options", REGISTER_OPTIONS), procedure: string("Procedure"),
+    }
+    REGISTERED => Registered { request: id("REGISTER.Request"), registration: id("Registration") }
+    UNREGISTER => Unregister { request: id("Request"), registration: id("REGISTERED.Registration") }
+    UNREGISTERED => Unregistered { request: id("UNREGISTER.Request") }
+    INVOCATION => Invocation {
+        request: id("Request"), registration: id("REGISTERED.Registration"),
+        details: checked("Details", INVOCATION_DETAILS), payload: payload(&details),
+    }
+    INTERRUPT => Interrupt { request: id("Request"), options: checked("Options", CANCEL_OPTIONS) }
+    YIELD => Yield {
+        request: id("INVOCATION.Request"), options: checked("Options", YIELD_OPTIONS), payload: payload(&options),
+    }
+}
+
+/// How a field of a [`Message`] goes on the wire.
+trait WireField {
+    fn push_to(&self, out: &mut Vec<Value>);
+}
+
+impl WireField for u64 {
+    fn push_to(&self, out: &mut Vec<Value>) {
+        out.push(Value::from(*self));
+    }
+}
+
+impl WireField for String {
+    fn push_to(&self, out: &mut Vec<Value>) {
+        out.push(Value::Str(self.clone()));
+    }
+}
+
+impl WireField for Dict {
+    fn push_to(&self, out: &mut Vec<Value>) {
+        out.push(Value::Dict(self.clone()));
+    }
+}
+
+impl WireField for Payload {
+    fn push_to(&self, out: &mut Vec<Value>) {
+        match self {
+            Payload::Empty => {}
+            Payload::Args(a) => out.push(Value::List(a.clone())),
+            Payload::ArgsKwargs(a, k) => {
+                out.push(Value::List(a.clone()));
+                out.push(Value::Dict(k.clone()));
+            }
+            Payload::Opaque(v) => out.push(v.clone()),
+        }
     }
 }
 
@@ -722,6 +523,49 @@ impl Fields {
             Value::Dict(d) => Ok(d),
             v => Err(self.bad(&format!("{field} must be a dict, not a {}", v.type_name()))),
         }
+    }
+
+    /// A dict whose known keys must have their types (`known`, plus the passthru keys for the
+    /// messages that carry a payload).
+    fn checked(&mut self, field: &str, known: &[(&'static str, Kind)]) -> Result<Dict> {
+        let dict = self.dict(field)?;
+        check_dict(self.name, field, &dict, known)?;
+        Ok(dict)
+    }
+
+    fn hello_details(&mut self, field: &str) -> Result<Dict> {
+        let details = self.dict(field)?;
+        validate_hello_details(&details)?;
+        Ok(details)
+    }
+
+    fn welcome_details(&mut self, field: &str) -> Result<Dict> {
+        let details = self.checked(field, WELCOME_DETAILS)?;
+        if details.get_dict("roles").is_none() {
+            return Err(self.bad("Details.roles is required"));
+        }
+        Ok(details)
+    }
+
+    /// ERROR's `REQUEST.Type`: the code of a request that can fail.
+    fn request_type(&mut self, field: &str) -> Result<u64> {
+        let request_type = self.uint(field)?;
+        if !matches!(
+            request_type,
+            code::SUBSCRIBE
+                | code::UNSUBSCRIBE
+                | code::PUBLISH
+                | code::REGISTER
+                | code::UNREGISTER
+                | code::CALL
+                | code::INVOCATION
+                | code::CANCEL
+        ) {
+            return Err(self.bad(&format!(
+                "REQUEST.Type {request_type} is not a request that can fail"
+            )));
+        }
+        Ok(request_type)
     }
 
     /// `[Arguments|list, ArgumentsKw|dict]`, both optional, or one opaque payload when the
