@@ -324,7 +324,9 @@ if meta["note"]:
     L.append(meta["note"])
 L.append("")
 L.append("Medians over rounds (min-max in brackets). CPU/M: server CPU seconds per million events or calls; "
-         "util: server (client) CPU seconds per second of wall clock; a client util near 1 means the load generator was the limit.")
+         "util: server (client) CPU seconds per second of wall clock; waiting: seconds per second its threads were runnable but waited for a CPU "
+         "(/proc/PID/task/*/schedstat; absent in older runs), i.e. lost to other processes on the machine. "
+         "A client util near 1, or a client that waited much more than the server, means the load generator was the limit.")
 L.append("")
 
 def cell_line(target, cell, ser, rs):
@@ -334,6 +336,8 @@ def cell_line(target, cell, ser, rs):
     cpu = med([r.get("server_cpu_s_per_million") for r in rs])
     su = med([r.get("server_cpu_util") for r in rs])
     cu = med([r.get("client_cpu_util") for r in rs])
+    sw = med([r.get("server_runq_wait_util") for r in rs])
+    cw = med([r.get("client_runq_wait_util") for r in rs])
     rng = f" [{fmt(min(thr))}-{fmt(max(thr))}]" if len(thr) > 1 else ""
     lat = "-"
     if cell != "pubsub":
@@ -344,10 +348,10 @@ def cell_line(target, cell, ser, rs):
         extra = f"stalls {stalls}"
     if errs:
         extra += f" errors: {len(errs)} ({errs[0]})"
-    return f"| {target} | {cell} | {ser} | {fmt(med(thr))}{rng} | {fmt(cpu, 2)} | {fmt(su, 2)} ({fmt(cu, 2)}) | {lat} | {extra.strip()} |", med(thr), cpu
+    return f"| {target} | {cell} | {ser} | {fmt(med(thr))}{rng} | {fmt(cpu, 2)} | {fmt(su, 2)} ({fmt(cu, 2)}) | {fmt(sw, 2)} ({fmt(cw, 2)}) | {lat} | {extra.strip()} |", med(thr), cpu
 
-L.append("| target | scenario | serializer | events/s or calls/s | CPU/M (s) | util server (client) | p50 / p99 (us) | notes |")
-L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+L.append("| target | scenario | serializer | events/s or calls/s | CPU/M (s) | util server (client) | waiting server (client) | p50 / p99 (us) | notes |")
+L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 summary = {}
 for cell in ("pubsub", "rpc", "rpc-roundrobin"):
     for ser in ("wamp.2.json", "wamp.2.msgpack"):

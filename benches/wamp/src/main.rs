@@ -657,10 +657,35 @@ fn loadavg() -> String {
 }
 
 /// CPU seconds of the servers and of this process, and the wall clock, at one instant.
+/// Seconds the threads of a process spent runnable but waiting for a CPU (the second field
+/// of /proc/PID/task/TID/schedstat, in nanoseconds), summed over its threads. On a shared
+/// machine this says how much of the wall clock a process lost to others: a server or load
+/// generator that waited a lot was starved, whatever its CPU utilisation.
+fn run_queue_wait(pid: &str) -> Option<f64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may end between read_dir and the read.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total as f64 / 1e9)
+}
+
+fn wait_of(pids: &[String]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| run_queue_wait(p)).sum()
+}
+
 struct Mark {
     at: Instant,
     server: Option<f64>,
     client: Option<f64>,
+    server_wait: Option<f64>,
+    client_wait: Option<f64>,
 }
 
 impl Mark {
@@ -669,6 +694,8 @@ impl Mark {
             at: Instant::now(),
             server: cpu_of(pids),
             client: cpu_seconds("self"),
+            server_wait: wait_of(pids),
+            client_wait: run_queue_wait("self"),
         }
     }
 }
@@ -677,13 +704,34 @@ struct Window {
     secs: f64,
     server_cpu: Option<f64>,
     client_cpu: Option<f64>,
+    server_wait: Option<f64>,
+    client_wait: Option<f64>,
 }
 
 fn window(a: &Mark, b: &Mark) -> Window {
+    let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
     Window {
         secs: (b.at - a.at).as_secs_f64(),
-        server_cpu: a.server.zip(b.server).map(|(a, b)| b - a),
-        client_cpu: a.client.zip(b.client).map(|(a, b)| b - a),
+        server_cpu: diff(a.server, b.server),
+        client_cpu: diff(a.client, b.client),
+        server_wait: diff(a.server_wait, b.server_wait),
+        client_wait: diff(a.client_wait, b.client_wait),
+    }
+}
+
+impl Window {
+    /// Fields common to every scenario: CPU and run-queue waits per second of wall clock.
+    fn fields(&self, v: &mut Value) {
+        let o = v.as_object_mut().expect("an object");
+        let per_s = |x: Option<f64>| json!(x.map(|x| round(x / self.secs, 3)));
+        o.insert(
+            "server_cpu_s".into(),
+            json!(self.server_cpu.map(|c| round(c, 2))),
+        );
+        o.insert("server_cpu_util".into(), per_s(self.server_cpu));
+        o.insert("client_cpu_util".into(), per_s(self.client_cpu));
+        o.insert("server_runq_wait_util".into(), per_s(self.server_wait));
+        o.insert("client_runq_wait_util".into(), per_s(self.client_wait));
     }
 }
 
@@ -858,7 +906,7 @@ async fn pubsub(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<
     let w = window(&a, &b);
     let events = d1 - d0;
     let s = stats.borrow();
-    Ok(json!({
+    let mut v = json!({
         "scenario": "pubsub",
         "subscribers": n,
         "window": args.window,
@@ -869,11 +917,10 @@ async fn pubsub(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<
         "published_total": s.published,
         "acked_total": s.acked,
         "stalls": s.stalls,
-        "server_cpu_s": w.server_cpu.map(|c| round(c, 2)),
-        "server_cpu_util": w.server_cpu.map(|c| round(c / w.secs, 3)),
         "server_cpu_s_per_million": w.server_cpu.filter(|_| events > 0).map(|c| round(c * 1e6 / events as f64, 3)),
-        "client_cpu_util": w.client_cpu.map(|c| round(c / w.secs, 3)),
-    }))
+    });
+    w.fields(&mut v);
+    Ok(v)
 }
 
 // ---- RPC ----
@@ -1012,7 +1059,7 @@ async fn rpc(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<Val
         Some(round(f64::from(lat[i]) / 1000.0, 1))
     };
     let w = window(&a, &b);
-    Ok(json!({
+    let mut v = json!({
         "scenario": "rpc",
         "callers": args.callers,
         "callees": n_callees,
@@ -1023,11 +1070,10 @@ async fn rpc(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<Val
         "p50_us": pct(0.50),
         "p99_us": pct(0.99),
         "max_us": pct(1.0),
-        "server_cpu_s": w.server_cpu.map(|c| round(c, 2)),
-        "server_cpu_util": w.server_cpu.map(|c| round(c / w.secs, 3)),
         "server_cpu_s_per_million": w.server_cpu.filter(|_| calls > 0).map(|c| round(c * 1e6 / calls as f64, 3)),
-        "client_cpu_util": w.client_cpu.map(|c| round(c / w.secs, 3)),
-    }))
+    });
+    w.fields(&mut v);
+    Ok(v)
 }
 
 fn human(v: &Value) -> String {
@@ -1038,14 +1084,16 @@ fn human(v: &Value) -> String {
     };
     match v["scenario"].as_str() {
         Some("pubsub") => format!(
-            "{} pubsub {} 1->{}: {} events/s ({} publications/s), server CPU {} s per million events (util {}), client util {}, stalls {}",
+            "{} pubsub {} 1->{}: {} events/s ({} publications/s), server CPU {} s per million events (util {}, waiting {}), client util {} (waiting {}), stalls {}",
             f("label"), f("serializer"), f("subscribers"), f("events_per_s"), f("publications_per_s"),
-            f("server_cpu_s_per_million"), f("server_cpu_util"), f("client_cpu_util"), f("stalls")
+            f("server_cpu_s_per_million"), f("server_cpu_util"), f("server_runq_wait_util"),
+            f("client_cpu_util"), f("client_runq_wait_util"), f("stalls")
         ),
         _ => format!(
-            "{} rpc {} {} callers -> {} callee(s) ({}): {} calls/s, p50 {} us, p99 {} us, server CPU {} s per million calls (util {}), client util {}",
+            "{} rpc {} {} callers -> {} callee(s) ({}): {} calls/s, p50 {} us, p99 {} us, server CPU {} s per million calls (util {}, waiting {}), client util {} (waiting {})",
             f("label"), f("serializer"), f("callers"), f("callees"), f("invoke"), f("calls_per_s"),
-            f("p50_us"), f("p99_us"), f("server_cpu_s_per_million"), f("server_cpu_util"), f("client_cpu_util")
+            f("p50_us"), f("p99_us"), f("server_cpu_s_per_million"), f("server_cpu_util"),
+            f("server_runq_wait_util"), f("client_cpu_util"), f("client_runq_wait_util")
         ),
     }
 }
