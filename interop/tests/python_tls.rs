@@ -13,17 +13,15 @@ mod support;
 
 mod common;
 
-use common::{expect_close, expect_message, python, python_script};
+use common::{expect_close, expect_message, python, python_script, spawn_listening_peer};
 
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sockeye::proto::CloseCode;
 use sockeye::tls::{CertResolver, CertSet};
 use sockeye::{ClientRequest, ClientTls, Config, Message};
 use support::{Ca, TempDir};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
@@ -61,21 +59,7 @@ async fn our_tls_echo_server(pki: &Pki, config: Config) -> u16 {
         CertSet::new().with_default(pki.leaf.certified_key()),
     ))
     .unwrap();
-    tokio::spawn(sockeye::serve_tls(
-        listener,
-        tls,
-        config,
-        |upgrade, _| async move {
-            let Ok(mut ws) = upgrade.accept(None).await else {
-                return;
-            };
-            while let Some(msg) = ws.recv().await {
-                if let Ok(msg @ (Message::Text(_) | Message::Binary(_))) = msg {
-                    let _ = ws.send(msg).await;
-                }
-            }
-        },
-    ));
+    tokio::spawn(sockeye::serve_tls(listener, tls, config, common::echo));
     port
 }
 
@@ -84,30 +68,7 @@ async fn python_client_scenarios(compression: &str, config: Config) {
     let pki = pki();
     let port = our_tls_echo_server(&pki, config).await;
     let url = format!("wss://localhost:{port}/");
-    let output = timeout(
-        Duration::from_secs(120),
-        Command::new(&py)
-            .arg(python_script("client_scenarios.py"))
-            .arg(&url)
-            .args(["--compression", compression])
-            .env("SSL_CERT_FILE", &pki.ca_file)
-            .env_remove("SSL_CERT_DIR")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("scenarios timed out")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let mut seen = 0;
-    for line in stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["ok"], true, "scenario failed over TLS: {line}\n{stderr}");
-        seen += 1;
-    }
-    assert!(seen >= 13, "only {seen} scenarios ran:\n{stdout}\n{stderr}");
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    common::python_client_scenarios(&py, &url, compression, Some(&pki.ca_file), 13).await;
 }
 
 #[tokio::test]
@@ -149,32 +110,17 @@ async fn python_client_refuses_our_server_without_the_test_ca() {
     );
 }
 
-async fn start_python_tls_server(py: &PathBuf, pki: &Pki, extra: &[&str]) -> (Child, u16) {
-    let mut child = Command::new(py)
-        .arg(python_script("tls_echo_server.py"))
-        .args(["--port", "0", "--cert"])
-        .arg(&pki.cert)
-        .arg("--key")
-        .arg(&pki.key)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn python");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("peer did not start")
-        .unwrap()
-        .expect("peer exited");
-    let port = line
-        .strip_prefix("LISTENING ")
-        .expect("LISTENING line")
-        .trim()
-        .parse()
-        .unwrap();
-    (child, port)
+async fn start_python_tls_server(py: &Path, pki: &Pki, extra: &[&str]) -> (Child, u16) {
+    spawn_listening_peer(
+        Command::new(py)
+            .arg(python_script("tls_echo_server.py"))
+            .args(["--port", "0", "--cert"])
+            .arg(&pki.cert)
+            .arg("--key")
+            .arg(&pki.key)
+            .args(extra),
+    )
+    .await
 }
 
 async fn our_client_against_python_tls_server(compression: &str) {

@@ -8,78 +8,30 @@
 
 mod common;
 
-use common::{expect_close, expect_message, python, python_script};
+use common::{
+    expect_close, expect_message, python, python_script, spawn_listening_peer, spawn_peer,
+};
 
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use sockeye::proto::CloseCode;
 use sockeye::{ClientRequest, Config, DataKind, Message};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-/// Spawns a Python script and waits for its first stdout line.
-async fn spawn_peer(py: &PathBuf, args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(py)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn python");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("peer did not start")
-        .unwrap()
-        .expect("peer exited");
-    (child, line)
-}
-
 async fn echo_server(config: Config) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(sockeye::serve(listener, config, |upgrade, _| async move {
-        let Ok(mut ws) = upgrade.accept(None).await else {
-            return;
-        };
-        while let Some(msg) = ws.recv().await {
-            if let Ok(msg @ (Message::Text(_) | Message::Binary(_))) = msg {
-                let _ = ws.send(msg).await;
-            }
-        }
-    }));
+    tokio::spawn(sockeye::serve(listener, config, common::echo));
     format!("ws://{addr}/")
 }
 
 async fn python_client_scenarios(compression: &str, config: Config) {
     let Some(py) = python() else { return };
     let url = echo_server(config).await;
-    let output = timeout(
-        Duration::from_secs(120),
-        Command::new(&py)
-            .arg(python_script("client_scenarios.py"))
-            .arg(&url)
-            .args(["--compression", compression])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("scenarios timed out")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut seen = 0;
-    for line in stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["ok"], true, "scenario failed: {line}");
-        seen += 1;
-    }
-    assert!(seen >= 15, "only {seen} scenarios ran:\n{stdout}");
-    assert!(output.status.success(), "{stdout}");
+    common::python_client_scenarios(&py, &url, compression, None, 15).await;
 }
 
 #[tokio::test]
@@ -101,23 +53,15 @@ async fn python_client_against_sockeye_server_with_permessage_deflate_without_co
     python_client_scenarios("deflate", config).await;
 }
 
-async fn start_python_server(py: &PathBuf, compression: &str) -> (Child, String) {
-    let (child, line) = spawn_peer(
-        py,
-        &[
-            python_script("echo_server.py").to_str().unwrap(),
+async fn start_python_server(py: &Path, compression: &str) -> (Child, String) {
+    let (child, port) =
+        spawn_listening_peer(Command::new(py).arg(python_script("echo_server.py")).args([
             "--port",
             "0",
             "--compression",
             compression,
-        ],
-    )
-    .await;
-    let port = line
-        .strip_prefix("LISTENING ")
-        .expect("LISTENING line")
-        .trim()
-        .to_owned();
+        ]))
+        .await;
     (child, format!("ws://127.0.0.1:{port}"))
 }
 
@@ -238,8 +182,9 @@ async fn sockeye_server_reports_1006_when_the_python_client_is_killed() {
     });
     let url = format!("ws://{addr}/");
     let (mut child, line) = spawn_peer(
-        &py,
-        &[python_script("hold_client.py").to_str().unwrap(), &url],
+        Command::new(&py)
+            .arg(python_script("hold_client.py"))
+            .arg(&url),
     )
     .await;
     assert_eq!(line, "CONNECTED");

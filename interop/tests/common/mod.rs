@@ -1,13 +1,17 @@
-//! What the real-peer tests share: where the peers live, and waiting for messages and close
-//! events with a deadline so that a silent peer fails the test instead of hanging it.
+//! What the real-peer tests share: where the peers live, starting them, our echo server's
+//! handler, running `client_scenarios.py`, and waiting for messages and close events with a
+//! deadline so that a silent peer fails the test instead of hanging it.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
-use sockeye::{CloseEvent, Message, WebSocket};
-use tokio::io::{AsyncRead, AsyncWrite};
+use sockeye::{CloseEvent, Message, Upgrade, WebSocket};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
 pub fn repo() -> PathBuf {
@@ -41,6 +45,97 @@ pub fn python() -> Option<PathBuf> {
 
 pub fn python_script(name: &str) -> PathBuf {
     repo().join("interop/python").join(name)
+}
+
+/// Spawns a peer (stdout piped, stderr passed through, killed on drop) and waits for its first
+/// stdout line, which says it is ready (`LISTENING <port>`, `CONNECTED`).
+pub async fn spawn_peer(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn python");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("peer did not start")
+        .unwrap()
+        .expect("peer exited");
+    (child, line)
+}
+
+/// Spawns a peer server and returns it with the port of its `LISTENING <port>` line.
+pub async fn spawn_listening_peer(command: &mut Command) -> (Child, u16) {
+    let (child, line) = spawn_peer(command).await;
+    let port = line
+        .strip_prefix("LISTENING ")
+        .expect("LISTENING line")
+        .trim()
+        .parse()
+        .unwrap();
+    (child, port)
+}
+
+/// Our echo server's handler (for `sockeye::serve` and `sockeye::serve_tls`): every text and
+/// binary message goes back as it came.
+pub async fn echo<S>(upgrade: Upgrade<S>, _peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Ok(mut ws) = upgrade.accept(None).await else {
+        return;
+    };
+    while let Some(msg) = ws.recv().await {
+        if let Ok(msg @ (Message::Text(_) | Message::Binary(_))) = msg {
+            let _ = ws.send(msg).await;
+        }
+    }
+}
+
+/// Runs every scenario of `client_scenarios.py` (Python `websockets` as the client) against our
+/// echo server at `url`, and asserts that each passed and that at least `at_least` ran. Over
+/// TLS, `tls_ca_file` is the CA Python trusts: its default `ssl` context reads it from
+/// `SSL_CERT_FILE`.
+pub async fn python_client_scenarios(
+    py: &Path,
+    url: &str,
+    compression: &str,
+    tls_ca_file: Option<&Path>,
+    at_least: usize,
+) {
+    let mut command = Command::new(py);
+    command
+        .arg(python_script("client_scenarios.py"))
+        .arg(url)
+        .args(["--compression", compression]);
+    if let Some(ca_file) = tls_ca_file {
+        command
+            .env("SSL_CERT_FILE", ca_file)
+            .env_remove("SSL_CERT_DIR");
+    }
+    let output = timeout(
+        Duration::from_secs(120),
+        command.kill_on_drop(true).output(),
+    )
+    .await
+    .expect("scenarios timed out")
+    .unwrap();
+    let over = tls_ca_file.map_or("", |_| " over TLS");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut seen = 0;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["ok"], true, "scenario failed{over}: {line}\n{stderr}");
+        seen += 1;
+    }
+    assert!(
+        seen >= at_least,
+        "only {seen} scenarios ran:\n{stdout}\n{stderr}"
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
 }
 
 pub async fn expect_message_within<S>(ws: &mut WebSocket<S>, limit: Duration) -> Message
