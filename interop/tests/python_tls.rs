@@ -13,12 +13,14 @@ mod support;
 
 mod common;
 
-use common::{expect_close, expect_message, python, python_script, spawn_listening_peer};
+use common::{
+    assert_clean_close, expect_close, expect_message, python, python_script, python_server_paths,
+    spawn_listening_peer,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sockeye::proto::CloseCode;
 use sockeye::tls::{CertResolver, CertSet};
 use sockeye::{ClientRequest, ClientTls, Config, Message};
 use support::{Ca, TempDir};
@@ -169,32 +171,9 @@ async fn our_client_against_python_tls_server(compression: &str) {
     ws.send_fragment(None, b"ed", true).await.unwrap();
     assert_eq!(expect_message(&mut ws).await, Message::text("frag-ed"));
     ws.close(Some(4000), "done here").await.unwrap();
-    let close = expect_close(&mut ws).await;
-    assert_eq!(
-        (close.code, close.reason.as_str(), close.was_clean),
-        (CloseCode(4000), "done here", true)
-    );
+    assert_clean_close(expect_close(&mut ws).await, 4000, "done here");
 
-    let mut ws = connect("/ping").await;
-    assert_eq!(expect_message(&mut ws).await, Message::text("pong-ok"));
-    ws.close(None, "").await.unwrap();
-    assert!(expect_close(&mut ws).await.was_clean);
-
-    let mut ws = connect("/fragmented").await;
-    assert_eq!(expect_message(&mut ws).await, Message::text("frag-ment-ed"));
-    assert_eq!(
-        expect_message(&mut ws).await,
-        Message::binary((0..9).collect::<Vec<u8>>())
-    );
-    ws.close(Some(1000), "").await.unwrap();
-    expect_close(&mut ws).await;
-
-    let mut ws = connect("/close-4001").await;
-    let close = expect_close(&mut ws).await;
-    assert_eq!(
-        (close.code, close.reason.as_str(), close.was_clean),
-        (CloseCode(4001), "server says bye", true)
-    );
+    python_server_paths(connect, &["/fragmented"]).await;
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@
 mod common;
 
 use common::{
-    expect_close, expect_message, python, python_script, spawn_listening_peer, spawn_peer,
+    assert_clean_close, expect_close, expect_message, python, python_script, python_server_paths,
+    spawn_listening_peer, spawn_peer,
 };
 
 use std::path::Path;
@@ -127,37 +128,10 @@ async fn client_scenarios_against_python_server(compression: &str) {
         Message::binary(vec![1, 2, 3])
     );
     ws.close(Some(4000), "done here").await.unwrap();
-    let close = expect_close(&mut ws).await;
-    assert_eq!(
-        (close.code, close.reason.as_str(), close.was_clean),
-        (CloseCode(4000), "done here", true)
-    );
+    assert_clean_close(expect_close(&mut ws).await, 4000, "done here");
 
-    // The server pings; our automatic pong lets it answer "pong-ok".
-    let mut ws = connect("/ping").await;
-    assert_eq!(expect_message(&mut ws).await, Message::text("pong-ok"));
-    ws.close(None, "").await.unwrap();
-    assert!(expect_close(&mut ws).await.was_clean);
-
-    // Fragmented messages from the peer, including websockets' empty final continuation.
-    for path in ["/fragmented", "/fragmented-exact"] {
-        let mut ws = connect(path).await;
-        assert_eq!(expect_message(&mut ws).await, Message::text("frag-ment-ed"));
-        assert_eq!(
-            expect_message(&mut ws).await,
-            Message::binary((0..9).collect::<Vec<u8>>())
-        );
-        ws.close(Some(1000), "").await.unwrap();
-        expect_close(&mut ws).await;
-    }
-
-    // The server closes first: its code and reason reach us, cleanly.
-    let mut ws = connect("/close-4001").await;
-    let close = expect_close(&mut ws).await;
-    assert_eq!(
-        (close.code, close.reason.as_str(), close.was_clean),
-        (CloseCode(4001), "server says bye", true)
-    );
+    // "/fragmented-exact" ends with websockets' empty final continuation.
+    python_server_paths(connect, &["/fragmented", "/fragmented-exact"]).await;
 }
 
 #[tokio::test]

@@ -4,11 +4,13 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use sockeye::proto::CloseCode;
 use sockeye::{CloseEvent, Message, Upgrade, WebSocket};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::process::{Child, Command};
@@ -171,4 +173,43 @@ where
         }
     }
     close.expect("no close event")
+}
+
+/// Asserts a clean close with this code and reason.
+pub fn assert_clean_close(close: CloseEvent, code: u16, reason: &str) {
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode(code), reason, true)
+    );
+}
+
+/// Our client against the special paths of a Python echo server (`echo_server.py`,
+/// `tls_echo_server.py`), each on a connection of its own from `connect(path)`.
+pub async fn python_server_paths<S, F, Fut>(connect: F, fragmented_paths: &[&str])
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Fn(&str) -> Fut,
+    Fut: Future<Output = WebSocket<S>>,
+{
+    // The server pings; our automatic pong lets it answer "pong-ok".
+    let mut ws = connect("/ping").await;
+    assert_eq!(expect_message(&mut ws).await, Message::text("pong-ok"));
+    ws.close(None, "").await.unwrap();
+    assert!(expect_close(&mut ws).await.was_clean);
+
+    // Fragmented messages from the peer.
+    for path in fragmented_paths {
+        let mut ws = connect(path).await;
+        assert_eq!(expect_message(&mut ws).await, Message::text("frag-ment-ed"));
+        assert_eq!(
+            expect_message(&mut ws).await,
+            Message::binary((0..9).collect::<Vec<u8>>())
+        );
+        ws.close(Some(1000), "").await.unwrap();
+        expect_close(&mut ws).await;
+    }
+
+    // The server closes first: its code and reason reach us, cleanly.
+    let mut ws = connect("/close-4001").await;
+    assert_clean_close(expect_close(&mut ws).await, 4001, "server says bye");
 }
