@@ -1043,6 +1043,12 @@ async fn drain<S: Stream>(
                 counts.bytes += reader.payload_bytes - bytes_before;
             }
         }
+        // A server that pushes faster than this task reads keeps the read side of `Phase::read`
+        // always ready (over TLS, rustls's buffered plaintext never even touches the socket),
+        // so the stop signal must be looked at here too.
+        if phase.get() == STOP {
+            break;
+        }
     }
     Ok(())
 }
