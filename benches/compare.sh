@@ -269,7 +269,11 @@ echo "== $END_UPTIME" >&2
 
 COMMAND="benches/compare.sh"
 [ "$QUICK" = 1 ] && COMMAND="$COMMAND --quick"
-[ "$SCENARIOS" = tls ] && COMMAND="$COMMAND --tls"
+if [ "$SCENARIOS" = tls ]; then
+    COMMAND="$COMMAND --tls"
+elif [ "$SCENARIOS" != "binary text deflate idle" ]; then
+    COMMAND="$COMMAND --scenarios '$SCENARIOS'"
+fi
 python3 - "$RAW" "$OUT" <<PYEOF
 import json, statistics, subprocess, sys, re, os
 
@@ -480,7 +484,10 @@ if errors:
         w(f"- {r['scenario']} {r['contender']} round {r['round']}, {r['cell_connections']} x {size_name(r['cell_size'])}: "
           f"{res.get('error') or res.get('first_error') or 'failed connections'}")
     w("")
-w(f"Raw results, one JSON object per run: \`{os.path.relpath(raw, '$ROOT')}\`.")
+raw_name = os.path.relpath(raw, '$ROOT')
+if raw_name.startswith('..'):
+    raw_name = os.path.basename(raw)  # beside the report
+w(f"Raw results, one JSON object per run: \`{raw_name}\`.")
 open(out, "w").write("\n".join(lines) + "\n")
 print(out)
 PYEOF
