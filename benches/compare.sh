@@ -13,7 +13,10 @@
 #   --connections "..."  connection counts (full: "1 10 100 1000")
 #   --sizes "..."        message sizes in bytes (full: "20 1024 16384 1048576")
 #   --idle N             idle connections for the memory measurement (full: 10000, quick: 1000)
-#   --scenarios "..."    any of: binary text deflate idle tls firehose (default: the first four)
+#   --scenarios "..."    any of: binary text deflate idle tls firehose broadcast (default: the
+#                        first four and broadcast)
+#   --subscribers "..."  broadcast: subscriber counts (full: "1000 10000", quick: "1000"), each
+#                        with 20 B and 1 KiB text messages from one publisher on /chat
 #   --tls                only the TLS cells: --scenarios tls (binary echo over wss:// against ws://,
 #                        for the contenders that take --tls-cert: sockeye, tungstenite)
 #   --contenders "..."   subset of: sockeye tungstenite fastwebsockets tokio-websockets yawc
@@ -38,7 +41,8 @@ WARMUP=""
 CONNECTIONS=""
 SIZES=""
 IDLE=""
-SCENARIOS="binary text deflate idle"
+SCENARIOS="binary text deflate idle broadcast"
+SUBSCRIBERS=""
 CONTENDERS="sockeye tungstenite fastwebsockets tokio-websockets yawc"
 MULTI_THREAD=0
 SERVER_CPUS=0
@@ -57,6 +61,7 @@ while [ $# -gt 0 ]; do
         --sizes) SIZES=$2; shift ;;
         --idle) IDLE=$2; shift ;;
         --scenarios) SCENARIOS=$2; shift ;;
+        --subscribers) SUBSCRIBERS=$2; shift ;;
         --tls) SCENARIOS=tls ;;
         --contenders) CONTENDERS=$2; shift ;;
         --multi-thread) MULTI_THREAD=1 ;;
@@ -73,9 +78,10 @@ done
 
 if [ "$QUICK" = 1 ]; then
     : "${DURATION:=2}" "${WARMUP:=0.5}" "${CONNECTIONS:=1 100}" "${SIZES:=20 16384}" "${IDLE:=1000}"
+    : "${SUBSCRIBERS:=1000}"
 else
     : "${DURATION:=5}" "${WARMUP:=1}" "${CONNECTIONS:=1 10 100 1000}"
-    : "${SIZES:=20 1024 16384 1048576}" "${IDLE:=10000}"
+    : "${SIZES:=20 1024 16384 1048576}" "${IDLE:=10000}" "${SUBSCRIBERS:=1000 10000}"
 fi
 
 MAIN_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -94,8 +100,11 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -x "$SOCKEYE" ] || { echo "compare.sh: $SOCKEYE is missing (drop --no-build)" >&2; exit 1; }
 
-# Idle connections need a descriptor each, in the server and in the load generator.
-WANT_FDS=$((IDLE + 4096))
+# Idle connections and subscribers need a descriptor each, in the server and in the load
+# generator.
+MOST=$IDLE
+for n in $SUBSCRIBERS; do [ "$n" -gt "$MOST" ] && MOST=$n; done
+WANT_FDS=$((MOST + 4096))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$WANT_FDS" ]; then
     ulimit -n "$WANT_FDS" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fi
@@ -192,6 +201,10 @@ run() {
         text) args+=(--mode echo -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
         deflate) args+=(--mode echo --deflate -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
         idle) args+=(--mode idle -c "$IDLE" -d 2 -w 0 --connect-concurrency 128) ;;
+        broadcast)
+            path=/chat
+            args+=(--mode broadcast -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP"
+                --connect-concurrency 128) ;;
     esac
     local line
     if ! start_server "$contender"; then
@@ -227,6 +240,10 @@ contenders_for() {
                 case "$c" in sockeye|yawc) echo "$c-deflate" ;; esac
             done ;;
         idle) for c in $CONTENDERS; do echo "$c"; done ;;
+        broadcast)
+            for c in $CONTENDERS; do
+                case "$c" in sockeye|tungstenite) echo "$c" ;; esac
+            done ;;
         tls)
             for c in $CONTENDERS; do
                 case "$c" in sockeye|tungstenite) echo "$c"; echo "$c-tls" ;; esac
@@ -254,8 +271,10 @@ for round in $(seq "$ROUNDS"); do
             done
             continue
         fi
-        for conns in $CONNECTIONS; do
-            for size in $SIZES; do
+        conn_list=$CONNECTIONS size_list=$SIZES
+        if [ "$scenario" = broadcast ]; then conn_list=$SUBSCRIBERS size_list="20 1024"; fi
+        for conns in $conn_list; do
+            for size in $size_list; do
                 cell=$((cell + 1))
                 for contender in $(rotate $((round + cell)) "${list[@]}"); do
                     run "$scenario" "$contender" "$round" "$conns" "$size"
@@ -271,7 +290,7 @@ COMMAND="benches/compare.sh"
 [ "$QUICK" = 1 ] && COMMAND="$COMMAND --quick"
 if [ "$SCENARIOS" = tls ]; then
     COMMAND="$COMMAND --tls"
-elif [ "$SCENARIOS" != "binary text deflate idle" ]; then
+elif [ "$SCENARIOS" != "binary text deflate idle broadcast" ]; then
     COMMAND="$COMMAND --scenarios '$SCENARIOS'"
 fi
 python3 - "$RAW" "$OUT" <<PYEOF
@@ -381,8 +400,10 @@ scenario_titles = {
     "binary": "echo, binary messages",
     "text": "echo, text messages (the server validates UTF-8)",
     "deflate": "echo, text messages with permessage-deflate (client_no_context_takeover, level 6)",
+    "broadcast": "broadcast: one publisher, N subscribers on /chat (\"connections\" = subscribers; "
+                 "messages = deliveries; latency = publish to the last subscriber's delivery)",
 }
-for scenario in ["binary", "text", "deflate"]:
+for scenario in ["binary", "text", "deflate", "broadcast"]:
     present = [r["contender"] for r in rows if r["scenario"] == scenario]
     if not present:
         continue

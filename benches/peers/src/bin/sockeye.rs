@@ -6,11 +6,18 @@
 //! `/firehose?size=N` (any other path echoes): binary messages of N bytes (default 20), sent
 //! as fast as the client reads them, for `sockeye bench --mode firehose`; what the client
 //! sends is not read, and the stream ends when the client goes away.
+//!
+//! `/chat`: a relay for `sockeye bench --mode broadcast`, as `sockeye serve`'s `/chat`: every
+//! text message goes to every connection on `/chat`, framed once ([`PreparedMessage`]) and
+//! shared by all of them.
+
+use std::sync::OnceLock;
 
 use futures_util::SinkExt;
-use sockeye::{Config, Message, Upgrade, WebSocket};
+use sockeye::{Config, Message, PreparedMessage, Upgrade, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 
 /// Firehose messages queued per flush: enough to fill a write system call with small messages.
 const FIREHOSE_BATCH: usize = 32;
@@ -56,6 +63,9 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(upgrade: Upgrade<S>) -> socke
             .find_map(|kv| kv.strip_prefix("size=")?.parse().ok())
             .unwrap_or(20);
         firehose(upgrade.accept(None).await?, size).await
+    } else if upgrade.path() == "/chat" {
+        let room = chat_room().subscribe();
+        chat(upgrade.accept(None).await?, room).await
     } else {
         echo(upgrade.accept(None).await?).await
     }
@@ -81,5 +91,33 @@ async fn firehose<S: AsyncRead + AsyncWrite + Unpin>(
             ws.feed(message.clone()).await?;
         }
         ws.flush().await?;
+    }
+}
+
+fn chat_room() -> &'static broadcast::Sender<PreparedMessage> {
+    static ROOM: OnceLock<broadcast::Sender<PreparedMessage>> = OnceLock::new();
+    ROOM.get_or_init(|| broadcast::channel(1024).0)
+}
+
+async fn chat<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocket<S>,
+    mut room: broadcast::Receiver<PreparedMessage>,
+) -> sockeye::Result<()> {
+    loop {
+        tokio::select! {
+            msg = ws.recv() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let _ = chat_room().send(PreparedMessage::text(text));
+                }
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(_)) => {}
+            },
+            relayed = room.recv() => match relayed {
+                Ok(prepared) => ws.send_prepared(&prepared).await?,
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
     }
 }
