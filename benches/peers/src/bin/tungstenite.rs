@@ -22,6 +22,8 @@ fn main() {
     }
 }
 
+// The callback's error type is tokio-tungstenite's `ErrorResponse`, not ours to shrink.
+#[allow(clippy::result_large_err)]
 async fn accept_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
     let mut path = String::new();
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp: Response| {
