@@ -26,7 +26,7 @@
 //! on the machine disturbs much less than messages per second.
 
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io::{self, IsTerminal, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +114,10 @@ pub struct BenchArgs {
     /// wss://: trust this CA (PEM) as well as the bundled and the system's roots.
     #[arg(long, alias = "ca-file", value_name = "CA.pem")]
     ca: Option<PathBuf>,
+    /// Print the messages counted so far once a second on stderr (the default when stderr is
+    /// a terminal).
+    #[arg(long)]
+    progress: bool,
 }
 
 /// Runs the benchmark on a runtime of its own, on a thread of its own.
@@ -656,6 +660,8 @@ const STOP: u8 = 2;
 struct Phase {
     now: AtomicU8,
     tx: watch::Sender<u8>,
+    /// Messages received so far by every connection, for the progress display.
+    received: AtomicU64,
 }
 
 impl Phase {
@@ -663,6 +669,7 @@ impl Phase {
         Arc::new(Phase {
             now: AtomicU8::new(WARMUP),
             tx: watch::channel(WARMUP).0,
+            received: AtomicU64::new(0),
         })
     }
 
@@ -677,6 +684,10 @@ impl Phase {
 
     fn measuring(&self) -> bool {
         self.get() == MEASURE
+    }
+
+    fn received(&self, messages: u64) {
+        self.received.fetch_add(messages, Ordering::Relaxed);
     }
 
     /// Reads, or returns `None` once the run stops.
@@ -711,7 +722,11 @@ async fn measure(args: &BenchArgs, phase: &Phase) -> Window {
     let client0 = cpu_seconds("self");
     let t0 = Instant::now();
     phase.set(MEASURE);
-    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    if args.progress || io::stderr().is_terminal() {
+        show_progress(args, phase, t0).await;
+    } else {
+        tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    }
     phase.set(STOP);
     let seconds = t0.elapsed().as_secs_f64();
     let server1 = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
@@ -721,6 +736,34 @@ async fn measure(args: &BenchArgs, phase: &Phase) -> Window {
         server_cpu: server0.zip(server1).map(|(a, b)| b - a),
         client_cpu: client0.zip(client1).map(|(a, b)| b - a),
     }
+}
+
+/// Until the measured seconds are over: once a second, the messages received so far and in the
+/// last second, on one line of stderr.
+async fn show_progress(args: &BenchArgs, phase: &Phase, t0: Instant) {
+    let end = t0 + Duration::from_secs_f64(args.duration);
+    let start = phase.received.load(Ordering::Relaxed);
+    let mut last = start;
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(end.into()) => break,
+        }
+        let now = phase.received.load(Ordering::Relaxed);
+        eprint!(
+            "\r{:>5.0}/{:.0} s  {:>12} messages  {:>10.0} msg/s ",
+            t0.elapsed().as_secs_f64(),
+            args.duration,
+            now - start,
+            (now - last) as f64,
+        );
+        last = now;
+    }
+    eprintln!();
 }
 
 /// What one connection task counted while measuring.
@@ -845,6 +888,7 @@ async fn echo_loop<S: Stream>(
         if phase.measuring() {
             record(&mut counts.hist, t0.elapsed());
             counts.messages += got;
+            phase.received(got);
             counts.bytes += reader.payload_bytes - bytes_before;
         }
     }
@@ -961,6 +1005,7 @@ async fn rate_conn<S: Split>(
                     }
                 }
                 counts.messages += got;
+                phase.received(got);
                 counts.bytes += reader.payload_bytes - bytes_before;
             }
             received += got;
@@ -1040,6 +1085,7 @@ async fn drain<S: Stream>(
             }
             if phase.measuring() {
                 counts.messages += got;
+                phase.received(got);
                 counts.bytes += reader.payload_bytes - bytes_before;
             }
         }

@@ -131,3 +131,43 @@ async fn bench_refuses_ca_for_a_plain_url() {
     assert!(!status.success());
     assert!(stderr.contains("--ca is for wss:// URLs"), "{stderr}");
 }
+
+#[tokio::test]
+async fn bench_progress_shows_the_count_rising_once_a_second() {
+    let ca = Ca::new("Sockeye bench progress CA");
+    let dir = TempDir::new("bench-progress");
+    let ca_file = dir.write("ca.pem", &ca.cert_pem);
+    let (_server, port) = serve_tls(&dir, &ca, &["localhost"]).await;
+    let url = format!("wss://localhost:{port}/echo");
+    let args = [
+        url.as_str(),
+        "-c",
+        "2",
+        "-d",
+        "3.5",
+        "-w",
+        "0.2",
+        "--progress",
+        "--ca",
+        ca_file.to_str().unwrap(),
+    ];
+    let (status, line, stderr) = bench(&args).await;
+    assert!(status.success(), "{stderr}\n{line}");
+    // "   1/4 s        12345 messages       12000 msg/s", one per second, each after a \r.
+    let counts: Vec<u64> = stderr
+        .split('\r')
+        .filter(|update| update.contains(" msg/s"))
+        .map(|update| {
+            let words: Vec<&str> = update.split_whitespace().collect();
+            let at = words
+                .iter()
+                .position(|w| *w == "messages")
+                .expect("a count");
+            words[at - 1].parse().expect("a number")
+        })
+        .collect();
+    assert!(counts.len() >= 3, "three updates in 3.5 s: {stderr:?}");
+    assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+    let total = field(&line, "messages").as_u64().unwrap();
+    assert!(*counts.last().unwrap() <= total, "{counts:?} vs {total}");
+}
