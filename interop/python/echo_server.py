@@ -94,6 +94,46 @@ async def handler(ws: ServerConnection) -> None:
         pass
 
 
+def stop_on_signals() -> asyncio.Future:
+    """A future that SIGTERM or SIGINT completes."""
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    return stop
+
+
+async def serve_until(
+    stop: asyncio.Future, name: str, handler, host: str, port: int, compression: str,
+    max_size: int, **serve_kwargs,
+) -> int:
+    """Serve `handler` until `stop`, printing the LISTENING line once connections are accepted.
+
+    Returns the exit status: 1 (and no LISTENING line) if it cannot listen on host:port.
+    """
+    try:
+        server = await serve(
+            handler,
+            host,
+            port,
+            compression="deflate" if compression == "deflate" else None,
+            max_size=max_size,
+            ping_interval=None,  # no unsolicited keepalive pings
+            close_timeout=10,
+            **serve_kwargs,
+        )
+    except OSError as exc:
+        print(f"{name}: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        sys.stdout.write(f"LISTENING {port}\n")
+        sys.stdout.flush()
+        await stop
+    return 0
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -112,9 +152,7 @@ async def main() -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
 
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    stop = stop_on_signals()
 
     if args.exit_on_stdin_eof:
         # Daemon thread: a blocked read must not delay interpreter exit.
@@ -127,26 +165,9 @@ async def main() -> int:
             loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
         threading.Thread(target=watch_stdin, daemon=True).start()
 
-    try:
-        server = await serve(
-            handler,
-            args.host,
-            args.port,
-            compression="deflate" if args.compression == "deflate" else None,
-            max_size=args.max_size,
-            ping_interval=None,  # no unsolicited keepalive pings
-            close_timeout=10,
-        )
-    except OSError as exc:
-        print(f"echo_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        sys.stdout.write(f"LISTENING {port}\n")
-        sys.stdout.flush()
-        await stop
-    return 0
+    return await serve_until(
+        stop, "echo_server", handler, args.host, args.port, args.compression, args.max_size,
+    )
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import ssl
 import sys
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from echo_server import handler as echo_handler
+from echo_server import handler as echo_handler, serve_until, stop_on_signals
 
 
 def client_common_name(ws: ServerConnection) -> str:
@@ -73,32 +72,10 @@ async def main() -> int:
         return 1
     context.set_alpn_protocols(["http/1.1"])
 
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-
-    try:
-        server = await serve(
-            handler,
-            args.host,
-            args.port,
-            ssl=context,
-            compression="deflate" if args.compression == "deflate" else None,
-            max_size=64 * 1024 * 1024,
-            ping_interval=None,
-            close_timeout=10,
-        )
-    except OSError as exc:
-        print(f"tls_echo_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        sys.stdout.write(f"LISTENING {port}\n")
-        sys.stdout.flush()
-        await stop
-    return 0
+    return await serve_until(
+        stop_on_signals(), "tls_echo_server", handler, args.host, args.port, args.compression,
+        64 * 1024 * 1024, ssl=context,
+    )
 
 
 if __name__ == "__main__":
