@@ -11,7 +11,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use sockeye::Message;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
@@ -50,6 +50,17 @@ async fn http_get(addr: &str, path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The next line from a child's stdout or stderr (`name`), without its newline.
+async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, name: &str) -> String {
+    let mut line = String::new();
+    let n = timeout(WAIT, reader.read_line(&mut line))
+        .await
+        .unwrap_or_else(|_| panic!("no line on {name} within 10 s"))
+        .unwrap();
+    assert!(n > 0, "{name} ended");
+    line.trim_end_matches('\n').to_owned()
+}
+
 /// A running `sockeye connect`, its three pipes held by the test.
 struct Connect {
     child: Child,
@@ -85,24 +96,12 @@ impl Connect {
 
     /// The next line on stdout, without its newline.
     async fn line(&mut self) -> String {
-        let mut line = String::new();
-        let n = timeout(WAIT, self.stdout.read_line(&mut line))
-            .await
-            .expect("no line on stdout within 10 s")
-            .unwrap();
-        assert!(n > 0, "stdout ended");
-        line.trim_end_matches('\n').to_owned()
+        next_line(&mut self.stdout, "stdout").await
     }
 
     /// The next line on stderr, without its newline.
     async fn err_line(&mut self) -> String {
-        let mut line = String::new();
-        let n = timeout(WAIT, self.stderr.read_line(&mut line))
-            .await
-            .expect("no line on stderr within 10 s")
-            .unwrap();
-        assert!(n > 0, "stderr ended");
-        line.trim_end_matches('\n').to_owned()
+        next_line(&mut self.stderr, "stderr").await
     }
 
     /// The `close: …` line on stderr, skipping any `error: …` lines before it.
@@ -268,6 +267,18 @@ async fn a_refused_origin_is_a_403_and_a_nonzero_exit() {
     assert!(status.success(), "{status:?} {err}");
 }
 
+/// Ends the stdin of a `sockeye connect --close 4000:done` to an echo server: the close comes
+/// back with that code and reason, and the exit is clean.
+async fn eof_gets_4000_done_back(mut c: Connect) {
+    c.eof();
+    assert_eq!(
+        c.close_line().await,
+        "close: code 4000 reason \"done\" clean true"
+    );
+    let (status, _, err) = c.finish(WAIT).await;
+    assert!(status.success(), "{status:?} {err}");
+}
+
 #[tokio::test]
 async fn eof_closes_with_the_code_and_reason_of_close_flag() {
     let (_server, addr) = start_server(&[]).await;
@@ -275,14 +286,8 @@ async fn eof_closes_with_the_code_and_reason_of_close_flag() {
     c.opened().await;
     c.write(b"last words\n").await;
     assert_eq!(c.line().await, "last words");
-    c.eof();
     // /echo answers with the same code and reason.
-    assert_eq!(
-        c.close_line().await,
-        "close: code 4000 reason \"done\" clean true"
-    );
-    let (status, _, err) = c.finish(WAIT).await;
-    assert!(status.success(), "{status:?} {err}");
+    eof_gets_4000_done_back(c).await;
     // And the server saw 4000.
     let mut metrics = String::new();
     for _ in 0..50 {
@@ -315,7 +320,13 @@ async fn eof_closes_with_the_code_and_reason_of_close_flag() {
 #[tokio::test]
 async fn a_killed_server_means_exit_status_2() {
     let (mut server, addr) = start_server(&[]).await;
-    let mut c = Connect::spawn(&[&format!("ws://{addr}/echo")]);
+    kill_under_an_open_connection(&mut server, &format!("ws://{addr}/echo")).await;
+}
+
+/// Kills `server` while `sockeye connect URL` is open: the close is 1006 and unclean, and the
+/// exit status 2.
+async fn kill_under_an_open_connection(server: &mut Child, url: &str) {
+    let mut c = Connect::spawn(&[url]);
     c.opened().await;
     c.write(b"still there?\n").await;
     assert_eq!(c.line().await, "still there?");
@@ -545,14 +556,8 @@ async fn against_python_server(compression: &str) {
     let long = "0123456789abcdeé".repeat(4096);
     c.write(format!("{long}\n").as_bytes()).await;
     assert_eq!(c.line().await, long);
-    c.eof();
     // websockets echoes the close frame it receives.
-    assert_eq!(
-        c.close_line().await,
-        "close: code 4000 reason \"done\" clean true"
-    );
-    let (status, _, err) = c.finish(WAIT).await;
-    assert!(status.success(), "{status:?} {err}");
+    eof_gets_4000_done_back(c).await;
 
     let mut c = Connect::spawn(&["--binary", &format!("{base}/")]);
     c.opened().await;
@@ -585,17 +590,7 @@ async fn against_python_server(compression: &str) {
     assert!(status.success(), "{status:?} {err}");
 
     // The server process killed: 1006 and exit status 2.
-    let mut c = Connect::spawn(&[&format!("{base}/")]);
-    c.opened().await;
-    c.write(b"still there?\n").await;
-    assert_eq!(c.line().await, "still there?");
-    server.kill().await.unwrap();
-    assert_eq!(
-        c.close_line().await,
-        "close: code 1006 reason \"\" clean false"
-    );
-    let (status, _, _) = c.exit_with_stdin_open(WAIT).await;
-    assert_eq!(status.code(), Some(2));
+    kill_under_an_open_connection(&mut server, &format!("{base}/")).await;
 }
 
 #[tokio::test]

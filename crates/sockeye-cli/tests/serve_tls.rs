@@ -76,6 +76,11 @@ fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// The flags for this certificate and key.
+fn tls<'a>(cert: &'a Path, key: &'a Path) -> [&'a str; 4] {
+    ["--tls-cert", arg(cert), "--tls-key", arg(key)]
+}
+
 #[tokio::test]
 async fn tls_cert_and_key_make_every_listen_address_serve_wss() {
     let ca = Ca::new("Sockeye test CA");
@@ -83,14 +88,7 @@ async fn tls_cert_and_key_make_every_listen_address_serve_wss() {
     let leaf = ca.server(&["localhost", "127.0.0.1"]);
     let (cert, key) = leaf.write(&dir, "server");
     let (_server, addrs) = start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            arg(&cert),
-            "--tls-key",
-            arg(&key),
-        ],
+        &[&["--listen", "127.0.0.1:0"][..], &tls(&cert, &key)].concat(),
         1,
     )
     .await;
@@ -157,14 +155,7 @@ async fn sighup_reloads_the_certificates_and_keeps_open_connections() {
     let first = ca.server(&["localhost"]);
     let (cert, key) = first.write(&dir, "server");
     let (server, addrs) = start(
-        &[
-            "--listen-tls",
-            "127.0.0.1:0",
-            "--tls-cert",
-            arg(&cert),
-            "--tls-key",
-            arg(&key),
-        ],
+        &[&["--listen-tls", "127.0.0.1:0"][..], &tls(&cert, &key)].concat(),
         1,
     )
     .await;
@@ -238,6 +229,11 @@ async fn fails_to_start(args: &[&str]) -> String {
     stderr
 }
 
+/// [`fails_to_start`] with a plain listener and this certificate and key.
+async fn fails_with_cert_and_key(cert: &Path, key: &Path) -> String {
+    fails_to_start(&[&["--listen", "127.0.0.1:0"][..], &tls(cert, key)].concat()).await
+}
+
 #[tokio::test]
 async fn bad_certificate_or_key_files_are_clear_errors_at_start() {
     let ca = Ca::new("Sockeye test CA");
@@ -245,46 +241,17 @@ async fn bad_certificate_or_key_files_are_clear_errors_at_start() {
     let (cert, key) = ca.server(&["localhost"]).write(&dir, "good");
     let (_, other_key) = ca.server(&["localhost"]).write(&dir, "other");
     let missing = dir.path().join("missing.key");
-    let listen = ["--listen", "127.0.0.1:0"];
 
-    let stderr = fails_to_start(
-        &[
-            &listen[..],
-            &["--tls-cert", arg(&cert), "--tls-key", arg(&missing)],
-        ]
-        .concat(),
-    )
-    .await;
+    let stderr = fails_with_cert_and_key(&cert, &missing).await;
     assert!(
         stderr.contains("cannot read key file") && stderr.contains("missing.key"),
         "{stderr}"
     );
-    let stderr = fails_to_start(
-        &[
-            &listen[..],
-            &["--tls-cert", arg(&missing), "--tls-key", arg(&key)],
-        ]
-        .concat(),
-    )
-    .await;
+    let stderr = fails_with_cert_and_key(&missing, &key).await;
     assert!(stderr.contains("cannot read certificate file"), "{stderr}");
-    let stderr = fails_to_start(
-        &[
-            &listen[..],
-            &["--tls-cert", arg(&cert), "--tls-key", arg(&other_key)],
-        ]
-        .concat(),
-    )
-    .await;
+    let stderr = fails_with_cert_and_key(&cert, &other_key).await;
     assert!(stderr.contains("does not match"), "{stderr}");
-    let stderr = fails_to_start(
-        &[
-            &listen[..],
-            &["--tls-cert", arg(&cert), "--tls-key", arg(&cert)],
-        ]
-        .concat(),
-    )
-    .await;
+    let stderr = fails_with_cert_and_key(&cert, &cert).await;
     assert!(stderr.contains("no private key"), "{stderr}");
     let stderr = fails_to_start(&["--listen-tls", "127.0.0.1:0"]).await;
     assert!(
@@ -343,14 +310,7 @@ async fn connect_honours_https_proxy_with_credentials_and_no_proxy() {
     let (cert, key) = ca.server(&["localhost"]).write(&dir, "server");
     let ca_file = dir.write("ca.pem", &ca.cert_pem);
     let (_server, addrs) = start(
-        &[
-            "--listen-tls",
-            "127.0.0.1:0",
-            "--tls-cert",
-            arg(&cert),
-            "--tls-key",
-            arg(&key),
-        ],
+        &[&["--listen-tls", "127.0.0.1:0"][..], &tls(&cert, &key)].concat(),
         1,
     )
     .await;
