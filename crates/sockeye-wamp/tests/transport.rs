@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sockeye::{ClientRequest, Config, Message as WsMessage};
-use sockeye_wamp::client::{CalleeEvent, Client, ClientError};
+use sockeye_wamp::client::{CalleeEvent, Client, ClientError, Registration, Subscription};
 use sockeye_wamp::{
     dict, Dict, Payload, RouterConfig, Serializer, SlowPolicy, TransportConfig, Value, WampRouter,
 };
@@ -42,6 +42,19 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     timeout(Duration::from_secs(10), f)
         .await
         .expect("timed out")
+}
+
+/// A session on realm1.
+async fn join(url: &str, serializer: Serializer) -> Client {
+    Client::connect(url, "realm1", serializer).await.unwrap()
+}
+
+async fn register(client: &Client, procedure: &str) -> Registration {
+    client.register(procedure, Dict::new()).await.unwrap()
+}
+
+async fn subscribe(client: &Client, topic: &str) -> Subscription {
+    client.subscribe(topic, Dict::new()).await.unwrap()
 }
 
 fn args(v: Vec<Value>) -> Payload {
@@ -91,12 +104,9 @@ async fn sessions_on_different_serializers_talk_to_each_other() {
         (Serializer::Cbor, Serializer::Json),
         (Serializer::MsgPack, Serializer::Cbor),
     ] {
-        let sub = Client::connect(&url, "realm1", a).await.unwrap();
-        let publ = Client::connect(&url, "realm1", b).await.unwrap();
-        let mut events = sub
-            .subscribe("com.example.topic", Dict::new())
-            .await
-            .unwrap();
+        let sub = join(&url, a).await;
+        let publ = join(&url, b).await;
+        let mut events = subscribe(&sub, "com.example.topic").await;
         let payload = Payload::ArgsKwargs(
             vec![
                 Value::Bytes(vec![0, 1, 2, 254, 255]),
@@ -121,7 +131,7 @@ async fn sessions_on_different_serializers_talk_to_each_other() {
         assert_eq!(ev.publication, ack);
         assert_eq!(ev.details.get_u64("publisher"), Some(publ.session_id()));
 
-        let mut reg = sub.register("com.example.echo", Dict::new()).await.unwrap();
+        let mut reg = register(&sub, "com.example.echo").await;
         let callee = sub.clone();
         let served = tokio::spawn(async move {
             let inv = reg.next().await.unwrap();
@@ -142,16 +152,11 @@ async fn a_burst_of_events_reaches_subscribers_on_every_serializer_intact_and_in
     let (url, _) = start(TransportConfig::default()).await;
     let mut subscribers = Vec::new();
     for serializer in Serializer::ALL.into_iter().chain(Serializer::ALL) {
-        let client = Client::connect(&url, "realm1", serializer).await.unwrap();
-        let events = client
-            .subscribe("com.example.burst", Dict::new())
-            .await
-            .unwrap();
+        let client = join(&url, serializer).await;
+        let events = subscribe(&client, "com.example.burst").await;
         subscribers.push((serializer, client, events));
     }
-    let publisher = Client::connect(&url, "realm1", Serializer::Json)
-        .await
-        .unwrap();
+    let publisher = join(&url, Serializer::Json).await;
     const BURST: u64 = 200;
     for i in 0..BURST {
         let payload = args(vec![
@@ -183,24 +188,11 @@ async fn a_burst_of_events_reaches_subscribers_on_every_serializer_intact_and_in
 #[tokio::test]
 async fn progressive_results_errors_and_cancel_end_to_end() {
     let (url, _) = start(TransportConfig::default()).await;
-    let callee = Client::connect(&url, "realm1", Serializer::Json)
-        .await
-        .unwrap();
-    let caller = Client::connect(&url, "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
-    let mut countdown = callee
-        .register("com.example.countdown", Dict::new())
-        .await
-        .unwrap();
-    let mut fail = callee
-        .register("com.example.fail", Dict::new())
-        .await
-        .unwrap();
-    let mut slow = callee
-        .register("com.example.slow", Dict::new())
-        .await
-        .unwrap();
+    let callee = join(&url, Serializer::Json).await;
+    let caller = join(&url, Serializer::MsgPack).await;
+    let mut countdown = register(&callee, "com.example.countdown").await;
+    let mut fail = register(&callee, "com.example.fail").await;
+    let mut slow = register(&callee, "com.example.slow").await;
     let c = callee.clone();
     tokio::spawn(async move {
         while let Some(inv) = countdown.next().await {
@@ -295,16 +287,9 @@ async fn progressive_results_errors_and_cancel_end_to_end() {
 #[tokio::test]
 async fn a_callee_disconnecting_mid_call_fails_the_call() {
     let (url, router) = start(TransportConfig::default()).await;
-    let callee = Client::connect(&url, "realm1", Serializer::Json)
-        .await
-        .unwrap();
-    let caller = Client::connect(&url, "realm1", Serializer::Json)
-        .await
-        .unwrap();
-    let mut reg = callee
-        .register("com.example.hang", Dict::new())
-        .await
-        .unwrap();
+    let callee = join(&url, Serializer::Json).await;
+    let caller = join(&url, Serializer::Json).await;
+    let mut reg = register(&callee, "com.example.hang").await;
     let call = caller
         .start_call("com.example.hang", Payload::Empty, Dict::new())
         .unwrap();
@@ -336,13 +321,26 @@ async fn next_text(ws: &mut Ws) -> String {
     }
 }
 
+/// Sends this HELLO and expects a WELCOME.
+async fn welcomed(ws: &mut Ws, hello: &str) {
+    ws.send(hello).await.unwrap();
+    assert!(next_text(ws).await.starts_with("[2,"));
+}
+
+/// Sends GOODBYE and expects the router's answer.
+async fn goodbye_and_out(ws: &mut Ws) {
+    ws.send(r#"[6,{},"wamp.close.normal"]"#).await.unwrap();
+    assert_eq!(
+        next_text(ws).await,
+        r#"[6,{},"wamp.close.goodbye_and_out"]"#
+    );
+}
+
 #[tokio::test]
 async fn violations_on_the_wire_abort_and_close_only_that_connection() {
     let (url, _) = start(TransportConfig::default()).await;
-    let bystander = Client::connect(&url, "realm1", Serializer::Json)
-        .await
-        .unwrap();
-    let mut events = bystander.subscribe("t", Dict::new()).await.unwrap();
+    let bystander = join(&url, Serializer::Json).await;
+    let mut events = subscribe(&bystander, "t").await;
 
     for (frame, text) in [
         (
@@ -373,10 +371,7 @@ async fn violations_on_the_wire_abort_and_close_only_that_connection() {
 
     // A second HELLO, in a session.
     let mut ws = raw(&url, "wamp.2.json").await;
-    ws.send(r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#)
-        .await
-        .unwrap();
-    assert!(next_text(&mut ws).await.starts_with("[2,"));
+    welcomed(&mut ws, r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#).await;
     ws.send(r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#)
         .await
         .unwrap();
@@ -384,9 +379,7 @@ async fn violations_on_the_wire_abort_and_close_only_that_connection() {
         .await
         .contains("HELLO received in a session"));
 
-    let publ = Client::connect(&url, "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
+    let publ = join(&url, Serializer::MsgPack).await;
     publ.publish("t", Payload::Empty, Dict::new())
         .await
         .unwrap();
@@ -407,36 +400,19 @@ async fn goodbye_round_trip() {
     );
     let url = serve(router.clone()).await;
     let mut ws = raw(&url, "wamp.2.json").await;
-    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
-        .await
-        .unwrap();
-    assert!(next_text(&mut ws).await.starts_with("[2,"));
-    ws.send(r#"[6,{},"wamp.close.normal"]"#).await.unwrap();
-    assert_eq!(
-        next_text(&mut ws).await,
-        r#"[6,{},"wamp.close.goodbye_and_out"]"#
-    );
+    welcomed(&mut ws, r#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
+    goodbye_and_out(&mut ws).await;
     assert_eq!(router.with_router(|r| r.session_count("realm1")), 0);
     // The transport is still usable for a new session.
-    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
-        .await
-        .unwrap();
-    assert!(next_text(&mut ws).await.starts_with("[2,"));
+    welcomed(&mut ws, r#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
 }
 
 #[tokio::test]
 async fn goodbye_closes_the_transport_with_1000_by_default() {
     let (url, _) = start(TransportConfig::default()).await;
     let mut ws = raw(&url, "wamp.2.json").await;
-    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
-        .await
-        .unwrap();
-    assert!(next_text(&mut ws).await.starts_with("[2,"));
-    ws.send(r#"[6,{},"wamp.close.normal"]"#).await.unwrap();
-    assert_eq!(
-        next_text(&mut ws).await,
-        r#"[6,{},"wamp.close.goodbye_and_out"]"#
-    );
+    welcomed(&mut ws, r#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
+    goodbye_and_out(&mut ws).await;
     match within(ws.recv()).await.unwrap().unwrap() {
         WsMessage::Close(ev) => assert_eq!((ev.code.0, ev.was_clean), (1000, true)),
         other => panic!("{other:?}"),
@@ -471,13 +447,9 @@ async fn flood_a_stalled_subscriber(policy: SlowPolicy) -> (WampRouter, Ws, Clie
     within(stalled.recv()).await.unwrap().unwrap(); // SUBSCRIBED
                                                     // From here on `stalled` is not read.
 
-    let healthy = Client::connect(&url, "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
-    let mut healthy_events = healthy.subscribe("big", Dict::new()).await.unwrap();
-    let publ = Client::connect(&url, "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
+    let healthy = join(&url, Serializer::MsgPack).await;
+    let mut healthy_events = subscribe(&healthy, "big").await;
+    let publ = join(&url, Serializer::MsgPack).await;
     let blob = Value::Bytes(
         (0..256u32 << 10)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -531,13 +503,8 @@ async fn slow_subscribers_can_be_disconnected_instead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_sessions_across_worker_threads() {
     let (url, router) = start(TransportConfig::default()).await;
-    let callee = Client::connect(&url, "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
-    let mut reg = callee
-        .register("com.example.inc", Dict::new())
-        .await
-        .unwrap();
+    let callee = join(&url, Serializer::MsgPack).await;
+    let mut reg = register(&callee, "com.example.inc").await;
     let c = callee.clone();
     tokio::spawn(async move {
         while let Some(inv) = reg.next().await {
@@ -547,13 +514,8 @@ async fn many_sessions_across_worker_threads() {
                 .unwrap();
         }
     });
-    let observer = Client::connect(&url, "realm1", Serializer::Json)
-        .await
-        .unwrap();
-    let mut seen = observer
-        .subscribe("com.example.done", Dict::new())
-        .await
-        .unwrap();
+    let observer = join(&url, Serializer::Json).await;
+    let mut seen = subscribe(&observer, "com.example.done").await;
     let (sessions, calls) = (16, 200);
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
@@ -561,7 +523,7 @@ async fn many_sessions_across_worker_threads() {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             let ser = [Serializer::Json, Serializer::MsgPack, Serializer::Cbor][s % 3];
-            let caller = Client::connect(&url, "realm1", ser).await.unwrap();
+            let caller = join(&url, ser).await;
             for i in 0..calls {
                 let r = caller
                     .call("com.example.inc", args(vec![i.into()]), Dict::new())
@@ -604,12 +566,8 @@ async fn many_sessions_across_worker_threads() {
 #[tokio::test]
 async fn a_call_timeout_fires_on_the_routers_own_timer() {
     let (url, _) = start(TransportConfig::default()).await;
-    let callee = Client::connect(&url, "realm1", Serializer::Json)
-        .await
-        .unwrap();
-    let caller = Client::connect(&url, "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
+    let callee = join(&url, Serializer::Json).await;
+    let caller = join(&url, Serializer::MsgPack).await;
     assert_eq!(
         caller
             .welcome()
@@ -619,10 +577,7 @@ async fn a_call_timeout_fires_on_the_routers_own_timer() {
             .and_then(|f| f.get_bool("call_timeout")),
         Some(true)
     );
-    let mut slow = callee
-        .register("com.example.never", Dict::new())
-        .await
-        .unwrap();
+    let mut slow = register(&callee, "com.example.never").await;
     let started = std::time::Instant::now();
     let err = within(caller.call(
         "com.example.never",
@@ -683,13 +638,8 @@ async fn joined_raw_session() -> (
             }
         },
     ));
-    let req = ClientRequest::new(&url).unwrap().protocol("wamp.2.json");
-    let mut ws = sockeye::connect_with(req, Config::default()).await.unwrap();
-    ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
-        .await
-        .unwrap();
-    let welcome = within(ws.recv()).await.unwrap().unwrap();
-    assert!(matches!(&welcome, WsMessage::Text(t) if t.as_str().starts_with("[2,")));
+    let mut ws = raw(&url, "wamp.2.json").await;
+    welcomed(&mut ws, r#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
     (ws, stop)
 }
 
