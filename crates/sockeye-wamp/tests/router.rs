@@ -241,9 +241,7 @@ fn kick_says_goodbye_and_cleans_up() {
 
 #[test]
 fn goodbye_at_shutdown_waits_for_the_clients_goodbye_then_closes() {
-    let mut h = H::new();
-    let (c, _) = h.join();
-    let (watcher, _) = h.join();
+    let (mut h, c, watcher) = H::two_sessions();
     let leave_sub = h.subscribe(watcher, "{}", "wamp.session.on_leave");
     assert!(h.r.goodbye(c, "wamp.close.system_shutdown", "stopping"));
     let out = h.drain();
@@ -291,9 +289,7 @@ fn realms_are_separate() {
 
 #[test]
 fn publish_reaches_subscribers_but_not_the_publisher_by_default() {
-    let mut h = H::new();
-    let (a, _) = h.join();
-    let (b, _) = h.join();
+    let (mut h, a, b) = H::two_sessions();
     let sa = h.subscribe(a, "{}", "com.myapp.topic1");
     let sb = h.subscribe(b, "{}", "com.myapp.topic1");
     assert_eq!(sa, sb, "one subscription per topic and policy");
@@ -348,9 +344,7 @@ fn exclude_me_false_delivers_to_the_publisher_and_acknowledge_answers() {
 
 #[test]
 fn pattern_subscriptions_get_the_topic() {
-    let mut h = H::new();
-    let (a, _) = h.join();
-    let (p, _) = h.join();
+    let (mut h, a, p) = H::two_sessions();
     let exact = h.subscribe(a, "{}", "com.myapp.topic1");
     let prefix = h.subscribe(a, r#"{"match":"prefix"}"#, "com.myapp");
     let wild = h.subscribe(a, r#"{"match":"wildcard"}"#, "com..topic1");
@@ -452,9 +446,7 @@ fn disclose_me_names_the_publisher() {
 
 #[test]
 fn unsubscribe_stops_events_and_unknown_ids_are_errors() {
-    let mut h = H::new();
-    let (p, _) = h.join();
-    let (a, _) = h.join();
+    let (mut h, p, a) = H::two_sessions();
     let s = h.subscribe(a, "{}", "t");
     assert_eq!(h.send(a, &format!("[34,2,{s}]")), vec![msg(a, "[35,2]")]);
     assert_eq!(h.send(p, r#"[16,1,{},"t"]"#), vec![]);
@@ -496,9 +488,7 @@ fn invalid_uris_are_errors_not_aborts() {
 
 #[test]
 fn opaque_payloads_pass_through_with_their_keys() {
-    let mut h = H::new();
-    let (p, _) = h.join();
-    let (a, _) = h.join();
+    let (mut h, p, a) = H::two_sessions();
     h.subscribe(a, "{}", "t");
     assert_eq!(
         h.send(
@@ -557,9 +547,7 @@ fn call_invocation_yield_result() {
 
 #[test]
 fn registration_errors() {
-    let mut h = H::new();
-    let (a, _) = h.join();
-    let (b, _) = h.join();
+    let (mut h, a, b) = H::two_sessions();
     let reg = h.register(a, "{}", "p");
     assert_eq!(
         h.send(b, r#"[64,2,{},"p"]"#),
@@ -644,9 +632,7 @@ fn disclose_caller_registration_and_pattern_procedures() {
 
 #[test]
 fn progressive_results() {
-    let mut h = H::new();
-    let (callee, _) = h.join();
-    let (caller, _) = h.join();
+    let (mut h, callee, caller) = H::two_sessions();
     let reg = h.register(callee, "{}", "p");
     assert_eq!(
         h.send(caller, r#"[48,9,{"receive_progress":true},"p"]"#),
@@ -688,10 +674,7 @@ fn progress_needs_a_callee_that_supports_it() {
 
 #[test]
 fn invocation_errors_reach_the_caller_with_args_and_kwargs() {
-    let mut h = H::new();
-    let (callee, _) = h.join();
-    let (caller, _) = h.join();
-    h.register(callee, "{}", "p");
+    let (mut h, callee, caller) = H::callee_of_p_and_caller();
     let _ = h.send(caller, r#"[48,5,{},"p"]"#);
     assert_eq!(
         h.send(
@@ -710,10 +693,7 @@ fn invocation_errors_reach_the_caller_with_args_and_kwargs() {
 
 #[test]
 fn a_callee_leaving_mid_call_fails_the_call() {
-    let mut h = H::new();
-    let (callee, _) = h.join();
-    let (caller, _) = h.join();
-    h.register(callee, "{}", "p");
+    let (mut h, callee, caller) = H::callee_of_p_and_caller();
     let _ = h.send(caller, r#"[48,5,{},"p"]"#);
     let _ = h.send(caller, r#"[48,6,{},"p"]"#);
     h.r.disconnect(callee);
@@ -742,10 +722,7 @@ fn a_callee_leaving_mid_call_fails_the_call() {
 
 #[test]
 fn a_caller_leaving_mid_call_interrupts_the_callee() {
-    let mut h = H::new();
-    let (callee, _) = h.join();
-    let (caller, _) = h.join();
-    h.register(callee, "{}", "p");
+    let (mut h, callee, caller) = H::callee_of_p_and_caller();
     let _ = h.send(caller, r#"[48,5,{},"p"]"#);
     h.r.disconnect(caller);
     assert_eq!(
@@ -757,10 +734,7 @@ fn a_caller_leaving_mid_call_interrupts_the_callee() {
 
 #[test]
 fn cancel_kill_waits_for_the_callee() {
-    let mut h = H::new();
-    let (callee, _) = h.join();
-    let (caller, _) = h.join();
-    h.register(callee, "{}", "p");
+    let (mut h, callee, caller) = H::callee_of_p_and_caller();
     let _ = h.send(caller, r#"[48,5,{},"p"]"#);
     assert_eq!(
         h.send(caller, "[49,5,{}]"),
@@ -779,10 +753,7 @@ fn cancel_kill_waits_for_the_callee() {
 
 #[test]
 fn cancel_killnowait_and_skip_answer_at_once() {
-    let mut h = H::new();
-    let (callee, _) = h.join();
-    let (caller, _) = h.join();
-    h.register(callee, "{}", "p");
+    let (mut h, callee, caller) = H::callee_of_p_and_caller();
     let _ = h.send(caller, r#"[48,5,{},"p"]"#);
     assert_eq!(
         h.send(caller, r#"[49,5,{"mode":"killnowait"}]"#),
@@ -826,10 +797,7 @@ fn callees_without_call_canceling_are_skipped() {
 
 #[test]
 fn duplicate_call_request_ids_are_violations() {
-    let mut h = H::new();
-    let (callee, _) = h.join();
-    let (caller, _) = h.join();
-    h.register(callee, "{}", "p");
+    let (mut h, callee, caller) = H::callee_of_p_and_caller();
     let _ = h.send(caller, r#"[48,5,{},"p"]"#);
     let out = h.send(caller, r#"[48,5,{},"p"]"#);
     assert!(
@@ -1300,9 +1268,7 @@ fn retained_events_reach_later_subscribers_that_ask() {
 
 #[test]
 fn shared_registrations() {
-    let mut h = H::new();
-    let (a, _) = h.join();
-    let (b, _) = h.join();
+    let (mut h, a, b) = H::two_sessions();
     let (c, _) = h.join();
     let (caller, _) = h.join();
     let targets = |h: &mut H, procedure: &str, n: usize| -> Vec<ConnId> {

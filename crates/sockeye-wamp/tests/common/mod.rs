@@ -76,6 +76,21 @@ impl H {
         self.join_with("realm1", ALL_ROLES)
     }
 
+    /// A router with two sessions in realm1, every role each.
+    pub fn two_sessions() -> (Self, ConnId, ConnId) {
+        let mut h = H::new();
+        let (a, _) = h.join();
+        let (b, _) = h.join();
+        (h, a, b)
+    }
+
+    /// [`H::two_sessions`], the first one (the callee) having registered procedure `p`.
+    pub fn callee_of_p_and_caller() -> (Self, ConnId, ConnId) {
+        let (mut h, callee, caller) = H::two_sessions();
+        h.register(callee, "{}", "p");
+        (h, callee, caller)
+    }
+
     pub fn subscribe(&mut self, c: ConnId, options: &str, topic: &str) -> u64 {
         match &self.send_msgs(c, &format!(r#"[32,1,{options},"{topic}"]"#))[..] {
             [(_, Message::Subscribed { subscription, .. })] => *subscription,
