@@ -2,6 +2,8 @@
 //! `ticket`, `wampcra` (plain and salted: the client derives the key with PBKDF2 from the
 //! challenge's salt) and `cryptosign` (Ed25519), and being refused with wrong secrets.
 
+mod common;
+
 use std::time::Duration;
 
 use sockeye_wamp::auth::{AuthConfig, Salt, Secret, User};
@@ -24,17 +26,7 @@ async fn router() -> String {
         auth: AuthConfig {
             allow_anonymous: false,
             users: vec![
-                User {
-                    authid: "joe".into(),
-                    authrole: "frontend".into(),
-                    secrets: vec![
-                        Secret::Ticket("secret!!!".into()),
-                        Secret::WampCra {
-                            secret: "cra-secret".into(),
-                            salt: None,
-                        },
-                    ],
-                },
+                common::joe(),
                 User {
                     authid: "peter".into(),
                     authrole: "backend".into(),

@@ -839,17 +839,7 @@ mod auth {
             auth: AuthConfig {
                 allow_anonymous: false,
                 users: vec![
-                    User {
-                        authid: "joe".into(),
-                        authrole: "frontend".into(),
-                        secrets: vec![
-                            Secret::Ticket("secret!!!".into()),
-                            Secret::WampCra {
-                                secret: "cra-secret".into(),
-                                salt: None,
-                            },
-                        ],
-                    },
+                    joe(),
                     User {
                         authid: "peter".into(),
                         authrole: "backend".into(),

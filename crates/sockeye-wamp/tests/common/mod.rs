@@ -2,8 +2,25 @@
 // Each test binary uses a different part of it.
 #![allow(dead_code)]
 
+use sockeye_wamp::auth::{Secret, User};
 use sockeye_wamp::core::{Action, ConnId, Router, RouterConfig};
 use sockeye_wamp::{Message, Serializer, Value};
+
+/// The user both authentication tests know: `joe`, role `frontend`, with a ticket and an
+/// unsalted wampcra secret.
+pub fn joe() -> User {
+    User {
+        authid: "joe".into(),
+        authrole: "frontend".into(),
+        secrets: vec![
+            Secret::Ticket("secret!!!".into()),
+            Secret::WampCra {
+                secret: "cra-secret".into(),
+                salt: None,
+            },
+        ],
+    }
+}
 
 pub struct H {
     pub r: Router,
