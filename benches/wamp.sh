@@ -93,13 +93,19 @@ done
 SRC=$ROOT
 if [ -n "$REV" ]; then
     REV=$(cd "$ROOT" && git rev-parse --short "$REV")
-    SRC=$MAIN_TARGET/wamp-src-$REV
+    # One fixed folder: cargo's dep-info records absolute paths, so a folder per revision would
+    # have it check the previous revision's files and call a stale binary fresh.
+    SRC=$MAIN_TARGET/wamp-src
 fi
 if [ "$BUILD" = 1 ]; then
     echo "== building sockeye serve (main workspace${REV:+ at $REV}) and wamp-load (benches workspace)" >&2
-    if [ -n "$REV" ] && [ ! -d "$SRC" ]; then
+    if [ -n "$REV" ] && [ "$(cat "$SRC/.rev" 2>/dev/null)" != "$REV" ]; then
+        rm -rf "$SRC" "$SRC.tmp"
         mkdir -p "$SRC.tmp"
         (cd "$ROOT" && git archive "$REV") | tar -x -C "$SRC.tmp"
+        # git archive dates every file at the commit; date them now so cargo rebuilds.
+        find "$SRC.tmp" -type f -exec touch {} +
+        echo "$REV" > "$SRC.tmp/.rev"
         mv "$SRC.tmp" "$SRC"
     fi
     (cd "$SRC" && CARGO_TARGET_DIR=$MAIN_TARGET cargo build --release -j "$JOBS" -p sockeye-cli)
