@@ -213,7 +213,8 @@ pub struct Connection {
     incoming: Option<Incoming>,
     outgoing: Option<Outgoing>,
     events: VecDeque<Event>,
-    deflate: Option<PerMessageDeflate>,
+    /// Boxed: most connections have none, and every connection would carry its size.
+    deflate: Option<Box<PerMessageDeflate>>,
     mask_keys: MaskKeys,
     close_sent: bool,
     close_rcvd: Option<Option<CloseFrame>>,
@@ -261,7 +262,7 @@ impl Connection {
 
     /// Enables permessage-deflate with the parameters the opening handshake agreed on.
     pub fn with_deflate(mut self, deflate: Option<PerMessageDeflate>) -> Self {
-        self.deflate = deflate;
+        self.deflate = deflate.map(Box::new);
         self
     }
 
