@@ -778,10 +778,28 @@ struct Counts {
 }
 
 impl Counts {
+    /// Round-trip latency only. A histogram of 1 ns to 100 s at 3 digits is ~200 KiB, so
+    /// only the counts that record into one get it.
     fn new() -> Counts {
         Counts {
             hist: new_histogram(),
+            ..Counts::without_latency()
+        }
+    }
+
+    /// Round-trip and service latency (rate, and the total every task is merged into).
+    fn with_service_latency() -> Counts {
+        Counts {
             service: new_histogram(),
+            ..Counts::new()
+        }
+    }
+
+    /// Counts only: the readers of firehose, broadcast and idle, thousands of them at once.
+    fn without_latency() -> Counts {
+        Counts {
+            hist: tiny_histogram(),
+            service: tiny_histogram(),
             messages: 0,
             bytes: 0,
             sent: 0,
@@ -804,7 +822,7 @@ impl Counts {
 /// Waits for every task once the run stopped; tasks still running after `grace` are aborted
 /// and counted as stuck.
 async fn collect(mut tasks: JoinSet<Counts>, grace: Duration) -> (Counts, usize, usize) {
-    let mut total = Counts::new();
+    let mut total = Counts::with_service_latency();
     let mut failed = 0;
     let deadline = tokio::time::Instant::now() + grace;
     loop {
@@ -909,7 +927,7 @@ async fn rate(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
         // Spread the connections' schedules over one period so they do not send in step.
         let offset = Duration::from_secs_f64(i as f64 / args.connections as f64 / per_conn);
         with_stream!(conn, stream => tasks.spawn(async move {
-            let mut counts = Counts::new();
+            let mut counts = Counts::with_service_latency();
             let result = rate_conn(
                 stream,
                 leftover,
@@ -1044,7 +1062,7 @@ async fn firehose(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -
     for (conn, leftover) in conns {
         let phase = phase.clone();
         with_stream!(conn, stream => tasks.spawn(async move {
-            let mut counts = Counts::new();
+            let mut counts = Counts::without_latency();
             if let Err(e) = drain(stream, leftover, &phase, &mut counts, None).await {
                 counts.error = Some(e);
             }
@@ -1136,7 +1154,7 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
     for (conn, leftover) in conns {
         let (phase, delivery) = (phase.clone(), delivery.clone());
         with_stream!(conn, stream => tasks.spawn(async move {
-            let mut counts = Counts::new();
+            let mut counts = Counts::without_latency();
             let result = drain(stream, leftover, &phase, &mut counts, Some(&delivery)).await;
             if let Err(e) = result {
                 counts.error = Some(e);
@@ -1249,7 +1267,7 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     for (conn, leftover) in conns {
         let (phase, dropped) = (phase.clone(), dropped.clone());
         with_stream!(conn, stream => tasks.spawn(async move {
-            let mut counts = Counts::new();
+            let mut counts = Counts::without_latency();
             if drain(stream, leftover, &phase, &mut counts, None)
                 .await
                 .is_err()
@@ -1302,6 +1320,11 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
 fn new_histogram() -> Histogram<u64> {
     // Nanoseconds, 1 ns to 100 s, 3 significant digits.
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// An empty histogram for counts that record no latency: merging it adds nothing.
+fn tiny_histogram() -> Histogram<u64> {
+    Histogram::new(1).expect("valid histogram")
 }
 
 fn record(hist: &mut Histogram<u64>, took: Duration) {

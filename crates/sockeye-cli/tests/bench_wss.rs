@@ -171,3 +171,39 @@ async fn bench_progress_shows_the_count_rising_once_a_second() {
     let total = field(&line, "messages").as_u64().unwrap();
     assert!(*counts.last().unwrap() <= total, "{counts:?} vs {total}");
 }
+
+#[tokio::test]
+async fn bench_broadcast_counts_every_delivery_to_hundreds_of_subscribers() {
+    let ca = Ca::new("Sockeye bench broadcast CA");
+    let dir = TempDir::new("bench-broadcast");
+    let ca_file = dir.write("ca.pem", &ca.cert_pem);
+    let (_server, port) = serve_tls(&dir, &ca, &["localhost"]).await;
+    let url = format!("wss://localhost:{port}/chat");
+    let subscribers = 500;
+    let args = [
+        url.as_str(),
+        "--mode",
+        "broadcast",
+        "-c",
+        &subscribers.to_string(),
+        "-d",
+        "1.5",
+        "-w",
+        "0.5",
+        "--ca",
+        ca_file.to_str().unwrap(),
+    ];
+    let (status, line, stderr) = bench(&args).await;
+    assert!(status.success(), "{stderr}\n{line}");
+    let published = field(&line, "published").as_u64().unwrap();
+    let delivered = field(&line, "messages").as_u64().unwrap();
+    assert!(published > 0, "{line}");
+    assert_eq!(field(&line, "stalls"), 0, "{line}");
+    // Every published message reached every subscriber. At each edge of the measured window
+    // one message can have some deliveries counted and not itself, or the reverse.
+    let expected = published * subscribers;
+    assert!(
+        delivered + subscribers >= expected && delivered <= expected + 2 * subscribers,
+        "{delivered} deliveries for {published} messages to {subscribers}: {line}"
+    );
+}
