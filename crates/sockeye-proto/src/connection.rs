@@ -722,10 +722,15 @@ impl Connection {
                             utf8: Utf8Validator::new(),
                         });
                     }
-                    if remaining > self.rbuf.capacity() - self.rbuf.len() {
-                        // One allocation for the whole frame, capped so that a header
-                        // claiming a huge length cannot reserve memory it never sends.
-                        self.rbuf.reserve(remaining.min(WHOLE_FRAME_LIMIT));
+                    // The payload starts at the front of the buffer and part of it may have
+                    // come with the header: the buffer must hold `remaining` bytes from there,
+                    // not `remaining` more. (Asking for more reallocated and copied what had
+                    // arrived on every large message, even into a buffer that already fit it.)
+                    // One allocation for the whole frame, capped so that a header claiming a
+                    // huge length cannot reserve memory it never sends.
+                    let whole = remaining.min(WHOLE_FRAME_LIMIT);
+                    if whole > self.rbuf.capacity() {
+                        self.rbuf.reserve(whole - self.rbuf.len());
                     }
                     self.parse = Parse::Payload {
                         header,
