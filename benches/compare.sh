@@ -34,6 +34,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
+# The command line as given, for the report: a run can be repeated from it.
+COMMAND="benches/compare.sh"
+for arg in "$@"; do
+    case "$arg" in
+        *[!A-Za-z0-9_./:=-]*|"") COMMAND="$COMMAND '$arg'" ;;
+        *) COMMAND="$COMMAND $arg" ;;
+    esac
+done
+
 QUICK=0
 ROUNDS=3
 DURATION=""
@@ -152,6 +161,7 @@ server_cmd() {
         sockeye) echo "$PEERS/sockeye" ;;
         sockeye-deflate) echo "$PEERS/sockeye --deflate" ;;
         sockeye-tls) echo "$PEERS/sockeye $TLS_FLAGS" ;;
+        sockeye-uring) echo "$PEERS/sockeye_uring" ;;
         tungstenite) echo "$PEERS/tungstenite" ;;
         tungstenite-tls) echo "$PEERS/tungstenite $TLS_FLAGS" ;;
         fastwebsockets) echo "$PEERS/fastwebsockets" ;;
@@ -286,13 +296,6 @@ done
 END_UPTIME=$(uptime)
 echo "== $END_UPTIME" >&2
 
-COMMAND="benches/compare.sh"
-[ "$QUICK" = 1 ] && COMMAND="$COMMAND --quick"
-if [ "$SCENARIOS" = tls ]; then
-    COMMAND="$COMMAND --tls"
-elif [ "$SCENARIOS" != "binary text deflate idle broadcast" ]; then
-    COMMAND="$COMMAND --scenarios '$SCENARIOS'"
-fi
 python3 - "$RAW" "$OUT" <<PYEOF
 import json, statistics, subprocess, sys, re, os
 
