@@ -433,13 +433,23 @@ mod tests {
         }
     }
 
+    /// A client's inflater, as the receiving side of the RFC 7692 §7.2.3 examples.
+    fn inflater(p: DeflateParams) -> PerMessageDeflate {
+        PerMessageDeflate::new(Role::Client, p, &DeflateConfig::default())
+    }
+
+    /// Inflates one whole message: its frames' payload, then the §7.2.2 tail.
+    fn inflate(d: &mut PerMessageDeflate, wire: &[u8], limit: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        d.decompress(wire, &mut out, limit).unwrap();
+        d.finish_inbound(&mut out, limit).unwrap();
+        out
+    }
+
     #[test]
     fn rfc7692_7_2_3_1_hello_decompresses() {
-        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
-        let mut out = Vec::new();
-        d.decompress(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 1000)
-            .unwrap();
-        d.finish_inbound(&mut out, 1000).unwrap();
+        let mut d = inflater(params(false));
+        let out = inflate(&mut d, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 1000);
         assert_eq!(out, b"Hello");
     }
 
@@ -451,12 +461,9 @@ mod tests {
         c.compress(b"Hello", &mut second, true);
         assert_eq!(first, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
         assert_eq!(second, [0xf2, 0x00, 0x11, 0x00, 0x00]);
-        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut d = inflater(params(false));
         for wire in [&first, &second] {
-            let mut out = Vec::new();
-            d.decompress(wire, &mut out, 100).unwrap();
-            d.finish_inbound(&mut out, 100).unwrap();
-            assert_eq!(out, b"Hello");
+            assert_eq!(inflate(&mut d, wire, 100), b"Hello");
         }
     }
 
@@ -472,32 +479,18 @@ mod tests {
 
     #[test]
     fn rfc7692_7_2_3_5_stored_block_decompresses() {
-        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
-        let mut out = Vec::new();
-        d.decompress(
-            &[
-                0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
-            ],
-            &mut out,
-            100,
-        )
-        .unwrap();
-        d.finish_inbound(&mut out, 100).unwrap();
-        assert_eq!(out, b"Hello");
+        let mut d = inflater(params(false));
+        let wire = [
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+        ];
+        assert_eq!(inflate(&mut d, &wire, 100), b"Hello");
     }
 
     #[test]
     fn rfc7692_7_2_3_4_bfinal_block_decompresses() {
-        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
-        let mut out = Vec::new();
-        d.decompress(
-            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
-            &mut out,
-            100,
-        )
-        .unwrap();
-        d.finish_inbound(&mut out, 100).unwrap();
-        assert_eq!(out, b"Hello");
+        let mut d = inflater(params(false));
+        let wire = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        assert_eq!(inflate(&mut d, &wire, 100), b"Hello");
     }
 
     #[test]
@@ -514,7 +507,7 @@ mod tests {
         let mut wire = Vec::new();
         c.compress(&vec![0u8; 10 << 20], &mut wire, true);
         assert!(wire.len() < 20_000);
-        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut d = inflater(params(false));
         let mut out = Vec::new();
         let limit = 1 << 20;
         assert_eq!(
@@ -526,7 +519,7 @@ mod tests {
 
     #[test]
     fn corrupt_data_is_invalid() {
-        let mut d = PerMessageDeflate::new(Role::Client, params(false), &DeflateConfig::default());
+        let mut d = inflater(params(false));
         let mut out = Vec::new();
         let r = d
             .decompress(&[0xff, 0xff, 0xff, 0xff], &mut out, 100)
@@ -544,11 +537,7 @@ mod tests {
         let text = b"abcabcabcabcabcabcabcabc".repeat(100);
         let mut wire = Vec::new();
         c.compress(&text, &mut wire, true);
-        let mut d = PerMessageDeflate::new(Role::Client, p, &DeflateConfig::default());
-        let mut out = Vec::new();
-        d.decompress(&wire, &mut out, 1 << 20).unwrap();
-        d.finish_inbound(&mut out, 1 << 20).unwrap();
-        assert_eq!(out, text);
+        assert_eq!(inflate(&mut inflater(p), &wire, 1 << 20), text);
     }
 
     #[test]
