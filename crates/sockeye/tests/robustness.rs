@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sockeye::proto::handshake::{self, Negotiated};
 use sockeye::proto::CloseCode;
 use sockeye::{Config, Message, ReadyState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,6 +54,24 @@ async fn raw_client(addr: &str) -> TcpStream {
     }
     assert!(head.starts_with(b"HTTP/1.1 101"));
     tcp
+}
+
+/// Reads one client handshake and answers it with a 101 agreeing to `negotiated`, whatever the
+/// client offered: a server that is not Sockeye's, so a test can make it go silent afterwards or
+/// claim what the client never asked for.
+async fn answer_handshake_by_hand(
+    tcp: &mut TcpStream,
+    negotiated: &Negotiated,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    let req = handshake::parse_request(&buf[..n], 8192)
+        .unwrap()
+        .unwrap()
+        .0;
+    let offer = handshake::validate_request(&req).unwrap();
+    let resp = handshake::accept_response(&offer, negotiated);
+    tcp.write_all(&handshake::write_response(&resp, b"")).await
 }
 
 /// Reads frames until a close frame and returns its status code.
@@ -283,15 +302,7 @@ async fn keepalive_detects_a_peer_that_stopped_answering() {
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
         // Answer the handshake, then never read or write again, like a dead host.
-        let mut buf = vec![0u8; 4096];
-        let n = tcp.read(&mut buf).await.unwrap();
-        let req = sockeye::proto::handshake::parse_request(&buf[..n], 8192)
-            .unwrap()
-            .unwrap()
-            .0;
-        let offer = sockeye::proto::handshake::validate_request(&req).unwrap();
-        let resp = sockeye::proto::handshake::accept_response(&offer, &Default::default());
-        tcp.write_all(&sockeye::proto::handshake::write_response(&resp, b""))
+        answer_handshake_by_hand(&mut tcp, &Negotiated::default())
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
@@ -390,21 +401,11 @@ async fn client_refuses_a_subprotocol_it_did_not_offer() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = tcp.read(&mut buf).await.unwrap();
-        let req = sockeye::proto::handshake::parse_request(&buf[..n], 8192)
-            .unwrap()
-            .unwrap()
-            .0;
-        let offer = sockeye::proto::handshake::validate_request(&req).unwrap();
-        let negotiated = sockeye::proto::handshake::Negotiated {
+        let negotiated = Negotiated {
             protocol: Some("mqtt".into()),
             ..Default::default()
         };
-        let resp = sockeye::proto::handshake::accept_response(&offer, &negotiated);
-        let _ = tcp
-            .write_all(&sockeye::proto::handshake::write_response(&resp, b""))
-            .await;
+        let _ = answer_handshake_by_hand(&mut tcp, &negotiated).await;
     });
     let request = sockeye::ClientRequest::new(&format!("ws://{addr}/"))
         .unwrap()
