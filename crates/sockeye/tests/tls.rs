@@ -69,8 +69,30 @@ fn server_config(leaf: &support::Leaf) -> Arc<rustls::ServerConfig> {
     .unwrap()
 }
 
+/// [`tls_server`] presenting `leaf` to every client, with the default configuration.
+async fn tls_server_for(leaf: &support::Leaf) -> SocketAddr {
+    tls_server(server_config(leaf), Config::default()).await
+}
+
+/// Why the client refused the server's certificate; any other error fails the test.
+fn certificate_error(err: &Error) -> &rustls::CertificateError {
+    match err {
+        Error::Tls(rustls::Error::InvalidCertificate(why)) => why,
+        other => panic!("not a certificate error: {other:?}"),
+    }
+}
+
 async fn connect(url: &str, ca: &Ca) -> sockeye::Result<sockeye::WebSocket<MaybeTlsStream>> {
-    let request = ClientRequest::new(url)?.tls(ca.client_config()).no_proxy();
+    connect_tls(url, ca.client_config()).await
+}
+
+/// Our client with `tls` as its whole TLS configuration, never through a proxy (whatever the
+/// environment says), so the server under test is the only one it talks to.
+async fn connect_tls(
+    url: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> sockeye::Result<sockeye::WebSocket<MaybeTlsStream>> {
+    let request = ClientRequest::new(url)?.tls(tls).no_proxy();
     sockeye::connect_with(request, Config::default()).await
 }
 
@@ -94,7 +116,7 @@ async fn echo_round_trip(ws: &mut sockeye::WebSocket<MaybeTlsStream>, text: &str
 async fn our_client_and_server_talk_over_wss() {
     let ca = Ca::new("Sockeye test CA");
     let leaf = ca.server(&["localhost", "127.0.0.1"]);
-    let addr = tls_server(server_config(&leaf), Config::default()).await;
+    let addr = tls_server_for(&leaf).await;
 
     for url in [
         format!("wss://localhost:{}/sni", addr.port()),
@@ -144,20 +166,14 @@ async fn ipv6_literal_urls_connect_and_verify_the_ip() {
 #[tokio::test]
 async fn an_expired_certificate_is_refused_with_a_clear_error() {
     let ca = Ca::new("Sockeye test CA");
-    let addr = tls_server(
-        server_config(&ca.expired_server(&["localhost"])),
-        Config::default(),
-    )
-    .await;
+    let addr = tls_server_for(&ca.expired_server(&["localhost"])).await;
     let err = connect(&format!("wss://localhost:{}/", addr.port()), &ca)
         .await
         .unwrap_err();
     assert!(
         matches!(
-            &err,
-            Error::Tls(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
-            ))
+            certificate_error(&err),
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
         ),
         "{err:?}"
     );
@@ -168,22 +184,16 @@ async fn an_expired_certificate_is_refused_with_a_clear_error() {
 #[tokio::test]
 async fn a_certificate_for_another_host_is_refused_with_a_clear_error() {
     let ca = Ca::new("Sockeye test CA");
-    let addr = tls_server(
-        server_config(&ca.server(&["other.example"])),
-        Config::default(),
-    )
-    .await;
+    let addr = tls_server_for(&ca.server(&["other.example"])).await;
     for host in ["localhost", "127.0.0.1"] {
         let err = connect(&format!("wss://{host}:{}/", addr.port()), &ca)
             .await
             .unwrap_err();
         assert!(
             matches!(
-                &err,
-                Error::Tls(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::NotValidForName
-                        | rustls::CertificateError::NotValidForNameContext { .. }
-                ))
+                certificate_error(&err),
+                rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. }
             ),
             "{err:?}"
         );
@@ -195,16 +205,14 @@ async fn a_certificate_for_another_host_is_refused_with_a_clear_error() {
 #[tokio::test]
 async fn the_default_roots_do_not_trust_a_private_ca() {
     let ca = Ca::new("Sockeye test CA");
-    let addr = tls_server(server_config(&ca.server(&["localhost"])), Config::default()).await;
+    let addr = tls_server_for(&ca.server(&["localhost"])).await;
     let err = sockeye::connect(&format!("wss://localhost:{}/", addr.port()))
         .await
         .unwrap_err();
     assert!(
         matches!(
-            &err,
-            Error::Tls(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer
-            ))
+            certificate_error(&err),
+            rustls::CertificateError::UnknownIssuer
         ),
         "{err:?}"
     );
@@ -301,10 +309,7 @@ async fn mutual_tls_asks_for_and_checks_the_client_certificate() {
         .unwrap()
         .build()
         .unwrap();
-    let request = ClientRequest::new(&url).unwrap().tls(config).no_proxy();
-    let mut ws = sockeye::connect_with(request, Config::default())
-        .await
-        .unwrap();
+    let mut ws = connect_tls(&url, config).await.unwrap();
     assert_eq!(next(&mut ws).await, Message::text("1"));
     echo_round_trip(&mut ws, "with a client certificate").await;
 
@@ -319,10 +324,7 @@ async fn mutual_tls_asks_for_and_checks_the_client_certificate() {
             .build()
             .unwrap(),
     ] {
-        let request = ClientRequest::new(&url).unwrap().tls(config).no_proxy();
-        let err = sockeye::connect_with(request, Config::default())
-            .await
-            .unwrap_err();
+        let err = connect_tls(&url, config).await.unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("CertificateRequired")
