@@ -44,18 +44,53 @@ async fn echo_server(tls: Option<Arc<rustls::ServerConfig>>) -> u16 {
     port
 }
 
+/// A `wss://` echo server whose certificate for localhost `ca` signed, and a `ws://` one: the
+/// two tunnels every proxy here must carry. Their ports, in that order.
+async fn echo_servers(ca: &Ca) -> (u16, u16) {
+    let tls = sockeye::tls::server_config(CertResolver::new(
+        CertSet::new().with_default(ca.server(&["localhost"]).certified_key()),
+    ))
+    .unwrap();
+    (echo_server(Some(tls)).await, echo_server(None).await)
+}
+
+/// `text`, then 1 MiB (more than one read of the tunnel), echoed unchanged; then a clean close.
+async fn echo_through(mut ws: sockeye::WebSocket<sockeye::MaybeTlsStream>, text: &str) {
+    ws.send(text).await.unwrap();
+    let msg = timeout(Duration::from_secs(10), ws.recv()).await.unwrap();
+    assert_eq!(msg.unwrap().unwrap(), Message::text(text));
+    let big = vec![7u8; 1 << 20];
+    ws.send(big.clone()).await.unwrap();
+    let msg = timeout(Duration::from_secs(10), ws.recv()).await.unwrap();
+    assert_eq!(msg.unwrap().unwrap(), Message::binary(big));
+    ws.close(Some(1000), "").await.unwrap();
+}
+
+/// Our client to `url` through `proxy`, trusting `ca` for `wss://`.
+async fn connect_through(
+    url: &str,
+    proxy: Proxy,
+    ca: Option<&Ca>,
+) -> sockeye::Result<sockeye::WebSocket<sockeye::MaybeTlsStream>> {
+    let mut request = ClientRequest::new(url)?.proxy(proxy);
+    if let Some(ca) = ca {
+        request = request.tls(ca.client_config());
+    }
+    timeout(
+        Duration::from_secs(10),
+        sockeye::connect_with(request, Config::default()),
+    )
+    .await
+    .expect("no answer within 10 s")
+}
+
 #[tokio::test]
 async fn wss_and_ws_tunnel_through_tinyproxy_with_basic_auth() {
     let Some(proxy) = TinyProxy::start("sockeye", "s3cret") else {
         return;
     };
     let ca = Ca::new("Sockeye test CA");
-    let tls = sockeye::tls::server_config(CertResolver::new(
-        CertSet::new().with_default(ca.server(&["localhost"]).certified_key()),
-    ))
-    .unwrap();
-    let wss_port = echo_server(Some(tls)).await;
-    let ws_port = echo_server(None).await;
+    let (wss_port, ws_port) = echo_servers(&ca).await;
     // Credentials are percent-encoded in the URL, decoded for Proxy-Authorization.
     let via = Proxy::http(&proxy.url("sock%65ye:s%33cret")).unwrap();
 
@@ -63,26 +98,11 @@ async fn wss_and_ws_tunnel_through_tinyproxy_with_basic_auth() {
         (format!("wss://localhost:{wss_port}/"), true),
         (format!("ws://127.0.0.1:{ws_port}/"), false),
     ] {
-        let mut request = ClientRequest::new(&url).unwrap().proxy(via.clone());
-        if tls {
-            request = request.tls(ca.client_config());
-        }
-        let mut ws = timeout(
-            Duration::from_secs(10),
-            sockeye::connect_with(request, Config::default()),
-        )
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{url}: {e}\n{}", proxy.log()));
+        let ws = connect_through(&url, via.clone(), tls.then_some(&ca))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}\n{}", proxy.log()));
         assert_eq!(ws.get_ref().is_tls(), tls);
-        ws.send("through the proxy").await.unwrap();
-        let msg = timeout(Duration::from_secs(10), ws.recv()).await.unwrap();
-        assert_eq!(msg.unwrap().unwrap(), Message::text("through the proxy"));
-        let big = vec![7u8; 1 << 20];
-        ws.send(big.clone()).await.unwrap();
-        let msg = timeout(Duration::from_secs(10), ws.recv()).await.unwrap();
-        assert_eq!(msg.unwrap().unwrap(), Message::binary(big));
-        ws.close(Some(1000), "").await.unwrap();
+        echo_through(ws, "through the proxy").await;
     }
     let log = proxy.log();
     assert!(
@@ -217,16 +237,14 @@ async fn connect_via(
     proxy: &str,
     ca: Option<&Ca>,
 ) -> sockeye::Result<sockeye::WebSocket<sockeye::MaybeTlsStream>> {
-    let mut request = ClientRequest::new(url)?.proxy(Proxy::parse(proxy)?);
-    if let Some(ca) = ca {
-        request = request.tls(ca.client_config());
-    }
-    timeout(
-        Duration::from_secs(10),
-        sockeye::connect_with(request, Config::default()),
-    )
-    .await
-    .expect("no answer within 10 s")
+    connect_through(url, Proxy::parse(proxy)?, ca).await
+}
+
+/// What connecting to `url` through `proxy` fails with, which must be a proxy error.
+async fn proxy_error(url: &str, proxy: &str) -> String {
+    let err = connect_via(url, proxy, None).await.unwrap_err();
+    assert!(matches!(err, Error::Proxy(_)), "{err:?}");
+    err.to_string()
 }
 
 #[tokio::test]
@@ -235,12 +253,7 @@ async fn wss_and_ws_tunnel_through_microsocks_socks5_and_socks5h_with_password()
         return;
     };
     let ca = Ca::new("Sockeye test CA");
-    let tls = sockeye::tls::server_config(CertResolver::new(
-        CertSet::new().with_default(ca.server(&["localhost"]).certified_key()),
-    ))
-    .unwrap();
-    let wss_port = echo_server(Some(tls)).await;
-    let ws_port = echo_server(None).await;
+    let (wss_port, ws_port) = echo_servers(&ca).await;
     for (url, scheme) in [
         // socks5h: the proxy resolves localhost; TLS still verifies the name end to end.
         (format!("wss://localhost:{wss_port}/"), "socks5h"),
@@ -251,18 +264,11 @@ async fn wss_and_ws_tunnel_through_microsocks_socks5_and_socks5h_with_password()
         // Credentials are percent-encoded in the URL, decoded for RFC 1929.
         let via = proxy.url(scheme, "sock%65ye:s%33cret");
         let tls = url.starts_with("wss");
-        let mut ws = connect_via(&url, &via, tls.then_some(&ca))
+        let ws = connect_via(&url, &via, tls.then_some(&ca))
             .await
             .unwrap_or_else(|e| panic!("{url} via {via}: {e}"));
         assert_eq!(ws.get_ref().is_tls(), tls);
-        ws.send("through socks").await.unwrap();
-        let msg = timeout(Duration::from_secs(10), ws.recv()).await.unwrap();
-        assert_eq!(msg.unwrap().unwrap(), Message::text("through socks"));
-        let big = vec![7u8; 1 << 20];
-        ws.send(big.clone()).await.unwrap();
-        let msg = timeout(Duration::from_secs(10), ws.recv()).await.unwrap();
-        assert_eq!(msg.unwrap().unwrap(), Message::binary(big));
-        ws.close(Some(1000), "").await.unwrap();
+        echo_through(ws, "through socks").await;
     }
     let log = proxy.log();
     assert!(
@@ -280,23 +286,11 @@ async fn socks5h_leaves_the_name_to_the_proxy_and_socks5_resolves_it_here() {
     };
     let url = "wss://name.invalid/";
     // socks5h: the proxy is asked for the name and answers with a failure code.
-    let err = connect_via(url, &proxy.url("socks5h", "sockeye:s3cret"), None)
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        matches!(err, Error::Proxy(_)) && text.contains("CONNECT name.invalid:443 failed"),
-        "{text}"
-    );
+    let text = proxy_error(url, &proxy.url("socks5h", "sockeye:s3cret")).await;
+    assert!(text.contains("CONNECT name.invalid:443 failed"), "{text}");
     // socks5: the lookup fails here, before the proxy is asked.
-    let err = connect_via(url, &proxy.url("socks5", "sockeye:s3cret"), None)
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        matches!(err, Error::Proxy(_)) && text.contains("cannot resolve name.invalid"),
-        "{text}"
-    );
+    let text = proxy_error(url, &proxy.url("socks5", "sockeye:s3cret")).await;
+    assert!(text.contains("cannot resolve name.invalid"), "{text}");
 }
 
 #[tokio::test]
@@ -306,20 +300,8 @@ async fn socks5_wrong_or_missing_password_is_a_clear_error() {
     };
     let ws_port = echo_server(None).await;
     let url = format!("ws://127.0.0.1:{ws_port}/");
-    let err = connect_via(&url, &proxy.url("socks5", "sockeye:wrong"), None)
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        matches!(err, Error::Proxy(_)) && text.contains("refused the username and password"),
-        "{text}"
-    );
-    let err = connect_via(&url, &format!("socks5://127.0.0.1:{}", proxy.port), None)
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        matches!(err, Error::Proxy(_)) && text.contains("requires authentication"),
-        "{text}"
-    );
+    let text = proxy_error(&url, &proxy.url("socks5", "sockeye:wrong")).await;
+    assert!(text.contains("refused the username and password"), "{text}");
+    let text = proxy_error(&url, &format!("socks5://127.0.0.1:{}", proxy.port)).await;
+    assert!(text.contains("requires authentication"), "{text}");
 }
