@@ -48,6 +48,51 @@ async fn http_get(addr: &str, path: &str, headers: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Polls `/metrics` until it shows `line`: the server counts a connection when its task ends,
+/// just after the client has seen the close. Gives up after 2.5 s and returns what it last read.
+async fn metrics_once_they_show(addr: &str, line: &str) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = http_get(addr, "/metrics", "").await;
+        if text.contains(line) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
+}
+
+/// A WebSocket to `/wamp` that agreed on WAMP over JSON.
+async fn wamp_json(addr: &str) -> sockeye::WebSocket<sockeye::MaybeTlsStream> {
+    let request = ClientRequest::new(&format!("ws://{addr}/wamp"))
+        .unwrap()
+        .protocol("wamp.2.json");
+    let ws = sockeye::connect_with(request, Config::default())
+        .await
+        .unwrap();
+    assert_eq!(ws.protocol(), Some("wamp.2.json"));
+    ws
+}
+
+/// SIGTERM, the signal that starts a graceful shutdown.
+fn terminate(server: &Child) {
+    let pid = server.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the server to end its graceful shutdown, which must succeed.
+async fn exits_0(mut server: Child) {
+    let status = timeout(Duration::from_secs(15), server.wait())
+        .await
+        .expect("server did not exit")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
 #[tokio::test]
 async fn echo_agrees_to_the_first_offered_subprotocol_and_echoes_close() {
     let (_server, addr) = start(&[]).await;
@@ -150,7 +195,7 @@ async fn allow_origin_refuses_other_origins_with_403() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_sends_1001_to_a_thousand_clients_and_exits_0() {
-    let (mut server, addr) = start(&["--shutdown-timeout", "10"]).await;
+    let (server, addr) = start(&["--shutdown-timeout", "10"]).await;
     let url = format!("ws://{addr}/echo");
     let mut clients = Vec::new();
     for _ in 0..1000 {
@@ -161,12 +206,7 @@ async fn graceful_shutdown_sends_1001_to_a_thousand_clients_and_exits_0() {
                 .unwrap(),
         );
     }
-    let pid = server.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    terminate(&server);
     let mut tasks = Vec::new();
     for mut ws in clients {
         tasks.push(tokio::spawn(async move {
@@ -188,11 +228,7 @@ async fn graceful_shutdown_sends_1001_to_a_thousand_clients_and_exits_0() {
         going_away += 1;
     }
     assert_eq!(going_away, 1000);
-    let status = timeout(Duration::from_secs(15), server.wait())
-        .await
-        .expect("server did not exit")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    exits_0(server).await;
 }
 
 #[tokio::test]
@@ -209,15 +245,7 @@ async fn metrics_count_handshakes_messages_and_closes() {
         .unwrap()
         .header("Origin", "https://evil.example");
     assert!(sockeye::connect_with(bad, Config::default()).await.is_err());
-    // The close is counted when the server's task ends, just after the client sees it.
-    let mut text = String::new();
-    for _ in 0..50 {
-        text = http_get(&addr, "/metrics", "").await;
-        if text.contains("sockeye_closes_total{code=\"4001\"} 1") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let text = metrics_once_they_show(&addr, "sockeye_closes_total{code=\"4001\"} 1").await;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     for line in [
         "sockeye_handshakes_accepted_total 1\n",
@@ -250,13 +278,19 @@ fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// `sockeye serve` reading its configuration from a file holding `text`.
+async fn start_with_config(name: &str, text: &str) -> (Child, String) {
+    let path = write_config(name, text);
+    start(&["--config", path.to_str().unwrap()]).await
+}
+
 #[tokio::test]
 async fn config_file_sets_compression_and_endpoints() {
-    let path = write_config(
+    let (_server, addr) = start_with_config(
         "ok",
         "[compression]\nenabled = false\n[endpoints]\nchat = false\n",
-    );
-    let (_server, addr) = start(&["--config", path.to_str().unwrap()]).await;
+    )
+    .await;
     let mut ws = sockeye::connect(&format!("ws://{addr}/echo"))
         .await
         .unwrap();
@@ -273,7 +307,7 @@ async fn config_file_sets_compression_and_endpoints() {
 async fn config_file_realms_roles_and_users_govern_wamp() {
     use sockeye_wamp::client::{Client, ClientError, Credentials};
     use sockeye_wamp::{Dict, Payload, Serializer};
-    let path = write_config(
+    let (_server, addr) = start_with_config(
         "wamp",
         r#"
 [[wamp.realm]]
@@ -290,8 +324,8 @@ authid = "clerk"
 role = "staff"
 ticket = "counter"
 "#,
-    );
-    let (_server, addr) = start(&["--config", path.to_str().unwrap()]).await;
+    )
+    .await;
     let url = format!("ws://{addr}/wamp");
     // Anonymous sessions are refused in "shop".
     let refused = Client::connect(&url, "shop", Serializer::Json).await;
@@ -351,14 +385,7 @@ async fn metrics_report_the_compression_ratio() {
     assert_eq!(next(&mut ws).await.as_text(), Some(tick.as_str()));
     ws.close(Some(1000), "").await.unwrap();
     while ws.recv().await.is_some() {}
-    let mut text = String::new();
-    for _ in 0..50 {
-        text = http_get(&addr, "/metrics", "").await;
-        if text.contains("sockeye_deflate_ratio{direction=\"sent\"}") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let text = metrics_once_they_show(&addr, "sockeye_deflate_ratio{direction=\"sent\"}").await;
     let ratio: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("sockeye_deflate_ratio{direction=\"sent\"} "))
@@ -375,20 +402,9 @@ async fn metrics_report_the_compression_ratio() {
 
 #[tokio::test]
 async fn graceful_shutdown_closes_wamp_sessions_with_1001_too() {
-    let (mut server, addr) = start(&[]).await;
-    let request = ClientRequest::new(&format!("ws://{addr}/wamp"))
-        .unwrap()
-        .protocol("wamp.2.json");
-    let mut ws = sockeye::connect_with(request, Config::default())
-        .await
-        .unwrap();
-    assert_eq!(ws.protocol(), Some("wamp.2.json"));
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    let (server, addr) = start(&[]).await;
+    let mut ws = wamp_json(&addr).await;
+    terminate(&server);
     let event = loop {
         match next(&mut ws).await {
             Message::Close(event) => break event,
@@ -397,32 +413,18 @@ async fn graceful_shutdown_closes_wamp_sessions_with_1001_too() {
     };
     assert_eq!(event.code, CloseCode::GOING_AWAY);
     assert!(event.was_clean);
-    let status = timeout(Duration::from_secs(15), server.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    exits_0(server).await;
 }
 
 #[tokio::test]
 async fn graceful_shutdown_says_wamp_goodbye_before_closing_with_1001() {
-    let (mut server, addr) = start(&[]).await;
-    let request = ClientRequest::new(&format!("ws://{addr}/wamp"))
-        .unwrap()
-        .protocol("wamp.2.json");
-    let mut ws = sockeye::connect_with(request, Config::default())
-        .await
-        .unwrap();
+    let (server, addr) = start(&[]).await;
+    let mut ws = wamp_json(&addr).await;
     ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
         .await
         .unwrap();
     assert!(matches!(next(&mut ws).await, Message::Text(t) if t.as_str().starts_with("[2,")));
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    terminate(&server);
     let Message::Text(goodbye) = next(&mut ws).await else {
         panic!("no GOODBYE first")
     };
@@ -441,11 +443,7 @@ async fn graceful_shutdown_says_wamp_goodbye_before_closing_with_1001() {
     };
     assert_eq!(event.code, CloseCode::GOING_AWAY);
     assert!(event.was_clean);
-    let status = timeout(Duration::from_secs(15), server.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    exits_0(server).await;
 }
 
 #[tokio::test]
