@@ -100,17 +100,30 @@ async fn router() -> String {
 
 async fn router_with(config: RouterConfig) -> String {
     let router = WampRouter::new(config, TransportConfig::default());
+    listen(move |upgrade, _| {
+        let router = router.clone();
+        async move {
+            let _ = router.serve(upgrade).await;
+        }
+    })
+    .await
+}
+
+/// Serves `handler` on a free loopback port, as `sockeye serve` mounts the router; the URL.
+async fn listen<F, Fut>(handler: F) -> String
+where
+    F: Fn(sockeye::Upgrade<tokio::net::TcpStream>, std::net::SocketAddr) -> Fut
+        + Clone
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
     tokio::spawn(sockeye::serve(
         listener,
         sockeye::Config::default(),
-        move |upgrade, _| {
-            let router = router.clone();
-            async move {
-                let _ = router.serve(upgrade).await;
-            }
-        },
+        handler,
     ));
     url
 }
@@ -198,23 +211,43 @@ impl Peer {
     }
 }
 
+/// Starts the peer `first` (language, serializer, role) and, once it is ready (registered or
+/// subscribed), `second`: what `second` does must not race ahead of it. None when either
+/// language's peer is not installed.
+async fn ready_then(
+    url: &str,
+    first: (Lang, &str, &str),
+    second: (Lang, &str, &str),
+) -> Option<(Peer, Peer)> {
+    let mut a = Peer::spawn(first.0, url, first.1, first.2).await?;
+    a.until("ready").await;
+    let b = Peer::spawn(second.0, url, second.1, second.2).await?;
+    Some((a, b))
+}
+
+/// The names of the checks a peer passed, in order.
+fn check_names(checks: &[J]) -> Vec<&str> {
+    checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect()
+}
+
 /// A callee in one language, a caller in another.
 async fn rpc(callee: Lang, callee_ser: &str, caller: Lang, caller_ser: &str) {
     let url = router().await;
-    let Some(mut c) = Peer::spawn(callee, &url, callee_ser, "callee").await else {
-        return;
-    };
-    c.until("ready").await;
-    let Some(mut k) = Peer::spawn(caller, &url, caller_ser, "caller").await else {
+    let Some((c, mut k)) = ready_then(
+        &url,
+        (callee, callee_ser, "callee"),
+        (caller, caller_ser, "caller"),
+    )
+    .await
+    else {
         return;
     };
     let (_, checks) = k.until("done").await;
-    let names: Vec<&str> = checks
-        .iter()
-        .map(|c| c["check"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        check_names(&checks),
         [
             "add2",
             "echo args/kwargs",
@@ -241,11 +274,13 @@ async fn rpc(callee: Lang, callee_ser: &str, caller: Lang, caller_ser: &str) {
 /// A subscriber in one language, a publisher in another.
 async fn pubsub(subscriber: Lang, sub_ser: &str, publisher: Lang, pub_ser: &str) {
     let url = router().await;
-    let Some(mut s) = Peer::spawn(subscriber, &url, sub_ser, "subscriber").await else {
-        return;
-    };
-    s.until("ready").await;
-    let Some(mut p) = Peer::spawn(publisher, &url, pub_ser, "publisher").await else {
+    let Some((mut s, mut p)) = ready_then(
+        &url,
+        (subscriber, sub_ser, "subscriber"),
+        (publisher, pub_ser, "publisher"),
+    )
+    .await
+    else {
         return;
     };
     let (published, _) = p.until("published").await;
@@ -515,41 +550,35 @@ async fn auth_refused(lang: Lang, serializer: &str, auth: J) {
     );
 }
 
-#[tokio::test]
-async fn auth_ticket_js_json() {
-    let a = serde_json::json!({"method": "ticket", "authid": "joe", "secret": "secret!!!"});
-    auth_ok(Lang::Js, "json", a, "joe", "frontend").await;
+/// Tests that each join with the credentials given and must be welcomed as that authid, in
+/// that role, by the method the credentials name.
+macro_rules! auth_accepted {
+    ($(
+        $name:ident: $lang:ident $ser:literal, $auth:tt => $authid:literal as $authrole:literal;
+    )*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            auth_ok(Lang::$lang, $ser, serde_json::json!($auth), $authid, $authrole).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn auth_ticket_python_msgpack() {
-    let a = serde_json::json!({"method": "ticket", "authid": "joe", "secret": "secret!!!"});
-    auth_ok(Lang::Python, "msgpack", a, "joe", "frontend").await;
-}
-
-#[tokio::test]
-async fn auth_wampcra_js_msgpack() {
-    let a = serde_json::json!({"method": "wampcra", "authid": "joe", "secret": "cra-secret"});
-    auth_ok(Lang::Js, "msgpack", a, "joe", "frontend").await;
-}
-
-#[tokio::test]
-async fn auth_wampcra_salted_js_json() {
-    let a = serde_json::json!({"method": "wampcra", "authid": "peter", "secret": "prq7+YkJ1/KlW1X0YczMHw=="});
-    auth_ok(Lang::Js, "json", a, "peter", "backend").await;
-}
-
-#[tokio::test]
-async fn auth_wampcra_salted_python_json() {
-    let a = serde_json::json!({"method": "wampcra", "authid": "peter", "secret": "prq7+YkJ1/KlW1X0YczMHw=="});
-    auth_ok(Lang::Python, "json", a, "peter", "backend").await;
-}
-
-#[tokio::test]
-async fn auth_cryptosign_js_json() {
-    let a =
-        serde_json::json!({"method": "cryptosign", "authid": "peter", "seed_hex": "07".repeat(32)});
-    auth_ok(Lang::Js, "json", a, "peter", "backend").await;
+auth_accepted! {
+    auth_ticket_js_json: Js "json",
+        {"method": "ticket", "authid": "joe", "secret": "secret!!!"} => "joe" as "frontend";
+    auth_ticket_python_msgpack: Python "msgpack",
+        {"method": "ticket", "authid": "joe", "secret": "secret!!!"} => "joe" as "frontend";
+    auth_wampcra_js_msgpack: Js "msgpack",
+        {"method": "wampcra", "authid": "joe", "secret": "cra-secret"} => "joe" as "frontend";
+    auth_wampcra_salted_js_json: Js "json",
+        {"method": "wampcra", "authid": "peter", "secret": "prq7+YkJ1/KlW1X0YczMHw=="}
+        => "peter" as "backend";
+    auth_wampcra_salted_python_json: Python "json",
+        {"method": "wampcra", "authid": "peter", "secret": "prq7+YkJ1/KlW1X0YczMHw=="}
+        => "peter" as "backend";
+    auth_cryptosign_js_json: Js "json",
+        {"method": "cryptosign", "authid": "peter", "seed_hex": "07".repeat(32)}
+        => "peter" as "backend";
 }
 
 #[tokio::test]
@@ -588,12 +617,8 @@ async fn authorization_python_denied_by_its_role_gets_not_authorized() {
         return;
     };
     let (_, checks) = p.until("done").await;
-    let names: Vec<&str> = checks
-        .iter()
-        .map(|c| c["check"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        check_names(&checks),
         [
             "call denied",
             "register denied",
@@ -609,11 +634,13 @@ async fn authorization_python_denied_by_its_role_gets_not_authorized() {
 /// the router's timer fails the call with wamp.error.timeout and interrupts the callee.
 async fn call_timeout(caller: Lang, serializer: &str) {
     let url = router().await;
-    let Some(mut callee) = Peer::spawn(Lang::Python, &url, "msgpack", "slow_callee").await else {
-        return;
-    };
-    callee.until("ready").await;
-    let Some(mut k) = Peer::spawn(caller, &url, serializer, "timeout_caller").await else {
+    let Some((mut callee, mut k)) = ready_then(
+        &url,
+        (Lang::Python, "msgpack", "slow_callee"),
+        (caller, serializer, "timeout_caller"),
+    )
+    .await
+    else {
         return;
     };
     let (_, checks) = k.until("done").await;
@@ -637,11 +664,13 @@ async fn call_timeout_python_caller_python_callee_msgpack() {
 #[tokio::test]
 async fn registration_meta_events_reach_a_python_subscriber_when_js_registers() {
     let url = router().await;
-    let Some(mut w) = Peer::spawn(Lang::Python, &url, "json", "meta_watcher").await else {
-        return;
-    };
-    w.until("ready").await;
-    let Some(mut c) = Peer::spawn(Lang::Js, &url, "msgpack", "callee").await else {
+    let Some((mut w, mut c)) = ready_then(
+        &url,
+        (Lang::Python, "json", "meta_watcher"),
+        (Lang::Js, "msgpack", "callee"),
+    )
+    .await
+    else {
         return;
     };
     c.until("ready").await;
@@ -683,22 +712,17 @@ async fn registration_meta_events_reach_a_python_subscriber_when_js_registers() 
 async fn shutdown_goodbye_reaches_autobahn_python_as_system_shutdown() {
     let router = WampRouter::new(RouterConfig::default(), TransportConfig::default());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
-    tokio::spawn(sockeye::serve(
-        listener,
-        sockeye::Config::default(),
-        move |upgrade, _| {
-            let router = router.clone();
-            let mut stopped = stopped.clone();
-            async move {
-                let shutdown = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                };
-                let _ = router.serve_until(upgrade, shutdown).await;
-            }
-        },
-    ));
+    let url = listen(move |upgrade, _| {
+        let router = router.clone();
+        let mut stopped = stopped.clone();
+        async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let _ = router.serve_until(upgrade, shutdown).await;
+        }
+    })
+    .await;
     let Some(mut s) = Peer::spawn(Lang::Python, &url, "json", "subscriber").await else {
         return;
     };
