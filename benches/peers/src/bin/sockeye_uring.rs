@@ -62,6 +62,7 @@ fn main() {
 
 /// One thread submits and reaps (`SINGLE_ISSUER`), and completions are run only when it waits
 /// for them (`DEFER_TASKRUN`), so the kernel batches their work into the next `io_uring_enter`.
+/// `SOCKEYE_URING_FLAGS=none` builds a plain ring instead, to repeat the first, slower run.
 fn ring() -> io::Result<IoUring> {
     match std::env::var("SOCKEYE_URING_FLAGS").as_deref() {
         Ok("none") => IoUring::new(RING_ENTRIES),
