@@ -268,6 +268,10 @@ pub struct PerMessageDeflate {
 /// doubling from here.
 const INFLATED_HINT_MAX: usize = 64 << 10;
 
+/// Spare capacity an inflated message keeps without a reallocation: up to its own size, or
+/// this much for small messages.
+const SPARE_KEPT: usize = 4 << 10;
+
 impl std::fmt::Debug for PerMessageDeflate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PerMessageDeflate")
@@ -428,6 +432,11 @@ impl PerMessageDeflate {
         }
         if result.is_ok() {
             self.inflated_hint = out.len().min(INFLATED_HINT_MAX);
+            // A small message after a large one got the large one's buffer; the application
+            // may keep the message for long, so it should not hold the other's memory too.
+            if out.capacity() - out.len() > out.len().max(SPARE_KEPT) {
+                out.shrink_to_fit();
+            }
         }
         result
     }
@@ -552,10 +561,17 @@ mod tests {
                 "sized from the last message"
             );
         }
-        // A smaller message after a larger one takes the larger size, a bigger one grows.
+        // A smaller message after a larger one does not keep the larger one's buffer, and a
+        // bigger one grows.
         let mut small = Vec::new();
         c.compress(b"Hello", &mut small, true);
-        assert_eq!(inflate(&mut d, &small, 1 << 20), b"Hello");
+        let hello = inflate(&mut d, &small, 1 << 20);
+        assert_eq!(hello, b"Hello");
+        assert!(
+            hello.capacity() <= SPARE_KEPT,
+            "capacity {}",
+            hello.capacity()
+        );
         assert_eq!(inflate(&mut d, &wire, 1 << 20), text);
     }
 
