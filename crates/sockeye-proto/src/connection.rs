@@ -223,6 +223,9 @@ pub struct Connection {
     error: Option<ProtocolError>,
     scratch: Vec<u8>,
     deflate_stats: DeflateStats,
+    /// Header and payload of the last frame started (at most [`WHOLE_FRAME_LIMIT`]): the size
+    /// of the next read between frames, since a peer's frames tend to be alike.
+    last_frame_len: usize,
 }
 
 impl std::fmt::Debug for Connection {
@@ -257,6 +260,7 @@ impl Connection {
             error: None,
             scratch: Vec::new(),
             deflate_stats: DeflateStats::default(),
+            last_frame_len: 0,
         }
     }
 
@@ -317,6 +321,20 @@ impl Connection {
         match &self.parse {
             Parse::Payload { remaining, .. } => remaining.saturating_sub(self.rbuf.len()),
             _ => 0,
+        }
+    }
+
+    /// How much room the next read should have: the rest of the frame being received, or,
+    /// between frames, a frame like the last one, each with room for the header of the frame
+    /// after it. A read that does not fill its buffer tells a readiness-based I/O layer (such
+    /// as tokio's) that the socket is drained; a brim-full one costs a system call that only
+    /// learns there is nothing more.
+    pub fn read_size_hint(&self) -> usize {
+        match &self.parse {
+            Parse::Payload { remaining, .. } => {
+                remaining.saturating_sub(self.rbuf.len()) + MAX_HEADER_LEN
+            }
+            _ => self.last_frame_len + MAX_HEADER_LEN,
         }
     }
 
@@ -713,6 +731,7 @@ impl Connection {
                     self.check_header(&header)?;
                     self.rbuf.advance(len);
                     let remaining = header.payload_len as usize;
+                    self.last_frame_len = (len + remaining).min(WHOLE_FRAME_LIMIT);
                     if !header.opcode.is_control() && header.opcode != OpCode::Continuation {
                         self.incoming = Some(Incoming {
                             text: header.opcode == OpCode::Text,
@@ -727,10 +746,12 @@ impl Connection {
                     // not `remaining` more. (Asking for more reallocated and copied what had
                     // arrived on every large message, even into a buffer that already fit it.)
                     // One allocation for the whole frame, capped so that a header claiming a
-                    // huge length cannot reserve memory it never sends.
+                    // huge length cannot reserve memory it never sends, and with room for the
+                    // next frame's header so that the read completing this frame need not fill
+                    // the buffer (see `read_size_hint`).
                     let whole = remaining.min(WHOLE_FRAME_LIMIT);
                     if whole > self.rbuf.capacity() {
-                        self.rbuf.reserve(whole - self.rbuf.len());
+                        self.rbuf.reserve(whole + MAX_HEADER_LEN - self.rbuf.len());
                     }
                     self.parse = Parse::Payload {
                         header,

@@ -99,3 +99,51 @@ fn a_buffer_too_small_for_the_frame_grows_once_and_the_message_stays_whole() {
         other => panic!("expected a binary message, got {other:?}"),
     }
 }
+
+/// The I/O layer sizes its reads from `read_size_hint`. A read that fills its buffer to the brim
+/// cannot tell a drained socket from one with more to read, and tokio then spends a system call
+/// to find out; so the hint always leaves room beyond what the peer is expected to have sent.
+#[test]
+fn read_size_hint_leaves_room_beyond_the_frame_being_received_rfc6455_5_2() {
+    let max_header = sockeye_proto::frame::MAX_HEADER_LEN;
+    let (frame, _) = binary_frame(16 << 10);
+    let wire = mask_frames(&frame, KEY);
+    let header = wire.len() - (16 << 10);
+    let mut conn = Connection::new(Role::Server, Config::default());
+    assert_eq!(conn.read_size_hint(), max_header, "nothing known yet");
+
+    conn.read_buf().extend_from_slice(&wire[..4 << 10]);
+    conn.process();
+    let rest = wire.len() - (4 << 10);
+    assert_eq!(conn.read_size_hint(), rest + max_header, "mid-frame");
+    let spare = conn.read_buf().capacity() - conn.read_buf().len();
+    assert!(
+        spare >= conn.read_size_hint(),
+        "the core's own reservation covers the hint ({spare} < {})",
+        conn.read_size_hint()
+    );
+
+    conn.read_buf().extend_from_slice(&wire[4 << 10..]);
+    conn.process();
+    assert!(matches!(conn.poll_event(), Some(Event::Message(_))));
+    assert_eq!(
+        conn.read_size_hint(),
+        wire.len() + max_header,
+        "between frames: a frame like the last one ({header} B header) and the next header"
+    );
+}
+
+#[test]
+fn read_size_hint_follows_the_last_frame_and_stops_at_the_whole_frame_limit() {
+    let max_header = sockeye_proto::frame::MAX_HEADER_LEN;
+    let mut conn = Connection::new(Role::Server, Config::default());
+    for len in [2 << 20, 100, 1 << 20] {
+        let (frame, _) = binary_frame(len);
+        let wire = mask_frames(&frame, KEY);
+        conn.read_buf().extend_from_slice(&wire);
+        conn.process();
+        assert!(matches!(conn.poll_event(), Some(Event::Message(_))));
+        let expected = wire.len().min(1 << 20) + max_header;
+        assert_eq!(conn.read_size_hint(), expected, "after a {len} B frame");
+    }
+}
