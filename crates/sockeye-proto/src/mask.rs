@@ -1,11 +1,39 @@
 //! RFC 6455 §5.3: client-to-server masking.
 //!
 //! The XOR runs eight bytes at a time over `u64` words built with `from_ne_bytes`, which the
-//! compiler turns into vector instructions; no `unsafe` is needed for that.
+//! compiler turns into vector instructions: 16 bytes wide for the x86-64 baseline (SSE2), and
+//! 32 bytes wide in a copy of the same loop compiled for AVX2, chosen at run time.
+
+/// Payloads shorter than this are masked by the baseline loop: checking the CPU would cost
+/// more than the wider loop saves.
+#[cfg(target_arch = "x86_64")]
+const AVX2_MIN: usize = 128;
 
 /// XORs `buf` with `key`, where `buf` starts at byte `offset` of the frame payload (so a payload
 /// processed in several chunks keeps the key aligned).
+#[allow(unsafe_code)]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if buf.len() >= AVX2_MIN && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above; that is all the function requires.
+        unsafe { apply_mask_avx2(buf, key, offset) };
+        return;
+    }
+    apply_mask_words(buf, key, offset);
+}
+
+/// The word loop compiled for AVX2. (Masking 16 KiB took ~4,700 instructions at SSE2 width,
+/// two thirds of the server's own instructions per 16 KiB echo.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn apply_mask_avx2(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    apply_mask_words(buf, key, offset);
+}
+
+/// The portable loop: eight bytes a time, the tail byte by byte. Inlined into each caller, so
+/// that it is compiled for the caller's target features.
+#[inline(always)]
+fn apply_mask_words(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
     let (head, tail) = buf.split_at_mut(buf.len() & !7);
     let wide = u64::from_ne_bytes([
@@ -49,6 +77,36 @@ mod tests {
                 apply_mask(&mut fast, key, offset);
                 apply_mask_scalar(&mut slow, key, offset);
                 assert_eq!(fast, slow, "len {len} offset {offset}");
+            }
+        }
+    }
+
+    /// Both loops, whichever of them `apply_mask` picks on this CPU, against the definition.
+    #[test]
+    #[allow(unsafe_code)]
+    fn baseline_and_avx2_loops_match_scalar_across_the_dispatch_threshold() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        for len in [63, 64, 65, 127, 128, 129, 255, 4096, 4099, 16 << 10] {
+            for offset in 0..4 {
+                let original: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
+                let mut expected = original.clone();
+                apply_mask_scalar(&mut expected, key, offset);
+                let mut words = original.clone();
+                apply_mask_words(&mut words, key, offset);
+                assert_eq!(words, expected, "baseline loop, len {len} offset {offset}");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    let mut wide = original.clone();
+                    // SAFETY: AVX2 was detected just above.
+                    unsafe { apply_mask_avx2(&mut wide, key, offset) };
+                    assert_eq!(wide, expected, "AVX2 loop, len {len} offset {offset}");
+                }
+                let mut dispatched = original;
+                apply_mask(&mut dispatched, key, offset);
+                assert_eq!(
+                    dispatched, expected,
+                    "apply_mask, len {len} offset {offset}"
+                );
             }
         }
     }
