@@ -19,7 +19,10 @@
 #                        with 20 B and 1 KiB text messages from one publisher on /chat
 #   --tls                only the TLS cells: --scenarios tls (binary echo over wss:// against ws://,
 #                        for the contenders that take --tls-cert: sockeye, tungstenite)
-#   --contenders "..."   subset of: sockeye tungstenite fastwebsockets tokio-websockets yawc
+#   --contenders "..."   subset of: sockeye tungstenite fastwebsockets tokio-websockets yawc,
+#                        and sockeye-base (needs --base-bin)
+#   --base-bin PATH      the sockeye peer server built from another revision, run as the
+#                        contender sockeye-base: an A/B of a change in the same interleaved run
 #   --multi-thread       run the servers on tokio's multi-thread runtime
 #   --server-cpus LIST   taskset CPU list of the servers (default 0)
 #   --client-cpus LIST   taskset CPU list of the load generator (default 1)
@@ -59,6 +62,7 @@ CLIENT_CPUS=1
 JOBS=1
 BUILD=1
 OUT=""
+BASE_BIN=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -73,6 +77,7 @@ while [ $# -gt 0 ]; do
         --subscribers) SUBSCRIBERS=$2; shift ;;
         --tls) SCENARIOS=tls ;;
         --contenders) CONTENDERS=$2; shift ;;
+        --base-bin) BASE_BIN=$2; shift ;;
         --multi-thread) MULTI_THREAD=1 ;;
         --server-cpus) SERVER_CPUS=$2; shift ;;
         --client-cpus) CLIENT_CPUS=$2; shift ;;
@@ -160,6 +165,8 @@ server_cmd() {
     case "$1" in
         sockeye) echo "$PEERS/sockeye" ;;
         sockeye-deflate) echo "$PEERS/sockeye --deflate" ;;
+        sockeye-base) echo "${BASE_BIN:?--base-bin is needed for sockeye-base}" ;;
+        sockeye-base-deflate) echo "${BASE_BIN:?--base-bin is needed for sockeye-base} --deflate" ;;
         sockeye-tls) echo "$PEERS/sockeye $TLS_FLAGS" ;;
         sockeye-uring) echo "$PEERS/sockeye_uring" ;;
         tungstenite) echo "$PEERS/tungstenite" ;;
@@ -247,7 +254,7 @@ contenders_for() {
     case "$1" in
         deflate)
             for c in $CONTENDERS; do
-                case "$c" in sockeye|yawc) echo "$c-deflate" ;; esac
+                case "$c" in sockeye|sockeye-base|yawc) echo "$c-deflate" ;; esac
             done ;;
         idle) for c in $CONTENDERS; do echo "$c"; done ;;
         broadcast)

@@ -3,8 +3,11 @@
 # a count that does not move with other load on the machine (kernel time is not included),
 # and names sockeye's hot spots.
 #
-#   benches/profile.sh [--size BYTES] [--binary] [--connections N] [--seconds S]
+#   benches/profile.sh [--size BYTES] [--binary] [--deflate] [--connections N] [--seconds S]
 #                      [--contenders "..."] [--top N]
+#
+# --deflate: permessage-deflate (client_no_context_takeover, level 6), for the contenders that
+# have it (sockeye, yawc): the server and `sockeye bench` both get --deflate.
 #
 # Uses the binaries compare.sh builds (run it, or build both workspaces, first). For each
 # contender: the server runs under callgrind on CPU 0, `sockeye bench` drives it from CPU 1
@@ -17,6 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 SIZE=20
 BINARY=""
+DEFLATE=""
 CONNS=10
 SECONDS_=8
 CONTENDERS="sockeye tungstenite fastwebsockets tokio-websockets yawc"
@@ -25,6 +29,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --size) SIZE=$2; shift ;;
         --binary) BINARY=--binary ;;
+        --deflate) DEFLATE=--deflate ;;
         --connections) CONNS=$2; shift ;;
         --seconds) SECONDS_=$2; shift ;;
         --contenders) CONTENDERS=$2; shift ;;
@@ -50,12 +55,13 @@ bin_of() {
 # measure NAME CONTENDER MODE: prints "instructions messages"
 measure() {
     local name=$1 contender=$2 mode=$3 out=$OUTDIR/$1.callgrind
+    # shellcheck disable=SC2086 # DEFLATE is one flag or nothing
     # Valgrind counts every iteration of `rep stosb`/`rep movsb` as an instruction, so glibc's
     # ERMS memset/memcpy for large buffers would count a byte as an instruction; these
     # tunables make glibc use its vector loops, which callgrind counts like the hardware runs.
     GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=2147483647:glibc.cpu.x86_rep_stosb_threshold=2147483647 \
     taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" \
-        "$PEERS/$(bin_of "$contender")" 127.0.0.1:0 > "$OUTDIR/$name.stdout" 2> "$OUTDIR/$name.valgrind" &
+        "$PEERS/$(bin_of "$contender")" $DEFLATE 127.0.0.1:0 > "$OUTDIR/$name.stdout" 2> "$OUTDIR/$name.valgrind" &
     local pid=$! addr=""
     for _ in $(seq 200); do
         addr=$(awk '/^LISTENING/ {print $2; exit}' "$OUTDIR/$name.stdout" 2>/dev/null || true)
@@ -67,7 +73,7 @@ measure() {
         json=$(taskset -c 1 "$SOCKEYE" bench "ws://$addr/echo" --mode idle -c "$CONNS" -d 0.5 2>/dev/null)
     else
         # shellcheck disable=SC2086
-        json=$(taskset -c 1 "$SOCKEYE" bench "ws://$addr/echo" -c "$CONNS" -s "$SIZE" $BINARY \
+        json=$(taskset -c 1 "$SOCKEYE" bench "ws://$addr/echo" -c "$CONNS" -s "$SIZE" $BINARY $DEFLATE \
             -d "$SECONDS_" -w 0 2>/dev/null)
     fi
     kill -TERM "$pid"
@@ -83,7 +89,7 @@ echo "| contender | instructions per message | messages | total instructions |"
 echo "|---|---:|---:|---:|"
 for c in $CONTENDERS; do
     read -r base _ < <(measure "$c-baseline" "$c" baseline)
-    read -r ir msgs < <(measure "$c-${SIZE}${BINARY:+-binary}" "$c" run)
+    read -r ir msgs < <(measure "$c-${SIZE}${BINARY:+-binary}${DEFLATE:+-deflate}" "$c" run)
     python3 -c 'import sys; c,ir,b,m=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f"| {c} | {(ir-b)/m:,.0f} | {m:,} | {ir:,} |")' \
         "$c" "$ir" "$base" "$msgs"
 done
@@ -91,11 +97,11 @@ done
 if [[ " $CONTENDERS " == *" sockeye "* ]]; then
     echo
     echo "sockeye, top $TOP functions by instructions (self), $CONNS connections x $SIZE B${BINARY:+ binary}:"
-    callgrind_annotate --threshold=99 "$OUTDIR/sockeye-${SIZE}${BINARY:+-binary}.callgrind" 2>/dev/null \
+    callgrind_annotate --threshold=99 "$OUTDIR/sockeye-${SIZE}${BINARY:+-binary}${DEFLATE:+-deflate}.callgrind" 2>/dev/null \
         | sed -n '/^Ir/,$p' | head -n $((TOP + 3)) || true
     echo
     echo "inclusive:"
     callgrind_annotate --inclusive=yes --threshold=99 \
-        "$OUTDIR/sockeye-${SIZE}${BINARY:+-binary}.callgrind" 2>/dev/null \
+        "$OUTDIR/sockeye-${SIZE}${BINARY:+-binary}${DEFLATE:+-deflate}.callgrind" 2>/dev/null \
         | sed -n '/^Ir/,$p' | head -n $((TOP + 3)) || true
 fi
