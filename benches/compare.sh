@@ -28,6 +28,7 @@
 #   --client-cpus LIST   taskset CPU list of the load generator (default 1)
 #   --jobs N             cargo build jobs (default 1: builds share the machine)
 #   --no-build           use the binaries already built
+#   --report-only        run nothing: rebuild the report --out from its raw results (.jsonl)
 #   --out FILE           the markdown report (default benches/results/YYYY-MM-DD.md)
 #
 # The main workspace builds into $CARGO_TARGET_DIR (default target/), this folder's workspace
@@ -63,6 +64,7 @@ JOBS=1
 BUILD=1
 OUT=""
 BASE_BIN=""
+REPORT_ONLY=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -83,6 +85,7 @@ while [ $# -gt 0 ]; do
         --client-cpus) CLIENT_CPUS=$2; shift ;;
         --jobs) JOBS=$2; shift ;;
         --no-build) BUILD=0 ;;
+        --report-only) REPORT_ONLY=1; BUILD=0 ;;
         --out) OUT=$2; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -112,7 +115,8 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && CARGO_TARGET_DIR=$MAIN_TARGET cargo build --release -j "$JOBS" -p sockeye-cli)
     (cd "$HERE" && CARGO_TARGET_DIR=$PEERS_TARGET cargo build --release -j "$JOBS")
 fi
-[ -x "$SOCKEYE" ] || { echo "compare.sh: $SOCKEYE is missing (drop --no-build)" >&2; exit 1; }
+[ -x "$SOCKEYE" ] || [ "$REPORT_ONLY" = 1 ] ||
+    { echo "compare.sh: $SOCKEYE is missing (drop --no-build)" >&2; exit 1; }
 
 # Idle connections and subscribers need a descriptor each, in the server and in the load
 # generator.
@@ -131,7 +135,11 @@ DATE=$(date +%Y-%m-%d)
 OUT=${OUT:-$HERE/results/$DATE.md}
 RAW=${OUT%.md}.jsonl
 mkdir -p "$(dirname "$OUT")"
-: > "$RAW"
+if [ "$REPORT_ONLY" = 1 ]; then
+    [ -s "$RAW" ] || { echo "compare.sh: --report-only needs $RAW" >&2; exit 1; }
+else
+    : > "$RAW"
+fi
 WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
@@ -275,9 +283,14 @@ contenders_for() {
 
 START_UPTIME=$(uptime)
 START_TIME=$(date -u +%H:%M:%SZ)
+if [ "$REPORT_ONLY" = 1 ]; then
+    START_UPTIME="(not known: report rebuilt from the raw results)" START_TIME="?"
+fi
+RUN_ROUNDS=$ROUNDS
+[ "$REPORT_ONLY" = 1 ] && RUN_ROUNDS=0
 echo "== $START_UPTIME" >&2
 cell=0
-for round in $(seq "$ROUNDS"); do
+for round in $(seq "$RUN_ROUNDS"); do
     echo "== round $round of $ROUNDS" >&2
     for scenario in $SCENARIOS; do
         mapfile -t list < <(contenders_for "$scenario")
@@ -301,6 +314,7 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 END_UPTIME=$(uptime)
+[ "$REPORT_ONLY" = 1 ] && END_UPTIME="(not known)"
 echo "== $END_UPTIME" >&2
 
 python3 - "$RAW" "$OUT" <<PYEOF
@@ -504,6 +518,54 @@ if idle:
           f"{fmt(med([r.get('open') for r in rs]), 0)} | {fmt(med([r.get('failed') for r in rs]), 0)} | "
           f"{fmt(med([r.get('connects_per_s') for r in rs]), 0)} |")
     w("")
+
+# Per-round pairs: the contenders of one cell and round ran seconds apart, so a ratio taken
+# within a round cancels most of the machine's slow and fast phases, which a ratio of medians
+# over rounds keeps. "Best peer" is, per round, the lowest CPU per message (the highest
+# messages per second) among the other libraries that ran the cell, tokio-tungstenite aside.
+def paired(scenario, ours, peers):
+    cells = sorted({(r["cell_connections"], r["cell_size"]) for r in rows if r["scenario"] == scenario})
+    lines_out = []
+    for conns, size in cells:
+        by_round = {}
+        for r in rows:
+            if (r["scenario"] == scenario and (r["cell_connections"], r["cell_size"]) == (conns, size)
+                    and "error" not in r["result"] and r["result"].get("failed_connections", 0) == 0):
+                by_round.setdefault(r["round"], {})[r["contender"]] = r["result"]
+        cpu, thr = [], []
+        for got in by_round.values():
+            others = [got[p] for p in peers if p in got]
+            if ours not in got or not others:
+                continue
+            cpu.append(got[ours]["server_cpu_s_per_M"] / min(o["server_cpu_s_per_M"] for o in others))
+            thr.append(got[ours]["msgs_per_s"] / max(o["msgs_per_s"] for o in others))
+        if cpu:
+            lines_out.append(
+                f"| {conns} | {size_name(size)} | {statistics.median(cpu):.2f} | {min(cpu):.2f}–{max(cpu):.2f} | "
+                f"{sum(v > 1 for v in cpu)} of {len(cpu)} | {statistics.median(thr):.2f} | "
+                f"{min(thr):.2f}–{max(thr):.2f} | {sum(v < 1 for v in thr)} of {len(thr)} |")
+    if not lines_out:
+        return
+    against = f"the best of {', '.join(peers)}" if len(peers) > 1 else peers[0]
+    w(f"## {ours} ÷ {against}, per round: {scenario_titles[scenario]}")
+    w("")
+    if len(peers) > 1:
+        w("The best of several noisy runs is lower than a typical one, so against equal servers "
+          "these ratios sit above 1 (CPU) and below 1 (messages/s): read them as the view most favourable to the peers.")
+        w("")
+    w("| connections | size | CPU per message, median | min–max | rounds above 1 | messages/s, median | min–max | rounds below 1 |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for line in lines_out:
+        w(line)
+    w("")
+
+present = {r["contender"] for r in rows}
+for scenario, ours, peers in [("binary", "sockeye", ["fastwebsockets", "tokio-websockets", "yawc"]),
+                              ("text", "sockeye", ["fastwebsockets", "tokio-websockets", "yawc"]),
+                              ("deflate", "sockeye-deflate", ["yawc-deflate"])]:
+    peers = [p for p in peers if p in present]
+    if ours in present and peers:
+        paired(scenario, ours, peers)
 
 errors = [r for r in rows if "error" in r["result"] or r["result"].get("failed_connections", 0)
           or r["result"].get("failed", 0)]
