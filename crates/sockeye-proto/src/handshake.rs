@@ -42,6 +42,12 @@ impl HandshakeError {
     /// version for a version mismatch, 431 for oversized headers, 400 with a short text body
     /// otherwise.
     pub fn response(&self) -> (Response<()>, String) {
+        self.response_for(Version::HTTP_11)
+    }
+
+    /// [`HandshakeError::response`] for a request that came over `version`: HTTP/2 forbids
+    /// `Upgrade` and `Connection` (RFC 9113 §8.2.2), so its 426 carries only the version.
+    pub fn response_for(&self, version: Version) -> (Response<()>, String) {
         let (status, body) = match self {
             HandshakeError::UnsupportedVersion => (
                 StatusCode::UPGRADE_REQUIRED,
@@ -58,8 +64,10 @@ impl HandshakeError {
         if status == StatusCode::UPGRADE_REQUIRED {
             let h = resp.headers_mut();
             h.insert("sec-websocket-version", HeaderValue::from_static("13"));
-            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            if version < Version::HTTP_2 {
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            }
         }
         (resp, body)
     }
@@ -123,18 +131,26 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     header_has_token(req.headers(), header::UPGRADE, "websocket")
 }
 
-/// What a valid client handshake asks for.
+/// What a valid client handshake asks for, over HTTP/1.1 or HTTP/2: the same negotiation
+/// follows from either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOffer {
-    pub key: String,
+    /// `Sec-WebSocket-Key` of an HTTP/1.1 upgrade; `None` for an HTTP/2 extended CONNECT, which
+    /// has no key and no accept value (RFC 8441 §4).
+    pub key: Option<String>,
     /// `Sec-WebSocket-Protocol`, in the client's order of preference.
     pub protocols: Vec<String>,
     /// `Sec-WebSocket-Extensions`, in order.
     pub extensions: Vec<ExtensionOffer>,
 }
 
-/// Checks a client's opening handshake (§4.2.1).
+/// Checks a client's opening handshake over HTTP/1.1 (RFC 6455 §4.2.1).
 pub fn validate_request<B>(req: &Request<B>) -> Result<ClientOffer, HandshakeError> {
+    if req.version() == Version::HTTP_2 {
+        return Err(HandshakeError::BadRequest(
+            "HTTP/2 WebSockets use extended CONNECT",
+        ));
+    }
     if req.method() != Method::GET {
         return Err(HandshakeError::BadRequest("method must be GET"));
     }
@@ -151,11 +167,7 @@ pub fn validate_request<B>(req: &Request<B>) -> Result<ClientOffer, HandshakeErr
     if !header_has_token(h, header::CONNECTION, "upgrade") {
         return Err(HandshakeError::BadRequest("missing Connection: Upgrade"));
     }
-    let mut versions = h.get_all("sec-websocket-version").iter();
-    match (versions.next(), versions.next()) {
-        (Some(v), None) if v.as_bytes().trim_ascii() == b"13" => {}
-        _ => return Err(HandshakeError::UnsupportedVersion),
-    }
+    check_version(h)?;
     let mut keys = h.get_all("sec-websocket-key").iter();
     let key = match (keys.next(), keys.next()) {
         (Some(key), None) => key.as_bytes().trim_ascii(),
@@ -166,6 +178,42 @@ pub fn validate_request<B>(req: &Request<B>) -> Result<ClientOffer, HandshakeErr
         _ => return Err(HandshakeError::BadRequest("invalid Sec-WebSocket-Key")),
     }
     let key = String::from_utf8_lossy(key).into_owned();
+    offer_from_headers(h, Some(key))
+}
+
+/// Checks an HTTP/2 extended CONNECT (RFC 8441 §4): method CONNECT with `:protocol` =
+/// `websocket`, and the same `sec-websocket-*` headers as HTTP/1.1 but no key. `protocol` is the
+/// `:protocol` pseudo-header, which HTTP libraries keep outside the header map.
+pub fn validate_extended_connect<B>(
+    req: &Request<B>,
+    protocol: Option<&str>,
+) -> Result<ClientOffer, HandshakeError> {
+    if req.method() != Method::CONNECT {
+        return Err(HandshakeError::BadRequest("method must be CONNECT"));
+    }
+    match protocol {
+        Some(p) if p.eq_ignore_ascii_case("websocket") => {}
+        Some(_) => return Err(HandshakeError::BadRequest(":protocol must be websocket")),
+        None => return Err(HandshakeError::BadRequest("missing :protocol")),
+    }
+    if req.uri().authority().is_none() && !req.headers().contains_key(header::HOST) {
+        return Err(HandshakeError::BadRequest("missing :authority"));
+    }
+    check_version(req.headers())?;
+    offer_from_headers(req.headers(), None)
+}
+
+/// `Sec-WebSocket-Version` must be exactly 13 (§4.4); anything else is answered with 426.
+fn check_version(h: &HeaderMap) -> Result<(), HandshakeError> {
+    let mut versions = h.get_all("sec-websocket-version").iter();
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if v.as_bytes().trim_ascii() == b"13" => Ok(()),
+        _ => Err(HandshakeError::UnsupportedVersion),
+    }
+}
+
+/// The part of negotiation that HTTP/1.1 and HTTP/2 share: subprotocols and extensions.
+fn offer_from_headers(h: &HeaderMap, key: Option<String>) -> Result<ClientOffer, HandshakeError> {
     let protocols = comma_list(h, "sec-websocket-protocol")?;
     let extensions = parse_extensions(
         h.get_all("sec-websocket-extensions")
@@ -219,17 +267,22 @@ impl ClientOffer {
     }
 }
 
-/// The `101 Switching Protocols` response (§4.2.2).
+/// The response that accepts an offer: `101 Switching Protocols` with the accept value over
+/// HTTP/1.1 (§4.2.2), `200` over HTTP/2 (RFC 8441 §5). Both carry the negotiated subprotocol and
+/// extensions.
 pub fn accept_response(offer: &ClientOffer, negotiated: &Negotiated) -> Response<()> {
     let mut resp = Response::new(());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(
-        "sec-websocket-accept",
-        HeaderValue::from_str(&accept_key(offer.key.as_bytes())).expect("base64 is a valid value"),
-    );
+    if let Some(key) = &offer.key {
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(
+            "sec-websocket-accept",
+            HeaderValue::from_str(&accept_key(key.as_bytes())).expect("base64 is a valid value"),
+        );
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    }
+    let h = resp.headers_mut();
     if let Some(p) = negotiated.protocol.as_deref() {
         if let Ok(v) = HeaderValue::from_str(p) {
             h.insert("sec-websocket-protocol", v);
@@ -336,6 +389,44 @@ impl ClientHandshake {
             Some(v) if v.as_bytes().trim_ascii() == expected.as_bytes() => {}
             _ => return Err(HandshakeError::BadResponse("wrong Sec-WebSocket-Accept")),
         }
+        self.negotiated_from(h)
+    }
+
+    /// Checks the answer to an HTTP/2 extended CONNECT (RFC 8441 §5): any 2xx opens the
+    /// WebSocket, and there is no accept value; subprotocol and extensions are checked as over
+    /// HTTP/1.1.
+    pub fn validate_extended_connect_response<B>(
+        &self,
+        resp: &Response<B>,
+    ) -> Result<Negotiated, HandshakeError> {
+        if !resp.status().is_success() {
+            return Err(HandshakeError::UnexpectedStatus {
+                status: resp.status().as_u16(),
+            });
+        }
+        self.negotiated_from(resp.headers())
+    }
+
+    /// The `sec-websocket-*` headers of an HTTP/2 extended CONNECT (RFC 8441 §5): the same
+    /// offer as [`ClientHandshake::request`] without the key. Callers put `:protocol` =
+    /// `websocket` in whatever form their HTTP/2 library takes it.
+    pub fn extended_connect_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("sec-websocket-version", HeaderValue::from_static("13"));
+        if !self.protocols.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&self.protocols.join(", ")) {
+                h.insert("sec-websocket-protocol", v);
+            }
+        }
+        if let Some(cfg) = &self.deflate {
+            if let Ok(v) = HeaderValue::from_str(&format_extensions(&[cfg.client_offer()])) {
+                h.insert("sec-websocket-extensions", v);
+            }
+        }
+        h
+    }
+
+    fn negotiated_from(&self, h: &HeaderMap) -> Result<Negotiated, HandshakeError> {
         let protocols = comma_list(h, "sec-websocket-protocol")
             .map_err(|_| HandshakeError::BadResponse("invalid Sec-WebSocket-Protocol"))?;
         let protocol = match protocols.as_slice() {
@@ -524,6 +615,108 @@ mod tests {
             assert_eq!(resp.status(), 426);
             assert_eq!(resp.headers()["sec-websocket-version"], "13");
         }
+    }
+
+    fn extended_connect(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder()
+            .method(Method::CONNECT)
+            .version(Version::HTTP_2)
+            .uri("https://server.example.com/chat");
+        for (name, value) in headers {
+            b = b.header(*name, *value);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn rfc8441_4_extended_connect_negotiates_like_http11_and_answers_200() {
+        let req = extended_connect(&[
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-protocol", "chat, superchat"),
+            (
+                "sec-websocket-extensions",
+                "permessage-deflate; client_max_window_bits",
+            ),
+        ]);
+        let offer = validate_extended_connect(&req, Some("websocket")).unwrap();
+        assert_eq!(offer.key, None);
+        assert_eq!(offer.protocols, ["chat", "superchat"]);
+        let negotiated = offer.negotiate(
+            offer.select_protocol(&["superchat"]),
+            Some(&DeflateConfig::default()),
+        );
+        let resp = accept_response(&offer, &negotiated);
+        assert_eq!(resp.status(), 200);
+        assert!(!resp.headers().contains_key("sec-websocket-accept"));
+        assert!(!resp.headers().contains_key(header::UPGRADE));
+        assert!(!resp.headers().contains_key(header::CONNECTION));
+        assert_eq!(resp.headers()["sec-websocket-protocol"], "superchat");
+        assert!(resp.headers()["sec-websocket-extensions"]
+            .to_str()
+            .unwrap()
+            .starts_with("permessage-deflate"));
+    }
+
+    #[test]
+    fn rfc8441_4_connect_without_websocket_protocol_is_refused() {
+        let req = extended_connect(&[("sec-websocket-version", "13")]);
+        for protocol in [None, Some("connect-udp")] {
+            let err = validate_extended_connect(&req, protocol).unwrap_err();
+            assert_eq!(err.response_for(Version::HTTP_2).0.status(), 400);
+        }
+        let get = Request::builder()
+            .version(Version::HTTP_2)
+            .uri("https://x/")
+            .body(())
+            .unwrap();
+        assert!(validate_extended_connect(&get, Some("websocket")).is_err());
+        assert!(
+            validate_request(&get).is_err(),
+            "an HTTP/2 GET is not an upgrade"
+        );
+    }
+
+    #[test]
+    fn rfc8441_4_wrong_version_gets_426_without_connection_headers() {
+        let req = extended_connect(&[("sec-websocket-version", "8")]);
+        let err = validate_extended_connect(&req, Some("websocket")).unwrap_err();
+        let (resp, _) = err.response_for(Version::HTTP_2);
+        assert_eq!(resp.status(), 426);
+        assert_eq!(resp.headers()["sec-websocket-version"], "13");
+        assert!(!resp.headers().contains_key(header::UPGRADE));
+        assert!(!resp.headers().contains_key(header::CONNECTION));
+    }
+
+    #[test]
+    fn rfc8441_5_client_accepts_2xx_and_checks_the_subprotocol() {
+        let hs = client(&["soap", "wamp"]);
+        let h = hs.extended_connect_headers();
+        assert_eq!(h["sec-websocket-version"], "13");
+        assert_eq!(h["sec-websocket-protocol"], "soap, wamp");
+        assert!(!h.contains_key("sec-websocket-key"));
+        let ok = Response::builder()
+            .status(200)
+            .header("sec-websocket-protocol", "wamp")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            hs.validate_extended_connect_response(&ok)
+                .unwrap()
+                .protocol
+                .as_deref(),
+            Some("wamp")
+        );
+        let refused = Response::builder().status(404).body(()).unwrap();
+        assert_eq!(
+            hs.validate_extended_connect_response(&refused),
+            Err(HandshakeError::UnexpectedStatus { status: 404 })
+        );
+        let unoffered = Response::builder()
+            .status(200)
+            .header("sec-websocket-protocol", "mqtt")
+            .body(())
+            .unwrap();
+        assert!(hs.validate_extended_connect_response(&unoffered).is_err());
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::tls::{self, MaybeTlsStream};
 #[derive(Debug, Clone)]
 pub struct ClientRequest {
     url: Url,
-    protocols: Vec<String>,
-    headers: Vec<(String, String)>,
+    pub(crate) protocols: Vec<String>,
+    pub(crate) headers: Vec<(String, String)>,
     tls: Option<Arc<rustls::ClientConfig>>,
     proxy: ProxySetting,
     connect_timeout: Option<Duration>,
@@ -91,10 +91,29 @@ impl ClientRequest {
         self
     }
 
-    /// Adds a request header such as `Origin` or `Authorization`.
+    /// Adds a request header such as `Origin` or `Authorization`. A name that is not an HTTP
+    /// token, or a value with CR, LF or another control character (which would inject headers
+    /// of its own), makes the connection fail with [`Error::InvalidHeader`] before anything is
+    /// sent.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    pub(crate) fn check_headers(&self) -> Result<()> {
+        for (name, value) in &self.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(Error::InvalidHeader(format!(
+                    "invalid header name {name:?}"
+                )));
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                return Err(Error::InvalidHeader(format!(
+                    "invalid value for header {name}: {value:?}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn url(&self) -> &Url {
@@ -131,6 +150,7 @@ pub async fn connect_with(
     request: ClientRequest,
     config: Config,
 ) -> Result<WebSocket<MaybeTlsStream>> {
+    request.check_headers()?;
     let limit = request.connect_timeout.unwrap_or(config.handshake_timeout);
     let stream = tokio::time::timeout(limit, open_stream(&request))
         .await
@@ -181,6 +201,7 @@ pub async fn client_handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    request.check_headers()?;
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
     let hs = ClientHandshake {
@@ -206,19 +227,24 @@ where
         .await
         .map_err(|_| Error::Timeout("opening handshake"))??;
     let negotiated = hs.validate_response(&resp)?;
+    Ok(client_socket(io, config, negotiated, &leftover))
+}
+
+/// The client's side of an accepted handshake, whichever HTTP version carried it. `leftover`
+/// is what the server sent after its response head.
+pub(crate) fn client_socket<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    config: Config,
+    negotiated: handshake::Negotiated,
+    leftover: &[u8],
+) -> WebSocket<S> {
     let deflate = match (negotiated.deflate, &config.deflate) {
         (Some(params), Some(cfg)) => Some(PerMessageDeflate::new(Role::Client, params, cfg)),
         _ => None,
     };
     let mut conn = Connection::new(Role::Client, config.protocol.clone()).with_deflate(deflate);
     if !leftover.is_empty() {
-        conn.receive_data(&leftover);
+        conn.receive_data(leftover);
     }
-    Ok(WebSocket::new(
-        io,
-        conn,
-        config,
-        negotiated.protocol,
-        negotiated.extensions,
-    ))
+    WebSocket::new(io, conn, config, negotiated.protocol, negotiated.extensions)
 }

@@ -17,6 +17,10 @@ pub enum Error {
     Protocol(#[from] ProtocolError),
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// A request header the caller gave cannot be sent: a name that is not a token, or a value
+    /// with CR, LF or another control character.
+    #[error("invalid request header: {0}")]
+    InvalidHeader(String),
     #[error("invalid URL: {0}")]
     Url(String),
     #[error("timed out: {0}")]

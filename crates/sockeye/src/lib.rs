@@ -16,10 +16,14 @@
 //!
 //! The protocol itself lives in the sans-I/O crate `sockeye-proto`, re-exported as [`proto`].
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod forwarded;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod proxy;
 pub mod server;
 pub mod socket;

@@ -149,21 +149,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
         self.io
             .write_all(&handshake::write_response(&resp, b""))
             .await?;
-        let deflate = match (negotiated.deflate, &self.config.deflate) {
-            (Some(params), Some(cfg)) => Some(PerMessageDeflate::new(Role::Server, params, cfg)),
-            _ => None,
-        };
-        let mut conn =
-            Connection::new(Role::Server, self.config.protocol.clone()).with_deflate(deflate);
-        if !self.leftover.is_empty() {
-            conn.receive_data(&self.leftover);
-        }
-        Ok(WebSocket::new(
+        Ok(server_socket(
             self.io,
-            conn,
             self.config,
-            negotiated.protocol,
-            negotiated.extensions,
+            negotiated,
+            &self.leftover,
         ))
     }
 
@@ -198,6 +188,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
             .await;
         let _ = self.io.shutdown().await;
     }
+}
+
+/// The server's side of an accepted handshake, whichever HTTP version carried it. `leftover` is
+/// what the peer sent after its request head.
+pub(crate) fn server_socket<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    config: Config,
+    negotiated: handshake::Negotiated,
+    leftover: &[u8],
+) -> WebSocket<S> {
+    let deflate = match (negotiated.deflate, &config.deflate) {
+        (Some(params), Some(cfg)) => Some(PerMessageDeflate::new(Role::Server, params, cfg)),
+        _ => None,
+    };
+    let mut conn = Connection::new(Role::Server, config.protocol.clone()).with_deflate(deflate);
+    if !leftover.is_empty() {
+        conn.receive_data(leftover);
+    }
+    WebSocket::new(io, conn, config, negotiated.protocol, negotiated.extensions)
 }
 
 /// Accepts TCP connections forever, reading each request head in its own task and handing it

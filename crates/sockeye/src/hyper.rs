@@ -1,0 +1,346 @@
+//! WebSockets on requests that hyper 1.x served: an HTTP/1.1 upgrade (`Upgrade: websocket`,
+//! answered with 101) or an HTTP/2 extended CONNECT (RFC 8441, `:protocol = websocket`,
+//! answered with 200). Both negotiate through the same code as [`crate::serve`], in
+//! `sockeye_proto::handshake`, and give the same [`WebSocket`].
+//!
+//! ```no_run
+//! # use http_body_util::Full;
+//! # use sockeye::Bytes;
+//! async fn handle(
+//!     mut req: http::Request<hyper::body::Incoming>,
+//! ) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+//!     let upgrade = match sockeye::hyper::UpgradeRequest::new(&mut req, sockeye::Config::default()) {
+//!         Ok(upgrade) => upgrade,
+//!         Err(rejection) => return Ok(rejection.into_response()),
+//!     };
+//!     let protocol = upgrade.select_protocol(&["wamp", "soap"]);
+//!     let (response, socket) = upgrade.accept(protocol);
+//!     tokio::spawn(async move {
+//!         let Ok(mut ws) = socket.await else { return };
+//!         while let Some(Ok(msg)) = ws.recv().await {
+//!             if ws.send(msg).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     });
+//!     Ok(response)
+//! }
+//! ```
+//!
+//! HTTP/2 needs extended CONNECT switched on in the server
+//! (`hyper::server::conn::http2::Builder::enable_connect_protocol`), and the route must take
+//! `CONNECT` as well as `GET`.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use ::hyper::ext::Protocol;
+use ::hyper::upgrade::OnUpgrade;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeError};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::client::{client_socket, ClientRequest};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::server::server_socket;
+use crate::socket::WebSocket;
+
+/// A WebSocket request that hyper has read and Sockeye has validated, not yet answered.
+#[derive(Debug)]
+pub struct UpgradeRequest {
+    offer: ClientOffer,
+    version: Version,
+    on_upgrade: OnUpgrade,
+    config: Config,
+}
+
+/// Why a request cannot become a WebSocket, with the answer it gets: 400 for a malformed
+/// handshake, 426 for a wrong `Sec-WebSocket-Version`, as the native server answers.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejection {
+    error: HandshakeError,
+    version: Version,
+}
+
+impl Rejection {
+    /// The handshake error behind the rejection.
+    pub fn error(&self) -> &HandshakeError {
+        &self.error
+    }
+
+    /// The HTTP status the response carries.
+    pub fn status(&self) -> StatusCode {
+        self.error.response_for(self.version).0.status()
+    }
+
+    /// The response to send: the status, a short text body, and for 426 the supported version.
+    pub fn into_response<B: From<String>>(self) -> Response<B> {
+        let (head, body) = self.error.response_for(self.version);
+        let (mut parts, ()) = head.into_parts();
+        parts.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Response::from_parts(parts, B::from(body))
+    }
+}
+
+/// The `:protocol` pseudo-header of an HTTP/2 request, which hyper keeps in the extensions.
+fn connect_protocol(extensions: &http::Extensions) -> Option<&str> {
+    extensions.get::<Protocol>().map(Protocol::as_str)
+}
+
+impl UpgradeRequest {
+    /// Validates `req` as a WebSocket handshake over HTTP/1.1 or HTTP/2 and takes its upgrade
+    /// handle. A request hyper did not serve (no upgrade handle) is refused like a malformed one.
+    pub fn new<B>(req: &mut Request<B>, config: Config) -> Result<Self, Rejection> {
+        let version = req.version();
+        let offer = validate(req, connect_protocol(req.extensions()))
+            .map_err(|error| Rejection { error, version })?;
+        let on_upgrade = req
+            .extensions_mut()
+            .remove::<OnUpgrade>()
+            .ok_or(Rejection {
+                error: HandshakeError::BadRequest("connection cannot be upgraded"),
+                version,
+            })?;
+        Ok(UpgradeRequest {
+            offer,
+            version,
+            on_upgrade,
+            config,
+        })
+    }
+
+    /// [`UpgradeRequest::new`] for a request already split into parts (as extractors see it).
+    pub fn from_parts(parts: &mut http::request::Parts, config: Config) -> Result<Self, Rejection> {
+        // The validators take a `Request`; lend them the parts' URI and headers without a copy.
+        let mut probe = Request::new(());
+        *probe.method_mut() = parts.method.clone();
+        *probe.version_mut() = parts.version;
+        *probe.uri_mut() = std::mem::take(&mut parts.uri);
+        *probe.headers_mut() = std::mem::take(&mut parts.headers);
+        let validated = validate(&probe, connect_protocol(&parts.extensions));
+        let (probe, ()) = probe.into_parts();
+        parts.uri = probe.uri;
+        parts.headers = probe.headers;
+        let version = parts.version;
+        let offer = validated.map_err(|error| Rejection { error, version })?;
+        let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or(Rejection {
+            error: HandshakeError::BadRequest("connection cannot be upgraded"),
+            version,
+        })?;
+        Ok(UpgradeRequest {
+            offer,
+            version,
+            on_upgrade,
+            config,
+        })
+    }
+
+    /// The subprotocols the client offered, in its order.
+    pub fn offered_protocols(&self) -> &[String] {
+        &self.offer.protocols
+    }
+
+    /// The first of `supported` (the server's order of preference) that the client offered.
+    pub fn select_protocol(&self, supported: &[impl AsRef<str>]) -> Option<String> {
+        self.offer.select_protocol(supported)
+    }
+
+    /// `HTTP/1.1` for an upgrade, `HTTP/2` for an extended CONNECT.
+    pub fn http_version(&self) -> Version {
+        self.version
+    }
+
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// Accepts with `protocol` (ignored unless the client offered it). Returns the response for
+    /// hyper to send (101 over HTTP/1.1, 200 over HTTP/2; add headers such as `Set-Cookie` to it
+    /// freely) and the socket, ready once hyper has sent the response.
+    pub fn accept<B: Default>(self, protocol: Option<String>) -> (Response<B>, PendingWebSocket) {
+        let protocol = protocol.filter(|p| self.offer.protocols.contains(p));
+        let negotiated = self.offer.negotiate(protocol, self.config.deflate.as_ref());
+        let (parts, ()) = handshake::accept_response(&self.offer, &negotiated).into_parts();
+        let config = self.config;
+        let on_upgrade = self.on_upgrade;
+        let pending = PendingWebSocket {
+            inner: Box::pin(async move {
+                let upgraded = on_upgrade.await.map_err(io::Error::other)?;
+                let stream = UpgradedStream(TokioIo::new(upgraded));
+                Ok(server_socket(stream, config, negotiated, &[]))
+            }),
+        };
+        (Response::from_parts(parts, B::default()), pending)
+    }
+}
+
+fn validate<B>(req: &Request<B>, protocol: Option<&str>) -> Result<ClientOffer, HandshakeError> {
+    if req.version() == Version::HTTP_2 {
+        handshake::validate_extended_connect(req, protocol)
+    } else {
+        handshake::validate_request(req)
+    }
+}
+
+/// Resolves to the [`WebSocket`] once hyper has handed over the connection (HTTP/1.1) or the
+/// stream (HTTP/2); fails if the client went away first.
+pub struct PendingWebSocket {
+    inner: Pin<Box<dyn Future<Output = Result<WebSocket<UpgradedStream>>> + Send>>,
+}
+
+impl std::fmt::Debug for PendingWebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingWebSocket").finish_non_exhaustive()
+    }
+}
+
+impl Future for PendingWebSocket {
+    type Output = Result<WebSocket<UpgradedStream>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// The byte stream under a WebSocket that hyper upgraded: the TCP or TLS connection for
+/// HTTP/1.1, one stream's DATA frames for HTTP/2 (where HTTP/2 flow control is the
+/// backpressure that `buffered_amount` sees).
+#[derive(Debug)]
+pub struct UpgradedStream(TokioIo<::hyper::upgrade::Upgraded>);
+
+impl AsyncRead for UpgradedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UpgradedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Self {
+        Error::Handshake(r.error)
+    }
+}
+
+// ---------------------------------------------------------------- client
+
+/// The HTTP/2 connection a client opens WebSockets on: hyper's request sender, which can be
+/// cloned so that several sockets to one origin share the connection.
+pub type Http2Sender = ::hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
+
+/// Opens a WebSocket as one stream of an HTTP/2 connection (RFC 8441 §5): an extended CONNECT
+/// with `:protocol = websocket` and the request's subprotocols, extensions and headers. The
+/// server must have advertised `SETTINGS_ENABLE_CONNECT_PROTOCOL`; otherwise hyper refuses to
+/// send the request and this fails without touching other streams.
+///
+/// Make `sender` with `hyper::client::conn::http2::handshake` over a TLS stream whose ALPN
+/// picked `h2` (or over plain TCP for h2c with prior knowledge).
+pub async fn connect_h2(
+    sender: &mut Http2Sender,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<WebSocket<UpgradedStream>> {
+    request.check_headers()?;
+    let hs = ClientHandshake {
+        key: String::new(),
+        protocols: request.protocols.clone(),
+        deflate: config.deflate.clone(),
+    };
+    let url = request.url();
+    let scheme = if request.is_secure() { "https" } else { "http" };
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let uri = http::Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(target)
+        .build()
+        .map_err(|e| Error::Url(e.to_string()))?;
+    let mut req = Request::builder()
+        .method(Method::CONNECT)
+        .version(Version::HTTP_2)
+        .uri(uri)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Error::Url(e.to_string()))?;
+    req.extensions_mut()
+        .insert(Protocol::from_static("websocket"));
+    let headers = req.headers_mut();
+    for (name, value) in &request.headers {
+        let reserved = ["sec-websocket-version", "sec-websocket-extensions"];
+        if reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            continue;
+        }
+        // Checked above; a failure here would be a bug, so skip rather than panic.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers.extend(hs.extended_connect_headers());
+    let exchange = async {
+        sender.ready().await.map_err(io::Error::other)?;
+        let resp = sender.send_request(req).await.map_err(io::Error::other)?;
+        let negotiated = hs.validate_extended_connect_response(&resp)?;
+        let upgraded = ::hyper::upgrade::on(resp).await.map_err(io::Error::other)?;
+        Ok::<_, Error>((negotiated, upgraded))
+    };
+    let (negotiated, upgraded) = tokio::time::timeout(config.handshake_timeout, exchange)
+        .await
+        .map_err(|_| Error::Timeout("opening handshake"))??;
+    Ok(client_socket(
+        UpgradedStream(TokioIo::new(upgraded)),
+        config,
+        negotiated,
+        &[],
+    ))
+}
