@@ -6,9 +6,11 @@
 #      autobahn-js for the WAMP interop tests (scripts/setup-wamp-js.sh)
 #   4. cargo test for the whole workspace, with the real-peer tests required
 #   5. headless Chromium against the release `sockeye serve` (node --test interop/browser)
-#   6. Autobahn|Testsuite, every case (compression included), our server (plain, and
-#      `sockeye serve` over wss://) and our client
-# SOCKEYE_AUTOBAHN_EXCLUDE='12.*,13.*' skips the slow compression cases while iterating.
+#   6. Autobahn|Testsuite, two runs at a time: every case (compression included) for our
+#      server and our client; `sockeye serve` over wss:// and the axum extractor
+#      (examples/axum_echo) without the compression cases 12.* and 13.*, which the plain server
+#      run already covers through the same code
+# SOCKEYE_AUTOBAHN_EXCLUDE='12.*,13.*' skips the slow compression cases everywhere while iterating.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -48,22 +50,46 @@ if ((${#need[@]})); then
 fi
 
 stage "cargo fmt" cargo fmt --all -- --check
-stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 PY=$(scripts/setup-python.sh)
 export SOCKEYE_PYTHON=$PY SOCKEYE_REQUIRE_INTEROP=1
 stage "setup Node peers" bash scripts/setup-node.sh
 stage "setup autobahn-js (WAMP peers)" bash scripts/setup-wamp-js.sh
 stage "setup Chromium" bash scripts/setup-browser.sh
-stage "cargo test" cargo test --workspace --release
+stage "cargo test" cargo test --workspace --release --all-features
 stage "build sockeye (release)" cargo build --release -p sockeye-cli
 stage "Chromium -> sockeye serve (node --test)" node --test interop/browser/*.test.mjs
-stage "build Autobahn drivers" cargo build --release -p sockeye --examples
-stage "Autobahn fuzzingclient -> sockeye server" bash interop/autobahn/run.sh server
-stage "Autobahn fuzzingclient -> sockeye serve over wss://" bash interop/autobahn/run.sh server-tls
-stage "Autobahn fuzzingserver <- sockeye client" bash interop/autobahn/run.sh client
+stage "build Autobahn drivers" cargo build --release -p sockeye --examples --features axum
+
+# wstest is single-threaded Python and keeps one core busy, so two runs share the machine's two
+# cores; each run's output goes to its own log, printed when it ends.
+declare -A autobahn_pid
+autobahn_start() {
+  local mode=$1
+  shift
+  mkdir -p interop/out
+  bash interop/autobahn/run.sh "$mode" "$@" >"interop/out/autobahn-$mode.log" 2>&1 &
+  autobahn_pid[$mode]=$!
+}
+autobahn_wait() {
+  local rc=0
+  wait "${autobahn_pid[$1]}" || rc=$?
+  cat "interop/out/autobahn-$1.log"
+  return $rc
+}
+stage "install Autobahn" bash interop/autobahn/install.sh
+no_compression=${SOCKEYE_AUTOBAHN_EXCLUDE:-12.*,13.*}
+autobahn_start server
+autobahn_start client
+stage "Autobahn fuzzingclient -> sockeye server" autobahn_wait server
+stage "Autobahn fuzzingserver <- sockeye client" autobahn_wait client
+autobahn_start server-tls --exclude "$no_compression"
+autobahn_start axum --exclude "$no_compression"
+stage "Autobahn fuzzingclient -> sockeye serve over wss:// (no 12.*, 13.*)" autobahn_wait server-tls
+stage "Autobahn fuzzingclient -> axum extractor over HTTP/1.1 (no 12.*, 13.*)" autobahn_wait axum
 
 echo
-for mode in server server-tls client; do
+for mode in server client server-tls axum; do
   [[ -f interop/out/autobahn-$mode/summary.md ]] && { echo "Autobahn, $mode:"; cat "interop/out/autobahn-$mode/summary.md"; echo; }
 done
 echo "test stages: $passed passed, $failed failed"

@@ -4,17 +4,19 @@
 #   server-tls: wstest -m fuzzingclient tests `sockeye serve --listen-tls` at wss://…/echo, with a
 #     self-signed certificate made by openssl for the run (wstest does not verify it)
 #   client: wstest -m fuzzingserver is driven by examples/autobahn_client
-# Build first: cargo build --release -p sockeye --examples (server-tls: -p sockeye-cli)
+#   axum: wstest -m fuzzingclient tests examples/axum_echo (Sockeye's axum extractor behind
+#     axum::serve) at ws://…/echo
+# Build first: cargo build --release -p sockeye --examples --features axum (server-tls: -p sockeye-cli)
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 server|server-tls|client [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1')" >&2
+  echo "usage: $0 server|server-tls|client|axum [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1')" >&2
   exit 2
 }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 mode=${1:-}
-[[ $mode == server || $mode == server-tls || $mode == client ]] || usage
+[[ $mode == server || $mode == server-tls || $mode == client || $mode == axum ]] || usage
 shift
 cases='*'
 exclude=${SOCKEYE_AUTOBAHN_EXCLUDE:-}
@@ -32,6 +34,9 @@ limit=${SOCKEYE_AUTOBAHN_TIMEOUT:-1800}
 if [[ $mode == server-tls ]]; then
   bin=${CARGO_TARGET_DIR:-$repo/target}/release/sockeye
   [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye-cli" >&2; exit 1; }
+elif [[ $mode == axum ]]; then
+  bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/axum_echo
+  [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples --features axum" >&2; exit 1; }
 else
   bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/autobahn_$mode
   [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples" >&2; exit 1; }
@@ -95,10 +100,13 @@ PY
 
 port=$(free_port)
 echo "autobahn: $mode mode, cases '$cases', excluding '${exclude:-none}', reports in $out"
-if [[ $mode == server || $mode == server-tls ]]; then
+if [[ $mode == server || $mode == server-tls || $mode == axum ]]; then
   if [[ $mode == server ]]; then
     "$bin" "127.0.0.1:$port" >"$out/server.log" 2>&1 &
     url=ws://127.0.0.1:$port
+  elif [[ $mode == axum ]]; then
+    "$bin" "127.0.0.1:$port" >"$out/server.log" 2>&1 &
+    url=ws://127.0.0.1:$port/echo
   else
     # A key made for this run only, in the report folder (removed by the next run).
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \

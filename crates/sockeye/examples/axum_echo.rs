@@ -28,19 +28,17 @@ const PAGE: &str =
 async fn echo(ws: WebSocketUpgrade) -> Response {
     let version = ws.http_version();
     ws.protocols(["soap", "wamp"])
-        .config(sockeye::Config::default().max_message_size(16 << 20))
         .on_upgrade(move |mut socket| async move {
             println!(
                 "websocket http_version={version:?} protocol={:?}",
                 socket.protocol()
             );
-            while let Some(Ok(msg)) = socket.recv().await {
-                let reply = match msg {
-                    Message::Close(_) => break,
-                    other => other,
-                };
-                if socket.send(reply).await.is_err() {
-                    break;
+            // Until the close event: the closing handshake completes inside `recv`.
+            while let Some(msg) = socket.recv().await {
+                if let Ok(msg @ (Message::Text(_) | Message::Binary(_))) = msg {
+                    if socket.send(msg).await.is_err() {
+                        break;
+                    }
                 }
             }
         })
