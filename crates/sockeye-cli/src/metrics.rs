@@ -11,7 +11,8 @@ use sockeye::Message;
 #[derive(Default)]
 pub struct Metrics {
     pub open: AtomicI64,
-    pub accepted: AtomicU64,
+    /// Accepted WebSocket handshakes: [HTTP/1.1, HTTP/2].
+    accepted: [AtomicU64; 2],
     refused: Mutex<BTreeMap<&'static str, u64>>,
     closes: Mutex<BTreeMap<u16, u64>>,
     /// permessage-deflate, from connections that ended: [sent, received] × [raw, compressed]
@@ -30,6 +31,12 @@ fn kind(msg: &Message) -> Option<(usize, u64)> {
 }
 
 impl Metrics {
+    /// A WebSocket handshake accepted over `version`.
+    pub fn accepted(&self, version: sockeye::http::Version) {
+        let i = usize::from(version == sockeye::http::Version::HTTP_2);
+        self.accepted[i].fetch_add(1, Relaxed);
+    }
+
     pub fn refused(&self, reason: &'static str) {
         *self.refused.lock().unwrap().entry(reason).or_default() += 1;
     }
@@ -72,11 +79,13 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE sockeye_connections_open gauge");
         let _ = writeln!(out, "sockeye_connections_open {}", self.open.load(Relaxed));
         let _ = writeln!(out, "# TYPE sockeye_handshakes_accepted_total counter");
-        let _ = writeln!(
-            out,
-            "sockeye_handshakes_accepted_total {}",
-            self.accepted.load(Relaxed)
-        );
+        for (version, count) in ["1.1", "2"].iter().zip(&self.accepted) {
+            let _ = writeln!(
+                out,
+                "sockeye_handshakes_accepted_total{{http_version=\"{version}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
         let _ = writeln!(out, "# TYPE sockeye_handshakes_refused_total counter");
         for (reason, n) in self.refused.lock().unwrap().iter() {
             let _ = writeln!(

@@ -84,13 +84,11 @@ struct App {
 struct OpenConnection<'a>(&'a Metrics);
 
 impl<'a> OpenConnection<'a> {
-    fn new(metrics: &'a Metrics) -> Self {
+    fn new(metrics: &'a Metrics, version: sockeye::http::Version) -> Self {
         metrics
             .open
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        metrics
-            .accepted
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics.accepted(version);
         OpenConnection(metrics)
     }
 }
@@ -281,11 +279,14 @@ async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr
             "/" => page(upgrade, INDEX_HTML).await,
             "/metrics" => metrics_page(upgrade, &app.metrics).await,
             "/echo" | "/hello" | "/chat" | "/wamp" => {
+                // 426 asks for `Upgrade`, a header HTTP/2 does not have (RFC 9113 §8.2.2).
+                let status = if upgrade.http_version() == sockeye::http::Version::HTTP_2 {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::UPGRADE_REQUIRED
+                };
                 upgrade
-                    .reject(
-                        StatusCode::UPGRADE_REQUIRED,
-                        "This endpoint speaks WebSocket.\n",
-                    )
+                    .reject(status, "This endpoint speaks WebSocket.\n")
                     .await
             }
             _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
@@ -319,7 +320,7 @@ async fn route(app: Arc<App>, upgrade: Upgrade<MaybeTlsStream>, peer: SocketAddr
             .await;
         return;
     }
-    let _open = OpenConnection::new(&app.metrics);
+    let _open = OpenConnection::new(&app.metrics, upgrade.http_version());
     let result = match path {
         "/echo" => echo(upgrade, &app).await,
         "/hello" => hello(upgrade, &app).await,

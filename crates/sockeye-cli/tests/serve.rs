@@ -248,7 +248,8 @@ async fn metrics_count_handshakes_messages_and_closes() {
     let text = metrics_once_they_show(&addr, "sockeye_closes_total{code=\"4001\"} 1").await;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     for line in [
-        "sockeye_handshakes_accepted_total 1\n",
+        "sockeye_handshakes_accepted_total{http_version=\"1.1\"} 1\n",
+        "sockeye_handshakes_accepted_total{http_version=\"2\"} 0\n",
         "sockeye_handshakes_refused_total{reason=\"origin\"} 1\n",
         "sockeye_messages_received_total{type=\"text\"} 1\n",
         "sockeye_bytes_received_total{type=\"text\"} 5\n",

@@ -33,22 +33,26 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use ::hyper::body::Incoming;
 use ::hyper::ext::Protocol;
+use ::hyper::service::service_fn;
 use ::hyper::upgrade::OnUpgrade;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
+use http_body_util::{Empty, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 
 use crate::client::{client_socket, ClientRequest};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::server::server_socket;
+use crate::server::{server_socket, Upgrade};
 use crate::socket::WebSocket;
 
 /// A WebSocket request that hyper has read and Sockeye has validated, not yet answered.
@@ -344,3 +348,131 @@ pub async fn connect_h2(
         &[],
     ))
 }
+
+// ---------------------------------------------------------------- HTTP/2 connections
+
+/// One request stream of an HTTP/2 connection that [`serve_connection`] handed to an
+/// [`Upgrade`]: how to answer it, and how to turn its stream into the handler's `S`.
+pub(crate) struct Http2Stream<S> {
+    protocol: Option<String>,
+    on_upgrade: Option<OnUpgrade>,
+    respond: oneshot::Sender<Response<Full<Bytes>>>,
+    wrap: Box<dyn FnOnce(UpgradedStream) -> S + Send + Sync>,
+}
+
+impl<S> std::fmt::Debug for Http2Stream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http2Stream")
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Http2Stream<S> {
+    pub(crate) fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    pub(crate) fn map_io<T>(self, f: impl FnOnce(S) -> T + Send + Sync + 'static) -> Http2Stream<T>
+    where
+        S: 'static,
+    {
+        let wrap = self.wrap;
+        Http2Stream {
+            protocol: self.protocol,
+            on_upgrade: self.on_upgrade,
+            respond: self.respond,
+            wrap: Box::new(move |stream| f(wrap(stream))),
+        }
+    }
+
+    /// Sends the 200 and waits for hyper to hand over the stream.
+    pub(crate) async fn open(self, resp: Response<()>) -> Result<S> {
+        let on_upgrade = self.on_upgrade.ok_or_else(|| {
+            Error::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this HTTP/2 request cannot be upgraded",
+            ))
+        })?;
+        let (parts, ()) = resp.into_parts();
+        self.respond
+            .send(Response::from_parts(parts, Full::default()))
+            .map_err(|_| Error::Io(io::ErrorKind::ConnectionReset.into()))?;
+        let upgraded = on_upgrade.await.map_err(io::Error::other)?;
+        Ok((self.wrap)(UpgradedStream(TokioIo::new(upgraded))))
+    }
+
+    /// A final answer: a page, or a refusal.
+    pub(crate) fn respond(self, resp: Response<()>, body: &[u8]) {
+        let (parts, ()) = resp.into_parts();
+        let body = Full::new(Bytes::copy_from_slice(body));
+        let _ = self.respond.send(Response::from_parts(parts, body));
+    }
+}
+
+/// Serves one HTTP/2 connection (after TLS with ALPN `h2`, or h2c with prior knowledge): each
+/// request becomes an [`Upgrade`] for `handler`, in its own task, exactly as
+/// [`crate::serve`] hands HTTP/1.1 requests over. Extended CONNECT is advertised
+/// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`), so browsers open their WebSockets here (RFC 8441).
+///
+/// Each WebSocket is one stream: HTTP/2 flow control is its backpressure, a `RST_STREAM` ends it
+/// as an abrupt close (1006), and the other streams carry on.
+pub async fn serve_connection<I, S, F, Fut>(
+    io: I,
+    peer: SocketAddr,
+    config: Config,
+    handler: F,
+) -> Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: From<UpgradedStream> + Send + 'static,
+    F: Fn(Upgrade<S>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let handler = handler.clone();
+        let config = config.clone();
+        async move {
+            let (respond, answer) = oneshot::channel();
+            let on_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+            let protocol = connect_protocol(req.extensions()).map(str::to_owned);
+            let (parts, _body) = req.into_parts();
+            let stream = Http2Stream {
+                protocol,
+                on_upgrade,
+                respond,
+                wrap: Box::new(S::from),
+            };
+            let upgrade = Upgrade::http2(Request::from_parts(parts, ()), config, stream);
+            tokio::spawn(handler(upgrade, peer));
+            Ok::<_, std::convert::Infallible>(answer.await.unwrap_or_else(|_| {
+                // The handler ended without answering.
+                let mut resp = Response::new(Full::default());
+                *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                resp
+            }))
+        }
+    });
+    ::hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .enable_connect_protocol()
+        // A stream's window well under the connection's: a WebSocket whose handler has stopped
+        // reading (blocked sending to a peer that does not read) holds at most its own window
+        // of the connection's, and the other streams keep flowing. hyper's defaults give a
+        // stream the whole connection window.
+        .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+        .serve_connection(TokioIo::new(io), service)
+        .await
+        .map_err(|e| Error::Io(io::Error::other(e)))
+}
+
+/// The receive window of each HTTP/2 stream that [`serve_connection`] serves: what a WebSocket
+/// can have in flight towards the server before its handler reads it.
+pub const HTTP2_STREAM_WINDOW: u32 = 1 << 20;
+
+/// The receive window of a whole HTTP/2 connection: the most it buffers unread across streams.
+pub const HTTP2_CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4); a plain listener that sees them
+/// speaks h2c with prior knowledge.
+pub const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

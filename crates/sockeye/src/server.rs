@@ -16,13 +16,38 @@ use crate::socket::WebSocket;
 
 /// A request read from a new connection, not yet answered. The application looks at it (path,
 /// query, headers, `Origin`, offered subprotocols), then accepts, rejects, or answers it as
-/// plain HTTP.
+/// plain HTTP. It arrived either on its own HTTP/1.1 connection, or (with the `hyper` feature)
+/// as one stream of an HTTP/2 connection that many requests share.
 #[derive(Debug)]
 pub struct Upgrade<S> {
-    io: S,
     request: Request<()>,
-    leftover: BytesMut,
     config: Config,
+    transport: Transport<S>,
+}
+
+#[derive(Debug)]
+enum Transport<S> {
+    Http1 {
+        io: S,
+        leftover: BytesMut,
+    },
+    #[cfg(feature = "hyper")]
+    Http2(crate::hyper::Http2Stream<S>),
+}
+
+impl<S> Upgrade<S> {
+    #[cfg(feature = "hyper")]
+    pub(crate) fn http2(
+        request: Request<()>,
+        config: Config,
+        stream: crate::hyper::Http2Stream<S>,
+    ) -> Self {
+        Upgrade {
+            request,
+            config,
+            transport: Transport::Http2(stream),
+        }
+    }
 }
 
 /// Reads a request head and answers malformed ones with 400 or 431 itself.
@@ -53,10 +78,9 @@ where
     };
     match result {
         Ok((request, leftover)) => Ok(Upgrade {
-            io,
             request,
-            leftover,
             config,
+            transport: Transport::Http1 { io, leftover },
         }),
         Err(Error::Handshake(e)) => {
             let (resp, body) = e.response();
@@ -83,24 +107,37 @@ where
 
 impl<S> Upgrade<S> {
     /// The stream the request came on: with TLS, [`MaybeTlsStream`](crate::MaybeTlsStream)
-    /// tells the SNI name, the ALPN protocol and the client's certificates.
-    pub fn get_ref(&self) -> &S {
-        &self.io
+    /// tells the SNI name, the ALPN protocol and the client's certificates. `None` for a
+    /// request that came over HTTP/2, whose connection other requests share.
+    pub fn get_ref(&self) -> Option<&S> {
+        match &self.transport {
+            Transport::Http1 { io, .. } => Some(io),
+            #[cfg(feature = "hyper")]
+            Transport::Http2(_) => None,
+        }
     }
 
     /// The same request over a wrapped stream, such as `upgrade.map_io(MaybeTlsStream::from)`
     /// to give plain and TLS connections to one handler.
-    pub fn map_io<T>(self, f: impl FnOnce(S) -> T) -> Upgrade<T> {
+    pub fn map_io<T>(self, f: impl FnOnce(S) -> T + Send + Sync + 'static) -> Upgrade<T>
+    where
+        S: 'static,
+    {
+        let transport = match self.transport {
+            Transport::Http1 { io, leftover } => Transport::Http1 {
+                io: f(io),
+                leftover,
+            },
+            #[cfg(feature = "hyper")]
+            Transport::Http2(stream) => Transport::Http2(stream.map_io(f)),
+        };
         Upgrade {
-            io: f(self.io),
             request: self.request,
-            leftover: self.leftover,
             config: self.config,
+            transport,
         }
     }
-}
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
     pub fn request(&self) -> &Request<()> {
         &self.request
     }
@@ -116,77 +153,115 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
             .and_then(|v| v.to_str().ok())
     }
 
-    /// Whether the request asks for a WebSocket (`Upgrade: websocket`).
+    /// `HTTP/1.1` (or 1.0) for a request on its own connection, `HTTP/2` for one stream of an
+    /// HTTP/2 connection.
+    pub fn http_version(&self) -> http::Version {
+        self.request.version()
+    }
+
+    /// Whether the request asks for a WebSocket: `Upgrade: websocket` over HTTP/1.1, an
+    /// extended CONNECT with `:protocol = websocket` over HTTP/2 (RFC 8441).
     pub fn is_websocket(&self) -> bool {
-        handshake::is_upgrade_request(&self.request)
+        match &self.transport {
+            Transport::Http1 { .. } => handshake::is_upgrade_request(&self.request),
+            #[cfg(feature = "hyper")]
+            Transport::Http2(stream) => {
+                self.request.method() == http::Method::CONNECT
+                    && stream
+                        .protocol()
+                        .is_some_and(|p| p.eq_ignore_ascii_case("websocket"))
+            }
+        }
+    }
+
+    fn validate(&self) -> std::result::Result<ClientOffer, handshake::HandshakeError> {
+        match &self.transport {
+            Transport::Http1 { .. } => handshake::validate_request(&self.request),
+            #[cfg(feature = "hyper")]
+            Transport::Http2(stream) => {
+                handshake::validate_extended_connect(&self.request, stream.protocol())
+            }
+        }
     }
 
     /// The subprotocols the client offered, in its order (empty if the request is invalid).
     pub fn offered_protocols(&self) -> Vec<String> {
-        handshake::validate_request(&self.request)
-            .map(|o| o.protocols)
-            .unwrap_or_default()
+        self.validate().map(|o| o.protocols).unwrap_or_default()
     }
 
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
     /// Completes the handshake with `protocol` (which must be one the client offered), or
     /// answers 400/426 if the request is not a valid WebSocket handshake.
-    pub async fn accept(mut self, protocol: Option<String>) -> Result<WebSocket<S>> {
-        let offer: ClientOffer = match handshake::validate_request(&self.request) {
+    pub async fn accept(self, protocol: Option<String>) -> Result<WebSocket<S>> {
+        let offer = match self.validate() {
             Ok(offer) => offer,
             Err(e) => {
-                let (resp, body) = e.response();
-                self.write_and_close(&resp, body.as_bytes()).await;
+                let (resp, body) = e.response_for(self.request.version());
+                self.answer(resp, body.as_bytes()).await;
                 return Err(Error::Handshake(e));
             }
         };
         let protocol = protocol.filter(|p| offer.protocols.contains(p));
         let negotiated = offer.negotiate(protocol, self.config.deflate.as_ref());
         let resp = handshake::accept_response(&offer, &negotiated);
-        self.io
-            .write_all(&handshake::write_response(&resp, b""))
-            .await?;
-        Ok(server_socket(
-            self.io,
-            self.config,
-            negotiated,
-            &self.leftover,
-        ))
+        match self.transport {
+            Transport::Http1 { mut io, leftover } => {
+                io.write_all(&handshake::write_response(&resp, b"")).await?;
+                Ok(server_socket(io, self.config, negotiated, &leftover))
+            }
+            #[cfg(feature = "hyper")]
+            Transport::Http2(stream) => {
+                let io = stream.open(resp).await?;
+                Ok(server_socket(io, self.config, negotiated, &[]))
+            }
+        }
     }
 
     /// Refuses the request with `status` and a short text body.
-    pub async fn reject(mut self, status: StatusCode, body: &str) -> Result<()> {
+    pub async fn reject(self, status: StatusCode, body: &str) -> Result<()> {
         let mut resp = Response::new(());
         *resp.status_mut() = status;
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        self.write_and_close(&resp, body.as_bytes()).await;
+        self.answer(resp, body.as_bytes()).await;
         Ok(())
     }
 
-    /// Answers the request as plain HTTP (a page, a health check) and closes the connection.
-    pub async fn respond(mut self, resp: Response<()>, body: &[u8]) -> Result<()> {
+    /// Answers the request as plain HTTP (a page, a health check). Over HTTP/1.1 the
+    /// connection is closed after it; over HTTP/2 only this request's stream ends.
+    pub async fn respond(self, resp: Response<()>, body: &[u8]) -> Result<()> {
         let mut resp = resp;
-        resp.headers_mut()
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        self.io
-            .write_all(&handshake::write_response(&resp, body))
-            .await?;
-        self.io.shutdown().await?;
+        match self.transport {
+            Transport::Http1 { mut io, .. } => {
+                resp.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                io.write_all(&handshake::write_response(&resp, body))
+                    .await?;
+                io.shutdown().await?;
+            }
+            #[cfg(feature = "hyper")]
+            Transport::Http2(stream) => stream.respond(resp, body),
+        }
         Ok(())
     }
 
-    async fn write_and_close(&mut self, resp: &Response<()>, body: &[u8]) {
-        let _ = self
-            .io
-            .write_all(&handshake::write_response(resp, body))
-            .await;
-        let _ = self.io.shutdown().await;
+    /// Sends a final answer and ends the exchange, ignoring a peer that has gone.
+    async fn answer(self, resp: Response<()>, body: &[u8]) {
+        match self.transport {
+            Transport::Http1 { mut io, .. } => {
+                let _ = io.write_all(&handshake::write_response(&resp, body)).await;
+                let _ = io.shutdown().await;
+            }
+            #[cfg(feature = "hyper")]
+            Transport::Http2(stream) => stream.respond(resp, body),
+        }
     }
 }
 

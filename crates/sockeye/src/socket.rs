@@ -341,6 +341,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
             }
             Poll::Ready(Ok(())) | Poll::Pending => {}
+            Poll::Ready(Err(e)) if self.conn.close_expected() && self.conn.error().is_none() => {
+                // Our close frame is out and the peer has stopped taking data: an HTTP/2 server
+                // resets the stream (NO_ERROR) once it has answered the close. Its answer may
+                // still be waiting to be read, so only the writing ends.
+                tracing::debug!("write failed after the close frame: {e}");
+                self.write_done = true;
+            }
             Poll::Ready(Err(e)) => self.io_failed(e),
         }
     }

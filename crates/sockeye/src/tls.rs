@@ -54,12 +54,18 @@ pub fn provider() -> Arc<CryptoProvider> {
 // ---- the stream ----
 
 /// A TCP stream, plain or inside TLS: what [`connect`](crate::connect) returns and what
-/// [`serve_tls`] hands to its handler.
+/// [`serve_tls`] hands to its handler. With the `hyper` feature it can also be one stream of an
+/// HTTP/2 connection, for handlers that serve HTTP/1.1 and HTTP/2 alike
+/// ([`crate::hyper::serve_connection`]).
 #[non_exhaustive]
 pub enum MaybeTlsStream {
     Plain(TcpStream),
     /// A client or server TLS session over TCP.
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// One stream of an HTTP/2 connection (RFC 8441), plain or TLS underneath, which other
+    /// streams share: it has no TCP or TLS state of its own.
+    #[cfg(feature = "hyper")]
+    Http2(Box<crate::hyper::UpgradedStream>),
 }
 
 impl fmt::Debug for MaybeTlsStream {
@@ -67,12 +73,21 @@ impl fmt::Debug for MaybeTlsStream {
         let kind = match self {
             MaybeTlsStream::Plain(_) => "Plain",
             MaybeTlsStream::Tls(_) => "Tls",
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(_) => "Http2",
         };
         f.debug_struct("MaybeTlsStream")
             .field("kind", &kind)
-            .field("peer", &self.tcp().peer_addr().ok())
+            .field("peer", &self.tcp().and_then(|tcp| tcp.peer_addr().ok()))
             .field("alpn", &self.alpn_protocol().map(String::from_utf8_lossy))
             .finish()
+    }
+}
+
+#[cfg(feature = "hyper")]
+impl From<crate::hyper::UpgradedStream> for MaybeTlsStream {
+    fn from(stream: crate::hyper::UpgradedStream) -> Self {
+        MaybeTlsStream::Http2(Box::new(stream))
     }
 }
 
@@ -99,19 +114,21 @@ impl MaybeTlsStream {
         matches!(self, MaybeTlsStream::Tls(_))
     }
 
-    /// The TCP stream underneath (addresses, socket options).
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP stream underneath (addresses, socket options); `None` for an HTTP/2 stream.
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            MaybeTlsStream::Plain(tcp) => tcp,
-            MaybeTlsStream::Tls(tls) => tls.get_ref().0,
+            MaybeTlsStream::Plain(tcp) => Some(tcp),
+            MaybeTlsStream::Tls(tls) => Some(tls.get_ref().0),
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(_) => None,
         }
     }
 
     /// The rustls session state: protocol version, cipher suite, and more.
     pub fn tls_state(&self) -> Option<&rustls::CommonState> {
         match self {
-            MaybeTlsStream::Plain(_) => None,
             MaybeTlsStream::Tls(tls) => Some(tls.get_ref().1),
+            _ => None,
         }
     }
 
@@ -142,7 +159,7 @@ impl MaybeTlsStream {
                 tokio_rustls::TlsStream::Server(s) => s.get_ref().1.server_name(),
                 tokio_rustls::TlsStream::Client(_) => None,
             },
-            MaybeTlsStream::Plain(_) => None,
+            _ => None,
         }
     }
 }
@@ -156,6 +173,8 @@ impl AsyncRead for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
@@ -169,6 +188,8 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
@@ -180,6 +201,8 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -187,6 +210,8 @@ impl AsyncWrite for MaybeTlsStream {
         match self {
             MaybeTlsStream::Plain(s) => s.is_write_vectored(),
             MaybeTlsStream::Tls(s) => s.is_write_vectored(),
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(s) => s.is_write_vectored(),
         }
     }
 
@@ -194,6 +219,8 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
             MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
@@ -202,6 +229,8 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            #[cfg(feature = "hyper")]
+            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_shutdown(cx),
         }
     }
 }

@@ -33,7 +33,9 @@ async fn tls_server_on(
         tls,
         config,
         |upgrade, _| async move {
-            let stream = upgrade.get_ref();
+            let stream = upgrade
+                .get_ref()
+                .expect("an HTTP/1.1 request has its own stream");
             assert!(stream.is_tls());
             assert_eq!(stream.alpn_protocol(), Some(&b"http/1.1"[..]));
             let first = match upgrade.path() {
