@@ -1,7 +1,7 @@
 // What the browser tests share: where the binary, Chromium and playwright-core live, the
 // skip-or-fail rule for missing pieces, Chromium's launch flags, and starting `sockeye serve`.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -95,4 +95,32 @@ export async function stopServer(proc) {
     proc.kill('SIGKILL');
     await exited;
   }
+}
+
+// ---- certificates for the wss:// and HTTP/2 tests ----
+
+export const OPENSSL = process.env.SOCKEYE_OPENSSL ?? '/usr/bin/openssl';
+
+const openssl = (args, input) => execFileSync(OPENSSL, args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
+
+/** A CA and a server certificate for 127.0.0.1 and localhost signed by it, in `dir`. */
+export function makeCertificates(dir) {
+  const f = (name) => path.join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1',
+    '-subj', '/CN=Sockeye test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl(['req', '-new', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
+  writeFileSync(
+    f('server.ext'),
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' +
+      'keyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n',
+  );
+  openssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+    '-CAcreateserial', '-days', '1', '-extfile', f('server.ext'), '-out', f('server.pem')]);
+  // base64(SHA-256(SubjectPublicKeyInfo)) of the server certificate: Chromium's pin.
+  const pubkey = openssl(['x509', '-in', f('server.pem'), '-pubkey', '-noout']);
+  const spki = openssl(['pkey', '-pubin', '-outform', 'der'], pubkey);
+  const spkiHash = openssl(['dgst', '-sha256', '-binary'], spki).toString('base64');
+  return { cert: f('server.pem'), key: f('server.key'), spkiHash };
 }

@@ -11,38 +11,12 @@
 // unless SOCKEYE_REQUIRE_INTEROP=1, when it fails.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { launchChromium, skipUnlessReady, startServer, stopServer } from './common.mjs';
+import { OPENSSL, launchChromium, makeCertificates, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
-const OPENSSL = process.env.SOCKEYE_OPENSSL ?? '/usr/bin/openssl';
 const skip = skipUnlessReady([[OPENSSL, 'apt-get install openssl']]);
-
-const openssl = (args, input) => execFileSync(OPENSSL, args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
-
-/** A CA and a server certificate for 127.0.0.1 and localhost signed by it, in `dir`. */
-function makeCertificates(dir) {
-  const f = (name) => path.join(dir, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1',
-    '-subj', '/CN=Sockeye test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  openssl(['req', '-new', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
-  writeFileSync(
-    f('server.ext'),
-    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' +
-      'keyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n',
-  );
-  openssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
-    '-CAcreateserial', '-days', '1', '-extfile', f('server.ext'), '-out', f('server.pem')]);
-  // base64(SHA-256(SubjectPublicKeyInfo)) of the server certificate: Chromium's pin.
-  const pubkey = openssl(['x509', '-in', f('server.pem'), '-pubkey', '-noout']);
-  const spki = openssl(['pkey', '-pubin', '-outform', 'der'], pubkey);
-  const spkiHash = openssl(['dgst', '-sha256', '-binary'], spki).toString('base64');
-  return { cert: f('server.pem'), key: f('server.key'), spkiHash };
-}
 
 let server;
 let browser;
