@@ -120,6 +120,32 @@ impl ClientRequest {
         &self.url
     }
 
+    /// A request from an `http::Request`: its URI (`ws://` or `wss://`) and headers, such as
+    /// `Authorization` or `Cookie`. A `Sec-WebSocket-Protocol` header becomes the offered
+    /// subprotocols; the handshake's own headers (`Upgrade`, `Sec-WebSocket-Key`, …) are made
+    /// by Sockeye and ignored here.
+    pub fn from_request<B>(request: &http::Request<B>) -> Result<Self> {
+        let mut out = ClientRequest::new(&request.uri().to_string())?;
+        for (name, value) in request.headers() {
+            let value = value
+                .to_str()
+                .map_err(|_| Error::InvalidHeader(format!("header {name} is not visible ASCII")))?;
+            if name == "sec-websocket-protocol" {
+                out.protocols.extend(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned),
+                );
+            } else {
+                out.headers
+                    .push((name.as_str().to_owned(), value.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
     fn port(&self) -> u16 {
         self.url.port_or_known_default().unwrap_or(80)
     }
@@ -223,11 +249,48 @@ where
             }
         }
     };
-    let (resp, leftover) = tokio::time::timeout(config.handshake_timeout, exchange)
+    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    let (resp, leftover) = tokio::time::timeout_at(deadline, exchange)
         .await
         .map_err(|_| Error::Timeout("opening handshake"))??;
+    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        let body = tokio::time::timeout_at(deadline, refusal_body(&mut io, &resp, leftover))
+            .await
+            .unwrap_or_default();
+        let (parts, ()) = resp.into_parts();
+        return Err(Error::Rejected(Box::new(http::Response::from_parts(
+            parts, body,
+        ))));
+    }
     let negotiated = hs.validate_response(&resp)?;
-    Ok(client_socket(io, config, negotiated, &leftover))
+    let mut ws = client_socket(io, config, negotiated, &leftover);
+    ws.set_response(resp);
+    Ok(ws)
+}
+
+/// The most of a refusal's body kept for [`Error::Rejected`].
+const MAX_REFUSAL_BODY: usize = 64 << 10;
+
+/// Reads the body of a refusal, by its `Content-Length` or up to the end of the connection,
+/// keeping at most [`MAX_REFUSAL_BODY`]; whatever arrived is kept if the read fails.
+async fn refusal_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    resp: &http::Response<()>,
+    mut body: BytesMut,
+) -> bytes::Bytes {
+    let length = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok());
+    let want = length.unwrap_or(MAX_REFUSAL_BODY).min(MAX_REFUSAL_BODY);
+    while body.len() < want {
+        match io.read_buf(&mut body).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    body.truncate(want);
+    body.freeze()
 }
 
 /// The client's side of an accepted handshake, whichever HTTP version carried it. `leftover`

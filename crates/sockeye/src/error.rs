@@ -27,6 +27,11 @@ pub enum Error {
     Timeout(&'static str),
     #[error("request refused: {0}")]
     Refused(String),
+    /// The server answered the opening handshake with something other than 101 (or 2xx over
+    /// HTTP/2): its status, headers and the start of its body (up to 64 KiB), such as a 401
+    /// with a `WWW-Authenticate` header or a 403 page.
+    #[error("the server refused the WebSocket: {}", .0.status())]
+    Rejected(Box<http::Response<bytes::Bytes>>),
     /// The TLS handshake failed: an untrusted, expired or wrong-host certificate, no common
     /// protocol version or cipher suite, an alert from the peer.
     #[error("TLS handshake failed: {0}")]

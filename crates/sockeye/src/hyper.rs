@@ -43,7 +43,7 @@ use ::hyper::service::service_fn;
 use ::hyper::upgrade::OnUpgrade;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body_util::{Empty, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -333,21 +333,38 @@ pub async fn connect_h2(
     headers.extend(hs.extended_connect_headers());
     let exchange = async {
         sender.ready().await.map_err(io::Error::other)?;
-        let resp = sender.send_request(req).await.map_err(io::Error::other)?;
+        let mut resp = sender.send_request(req).await.map_err(io::Error::other)?;
+        if !resp.status().is_success() {
+            let (parts, body) = resp.into_parts();
+            let body = http_body_util::Limited::new(body, MAX_REFUSAL_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(Error::Rejected(Box::new(Response::from_parts(parts, body))));
+        }
         let negotiated = hs.validate_extended_connect_response(&resp)?;
-        let upgraded = ::hyper::upgrade::on(resp).await.map_err(io::Error::other)?;
-        Ok::<_, Error>((negotiated, upgraded))
+        let upgraded = ::hyper::upgrade::on(&mut resp)
+            .await
+            .map_err(io::Error::other)?;
+        let (head, _) = resp.into_parts();
+        Ok::<_, Error>((negotiated, upgraded, Response::from_parts(head, ())))
     };
-    let (negotiated, upgraded) = tokio::time::timeout(config.handshake_timeout, exchange)
+    let (negotiated, upgraded, head) = tokio::time::timeout(config.handshake_timeout, exchange)
         .await
         .map_err(|_| Error::Timeout("opening handshake"))??;
-    Ok(client_socket(
+    let mut ws = client_socket(
         UpgradedStream(TokioIo::new(upgraded)),
         config,
         negotiated,
         &[],
-    ))
+    );
+    ws.set_response(head);
+    Ok(ws)
 }
+
+/// The most of a refusal's body kept for [`Error::Rejected`], as over HTTP/1.1.
+const MAX_REFUSAL_BODY: usize = 64 << 10;
 
 // ---------------------------------------------------------------- HTTP/2 connections
 

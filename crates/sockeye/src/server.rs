@@ -23,6 +23,7 @@ pub struct Upgrade<S> {
     request: Request<()>,
     config: Config,
     transport: Transport<S>,
+    response_headers: http::HeaderMap,
 }
 
 #[derive(Debug)]
@@ -46,6 +47,7 @@ impl<S> Upgrade<S> {
             request,
             config,
             transport: Transport::Http2(stream),
+            response_headers: http::HeaderMap::new(),
         }
     }
 }
@@ -81,6 +83,7 @@ where
             request,
             config,
             transport: Transport::Http1 { io, leftover },
+            response_headers: http::HeaderMap::new(),
         }),
         Err(Error::Handshake(e)) => {
             let (resp, body) = e.response();
@@ -135,6 +138,7 @@ impl<S> Upgrade<S> {
             request: self.request,
             config: self.config,
             transport,
+            response_headers: self.response_headers,
         }
     }
 
@@ -192,6 +196,14 @@ impl<S> Upgrade<S> {
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }
+
+    /// Headers to add to the answer that accepts the WebSocket (101 over HTTP/1.1, 200 over
+    /// HTTP/2), such as a `Set-Cookie` after authenticating on the handshake. The handshake's
+    /// own headers (`Upgrade`, `Connection`, `Sec-WebSocket-*`) are Sockeye's and are not
+    /// replaced by these.
+    pub fn response_headers_mut(&mut self) -> &mut http::HeaderMap {
+        &mut self.response_headers
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
@@ -208,7 +220,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
         };
         let protocol = protocol.filter(|p| offer.protocols.contains(p));
         let negotiated = offer.negotiate(protocol, self.config.deflate.as_ref());
-        let resp = handshake::accept_response(&offer, &negotiated);
+        let mut resp = handshake::accept_response(&offer, &negotiated);
+        for (name, value) in &self.response_headers {
+            let own = name == http::header::UPGRADE
+                || name == http::header::CONNECTION
+                || name.as_str().starts_with("sec-websocket-");
+            if !own {
+                resp.headers_mut().append(name, value.clone());
+            }
+        }
         match self.transport {
             Transport::Http1 { mut io, leftover } => {
                 io.write_all(&handshake::write_response(&resp, b"")).await?;

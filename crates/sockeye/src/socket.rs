@@ -137,6 +137,8 @@ pub struct WebSocket<S> {
     close_timer: Option<Pin<Box<Sleep>>>,
     ping_timer: Option<Pin<Box<Sleep>>>,
     awaiting_pong: bool,
+    /// A client's view of the server's answer to the opening handshake.
+    response: Option<Box<http::Response<()>>>,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -174,7 +176,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             close_timer: None,
             ping_timer,
             awaiting_pong: false,
+            response: None,
         }
+    }
+
+    pub(crate) fn set_response(&mut self, response: http::Response<()>) {
+        self.response = Some(Box::new(response));
+    }
+
+    /// On a client: the server's answer to the opening handshake, its status (101, or 200
+    /// over HTTP/2) and headers, such as a `Set-Cookie`. `None` on a server.
+    pub fn response(&self) -> Option<&http::Response<()>> {
+        self.response.as_deref()
     }
 
     /// `readyState`: Open, then Closing once either side started the closing handshake, then

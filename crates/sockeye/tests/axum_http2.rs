@@ -44,8 +44,29 @@ async fn echo(ws: WebSocketUpgrade) -> Response {
         })
 }
 
+/// Authenticates on the handshake: a 401 with a body without the token, else the socket with a
+/// cookie on the 200.
+async fn private(headers: http::HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer open-sesame") {
+        let mut resp = Response::new(axum::body::Body::from("who are you?\n"));
+        *resp.status_mut() = http::StatusCode::UNAUTHORIZED;
+        return resp;
+    }
+    let mut resp = ws.on_upgrade(|mut socket| async move {
+        let _ = socket.send("welcome").await;
+        while let Some(Ok(_)) = socket.recv().await {}
+    });
+    resp.headers_mut().insert(
+        http::header::SET_COOKIE,
+        http::HeaderValue::from_static("session=42"),
+    );
+    resp
+}
+
 async fn start_app() -> SocketAddr {
-    let app = Router::new().route("/echo", any(echo));
+    let app = Router::new()
+        .route("/echo", any(echo))
+        .route("/private", any(private));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -265,4 +286,29 @@ async fn request_headers_with_cr_or_lf_are_refused_before_sending() {
             .unwrap_err();
         assert!(matches!(err, sockeye::Error::InvalidHeader(_)), "{err}");
     }
+}
+
+#[tokio::test]
+async fn rfc8441_handshake_control_over_http2_cookie_on_the_200_and_a_401_with_its_body() {
+    let addr = start_app().await;
+    let mut sender = h2c(addr).await;
+    let url = format!("ws://{addr}/private");
+    let refused = ClientRequest::new(&url).unwrap();
+    match connect_h2(&mut sender, &refused, Config::default()).await {
+        Err(sockeye::Error::Rejected(resp)) => {
+            assert_eq!(resp.status(), 401);
+            assert_eq!(&resp.body()[..], b"who are you?\n");
+        }
+        other => panic!("expected the 401, got {other:?}"),
+    }
+    let allowed = ClientRequest::new(&url)
+        .unwrap()
+        .header("Authorization", "Bearer open-sesame");
+    let mut ws = connect_h2(&mut sender, &allowed, Config::default())
+        .await
+        .unwrap();
+    let response = ws.response().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[http::header::SET_COOKIE], "session=42");
+    assert_eq!(next_text(&mut ws).await, "welcome");
 }
