@@ -177,15 +177,28 @@ pub async fn connect_with(
     config: Config,
 ) -> Result<WebSocket<MaybeTlsStream>> {
     request.check_headers()?;
-    let limit = request.connect_timeout.unwrap_or(config.handshake_timeout);
-    let stream = tokio::time::timeout(limit, open_stream(&request))
-        .await
-        .map_err(|_| Error::Timeout("connecting (TCP, proxy, TLS)"))??;
+    let stream = open_stream_in_time(&request, &config, None).await?;
     client_handshake(stream, &request, config).await
 }
 
-/// TCP (directly or through a proxy tunnel), then TLS for `wss://`.
-async fn open_stream(request: &ClientRequest) -> Result<MaybeTlsStream> {
+/// [`open_stream_with_alpn`] within the request's connect timeout.
+pub(crate) async fn open_stream_in_time(
+    request: &ClientRequest,
+    config: &Config,
+    alpn: Option<&[&[u8]]>,
+) -> Result<MaybeTlsStream> {
+    let limit = request.connect_timeout.unwrap_or(config.handshake_timeout);
+    tokio::time::timeout(limit, open_stream_with_alpn(request, alpn))
+        .await
+        .map_err(|_| Error::Timeout("connecting (TCP, proxy, TLS)"))?
+}
+
+/// TCP (directly or through a proxy tunnel), then TLS for `wss://`, offering `alpn` if given
+/// instead of the TLS configuration's protocols.
+async fn open_stream_with_alpn(
+    request: &ClientRequest,
+    alpn: Option<&[&[u8]]>,
+) -> Result<MaybeTlsStream> {
     let host = request
         .url
         .host()
@@ -211,10 +224,15 @@ async fn open_stream(request: &ClientRequest) -> Result<MaybeTlsStream> {
     if !request.is_secure() {
         return Ok(MaybeTlsStream::Plain(tcp));
     }
-    let config = match &request.tls {
+    let mut config = match &request.tls {
         Some(config) => config.clone(),
         None => tls::default_client_config()?,
     };
+    if let Some(alpn) = alpn {
+        let mut custom = (*config).clone();
+        custom.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config = Arc::new(custom);
+    }
     tls::connect_tls(tcp, &host, config).await
 }
 

@@ -49,11 +49,12 @@ use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeErro
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
-use crate::client::{client_socket, ClientRequest};
+use crate::client::{client_socket, open_stream_in_time, ClientRequest};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::server::{server_socket, Upgrade};
 use crate::socket::WebSocket;
+use crate::tls::MaybeTlsStream;
 
 /// A WebSocket request that hyper has read and Sockeye has validated, not yet answered.
 #[derive(Debug)]
@@ -286,6 +287,53 @@ pub async fn connect_h2(
     request: &ClientRequest,
     config: Config,
 ) -> Result<WebSocket<UpgradedStream>> {
+    connect_h2_as(sender, request, config).await
+}
+
+/// Connects like [`crate::connect_with`], preferring HTTP/2 for `wss://`: TLS offers ALPN `h2`
+/// and `http/1.1`, and when the server picks `h2` the WebSocket is an extended CONNECT stream of
+/// that connection (RFC 8441). When it picks `http/1.1`, or speaks HTTP/2 without extended
+/// CONNECT (which costs a second connection, with ALPN `http/1.1` only), it is the classic
+/// upgrade. A refusal (a 403, say) is final either way. `ws://` is always HTTP/1.1: the
+/// automatic choice is this function's, and [`crate::connect`] never makes it.
+pub async fn connect(request: ClientRequest, config: Config) -> Result<WebSocket<MaybeTlsStream>> {
+    request.check_headers()?;
+    if !request.is_secure() {
+        return crate::connect_with(request, config).await;
+    }
+    let alpn: &[&[u8]] = &[b"h2", crate::tls::ALPN_HTTP_1_1];
+    let stream = open_stream_in_time(&request, &config, Some(alpn)).await?;
+    if stream.alpn_protocol() != Some(b"h2") {
+        return crate::client_handshake(stream, &request, config).await;
+    }
+    let over_h2 = async {
+        let (mut sender, conn) =
+            ::hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .map_err(io::Error::other)?;
+        tokio::spawn(conn);
+        connect_h2_as(&mut sender, &request, config.clone()).await
+    };
+    match over_h2.await {
+        Ok(ws) => Ok(ws),
+        Err(e @ (Error::Rejected(_) | Error::Handshake(_) | Error::Timeout(_))) => Err(e),
+        Err(e) => {
+            tracing::debug!("no WebSocket over HTTP/2 ({e}); trying HTTP/1.1");
+            let stream =
+                open_stream_in_time(&request, &config, Some(&[crate::tls::ALPN_HTTP_1_1])).await?;
+            crate::client_handshake(stream, &request, config).await
+        }
+    }
+}
+
+async fn connect_h2_as<S>(
+    sender: &mut Http2Sender,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<WebSocket<S>>
+where
+    S: From<UpgradedStream> + AsyncRead + AsyncWrite + Unpin,
+{
     request.check_headers()?;
     let hs = ClientHandshake {
         key: String::new(),
@@ -354,7 +402,7 @@ pub async fn connect_h2(
         .await
         .map_err(|_| Error::Timeout("opening handshake"))??;
     let mut ws = client_socket(
-        UpgradedStream(TokioIo::new(upgraded)),
+        S::from(UpgradedStream(TokioIo::new(upgraded))),
         config,
         negotiated,
         &[],

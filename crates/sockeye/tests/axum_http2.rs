@@ -312,3 +312,76 @@ async fn rfc8441_handshake_control_over_http2_cookie_on_the_200_and_a_401_with_i
     assert_eq!(response.headers()[http::header::SET_COOKIE], "session=42");
     assert_eq!(next_text(&mut ws).await, "welcome");
 }
+
+/// The echo app over TLS with ALPN `h2` and `http/1.1`; `extended_connect` says whether the
+/// HTTP/2 side advertises RFC 8441.
+async fn start_tls_app(ca: &support::Ca, extended_connect: bool) -> u16 {
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    use sockeye::tls::{rustls, tokio_rustls};
+    use std::sync::Arc;
+
+    let leaf = ca.server(&["localhost"]);
+    let mut tls = rustls::ServerConfig::builder_with_provider(sockeye::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.cert_der.clone()], leaf.key_der())
+        .unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = Router::new().route("/echo", any(echo));
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                if extended_connect {
+                    builder.http2().enable_connect_protocol();
+                }
+                let _ = builder
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[tokio::test]
+async fn rfc8441_connect_prefers_http2_and_falls_back_to_http11() {
+    let ca = support::Ca::new("Sockeye ALPN CA");
+    for (extended_connect, want_h2) in [(true, true), (false, false)] {
+        let port = start_tls_app(&ca, extended_connect).await;
+        let request = ClientRequest::new(&format!("wss://localhost:{port}/echo"))
+            .unwrap()
+            .tls(ca.client_config())
+            .no_proxy();
+        let mut ws = sockeye::hyper::connect(request, Config::default())
+            .await
+            .unwrap();
+        let over_h2 = matches!(ws.get_ref(), sockeye::MaybeTlsStream::Http2(_));
+        assert_eq!(
+            over_h2, want_h2,
+            "extended CONNECT offered: {extended_connect}"
+        );
+        if !want_h2 {
+            assert_eq!(ws.get_ref().alpn_protocol(), Some(&b"http/1.1"[..]));
+        }
+        let hello = next_text(&mut ws).await;
+        let version = if want_h2 { "HTTP/2.0" } else { "HTTP/1.1" };
+        assert!(hello.starts_with(version), "{hello}");
+        ws.send("either way").await.unwrap();
+        assert_eq!(next_text(&mut ws).await, "either way");
+    }
+}
