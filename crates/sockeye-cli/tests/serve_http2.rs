@@ -271,13 +271,18 @@ async fn rfc8441_4_bad_requests_are_refused_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
-async fn rfc8441_a_reset_stream_ends_its_socket_only() {
+async fn rfc8441_a_stream_reset_mid_message_is_1006_for_its_socket_only() {
     let (_server, addr) = start(&["--listen", "127.0.0.1:0"]).await;
     let mut h2 = h2c(&addr).await;
     let mut doomed = open(&mut h2, &format!("ws://{addr}/chat"), &[]).await;
     let mut other = open(&mut h2, &format!("ws://{addr}/chat"), &[]).await;
     doomed.send("before the reset").await.unwrap();
     assert_eq!(next(&mut other).await, Message::text("before the reset"));
+    // Half a message, then the stream is reset (dropping the socket sends RST_STREAM).
+    doomed
+        .send_fragment(Some(sockeye::DataKind::Text), b"half a mess", false)
+        .await
+        .unwrap();
     drop(doomed);
     other.send("after the reset").await.unwrap();
     assert_eq!(next(&mut other).await, Message::text("after the reset"));
@@ -293,6 +298,89 @@ async fn rfc8441_a_reset_stream_ends_its_socket_only() {
     assert!(
         text.contains("sockeye_connections_open 1\n"),
         "the reset socket is still counted open:\n{text}"
+    );
+    assert!(
+        text.contains("sockeye_closes_total{code=\"1006\"} 1\n"),
+        "the reset was not an abrupt close (1006):\n{text}"
+    );
+}
+
+/// A masked client frame (RFC 6455 §5.3) with a fixed key.
+fn client_text_frame(text: &str) -> Bytes {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x81, 0x80 | text.len() as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    Bytes::from(frame)
+}
+
+/// A raw HTTP/2 client (the h2 crate) on a new h2c connection, once the server's SETTINGS
+/// (with extended CONNECT) have arrived.
+async fn raw_h2(addr: &str) -> h2::client::SendRequest<Bytes> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    for _ in 0..100 {
+        if client.is_extended_connect_protocol_enabled() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        client = client.ready().await.unwrap();
+    }
+    assert!(client.is_extended_connect_protocol_enabled());
+    client
+}
+
+#[tokio::test]
+async fn rfc8441_data_sent_before_the_200_is_the_first_websocket_data() {
+    let (_server, addr) = start(&["--listen", "127.0.0.1:0", "--no-compression"]).await;
+    let mut client = raw_h2(&addr).await;
+    let mut req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{addr}/echo"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    req.extensions_mut()
+        .insert(h2::ext::Protocol::from_static("websocket"));
+    let (response, mut stream) = client.send_request(req, false).unwrap();
+    stream.send_data(client_text_frame("early"), false).unwrap();
+    let response = timeout(WAIT, response).await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let data = timeout(WAIT, body.data())
+        .await
+        .unwrap()
+        .expect("stream ended")
+        .unwrap();
+    assert_eq!(&data[..], b"\x81\x05early", "the echo of the early frame");
+}
+
+#[tokio::test]
+async fn rfc8441_a_classic_connect_is_refused_and_the_connection_goes_on() {
+    let (_server, addr) = start(&["--listen", "127.0.0.1:0"]).await;
+    let mut client = raw_h2(&addr).await;
+    let req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(addr.as_str())
+        .body(())
+        .unwrap();
+    let (response, _stream) = client.send_request(req, false).unwrap();
+    let response = timeout(WAIT, response).await.unwrap().unwrap();
+    assert!(
+        response.status().is_client_error(),
+        "a CONNECT without :protocol got {}",
+        response.status()
+    );
+    let get = http::Request::builder()
+        .uri(format!("http://{addr}/"))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(get, true).unwrap();
+    assert_eq!(
+        timeout(WAIT, response).await.unwrap().unwrap().status(),
+        200
     );
 }
 
