@@ -19,10 +19,17 @@
 #                        with 20 B and 1 KiB text messages from one publisher on /chat
 #   --tls                only the TLS cells: --scenarios tls (binary echo over wss:// against ws://,
 #                        for the contenders that take --tls-cert: sockeye, tungstenite)
+#                        http2: 100 WebSockets on one HTTP/2 connection against 100 HTTP/1.1
+#                        connections to `sockeye serve`, both driven by Sockeye's own client
+#                        (`sockeye bench --library [--http2]`); axum: the same axum app with
+#                        Sockeye's extractor and with axum's own WebSocket (tokio-tungstenite)
 #   --contenders "..."   subset of: sockeye tungstenite fastwebsockets tokio-websockets yawc,
-#                        and sockeye-base (needs --base-bin)
+#                        serve (`sockeye serve` with its default config, logging at warn),
+#                        sockeye-base (needs --base-bin) and serve-base (needs --serve-base-bin)
 #   --base-bin PATH      the sockeye peer server built from another revision, run as the
 #                        contender sockeye-base: an A/B of a change in the same interleaved run
+#   --serve-base-bin PATH  the `sockeye` binary of another revision, run as the contender
+#                        serve-base: an A/B of `sockeye serve` itself
 #   --multi-thread       run the servers on tokio's multi-thread runtime
 #   --server-cpus LIST   taskset CPU list of the servers (default 0)
 #   --client-cpus LIST   taskset CPU list of the load generator (default 1)
@@ -64,6 +71,7 @@ JOBS=1
 BUILD=1
 OUT=""
 BASE_BIN=""
+SERVE_BASE_BIN=""
 REPORT_ONLY=0
 
 while [ $# -gt 0 ]; do
@@ -80,6 +88,7 @@ while [ $# -gt 0 ]; do
         --tls) SCENARIOS=tls ;;
         --contenders) CONTENDERS=$2; shift ;;
         --base-bin) BASE_BIN=$2; shift ;;
+        --serve-base-bin) SERVE_BASE_BIN=$2; shift ;;
         --multi-thread) MULTI_THREAD=1 ;;
         --server-cpus) SERVER_CPUS=$2; shift ;;
         --client-cpus) CLIENT_CPUS=$2; shift ;;
@@ -176,6 +185,11 @@ server_cmd() {
         sockeye-base) echo "${BASE_BIN:?--base-bin is needed for sockeye-base}" ;;
         sockeye-base-deflate) echo "${BASE_BIN:?--base-bin is needed for sockeye-base} --deflate" ;;
         sockeye-tls) echo "$PEERS/sockeye $TLS_FLAGS" ;;
+        # The address start_server appends follows --listen.
+        serve|serve-h1|serve-h2) echo "$SOCKEYE serve --log-level warn --listen" ;;
+        serve-base) echo "${SERVE_BASE_BIN:?--serve-base-bin is needed for serve-base} serve --log-level warn --listen" ;;
+        axum-sockeye) echo "$PEERS/axum_sockeye" ;;
+        axum-tungstenite) echo "$PEERS/axum_tungstenite" ;;
         sockeye-uring) echo "$PEERS/sockeye_uring" ;;
         tungstenite) echo "$PEERS/tungstenite" ;;
         tungstenite-tls) echo "$PEERS/tungstenite $TLS_FLAGS" ;;
@@ -190,7 +204,10 @@ server_cmd() {
 start_server() {
     local cmd
     cmd=$(server_cmd "$1")
-    [ "$MULTI_THREAD" = 1 ] && cmd="$cmd --multi-thread"
+    case "$1" in
+        serve*) ;;  # sockeye serve runs tokio's multi-thread runtime already
+        *) [ "$MULTI_THREAD" = 1 ] && cmd="$cmd --multi-thread" ;;
+    esac
     # A fresh file: reading the previous server's LISTENING line would send the run to a
     # closed port.
     rm -f "$WORK/server.out"
@@ -219,7 +236,9 @@ run() {
     local args=(--label "$contender") scheme=ws path=/echo
     case "$contender" in *-tls) scheme=wss; args+=(--ca "$WORK/ca.pem") ;; esac
     case "$scenario" in
-        binary|tls) args+=(--mode echo --binary -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
+        binary|tls|axum) args+=(--mode echo --binary -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
+        http2) args+=(--mode echo --binary -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP" --library)
+            [ "$contender" = serve-h2 ] && args+=(--http2) ;;
         firehose)
             path="/firehose?size=$size"
             args+=(--mode firehose -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP") ;;
@@ -277,6 +296,8 @@ contenders_for() {
             for c in $CONTENDERS; do
                 case "$c" in sockeye) echo "$c"; echo "$c-tls" ;; esac
             done ;;
+        http2) echo serve-h2; echo serve-h1 ;;
+        axum) echo axum-sockeye; echo axum-tungstenite ;;
         *) for c in $CONTENDERS; do echo "$c"; done ;;
     esac
 }
@@ -426,8 +447,13 @@ scenario_titles = {
     "deflate": "echo, text messages with permessage-deflate (client_no_context_takeover, level 6)",
     "broadcast": "broadcast: one publisher, N subscribers on /chat (\"connections\" = subscribers; "
                  "messages = deliveries; latency = publish to the last subscriber's delivery)",
+    "http2": "WebSocket over HTTP/2 (RFC 8441): N sockets as streams of one h2c connection (serve-h2) "
+             "against N HTTP/1.1 connections (serve-h1), binary echo to \`sockeye serve\`, both driven by "
+             "Sockeye's client (\`sockeye bench --library [--http2]\`)",
+    "axum": "the same axum app (hyper-util's server, a route that echoes), with Sockeye's extractor "
+            "(axum-sockeye) and with axum's own WebSocket on tokio-tungstenite (axum-tungstenite), binary echo",
 }
-for scenario in ["binary", "text", "deflate", "broadcast"]:
+for scenario in ["binary", "text", "deflate", "broadcast", "http2", "axum"]:
     present = [r["contender"] for r in rows if r["scenario"] == scenario]
     if not present:
         continue
@@ -435,7 +461,7 @@ for scenario in ["binary", "text", "deflate", "broadcast"]:
     for c in present:
         if c not in order:
             order.append(c)
-    order.sort(key=lambda c: (not c.startswith("sockeye"), c))
+    order.sort(key=lambda c: (not c.startswith(("sockeye", "axum-sockeye", "serve-h2")), c))
     w(f"## {scenario_titles[scenario]}")
     w("")
     table(scenario, "Messages per second (higher is better)", "msgs_per_s", 0, order)

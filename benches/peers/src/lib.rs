@@ -144,3 +144,22 @@ where
         }
     });
 }
+
+/// An axum app on [`serve`]'s listener: each connection served by hyper-util's HTTP/1.1 and
+/// HTTP/2 server with upgrades, as `axum::serve` does, so that the two axum contenders differ
+/// only in the WebSocket library behind the route.
+pub fn serve_axum(args: &Args, app: axum::Router) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    serve(args, move |tcp| {
+        let service = TowerToHyperService::new(app.clone());
+        async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().enable_connect_protocol();
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                .await;
+        }
+    })
+}

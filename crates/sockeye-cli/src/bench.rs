@@ -118,6 +118,14 @@ pub struct BenchArgs {
     /// a terminal).
     #[arg(long)]
     progress: bool,
+    /// echo: drive the connections with Sockeye's own client (`sockeye::WebSocket`) instead of
+    /// the hand-written loop, so that HTTP/1.1 and HTTP/2 runs share one client.
+    #[arg(long)]
+    library: bool,
+    /// echo: every WebSocket is a stream of one HTTP/2 connection (RFC 8441; h2c for ws://,
+    /// ALPN h2 for wss://). Implies --library.
+    #[arg(long)]
+    http2: bool,
 }
 
 /// Runs the benchmark on a runtime of its own, on a thread of its own.
@@ -158,7 +166,11 @@ async fn bench(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
     }
     let target = Arc::new(Target::resolve(&args.url, args.ca.as_deref()).await?);
     let mut report = Report::new(&args);
+    if (args.library || args.http2) && args.mode != Mode::Echo {
+        return Err("--library and --http2 are for --mode echo".into());
+    }
     let outcome = match args.mode {
+        Mode::Echo if args.library || args.http2 => library_echo(&args, &target, &mut report).await,
         Mode::Echo => echo(&args, &target, &mut report).await,
         Mode::Rate => rate(&args, &target, &mut report).await,
         Mode::Firehose => firehose(&args, &target, &mut report).await,
@@ -190,6 +202,8 @@ struct Target {
     path: String,
     /// wss://: the TLS client and the name the server's certificate must carry.
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// wss://: the TLS configuration behind `tls`, for --http2 to offer ALPN h2 with.
+    tls_config: Option<Arc<sockeye::tls::rustls::ClientConfig>>,
 }
 
 impl Target {
@@ -240,15 +254,17 @@ impl Target {
             if let Some(ca) = ca {
                 roots = roots.add_root_pem_file(ca)?;
             }
-            Some((TlsConnector::from(roots.build()?), name))
+            Some((name, roots.build()?))
         } else {
             None
         };
+        let tls_config = tls.as_ref().map(|(_, config)| config.clone());
         Ok(Target {
             addr,
             host: authority.to_owned(),
             path,
-            tls,
+            tls: tls.map(|(name, config)| (TlsConnector::from(config), name)),
+            tls_config,
         })
     }
 
@@ -911,6 +927,132 @@ async fn echo_loop<S: Stream>(
         }
     }
     Ok(())
+}
+
+// ---- echo through the library: HTTP/1.1 or HTTP/2 ----
+
+/// Closed-loop echo like [`echo`], with every connection a `sockeye::WebSocket`: one HTTP/1.1
+/// connection each, or (--http2) one stream each of a single HTTP/2 connection.
+async fn library_echo(
+    args: &BenchArgs,
+    target: &Arc<Target>,
+    report: &mut Report,
+) -> io::Result<()> {
+    let mut config = sockeye::Config::default();
+    if !args.deflate {
+        config = config.without_compression();
+    }
+    let mut request = sockeye::ClientRequest::new(&args.url).map_err(io::Error::other)?;
+    if let Some(ca) = &args.ca {
+        let tls = ClientTls::new()
+            .add_root_pem_file(ca)
+            .and_then(|t| t.build())
+            .map_err(io::Error::other)?;
+        request = request.tls(tls);
+    }
+    let message = if args.binary {
+        sockeye::Message::binary(payload(args.size))
+    } else {
+        let text = String::from_utf8(payload(args.size)).map_err(io::Error::other)?;
+        sockeye::Message::text(text)
+    };
+    let phase = Phase::new();
+    let mut tasks = JoinSet::new();
+    if args.http2 {
+        let mut sender = http2_connection(target).await?;
+        for _ in 0..args.connections {
+            let ws = sockeye::hyper::connect_h2(&mut sender, &request, config.clone())
+                .await
+                .map_err(io::Error::other)?;
+            let (message, phase) = (message.clone(), phase.clone());
+            tasks.spawn(library_echo_loop(ws, message, phase));
+        }
+    } else {
+        for _ in 0..args.connections {
+            let ws = sockeye::connect_with(request.clone().no_proxy(), config.clone())
+                .await
+                .map_err(io::Error::other)?;
+            let (message, phase) = (message.clone(), phase.clone());
+            tasks.spawn(library_echo_loop(ws, message, phase));
+        }
+    }
+    let window = measure(args, &phase).await;
+    let (counts, failed, stuck) = collect(tasks, grace(args)).await;
+    report.throughput(args, &window, &counts, failed, stuck);
+    Ok(())
+}
+
+/// One HTTP/2 connection to the target: h2c with prior knowledge, or TLS with ALPN h2.
+async fn http2_connection(target: &Target) -> io::Result<sockeye::hyper::Http2Sender> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = TcpStream::connect(target.addr).await?;
+    tcp.set_nodelay(true)?;
+    let handshake = |io: sockeye::MaybeTlsStream| {
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+    };
+    let (sender, conn) = match &target.tls {
+        None => handshake(tcp.into()).await,
+        Some((_, name)) => {
+            let mut config = (*target.tls_config.clone().expect("set with tls")).clone();
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            let tls = TlsConnector::from(Arc::new(config))
+                .connect(name.clone(), tcp)
+                .await?;
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                return Err(io::Error::other("--http2: the server did not pick ALPN h2"));
+            }
+            handshake(tls.into()).await
+        }
+    }
+    .map_err(io::Error::other)?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn library_echo_loop<S>(
+    mut ws: sockeye::WebSocket<S>,
+    message: sockeye::Message,
+    phase: Arc<Phase>,
+) -> Counts
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut counts = Counts::new();
+    let len = match &message {
+        sockeye::Message::Text(t) => t.len(),
+        sockeye::Message::Binary(b) => b.len(),
+        sockeye::Message::Close(_) => 0,
+    } as u64;
+    while phase.get() != STOP {
+        let t0 = Instant::now();
+        if let Err(e) = ws.send(message.clone()).await {
+            counts.error = Some(io::Error::other(e));
+            break;
+        }
+        match ws.recv().await {
+            Some(Ok(sockeye::Message::Close(event))) => {
+                counts.error = Some(io::Error::other(format!("closed: {}", event.code.0)));
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                counts.error = Some(io::Error::other(e));
+                break;
+            }
+            None => {
+                counts.error = Some(eof());
+                break;
+            }
+        }
+        if phase.measuring() {
+            record(&mut counts.hist, t0.elapsed());
+            counts.messages += 1;
+            phase.received(1);
+            counts.bytes += len;
+        }
+    }
+    let _ = ws.close(Some(1000), "").await;
+    counts
 }
 
 // ---- rate: open loop ----
