@@ -124,3 +124,33 @@ export function makeCertificates(dir) {
   const spkiHash = openssl(['dgst', '-sha256', '-binary'], spki).toString('base64');
   return { cert: f('server.pem'), key: f('server.key'), spkiHash };
 }
+
+/**
+ * `sockeye serve` on a TLS listener with a certificate made for the run, and Chromium trusting
+ * it by its SPKI pin, on the demo page at the server's https:// origin. `close()` stops both
+ * and removes the certificates.
+ */
+export async function serveTlsInChromium(extra = []) {
+  const certDir = mkdtempSync(path.join(tmpdir(), 'sockeye-tls-certs-'));
+  const { cert, key, spkiHash } = makeCertificates(certDir);
+  const { proc, addr } = await startServer(
+    ['--listen-tls', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key, ...extra],
+    { plain: false },
+  );
+  const browser = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${spkiHash}`] });
+  const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+  page.on('console', (msg) => console.log(`page: ${msg.text()}`));
+  const origin = `https://${addr}`;
+  const response = await page.goto(`${origin}/`);
+  return {
+    proc,
+    page,
+    origin,
+    status: response.status(),
+    async close() {
+      await browser.close();
+      await stopServer(proc);
+      rmSync(certDir, { recursive: true, force: true });
+    },
+  };
+}

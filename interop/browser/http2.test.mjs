@@ -10,42 +10,25 @@
 // them the test is skipped, unless SOCKEYE_REQUIRE_INTEROP=1, when it fails.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { OPENSSL, launchChromium, makeCertificates, skipUnlessReady, startServer, stopServer } from './common.mjs';
+import { OPENSSL, serveTlsInChromium, skipUnlessReady } from './common.mjs';
 
 const skip = skipUnlessReady([[OPENSSL, 'apt-get install openssl']]);
 
+let served;
 let server;
 let exited;
-let browser;
 let page;
-let certDir;
-let origin;
 
 before(async () => {
   if (skip) return;
-  certDir = mkdtempSync(path.join(tmpdir(), 'sockeye-h2-certs-'));
-  const { cert, key, spkiHash } = makeCertificates(certDir);
-  let addr;
-  ({ proc: server, addr } = await startServer(
-    ['--listen-tls', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key, '--log-level', 'warn'],
-    { plain: false },
-  ));
+  served = await serveTlsInChromium(['--log-level', 'warn']);
+  ({ proc: server, page } = served);
   exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })));
-  origin = `https://${addr}`;
-  browser = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${spkiHash}`] });
-  page = browser.context.pages()[0] ?? (await browser.context.newPage());
-  page.on('console', (msg) => console.log(`page: ${msg.text()}`));
-  const response = await page.goto(`${origin}/`);
-  assert.equal(response.status(), 200);
+  assert.equal(served.status, 200);
 });
 
 after(async () => {
-  await browser?.close();
-  await stopServer(server);
-  if (certDir) rmSync(certDir, { recursive: true, force: true });
+  await served?.close();
 });
 
 /** The handshakes `/metrics` counts for one HTTP version, fetched by the page (over h2 too). */

@@ -19,7 +19,7 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use sockeye::tls::{rustls, tokio_rustls};
+use sockeye::tls::tokio_rustls;
 use sockeye::{ClientRequest, Config, Message};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
@@ -148,14 +148,7 @@ async fn sockeye_client_against_axums_own_websocket_over_http11() {
 async fn rfc8441_sockeye_client_against_axums_own_websocket_over_http2_tls() {
     let ca = Ca::new("Sockeye axum CA");
     let leaf = ca.server(&["localhost"]);
-    let mut server_tls = rustls::ServerConfig::builder_with_provider(sockeye::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.cert_der.clone()], leaf.key_der())
-        .unwrap();
-    server_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
+    let acceptor = tokio_rustls::TlsAcceptor::from(leaf.server_config(&[b"h2", b"http/1.1"]));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = Router::new().route("/ws", any(axum_echo));

@@ -16,12 +16,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 use sockeye::tls::{self, CertResolver, CertSet};
 use sockeye::{Config, MaybeTlsStream, Upgrade};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::serve::anyhow_like;
 
@@ -193,14 +192,16 @@ impl Listeners {
     {
         let mut tasks = tokio::task::JoinSet::new();
         for listener in self.plain {
-            tasks.spawn(accept_loop(listener, None, config.clone(), handler.clone()));
+            tasks.spawn(sockeye::hyper::serve(
+                listener,
+                None,
+                config.clone(),
+                handler.clone(),
+            ));
         }
         if let Some(tls_config) = self.tls_config {
-            let mut tls_config = (*tls_config).clone();
-            tls_config.alpn_protocols = vec![b"h2".to_vec(), tls::ALPN_HTTP_1_1.to_vec()];
-            let tls_config = Arc::new(tls_config);
             for listener in self.tls {
-                tasks.spawn(accept_loop(
+                tasks.spawn(sockeye::hyper::serve(
                     listener,
                     Some(tls_config.clone()),
                     config.clone(),
@@ -215,87 +216,5 @@ impl Listeners {
                 None => Ok(()),
             }
         }
-    }
-}
-
-async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    tls_config: Option<Arc<sockeye::tls::rustls::ServerConfig>>,
-    config: Config,
-    handler: F,
-) -> std::io::Result<()>
-where
-    F: Fn(Upgrade<MaybeTlsStream>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let tls_config = tls_config.clone();
-        let config = config.clone();
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(tcp, peer, tls_config, config, handler).await {
-                tracing::debug!(%peer, "connection failed: {e}");
-            }
-        });
-    }
-}
-
-/// One accepted connection: TLS if configured, then HTTP/2 (ALPN `h2`, or the h2c preface on a
-/// plain listener) or one HTTP/1.1 request.
-async fn connection<F, Fut>(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    tls_config: Option<Arc<sockeye::tls::rustls::ServerConfig>>,
-    config: Config,
-    handler: F,
-) -> sockeye::Result<()>
-where
-    F: Fn(Upgrade<MaybeTlsStream>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let http2 = match &tls_config {
-        Some(_) => false,
-        None => tokio::time::timeout(config.handshake_timeout, starts_with_h2_preface(&tcp))
-            .await
-            .map_err(|_| sockeye::Error::Timeout("opening handshake"))??,
-    };
-    let stream = match tls_config {
-        Some(tls_config) => tls::accept_tls(tcp, tls_config, config.handshake_timeout).await?,
-        None => MaybeTlsStream::from(tcp),
-    };
-    if http2 || stream.alpn_protocol() == Some(b"h2") {
-        return sockeye::hyper::serve_connection(stream, peer, config, handler).await;
-    }
-    let upgrade = sockeye::read_request(stream, config).await?;
-    handler(upgrade, peer).await;
-    Ok(())
-}
-
-/// Whether a plain connection opens with the HTTP/2 preface (h2c with prior knowledge). Peeks,
-/// so that an HTTP/1.1 request stays unread; waits only while what came so far is a prefix of
-/// the preface, within the caller's handshake timeout.
-async fn starts_with_h2_preface(tcp: &TcpStream) -> std::io::Result<bool> {
-    let preface = sockeye::hyper::HTTP2_PREFACE;
-    let mut buf = [0u8; 24];
-    loop {
-        let n = tcp.peek(&mut buf).await?;
-        if n == 0 || buf[..n] != preface[..n] {
-            return Ok(false);
-        }
-        if n == preface.len() {
-            return Ok(true);
-        }
-        // A preface split across segments: rare, so a short wait beats a busy peek loop.
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -3,10 +3,12 @@
 //! `/metrics` counting handshakes by HTTP version, graceful 1001 on SIGTERM, refusals that
 //! leave the connection usable, and a peer that never reads.
 
+mod common;
 #[path = "../../sockeye/tests/support/mod.rs"]
 mod support;
 
-use std::process::Stdio;
+use common::start_one as start;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,29 +21,11 @@ use sockeye::hyper::{connect_h2, Http2Sender};
 use sockeye::tls::tokio_rustls;
 use sockeye::{ClientRequest, CloseCode, Config, Message};
 use support::{Ca, TempDir};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(WAIT, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("sockeye serve exited");
-    (child, line.strip_prefix("LISTENING ").unwrap().to_owned())
-}
 
 async fn http2<I>(io: I) -> Http2Sender
 where

@@ -2,8 +2,11 @@
 //! listeners side by side, SNI, reload on SIGHUP, clear errors for bad files; and
 //! `sockeye connect wss://…` through a proxy named by `HTTPS_PROXY`.
 
+mod common;
 #[path = "../../sockeye/tests/support/mod.rs"]
 mod support;
+
+use common::start;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -13,7 +16,7 @@ use sockeye::tls::CertificateDer;
 use sockeye::{ClientRequest, Config, Message};
 use support::{Ca, TempDir, TinyProxy};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::time::timeout;
 
 const PROXY_VARS: [&str; 8] = [
@@ -26,28 +29,6 @@ const PROXY_VARS: [&str; 8] = [
     "no_proxy",
     "NO_PROXY",
 ];
-
-/// Starts `sockeye serve ARGS` and returns the addresses of its `count` LISTENING lines.
-async fn start(args: &[&str], count: usize) -> (Child, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addrs = Vec::new();
-    for _ in 0..count {
-        let line = timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("no LISTENING line within 10 s")
-            .unwrap()
-            .expect("sockeye serve exited");
-        addrs.push(line.strip_prefix("LISTENING ").unwrap().to_owned());
-    }
-    (child, addrs)
-}
 
 fn port(addr: &str) -> u16 {
     addr.rsplit(':').next().unwrap().parse().unwrap()

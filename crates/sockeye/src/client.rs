@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use sockeye_proto::handshake::{self, ClientHandshake};
-use sockeye_proto::{Connection, PerMessageDeflate, Role};
+use sockeye_proto::Role;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
@@ -319,13 +319,5 @@ pub(crate) fn client_socket<S: AsyncRead + AsyncWrite + Unpin>(
     negotiated: handshake::Negotiated,
     leftover: &[u8],
 ) -> WebSocket<S> {
-    let deflate = match (negotiated.deflate, &config.deflate) {
-        (Some(params), Some(cfg)) => Some(PerMessageDeflate::new(Role::Client, params, cfg)),
-        _ => None,
-    };
-    let mut conn = Connection::new(Role::Client, config.protocol.clone()).with_deflate(deflate);
-    if !leftover.is_empty() {
-        conn.receive_data(leftover);
-    }
-    WebSocket::new(io, conn, config, negotiated.protocol, negotiated.extensions)
+    WebSocket::negotiated(Role::Client, io, config, negotiated, leftover)
 }

@@ -35,7 +35,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ::hyper::body::Incoming;
 use ::hyper::ext::Protocol;
@@ -47,6 +49,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::client::{client_socket, open_stream_in_time, ClientRequest};
@@ -54,7 +57,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::server::{server_socket, Upgrade};
 use crate::socket::WebSocket;
-use crate::tls::MaybeTlsStream;
+use crate::tls::{rustls, MaybeTlsStream};
 
 /// A WebSocket request that hyper has read and Sockeye has validated, not yet answered.
 #[derive(Debug)]
@@ -106,22 +109,8 @@ impl UpgradeRequest {
     /// Validates `req` as a WebSocket handshake over HTTP/1.1 or HTTP/2 and takes its upgrade
     /// handle. A request hyper did not serve (no upgrade handle) is refused like a malformed one.
     pub fn new<B>(req: &mut Request<B>, config: Config) -> Result<Self, Rejection> {
-        let version = req.version();
-        let offer = validate(req, connect_protocol(req.extensions()))
-            .map_err(|error| Rejection { error, version })?;
-        let on_upgrade = req
-            .extensions_mut()
-            .remove::<OnUpgrade>()
-            .ok_or(Rejection {
-                error: HandshakeError::BadRequest("connection cannot be upgraded"),
-                version,
-            })?;
-        Ok(UpgradeRequest {
-            offer,
-            version,
-            on_upgrade,
-            config,
-        })
+        let offer = validate(req, connect_protocol(req.extensions()));
+        Self::with_upgrade(offer, req.version(), req.extensions_mut(), config)
     }
 
     /// [`UpgradeRequest::new`] for a request already split into parts (as extractors see it).
@@ -132,13 +121,23 @@ impl UpgradeRequest {
         *probe.version_mut() = parts.version;
         *probe.uri_mut() = std::mem::take(&mut parts.uri);
         *probe.headers_mut() = std::mem::take(&mut parts.headers);
-        let validated = validate(&probe, connect_protocol(&parts.extensions));
+        let offer = validate(&probe, connect_protocol(&parts.extensions));
         let (probe, ()) = probe.into_parts();
         parts.uri = probe.uri;
         parts.headers = probe.headers;
-        let version = parts.version;
-        let offer = validated.map_err(|error| Rejection { error, version })?;
-        let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or(Rejection {
+        Self::with_upgrade(offer, parts.version, &mut parts.extensions, config)
+    }
+
+    /// A validated offer and the upgrade handle hyper left in the request's extensions.
+    fn with_upgrade(
+        offer: Result<ClientOffer, HandshakeError>,
+        version: Version,
+        extensions: &mut http::Extensions,
+        config: Config,
+    ) -> Result<Self, Rejection> {
+        let offer = offer.map_err(|error| Rejection { error, version })?;
+        // A request hyper did not serve has no upgrade handle: refused like a malformed one.
+        let on_upgrade = extensions.remove::<OnUpgrade>().ok_or(Rejection {
             error: HandshakeError::BadRequest("connection cannot be upgraded"),
             version,
         })?;
@@ -541,3 +540,98 @@ pub const HTTP2_CONNECTION_WINDOW: u32 = 8 << 20;
 /// The first bytes of every HTTP/2 connection (RFC 9113 §3.4); a plain listener that sees them
 /// speaks h2c with prior knowledge.
 pub const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Accepts connections forever and serves each as HTTP/1.1 or HTTP/2, handing every request to
+/// `handler` as an [`Upgrade`] (check [`Upgrade::http_version`] to tell them apart): what
+/// [`crate::serve`] and [`crate::serve_tls`] do, plus HTTP/2. With `tls`, ALPN offers `h2` and
+/// `http/1.1` (the configuration's own list is replaced); without, a connection that opens with
+/// the HTTP/2 preface is h2c with prior knowledge and any other is HTTP/1.1. A connection that
+/// fails (a bad TLS handshake, a stall past `config.handshake_timeout`) loses only itself.
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    config: Config,
+    handler: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Upgrade<MaybeTlsStream>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let tls_config = tls.map(|config| {
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec(), crate::tls::ALPN_HTTP_1_1.to_vec()];
+        Arc::new(config)
+    });
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls_config = tls_config.clone();
+        let config = config.clone();
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(tcp, peer, tls_config, config, handler).await {
+                tracing::debug!(%peer, "connection failed: {e}");
+            }
+        });
+    }
+}
+
+/// One accepted connection: TLS if configured, then HTTP/2 (ALPN `h2`, or the h2c preface on a
+/// plain listener) or one HTTP/1.1 request.
+async fn connection<F, Fut>(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    config: Config,
+    handler: F,
+) -> Result<()>
+where
+    F: Fn(Upgrade<MaybeTlsStream>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let http2 = match &tls_config {
+        Some(_) => false,
+        None => tokio::time::timeout(config.handshake_timeout, starts_with_h2_preface(&tcp))
+            .await
+            .map_err(|_| Error::Timeout("opening handshake"))??,
+    };
+    let stream = match tls_config {
+        Some(tls_config) => {
+            crate::tls::accept_tls(tcp, tls_config, config.handshake_timeout).await?
+        }
+        None => MaybeTlsStream::from(tcp),
+    };
+    if http2 || stream.alpn_protocol() == Some(b"h2") {
+        return serve_connection(stream, peer, config, handler).await;
+    }
+    let upgrade = crate::read_request(stream, config).await?;
+    handler(upgrade, peer).await;
+    Ok(())
+}
+
+/// Whether a plain connection opens with the HTTP/2 preface (h2c with prior knowledge). Peeks,
+/// so that an HTTP/1.1 request stays unread; waits only while what came so far is a prefix of
+/// the preface, within the caller's handshake timeout.
+async fn starts_with_h2_preface(tcp: &TcpStream) -> std::io::Result<bool> {
+    let preface = HTTP2_PREFACE;
+    let mut buf = [0u8; 24];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != preface[..n] {
+            return Ok(false);
+        }
+        if n == preface.len() {
+            return Ok(true);
+        }
+        // A preface split across segments: rare, so a short wait beats a busy peek loop.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

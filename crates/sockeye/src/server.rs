@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use http::{HeaderValue, Request, Response, StatusCode};
 use sockeye_proto::handshake::{self, ClientOffer};
-use sockeye_proto::{Connection, PerMessageDeflate, Role};
+use sockeye_proto::Role;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -293,15 +293,7 @@ pub(crate) fn server_socket<S: AsyncRead + AsyncWrite + Unpin>(
     negotiated: handshake::Negotiated,
     leftover: &[u8],
 ) -> WebSocket<S> {
-    let deflate = match (negotiated.deflate, &config.deflate) {
-        (Some(params), Some(cfg)) => Some(PerMessageDeflate::new(Role::Server, params, cfg)),
-        _ => None,
-    };
-    let mut conn = Connection::new(Role::Server, config.protocol.clone()).with_deflate(deflate);
-    if !leftover.is_empty() {
-        conn.receive_data(leftover);
-    }
-    WebSocket::new(io, conn, config, negotiated.protocol, negotiated.extensions)
+    WebSocket::negotiated(Role::Server, io, config, negotiated, leftover)
 }
 
 /// Accepts TCP connections forever, reading each request head in its own task and handing it

@@ -14,8 +14,8 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_proto::close::MAX_REASON_LEN;
 use sockeye_proto::{
-    CloseCode, CloseEvent, CloseFrame, Connection, DataKind, Event, PreparedMessage, State,
-    UsageError, Utf8Bytes,
+    CloseCode, CloseEvent, CloseFrame, Connection, DataKind, Event, PerMessageDeflate,
+    PreparedMessage, Role, State, UsageError, Utf8Bytes,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{sleep, Instant, Sleep};
@@ -178,6 +178,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             awaiting_pong: false,
             response: None,
         }
+    }
+
+    /// A socket in `role` after a handshake that agreed on `negotiated`; `leftover` is what the
+    /// peer sent after the handshake's head.
+    pub(crate) fn negotiated(
+        role: Role,
+        io: S,
+        config: Config,
+        negotiated: sockeye_proto::handshake::Negotiated,
+        leftover: &[u8],
+    ) -> Self {
+        let deflate = match (negotiated.deflate, &config.deflate) {
+            (Some(params), Some(cfg)) => Some(PerMessageDeflate::new(role, params, cfg)),
+            _ => None,
+        };
+        let mut conn = Connection::new(role, config.protocol.clone()).with_deflate(deflate);
+        if !leftover.is_empty() {
+            conn.receive_data(leftover);
+        }
+        Self::new(io, conn, config, negotiated.protocol, negotiated.extensions)
     }
 
     pub(crate) fn set_response(&mut self, response: http::Response<()>) {

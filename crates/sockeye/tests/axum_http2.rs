@@ -318,18 +318,10 @@ async fn rfc8441_handshake_control_over_http2_cookie_on_the_200_and_a_401_with_i
 async fn start_tls_app(ca: &support::Ca, extended_connect: bool) -> u16 {
     use hyper_util::server::conn::auto;
     use hyper_util::service::TowerToHyperService;
-    use sockeye::tls::{rustls, tokio_rustls};
-    use std::sync::Arc;
+    use sockeye::tls::tokio_rustls;
 
     let leaf = ca.server(&["localhost"]);
-    let mut tls = rustls::ServerConfig::builder_with_provider(sockeye::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.cert_der.clone()], leaf.key_der())
-        .unwrap();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let acceptor = tokio_rustls::TlsAcceptor::from(leaf.server_config(&[b"h2", b"http/1.1"]));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = Router::new().route("/echo", any(echo));

@@ -85,6 +85,19 @@ impl Leaf {
     pub fn certified_key(&self) -> Arc<rustls::sign::CertifiedKey> {
         sockeye::tls::certified_key(vec![self.cert_der.clone()], self.key_der()).unwrap()
     }
+
+    /// A server configuration presenting this certificate and offering these ALPN protocols
+    /// (`h2` and `http/1.1` for a server that speaks both).
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+        let mut config = rustls::ServerConfig::builder_with_provider(sockeye::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![self.cert_der.clone()], self.key_der())
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
 }
 
 impl Ca {
