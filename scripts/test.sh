@@ -5,7 +5,8 @@
 #   3. Node `ws` and Debian's Chromium (scripts/setup-node.sh, scripts/setup-browser.sh),
 #      autobahn-js for the WAMP interop tests (scripts/setup-wamp-js.sh)
 #   4. cargo test for the whole workspace, with the real-peer tests required
-#   5. headless Chromium against the release `sockeye serve` (node --test interop/browser)
+#   5. headless Chromium against the release `sockeye serve` and examples/axum_echo, over HTTP/1.1
+#      and HTTP/2 (node --test interop/browser)
 #   6. Autobahn|Testsuite, two runs at a time: every case (compression included) for our
 #      server and our client; `sockeye serve` over wss:// and the axum extractor
 #      (examples/axum_echo) without the compression cases 12.* and 13.*, which the plain server
@@ -58,8 +59,8 @@ stage "setup autobahn-js (WAMP peers)" bash scripts/setup-wamp-js.sh
 stage "setup Chromium" bash scripts/setup-browser.sh
 stage "cargo test" cargo test --workspace --release --all-features
 stage "build sockeye (release)" cargo build --release -p sockeye-cli
-stage "Chromium -> sockeye serve (node --test)" node --test interop/browser/*.test.mjs
-stage "build Autobahn drivers" cargo build --release -p sockeye --examples --features axum
+stage "build examples (Autobahn drivers, axum_echo)" cargo build --release -p sockeye --examples --features axum
+stage "Chromium -> sockeye serve and the axum example (node --test)" node --test interop/browser/*.test.mjs
 
 # wstest is single-threaded Python and keeps one core busy, so two runs share the machine's two
 # cores; each run's output goes to its own log, printed when it ends.
