@@ -4,7 +4,11 @@
 # and names sockeye's hot spots.
 #
 #   benches/profile.sh [--size BYTES] [--binary] [--deflate] [--connections N] [--seconds S]
-#                      [--contenders "..."] [--top N]
+#                      [--contenders "..."] [--top N] [--serve-base-bin PATH]
+#
+# Contenders: the peers of compare.sh, and `serve` (`sockeye serve`, logging at warn) and
+# `serve-base` (the `sockeye` binary of another revision, --serve-base-bin) for an A/B of the
+# server users run.
 #
 # --deflate: permessage-deflate (client_no_context_takeover, level 6), for the contenders that
 # have it (sockeye, yawc): the server and `sockeye bench` both get --deflate.
@@ -25,6 +29,7 @@ CONNS=10
 SECONDS_=8
 CONTENDERS="sockeye tungstenite fastwebsockets tokio-websockets yawc"
 TOP=25
+SERVE_BASE_BIN=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --size) SIZE=$2; shift ;;
@@ -34,6 +39,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_=$2; shift ;;
         --contenders) CONTENDERS=$2; shift ;;
         --top) TOP=$2; shift ;;
+        --serve-base-bin) SERVE_BASE_BIN=$2; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -45,10 +51,13 @@ PEERS=${BENCHES_TARGET_DIR:-$HERE/target}/release
 OUTDIR=${BENCHES_TARGET_DIR:-$HERE/target}/profile
 mkdir -p "$OUTDIR"
 
-bin_of() {
+# The server command; the listening address follows it.
+cmd_of() {
     case "$1" in
-        tokio-websockets) echo tokio_websockets ;;
-        *) echo "$1" ;;
+        tokio-websockets) echo "$PEERS/tokio_websockets $DEFLATE" ;;
+        serve) echo "$SOCKEYE serve --log-level warn --listen" ;;
+        serve-base) echo "${SERVE_BASE_BIN:?--serve-base-bin is needed for serve-base} serve --log-level warn --listen" ;;
+        *) echo "$PEERS/$1 $DEFLATE" ;;
     esac
 }
 
@@ -61,7 +70,7 @@ measure() {
     # tunables make glibc use its vector loops, which callgrind counts like the hardware runs.
     GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=2147483647:glibc.cpu.x86_rep_stosb_threshold=2147483647 \
     taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" \
-        "$PEERS/$(bin_of "$contender")" $DEFLATE 127.0.0.1:0 > "$OUTDIR/$name.stdout" 2> "$OUTDIR/$name.valgrind" &
+        $(cmd_of "$contender") 127.0.0.1:0 > "$OUTDIR/$name.stdout" 2> "$OUTDIR/$name.valgrind" &
     local pid=$! addr=""
     for _ in $(seq 200); do
         addr=$(awk '/^LISTENING/ {print $2; exit}' "$OUTDIR/$name.stdout" 2>/dev/null || true)

@@ -573,30 +573,45 @@ where
             }
         };
         let _ = tcp.set_nodelay(true);
-        let tls_config = tls_config.clone();
-        let config = config.clone();
+        // What only the handshakes need travels boxed: a value an async block captures keeps its
+        // room in the task for the task's whole life, here the WebSocket's.
+        let setup = Box::new((tcp, tls_config.clone(), config.clone()));
         let handler = handler.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(tcp, peer, tls_config, config, handler).await {
-                tracing::debug!(%peer, "connection failed: {e}");
+        let connection = async move {
+            let (tcp, tls_config, config) = *setup;
+            match Box::pin(handshakes(tcp, tls_config, config)).await {
+                Ok(Handshaken::Http1(upgrade)) => handler(upgrade, peer).await,
+                // Boxed: hyper's HTTP/2 connection is a large future, which inline would size
+                // every connection's task, HTTP/1.1 ones included.
+                Ok(Handshaken::Http2(stream, config)) => {
+                    let served = Box::pin(serve_connection(stream, peer, config, handler)).await;
+                    if let Err(e) = served {
+                        tracing::debug!(%peer, "HTTP/2 connection failed: {e}");
+                    }
+                }
+                Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }
-        });
+        };
+        tokio::spawn(connection);
     }
 }
 
-/// One accepted connection: TLS if configured, then HTTP/2 (ALPN `h2`, or the h2c preface on a
-/// plain listener) or one HTTP/1.1 request.
-async fn connection<F, Fut>(
+/// A connection after its handshakes: one HTTP/1.1 request, or an HTTP/2 connection to serve.
+// Returned once per connection and taken apart at once: boxing the request would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Handshaken {
+    Http1(Upgrade<MaybeTlsStream>),
+    Http2(MaybeTlsStream, Config),
+}
+
+/// TLS, the look for the HTTP/2 preface and the request head. The caller boxes this future so
+/// that its state is freed once done rather than sizing the task for the WebSocket's life.
+async fn handshakes(
     tcp: TcpStream,
-    peer: SocketAddr,
     tls_config: Option<Arc<rustls::ServerConfig>>,
     config: Config,
-    handler: F,
-) -> Result<()>
-where
-    F: Fn(Upgrade<MaybeTlsStream>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
+) -> Result<Handshaken> {
     let http2 = match &tls_config {
         Some(_) => false,
         None => tokio::time::timeout(config.handshake_timeout, starts_with_h2_preface(&tcp))
@@ -610,11 +625,11 @@ where
         None => MaybeTlsStream::from(tcp),
     };
     if http2 || stream.alpn_protocol() == Some(b"h2") {
-        return serve_connection(stream, peer, config, handler).await;
+        return Ok(Handshaken::Http2(stream, config));
     }
-    let upgrade = crate::read_request(stream, config).await?;
-    handler(upgrade, peer).await;
-    Ok(())
+    Ok(Handshaken::Http1(
+        crate::read_request(stream, config).await?,
+    ))
 }
 
 /// Whether a plain connection opens with the HTTP/2 preface (h2c with prior knowledge). Peeks,

@@ -214,7 +214,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
             Ok(offer) => offer,
             Err(e) => {
                 let (resp, body) = e.response_for(self.request.version());
-                self.answer(resp, body.as_bytes()).await;
+                // Boxed, like the HTTP/2 path below: a future inlines every path's state, and
+                // the caller's task keeps that size for the WebSocket's whole life.
+                Box::pin(self.answer(resp, body.as_bytes())).await;
                 return Err(Error::Handshake(e));
             }
         };
@@ -236,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
             }
             #[cfg(feature = "hyper")]
             Transport::Http2(stream) => {
-                let io = stream.open(resp).await?;
+                let io = Box::pin(stream.open(resp)).await?;
                 Ok(server_socket(io, self.config, negotiated, &[]))
             }
         }
