@@ -46,7 +46,7 @@ use ::hyper::upgrade::OnUpgrade;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -480,7 +480,9 @@ impl<S> Http2Stream<S> {
 /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`), so browsers open their WebSockets here (RFC 8441).
 ///
 /// Each WebSocket is one stream: HTTP/2 flow control is its backpressure, a `RST_STREAM` ends it
-/// as an abrupt close (1006), and the other streams carry on.
+/// as an abrupt close (1006), and the other streams carry on. With `config.ping_interval`, the
+/// connection itself sends HTTP/2 PINGs that often and is dropped when one goes unanswered for
+/// `config.ping_timeout`.
 pub async fn serve_connection<I, S, F, Fut>(
     io: I,
     peer: SocketAddr,
@@ -493,6 +495,7 @@ where
     F: Fn(Upgrade<S>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let keepalive = config.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         let handler = handler.clone();
         let config = config.clone();
@@ -517,14 +520,24 @@ where
             }))
         }
     });
-    ::hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+    let mut builder = ::hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
         .enable_connect_protocol()
         // A stream's window well under the connection's: a WebSocket whose handler has stopped
         // reading (blocked sending to a peer that does not read) holds at most its own window
         // of the connection's, and the other streams keep flowing. hyper's defaults give a
         // stream the whole connection window.
         .initial_stream_window_size(HTTP2_STREAM_WINDOW)
-        .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+        .initial_connection_window_size(HTTP2_CONNECTION_WINDOW);
+    // The connection's keepalive, as each WebSocket's: a peer that stops answering HTTP/2 PINGs
+    // is dropped even when it has no stream open, which no WebSocket's own ping would notice.
+    if let Some(every) = keepalive.ping_interval {
+        builder
+            .keep_alive_interval(every)
+            .keep_alive_timeout(keepalive.ping_timeout);
+    }
+    builder
         .serve_connection(TokioIo::new(io), service)
         .await
         .map_err(|e| Error::Io(io::Error::other(e)))

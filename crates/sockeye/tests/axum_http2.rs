@@ -377,3 +377,48 @@ async fn rfc8441_connect_prefers_http2_and_falls_back_to_http11() {
         assert_eq!(next_text(&mut ws).await, "either way");
     }
 }
+
+#[tokio::test]
+async fn an_http2_connection_that_answers_no_ping_is_dropped() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::default().ping_interval(Some(Duration::from_millis(300)));
+    config.ping_timeout = Duration::from_millis(300);
+    tokio::spawn(sockeye::hyper::serve(
+        listener,
+        None,
+        config,
+        |upgrade: sockeye::Upgrade<sockeye::MaybeTlsStream>, _| async move {
+            let _ = upgrade.accept(None).await;
+        },
+    ));
+    // h2c with prior knowledge, then silence: no SETTINGS acknowledgement, no PING answer and
+    // no stream, which no WebSocket's own keepalive could see.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(sockeye::hyper::HTTP2_PREFACE).await.unwrap();
+    tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut received = Vec::new();
+    let ended = timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+            received.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server kept a peer that answers no PING");
+    // RFC 9113 §6.7: a PING (type 6) without the ACK flag is what the server sent.
+    let mut frames = &received[..];
+    let mut pings = 0;
+    while frames.len() >= 9 {
+        let len =
+            usize::from(frames[0]) << 16 | usize::from(frames[1]) << 8 | usize::from(frames[2]);
+        if frames[3] == 6 && frames[4] & 1 == 0 {
+            pings += 1;
+        }
+        frames = &frames[(9 + len).min(frames.len())..];
+    }
+    assert!(
+        pings >= 1,
+        "the connection ended without a PING: {received:?}"
+    );
+}
