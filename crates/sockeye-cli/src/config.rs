@@ -255,11 +255,34 @@ impl Wamp {
 #[serde(deny_unknown_fields)]
 pub struct Compression {
     pub enabled: Option<bool>,
+    /// `fast`, `balanced` (default) or `max`; the other keys adjust it.
+    pub policy: Option<Policy>,
+    /// Bytes of sent data kept for context takeover with a shared compressor.
+    pub retained_window: Option<usize>,
     pub level: Option<u32>,
     pub threshold: Option<usize>,
     pub server_max_window_bits: Option<u8>,
     pub server_no_context_takeover: Option<bool>,
     pub client_no_context_takeover: Option<bool>,
+}
+
+/// `[compression] policy`, as [`sockeye::CompressionPolicy`] spells it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    Fast,
+    Balanced,
+    Max,
+}
+
+impl From<Policy> for sockeye::CompressionPolicy {
+    fn from(policy: Policy) -> Self {
+        match policy {
+            Policy::Fast => sockeye::CompressionPolicy::Fast,
+            Policy::Balanced => sockeye::CompressionPolicy::Balanced,
+            Policy::Max => sockeye::CompressionPolicy::Max,
+        }
+    }
 }
 
 /// Which endpoints `sockeye serve` mounts.

@@ -132,6 +132,38 @@ impl Metrics {
                 );
             }
         }
+        let memory = sockeye::proto::deflate::memory();
+        let _ = writeln!(
+            out,
+            "# HELP sockeye_deflate_state_bytes permessage-deflate state held between messages: \
+             by connections (zlib state and retained windows) and by the shared cache of \
+             compressors"
+        );
+        let _ = writeln!(out, "# TYPE sockeye_deflate_state_bytes gauge");
+        let _ = writeln!(
+            out,
+            "sockeye_deflate_state_bytes{{holder=\"connections\"}} {}",
+            memory.connection_bytes
+        );
+        let _ = writeln!(
+            out,
+            "sockeye_deflate_state_bytes{{holder=\"shared\"}} {}",
+            memory.shared_bytes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sockeye_deflate_connections_holding_state Connections holding any \
+             permessage-deflate state between messages"
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sockeye_deflate_connections_holding_state gauge"
+        );
+        let _ = writeln!(
+            out,
+            "sockeye_deflate_connections_holding_state {}",
+            memory.connections
+        );
         let _ = writeln!(out, "# TYPE sockeye_closes_total counter");
         for (code, n) in self.closes.lock().unwrap().iter() {
             let _ = writeln!(out, "sockeye_closes_total{{code=\"{code}\"}} {n}");

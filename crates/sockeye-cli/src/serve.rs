@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Disable permessage-deflate.
     #[arg(long)]
     no_compression: bool,
+    /// What permessage-deflate keeps per connection: `fast` (nothing; no context takeover),
+    /// `balanced` (the last 8 KiB sent; the client compresses each message afresh) or `max`
+    /// (a zlib compressor and decompressor, ~430 KiB) [default: balanced].
+    #[arg(long, value_name = "POLICY")]
+    compression: Option<sockeye::CompressionPolicy>,
     /// zlib level of permessage-deflate, 0-9: 1 is several times cheaper in CPU than 6 for a
     /// somewhat larger output [default: 6].
     #[arg(long, value_name = "LEVEL", value_parser = |s: &str| s.parse::<u32>().map_err(|e| e.to_string()).and_then(crate::config::check_level))]
@@ -136,7 +141,12 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
     let compression = &file.compression;
     if args.no_compression || compression.enabled == Some(false) {
         config = config.without_compression();
-    } else if let Some(deflate) = config.deflate.as_mut() {
+    } else {
+        let policy = args
+            .compression
+            .or(compression.policy.map(Into::into))
+            .unwrap_or_default();
+        let mut deflate = sockeye::DeflateConfig::with_policy(policy);
         deflate.level = args
             .compression_level
             .or(compression.level)
@@ -154,6 +164,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
         if let Some(nct) = compression.client_no_context_takeover {
             deflate.client_no_context_takeover = nct;
         }
+        if let Some(bytes) = compression.retained_window {
+            deflate.retained_window = Some(bytes);
+        }
+        config.deflate = Some(deflate);
     }
     if let Some(secs) = args.handshake_timeout.or(file.handshake_timeout) {
         config.handshake_timeout = Duration::from_secs(secs);

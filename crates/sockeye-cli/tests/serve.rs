@@ -459,3 +459,60 @@ async fn handshake_timeout_flag_cuts_off_a_silent_client() {
         "the server kept a silent handshake open past its timeout"
     );
 }
+
+/// A client offering what Chromium offers: `permessage-deflate; client_max_window_bits`.
+async fn connect_like_chromium(addr: &str) -> sockeye::WebSocket<sockeye::MaybeTlsStream> {
+    let request = ClientRequest::new(&format!("ws://{addr}/echo")).unwrap();
+    let config = Config::default().compression(sockeye::CompressionPolicy::Max);
+    sockeye::connect_with(request, config).await.unwrap()
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn compression_policy_from_the_flag_or_the_file_decides_what_is_negotiated_and_held() {
+    let tick = r#"{"type":"tick","symbol":"SCKY","bid":101.25,"ask":101.27,"last":101.26}"#;
+    let max_file = write_config("policy-max", "[compression]\npolicy = \"max\"\n");
+    let max_file = max_file.to_str().unwrap();
+    for (args, response, held) in [
+        (
+            vec!["--compression", "fast"],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            Some(0),
+        ),
+        (
+            vec![],
+            "permessage-deflate; client_no_context_takeover",
+            Some(tick.len() as u64),
+        ),
+        (vec!["--config", max_file], "permessage-deflate", None),
+        (
+            vec!["--config", max_file, "--compression", "balanced"],
+            "permessage-deflate; client_no_context_takeover",
+            Some(tick.len() as u64),
+        ),
+    ] {
+        let (_server, addr) = start(&args).await;
+        let mut ws = connect_like_chromium(&addr).await;
+        assert_eq!(ws.extensions(), response, "{args:?}");
+        ws.send(tick).await.unwrap();
+        assert_eq!(next(&mut ws).await.as_text(), Some(tick));
+        // Idle now: what the server's connection holds between messages. The client is
+        // another process, so these are the server's alone.
+        let text = metrics_once_they_show(&addr, "sockeye_deflate_state_bytes").await;
+        let bytes = metric(&text, "sockeye_deflate_state_bytes{holder=\"connections\"}");
+        let holding = metric(&text, "sockeye_deflate_connections_holding_state");
+        match held {
+            Some(expected) => assert_eq!(bytes, expected, "{args:?}"),
+            // A compressor and a decompressor of its own.
+            None => assert!(bytes > 400_000, "{args:?}: {bytes}"),
+        }
+        assert_eq!(holding, u64::from(bytes > 0), "{args:?}");
+    }
+}

@@ -566,10 +566,13 @@ impl Connection {
             Some(deflate) if deflate.should_compress(payload.len()) => {
                 let mut out = std::mem::take(&mut self.scratch);
                 out.clear();
-                deflate.compress(payload, &mut out, true);
-                self.deflate_stats.sent_raw += payload.len() as u64;
-                self.deflate_stats.sent_compressed += out.len() as u64;
-                self.write_frame(opcode, RSV1, true, &out);
+                if deflate.compress_message(payload, &mut out) {
+                    self.deflate_stats.sent_raw += payload.len() as u64;
+                    self.deflate_stats.sent_compressed += out.len() as u64;
+                    self.write_frame(opcode, RSV1, true, &out);
+                } else {
+                    self.write_frame(opcode, 0, true, payload);
+                }
                 self.scratch = out;
             }
             _ => self.write_frame(opcode, 0, true, payload),

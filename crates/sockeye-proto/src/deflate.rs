@@ -3,8 +3,31 @@
 //! A compressed message is one raw DEFLATE stream flushed with `Z_SYNC_FLUSH`, minus the
 //! trailing `00 00 ff ff` (§7.2.1); the receiver appends those four bytes before inflating the
 //! last fragment (§7.2.2). With context takeover the LZ77 window carries across messages; with
-//! `*_no_context_takeover` each message starts afresh, and then the zlib state is dropped between
-//! messages so an idle connection holds no window.
+//! `*_no_context_takeover` each message starts afresh.
+//!
+//! # Memory
+//!
+//! A zlib-rs compressor holds about 250 KiB plus four bytes per window byte (380 KiB at 15
+//! bits), whatever the level; a decompressor about 47 KiB. Kept per connection, that is most of
+//! what an idle browser connection costs, so what a connection keeps between messages is a
+//! [`CompressionPolicy`]:
+//!
+//! - without context takeover in a direction, nothing is kept: each message borrows a
+//!   compressor (or decompressor) from a small process-wide cache and returns it reset;
+//! - with context takeover and [`DeflateConfig::retained_window`] set, only the last bytes
+//!   sent are kept. The next message borrows a compressor; if it is still the one this
+//!   connection used last, the stream simply continues, else it is primed with those bytes
+//!   (`deflateSetDictionary`). The peer's window holds everything we sent, so references into
+//!   the last N bytes are valid for any N up to the negotiated window;
+//! - otherwise (policy `max`) the connection owns its zlib state.
+//!
+//! A message whose compressed form is not smaller than itself is sent uncompressed, as RFC 7692
+//! §6 allows per message. The peer's inflater never sees it, so ours must forget it too: it is
+//! left out of the retained bytes, or the owned compressor is reset (the next message then
+//! refers to nothing before it, which any window allows).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -14,6 +37,40 @@ use crate::extensions::ExtensionOffer;
 
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// What permessage-deflate may keep per connection between messages; see the module docs.
+///
+/// | policy | kept per idle connection | server → client | client → server |
+/// |---|---|---|---|
+/// | `Fast` | nothing | no context takeover | no context takeover |
+/// | `Balanced` (default) | the last 8 KiB sent | context takeover | no context takeover |
+/// | `Max` | a compressor and a decompressor (~430 KiB) | context takeover | context takeover |
+///
+/// `Balanced` asks the client for `client_no_context_takeover` (RFC 7692 §7.1.1.2), which
+/// browsers honour; what a server sends, usually the larger direction, keeps its context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CompressionPolicy {
+    Fast,
+    #[default]
+    Balanced,
+    Max,
+}
+
+impl std::str::FromStr for CompressionPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fast" => Ok(CompressionPolicy::Fast),
+            "balanced" => Ok(CompressionPolicy::Balanced),
+            "max" => Ok(CompressionPolicy::Max),
+            _ => Err(format!(
+                "unknown compression policy {s:?} (fast, balanced or max)"
+            )),
+        }
+    }
+}
 
 /// What one side wants from permessage-deflate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,18 +87,39 @@ pub struct DeflateConfig {
     pub threshold: usize,
     /// zlib compression level, 0..=9.
     pub level: u32,
+    /// With context takeover on what we send: keep only this many of the last bytes sent
+    /// between messages, and borrow a shared compressor for each message. `None` keeps a
+    /// compressor per connection.
+    pub retained_window: Option<usize>,
 }
 
-impl Default for DeflateConfig {
-    fn default() -> Self {
+/// The bytes of sent data [`CompressionPolicy::Balanced`] keeps: on a stream of JSON market
+/// ticks they compress as well as python-websockets' 12-bit window (`benches/deflate.py`).
+pub const BALANCED_RETAINED_WINDOW: usize = 8 << 10;
+
+impl DeflateConfig {
+    /// The configuration of a [`CompressionPolicy`], at zlib level 6 with a 32-byte threshold.
+    pub fn with_policy(policy: CompressionPolicy) -> Self {
+        let (server_nct, client_nct, retained) = match policy {
+            CompressionPolicy::Fast => (true, true, None),
+            CompressionPolicy::Balanced => (false, true, Some(BALANCED_RETAINED_WINDOW)),
+            CompressionPolicy::Max => (false, false, None),
+        };
         DeflateConfig {
-            server_no_context_takeover: false,
-            client_no_context_takeover: false,
+            server_no_context_takeover: server_nct,
+            client_no_context_takeover: client_nct,
             server_max_window_bits: 15,
             client_max_window_bits: 15,
             threshold: 32,
             level: 6,
+            retained_window: retained,
         }
+    }
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        DeflateConfig::with_policy(CompressionPolicy::default())
     }
 }
 
@@ -246,12 +324,160 @@ impl DeflateConfig {
     }
 }
 
+/// Bytes a zlib-rs compressor allocates for a `bits` window, at any level (measured; the
+/// `deflate_memory` test checks it).
+pub fn compressor_bytes(bits: u8) -> usize {
+    248_960 + (4 << bits.max(9))
+}
+
+/// Bytes a zlib-rs decompressor with a 15-bit window allocates once it has inflated.
+pub const DECOMPRESSOR_BYTES: usize = 47_552;
+
+/// Compressors and decompressors lent to connections for one message at a time. Each slot is
+/// at most one zlib state, so the whole cache is bounded (about 6 MiB of compressors and
+/// 0.4 MiB of decompressors), whatever the number of connections.
+mod shared {
+    use super::*;
+
+    const COMPRESSORS: usize = 16;
+    const DECOMPRESSORS: usize = 8;
+
+    struct Lent {
+        compress: Compress,
+        bits: u8,
+        level: u32,
+        /// The connection whose stream this compressor continues; 0 for none.
+        owner: u64,
+    }
+
+    /// Least recently returned first.
+    static COMPRESS: Mutex<Vec<Lent>> = Mutex::new(Vec::new());
+    static DECOMPRESS: Mutex<Vec<Decompress>> = Mutex::new(Vec::new());
+    pub(super) static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+    /// A compressor for `bits` and `level`, and whether it still holds `owner`'s stream (then
+    /// it must not be reset). Otherwise it is reset, or new.
+    pub(super) fn take_compressor(bits: u8, level: u32, owner: u64) -> (Compress, bool) {
+        let found = {
+            let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
+            let fits = |l: &Lent| l.bits == bits && l.level == level;
+            let mine = cache
+                .iter()
+                .position(|l| owner != 0 && l.owner == owner && fits(l));
+            mine.or_else(|| cache.iter().position(fits))
+                .map(|i| cache.remove(i))
+        };
+        match found {
+            Some(lent) => {
+                BYTES.fetch_sub(compressor_bytes(bits), Ordering::Relaxed);
+                let continues = owner != 0 && lent.owner == owner;
+                let mut compress = lent.compress;
+                if !continues {
+                    compress.reset();
+                }
+                (compress, continues)
+            }
+            None => (new_compressor(bits, level), false),
+        }
+    }
+
+    pub(super) fn give_compressor(compress: Compress, bits: u8, level: u32, owner: u64) {
+        let evicted = {
+            let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
+            cache.push(Lent {
+                compress,
+                bits,
+                level,
+                owner,
+            });
+            BYTES.fetch_add(compressor_bytes(bits), Ordering::Relaxed);
+            (cache.len() > COMPRESSORS).then(|| cache.remove(0))
+        };
+        if let Some(old) = evicted {
+            BYTES.fetch_sub(compressor_bytes(old.bits), Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn take_decompressor() -> Decompress {
+        let found = DECOMPRESS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match found {
+            Some(d) => {
+                BYTES.fetch_sub(DECOMPRESSOR_BYTES, Ordering::Relaxed);
+                d
+            }
+            None => Decompress::new_with_window_bits(false, 15),
+        }
+    }
+
+    pub(super) fn give_decompressor(mut d: Decompress) {
+        d.reset(false);
+        let mut cache = DECOMPRESS.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() < DECOMPRESSORS {
+            cache.push(d);
+            BYTES.fetch_add(DECOMPRESSOR_BYTES, Ordering::Relaxed);
+        }
+    }
+}
+
+fn new_compressor(bits: u8, level: u32) -> Compress {
+    // zlib refuses an 8-bit window for raw deflate. Stored blocks have no back-references, so
+    // they respect any window the peer asked for.
+    if bits < 9 {
+        Compress::new_with_window_bits(Compression::none(), false, 9)
+    } else {
+        Compress::new_with_window_bits(Compression::new(level), false, bits)
+    }
+}
+
+/// Bytes of zlib state and retained windows held by connections between messages, in this
+/// process.
+static HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Connections holding any of it.
+static HOLDERS: AtomicUsize = AtomicUsize::new(0);
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
+/// What permessage-deflate holds in this process, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DeflateMemory {
+    /// Bytes held by connections between messages (their own zlib state and retained windows).
+    pub connection_bytes: usize,
+    /// Connections that hold any.
+    pub connections: usize,
+    /// Bytes in the shared cache of compressors and decompressors.
+    pub shared_bytes: usize,
+}
+
+/// The memory permessage-deflate holds now, process-wide. The zlib figures are estimates
+/// ([`compressor_bytes`], [`DECOMPRESSOR_BYTES`]); retained windows are counted exactly.
+pub fn memory() -> DeflateMemory {
+    DeflateMemory {
+        connection_bytes: HELD_BYTES.load(Ordering::Relaxed),
+        connections: HOLDERS.load(Ordering::Relaxed),
+        shared_bytes: shared::BYTES.load(Ordering::Relaxed),
+    }
+}
+
+/// What the sending side keeps between messages.
+#[derive(Debug)]
+enum Context {
+    /// No context takeover: a shared compressor per message.
+    None,
+    /// Context takeover through the last `limit` bytes sent and a shared compressor.
+    Retained { window: Vec<u8>, limit: usize },
+    /// Context takeover through the connection's own compressor.
+    Owned,
+}
+
 /// The compressor and decompressor of one connection.
 pub struct PerMessageDeflate {
+    /// Between messages only when `context` is `Owned`; during a message always.
     compress: Option<Compress>,
     decompress: Option<Decompress>,
+    context: Context,
+    /// Which compressor in the shared cache continues this connection's stream.
+    owner: u64,
     compress_bits: u8,
-    compress_reset: bool,
     decompress_reset: bool,
     /// The inbound message's DEFLATE stream ended with a final block (§7.2.3.4): the rest of
     /// the message, and the tail of §7.2.2, are padding.
@@ -261,6 +487,8 @@ pub struct PerMessageDeflate {
     inflated_hint: usize,
     level: u32,
     threshold: usize,
+    /// What this connection adds to [`HELD_BYTES`].
+    held: usize,
 }
 
 /// Messages up to this size are inflated into one allocation sized from the previous one; a
@@ -276,7 +504,7 @@ impl std::fmt::Debug for PerMessageDeflate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PerMessageDeflate")
             .field("compress_bits", &self.compress_bits)
-            .field("compress_reset", &self.compress_reset)
+            .field("context", &self.context)
             .field("decompress_reset", &self.decompress_reset)
             .finish_non_exhaustive()
     }
@@ -296,16 +524,27 @@ impl PerMessageDeflate {
                 params.server_no_context_takeover,
             ),
         };
+        let limit = config.retained_window.map(|n| n.min(1 << compress_bits));
+        let context = match (compress_reset, limit) {
+            (true, _) => Context::None,
+            (false, Some(limit)) => Context::Retained {
+                window: Vec::new(),
+                limit,
+            },
+            (false, None) => Context::Owned,
+        };
         PerMessageDeflate {
             compress: None,
             decompress: None,
+            context,
+            owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             compress_bits,
-            compress_reset,
             decompress_reset,
             inbound_ended: false,
             inflated_hint: 0,
             level: config.level.min(9),
             threshold: config.threshold,
+            held: 0,
         }
     }
 
@@ -317,20 +556,106 @@ impl PerMessageDeflate {
         true
     }
 
-    /// Compresses one fragment (or a whole message) into `out`. On the last fragment the
-    /// trailing `00 00 ff ff` is removed (§7.2.1).
-    pub fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>, fin: bool) {
-        let bits = self.compress_bits;
-        let level = self.level;
-        let c = self.compress.get_or_insert_with(|| {
-            // zlib refuses an 8-bit window for raw deflate. Stored blocks have no
-            // back-references, so they respect any window the peer asked for.
-            if bits < 9 {
-                Compress::new_with_window_bits(Compression::none(), false, 9)
-            } else {
-                Compress::new_with_window_bits(Compression::new(level), false, bits)
+    /// Bytes this connection holds between messages: its own zlib state and retained window.
+    pub fn held_bytes(&self) -> usize {
+        let window = match &self.context {
+            Context::Retained { window, .. } => window.capacity(),
+            _ => 0,
+        };
+        let compress = if self.compress.is_some() {
+            compressor_bytes(self.compress_bits)
+        } else {
+            0
+        };
+        let decompress = if self.decompress.is_some() {
+            DECOMPRESSOR_BYTES
+        } else {
+            0
+        };
+        window + compress + decompress
+    }
+
+    /// Brings [`HELD_BYTES`] and [`HOLDERS`] up to date after a message; they change only when
+    /// what the connection holds does.
+    fn account(&mut self) {
+        let now = self.held_bytes();
+        if now == self.held {
+            return;
+        }
+        if now > self.held {
+            HELD_BYTES.fetch_add(now - self.held, Ordering::Relaxed);
+        } else {
+            HELD_BYTES.fetch_sub(self.held - now, Ordering::Relaxed);
+        }
+        match (self.held, now) {
+            (0, _) => {
+                HOLDERS.fetch_add(1, Ordering::Relaxed);
             }
-        });
+            (_, 0) => {
+                HOLDERS.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        self.held = now;
+    }
+
+    fn start_message(&mut self) -> Compress {
+        if let Some(c) = self.compress.take() {
+            return c;
+        }
+        match &self.context {
+            Context::Owned => new_compressor(self.compress_bits, self.level),
+            Context::None => shared::take_compressor(self.compress_bits, self.level, 0).0,
+            Context::Retained { window, .. } => {
+                let (mut c, continues) =
+                    shared::take_compressor(self.compress_bits, self.level, self.owner);
+                if !continues && !window.is_empty() && self.compress_bits >= 9 {
+                    c.set_dictionary(window)
+                        .expect("a raw deflate stream takes a dictionary after a reset");
+                }
+                c
+            }
+        }
+    }
+
+    /// Ends an outbound message. `sent` is false when the message went uncompressed, and the
+    /// peer's window does not hold it.
+    fn end_message(&mut self, mut c: Compress, sent: bool) {
+        match &self.context {
+            Context::Owned => {
+                if !sent {
+                    c.reset();
+                }
+                self.compress = Some(c);
+            }
+            Context::None => shared::give_compressor(c, self.compress_bits, self.level, 0),
+            Context::Retained { .. } => {
+                let owner = if sent { self.owner } else { 0 };
+                shared::give_compressor(c, self.compress_bits, self.level, owner);
+            }
+        }
+        self.account();
+    }
+
+    fn retain(&mut self, sent: &[u8]) {
+        if let Context::Retained { window, limit } = &mut self.context {
+            let limit = *limit;
+            if sent.len() >= limit {
+                window.clear();
+                window.reserve_exact(limit);
+                window.extend_from_slice(&sent[sent.len() - limit..]);
+            } else {
+                let excess = (window.len() + sent.len()).saturating_sub(limit);
+                window.drain(..excess);
+                if window.capacity() < limit {
+                    window.reserve_exact((window.len() + sent.len()).min(limit) - window.len());
+                }
+                window.extend_from_slice(sent);
+            }
+        }
+    }
+
+    fn deflate_into(c: &mut Compress, mut input: &[u8], out: &mut Vec<u8>, fin: bool) {
         let start = out.len();
         out.reserve(input.len() / 2 + 64);
         loop {
@@ -356,10 +681,38 @@ impl PerMessageDeflate {
                 debug_assert_eq!(out.len(), start, "a sync flush ends with 00 00 ff ff");
                 out.push(0x00);
             }
-            if self.compress_reset {
-                self.compress = None;
-            }
         }
+    }
+
+    /// Compresses one fragment of a message into `out`. On the last fragment the trailing
+    /// `00 00 ff ff` is removed (§7.2.1). Every fragment of a message started compressed is
+    /// compressed; [`PerMessageDeflate::compress_message`] may send a whole message as it is.
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, fin: bool) {
+        let mut c = self.start_message();
+        Self::deflate_into(&mut c, input, out, fin);
+        self.retain(input);
+        if fin {
+            self.end_message(c, true);
+        } else {
+            self.compress = Some(c);
+        }
+    }
+
+    /// Compresses a whole message into `out` and returns true, or returns false when the
+    /// compressed form would not be smaller: the message is then to be sent uncompressed,
+    /// and nothing of it is kept.
+    pub fn compress_message(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        let mut c = self.start_message();
+        let start = out.len();
+        Self::deflate_into(&mut c, input, out, true);
+        let smaller = out.len() - start < input.len();
+        if smaller {
+            self.retain(input);
+        } else {
+            out.truncate(start);
+        }
+        self.end_message(c, smaller);
+        smaller
     }
 
     /// Inflates a fragment's payload into `out`, failing with `MessageTooBig` as soon as the
@@ -374,9 +727,14 @@ impl PerMessageDeflate {
             return Ok(());
         }
         // Inflate with the largest window: it decodes streams made with any smaller one.
-        let d = self
-            .decompress
-            .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
+        let reset = self.decompress_reset;
+        let d = self.decompress.get_or_insert_with(|| {
+            if reset {
+                shared::take_decompressor()
+            } else {
+                Decompress::new_with_window_bits(false, 15)
+            }
+        });
         loop {
             if out.len() == out.capacity() {
                 if out.len() > limit {
@@ -427,8 +785,12 @@ impl PerMessageDeflate {
         } else {
             self.decompress(&TAIL, out, limit)
         };
-        if self.decompress_reset || result.is_err() {
+        if result.is_err() {
             self.decompress = None;
+        } else if self.decompress_reset {
+            if let Some(d) = self.decompress.take() {
+                shared::give_decompressor(d);
+            }
         }
         if result.is_ok() {
             self.inflated_hint = out.len().min(INFLATED_HINT_MAX);
@@ -438,7 +800,17 @@ impl PerMessageDeflate {
                 out.shrink_to_fit();
             }
         }
+        self.account();
         result
+    }
+}
+
+impl Drop for PerMessageDeflate {
+    fn drop(&mut self) {
+        if self.held > 0 {
+            HELD_BYTES.fetch_sub(self.held, Ordering::Relaxed);
+            HOLDERS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -529,6 +901,26 @@ mod tests {
     }
 
     #[test]
+    fn empty_message_after_another_compresses_to_one_zero_byte_and_keeps_the_window_in_step() {
+        // A sync flush with no input since the previous one writes nothing; the empty stored
+        // block of §7.2.1 must still be there (regression: the payload was empty, and the
+        // peer's inflater then read the appended `00 00 ff ff` as the start of a stored block
+        // and failed on the next message).
+        let max = DeflateConfig::with_policy(CompressionPolicy::Max);
+        let mut c = PerMessageDeflate::new(Role::Server, params(false), &max);
+        let mut d = inflater(params(false));
+        let mut wires = Vec::new();
+        for m in [&b"Hello"[..], b"", b"Hello"] {
+            let mut wire = Vec::new();
+            c.compress(m, &mut wire, true);
+            assert_eq!(inflate(&mut d, &wire, 100), m);
+            wires.push(wire);
+        }
+        assert_eq!(wires[1], [0x00]);
+        assert_eq!(wires[2], [0xf2, 0x00, 0x11, 0x00, 0x00]);
+    }
+
+    #[test]
     fn deflate_bomb_stops_at_the_limit() {
         let mut c = PerMessageDeflate::new(Role::Server, params(false), &DeflateConfig::default());
         let mut wire = Vec::new();
@@ -600,7 +992,7 @@ mod tests {
 
     #[test]
     fn rfc7692_7_1_server_takes_first_acceptable_offer() {
-        let cfg = DeflateConfig::default();
+        let cfg = DeflateConfig::with_policy(CompressionPolicy::Max);
         let (p, resp) = cfg
             .server_accept(&offer("permessage-deflate; foo=1, permessage-deflate; client_max_window_bits; server_max_window_bits=10"))
             .unwrap();
@@ -646,7 +1038,7 @@ mod tests {
     fn rfc7692_7_1_2_2_client_max_window_bits_value_less_offer() {
         let cfg = DeflateConfig {
             client_max_window_bits: 10,
-            ..DeflateConfig::default()
+            ..DeflateConfig::with_policy(CompressionPolicy::Max)
         };
         let (p, resp) = cfg
             .server_accept(&offer("permessage-deflate; client_max_window_bits"))

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use sockeye_proto::DeflateConfig;
+use sockeye_proto::{CompressionPolicy, DeflateConfig};
 
 /// Settings of a client or server connection.
 #[derive(Debug, Clone)]
@@ -41,6 +41,13 @@ impl Default for Config {
 impl Config {
     pub fn without_compression(mut self) -> Self {
         self.deflate = None;
+        self
+    }
+
+    /// permessage-deflate with a [`CompressionPolicy`]'s settings (the default is
+    /// `Balanced`).
+    pub fn compression(mut self, policy: CompressionPolicy) -> Self {
+        self.deflate = Some(DeflateConfig::with_policy(policy));
         self
     }
 

@@ -41,5 +41,5 @@ pub use sockeye_proto as proto;
 pub use sockeye_proto::bytes::Bytes;
 pub use sockeye_proto::http;
 pub use sockeye_proto::{
-    CloseCode, CloseEvent, DataKind, DeflateConfig, PreparedMessage, Utf8Bytes,
+    CloseCode, CloseEvent, CompressionPolicy, DataKind, DeflateConfig, PreparedMessage, Utf8Bytes,
 };
