@@ -88,9 +88,15 @@ autobahn_start server-tls --exclude "$no_compression"
 autobahn_start axum --exclude "$no_compression"
 stage "Autobahn fuzzingclient -> sockeye serve over wss:// (no 12.*, 13.*)" autobahn_wait server-tls
 stage "Autobahn fuzzingclient -> axum extractor over HTTP/1.1 (no 12.*, 13.*)" autobahn_wait axum
+# The compression cases again under the two other permessage-deflate policies.
+compression_cases=${SOCKEYE_AUTOBAHN_POLICY_CASES:-12.*,13.*}
+autobahn_start server-fast "$compression_cases"
+autobahn_start server-max "$compression_cases"
+stage "Autobahn fuzzingclient -> sockeye server, compression policy fast (12.*, 13.*)" autobahn_wait server-fast
+stage "Autobahn fuzzingclient -> sockeye server, compression policy max (12.*, 13.*)" autobahn_wait server-max
 
 echo
-for mode in server client server-tls axum; do
+for mode in server client server-tls axum server-fast server-max; do
   [[ -f interop/out/autobahn-$mode/summary.md ]] && { echo "Autobahn, $mode:"; cat "interop/out/autobahn-$mode/summary.md"; echo; }
 done
 echo "test stages: $passed passed, $failed failed"

@@ -6,17 +6,24 @@
 #   client: wstest -m fuzzingserver is driven by examples/autobahn_client
 #   axum: wstest -m fuzzingclient tests examples/axum_echo (Sockeye's axum extractor behind
 #     axum::serve) at ws://…/echo
+#   server-fast, server-max: as server, with that permessage-deflate policy (server: balanced)
 # Build first: cargo build --release -p sockeye --examples --features axum (server-tls: -p sockeye-cli)
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 server|server-tls|client|axum [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1')" >&2
+  echo "usage: $0 server|server-tls|client|axum|server-fast|server-max [CASES] [--exclude CASES]   (CASES: comma-separated, e.g. '1.*,2.1')" >&2
   exit 2
 }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 mode=${1:-}
-[[ $mode == server || $mode == server-tls || $mode == client || $mode == axum ]] || usage
+# server-fast, server-max: the server example with that permessage-deflate policy (server runs
+# the default, balanced).
+[[ $mode =~ ^(server|server-tls|client|axum|server-fast|server-max)$ ]] || usage
+policy=
+if [[ $mode == server-fast || $mode == server-max ]]; then
+  policy=${mode#server-}
+fi
 shift
 cases='*'
 exclude=${SOCKEYE_AUTOBAHN_EXCLUDE:-}
@@ -37,6 +44,9 @@ if [[ $mode == server-tls ]]; then
 elif [[ $mode == axum ]]; then
   bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/axum_echo
   [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples --features axum" >&2; exit 1; }
+elif [[ -n $policy ]]; then
+  bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/autobahn_server
+  [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples" >&2; exit 1; }
 else
   bin=${CARGO_TARGET_DIR:-$repo/target}/release/examples/autobahn_$mode
   [[ -x $bin ]] || { echo "missing $bin; run: cargo build --release -p sockeye --examples" >&2; exit 1; }
@@ -100,9 +110,9 @@ PY
 
 port=$(free_port)
 echo "autobahn: $mode mode, cases '$cases', excluding '${exclude:-none}', reports in $out"
-if [[ $mode == server || $mode == server-tls || $mode == axum ]]; then
-  if [[ $mode == server ]]; then
-    "$bin" "127.0.0.1:$port" >"$out/server.log" 2>&1 &
+if [[ $mode != client ]]; then
+  if [[ $mode == server || -n $policy ]]; then
+    "$bin" "127.0.0.1:$port" ${policy:+"$policy"} >"$out/server.log" 2>&1 &
     url=ws://127.0.0.1:$port
   elif [[ $mode == axum ]]; then
     "$bin" "127.0.0.1:$port" >"$out/server.log" 2>&1 &
