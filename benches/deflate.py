@@ -16,7 +16,7 @@ What it measures, per contender and round (a fresh server process each time, pin
    and each sends ONE compressed text message (a JSON market tick of about 150 B) and reads its
    echo. The echo's first frame must have RSV1 (0x40 of its first byte) set, i.e. the server
    compressed it; connections whose echo came back uncompressed are counted and reported. With
-   all N open (they answer pings, nothing else), after `--settle` seconds (default 1) VmRSS is
+   all N open (they answer pings, nothing else), after `--settle` seconds (default 3: `sockeye serve` frees shared zlib state unused for 1-2 s) VmRSS is
    read again: (RSS_after - RSS_before) / N, in KiB. Then all are closed and the server stopped.
 
 2. Bytes on the wire on a market-data stream. M messages (`--messages`, default 10000),
@@ -29,6 +29,22 @@ What it measures, per contender and round (a fresh server process each time, pin
    byte for byte. The negotiated `Sec-WebSocket-Extensions` response header is reported, and
    the server's CPU time per message goes to the raw results only (utime+stime from
    /proc/PID/stat in 10 ms ticks, with a Python client: indicative at best).
+
+3. Bytes on the wire with many connections at once (skip with `--no-wire-many`). K connections
+   (`--wire-connections`, default 100, also with --quick), each with Chromium's offer, each sent
+   the SAME first W messages of the stream above (`--wire-messages`, default 2000, quick 500),
+   interleaved round robin: message 1 on connection 1, 2, ..., K, then message 2 on 1..K, and so
+   on, at most `--wire-window` (default 4) in flight per connection; the sender waits on a full
+   connection rather than skipping it, so the connections stay within a few messages of each
+   other and the server sees all K active at once. The server echoes. Payload bytes of the
+   server's data frames over all K connections / (K x raw stream bytes) -> ratio; echoes are
+   checked byte for byte and the uncompressed ones (RSV1 clear) counted. Why: sockeye-balanced
+   keeps only the last 8 KiB sent per connection and borrows a zlib compressor from a shared
+   cache of 64; with more than 64 connections active, a message may find its connection's
+   compressor taken and prime a fresh one from the retained window, so it can compress worse
+   than on one connection. The report also gives the server's CPU time over the cell per
+   message echoed (utime+stime from /proc/PID/stat, 10 ms ticks; coarse: it counts everything
+   the server does, paced by a Python client). Runs on the same server process, after 2.
 
 The client is python-websockets' sans-I/O `ClientProtocol` with
 `ClientPerMessageDeflateFactory(client_max_window_bits=True)` (whose offer is checked to be
@@ -47,8 +63,10 @@ The policy -> flags mapping is SOCKEYE_POLICY_ARGS below.
 Run (with the interop venv's python, which has `websockets`):
 
     PY=$(scripts/setup-python.sh)
-    taskset -c 1 $PY benches/deflate.py                      # 1000 connections, 10000 messages, 3 rounds
-    $PY benches/deflate.py --quick                           # 200 connections, 2000 messages, 1 round
+    taskset -c 1 $PY benches/deflate.py                      # 1000 connections, 10000 messages,
+                                                             # 100 x 2000 messages, 3 rounds
+    $PY benches/deflate.py --quick                           # 200 connections, 2000 messages,
+                                                             # 100 x 500 messages, 1 round
     $PY benches/deflate.py --quick --contenders sockeye-current,python-websockets,node-ws,yawc
 
 Writes `--out` (default benches/results/YYYY-MM-DD-deflate.md) and the raw results, one JSON
@@ -599,6 +617,101 @@ async def measure_stream(server: Server, messages: list[bytes], args) -> dict:
     return result
 
 
+async def measure_many(server: Server, messages: list[bytes], args) -> dict:
+    """K connections, each echoing the same stream, sent round robin (see the docstring, 3.)."""
+    k, m, window = args.wire_connections, len(messages), args.wire_window
+    sem = asyncio.Semaphore(args.parallel)
+
+    async def open_one():
+        async with sem:
+            return await ws_connect(server.host, server.port, args.timeout)
+
+    opened = await asyncio.gather(*(open_one() for _ in range(k)), return_exceptions=True)
+    conns = [c for c in opened if isinstance(c, Conn)]
+    if len(conns) < k:
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        first = next(c for c in opened if not isinstance(c, Conn))
+        raise ConnectionError(f"{k - len(conns)} of {k} connections failed to open: {first!r}")
+    headers: dict[str, int] = {}
+    for c in conns:
+        headers[str(c.extensions_header)] = headers.get(str(c.extensions_header), 0) + 1
+        c.scanner.reset()
+    sent_bytes0 = sum(c.sent_bytes for c in conns)
+    sent, received = [0] * k, [0] * k
+    space = [asyncio.Event() for _ in range(k)]
+    mismatched, failure = [0], []
+    max_spread = [0]  # most echoes ahead of the slowest connection, sampled as echoes arrive
+
+    async def reader(j: int, c: Conn):
+        try:
+            while received[j] < m:
+                data = await c.reader.read(1 << 16)
+                if not data:
+                    raise ConnectionError(f"connection {j} closed after {received[j]} of {m} echoes")
+                c.feed(data)
+                for echo in c.received:
+                    mismatched[0] += echo != messages[received[j]]
+                    received[j] += 1
+                c.received.clear()
+                space[j].set()
+        except Exception as e:  # noqa: BLE001 - raised by the sender
+            failure.append(e)
+            for ev in space:
+                ev.set()
+
+    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+    tasks = [asyncio.ensure_future(reader(j, c)) for j, c in enumerate(conns)]
+    try:
+        for i in range(m):
+            msg = messages[i]
+            for j, c in enumerate(conns):
+                while sent[j] - received[j] >= window:
+                    space[j].clear()
+                    await asyncio.wait_for(space[j].wait(), args.timeout)
+                    if failure:
+                        raise failure[0]
+                c.proto.send_text(msg)
+                sent[j] += 1
+                c.flush()
+            if i % 16 == 15:
+                spread = max(received) - min(received)
+                if spread > max_spread[0]:
+                    max_spread[0] = spread
+                for c in conns:
+                    if c.writer.transport.get_write_buffer_size() > 1 << 16:
+                        await c.writer.drain()
+        await asyncio.wait_for(asyncio.gather(*tasks), args.timeout)
+        if failure:
+            raise failure[0]
+    finally:
+        for t in tasks:
+            t.cancel()
+    elapsed = time.monotonic() - t0
+    cpu = cpu_seconds(server.pid) - cpu0
+    raw = k * sum(len(x) for x in messages)
+    payload = sum(c.scanner.data_payload for c in conns)
+    frames = sum(c.scanner.data_total for c in conns)
+    echoes = sum(len(c.scanner.messages) for c in conns)
+    compressed = sum(1 for c in conns for x in c.scanner.messages if x)
+    result = {
+        "connections": k, "messages_per_connection": m, "window": window, "raw_bytes": raw,
+        "server_payload_bytes": payload, "server_frame_bytes": frames,
+        "ratio_payload": payload / raw, "ratio_frames": frames / raw,
+        "echoes_compressed": compressed, "echoes": echoes, "echo_mismatch": mismatched[0],
+        "client_bytes_sent": sum(c.sent_bytes for c in conns) - sent_bytes0,
+        "extensions_response": headers, "max_echo_spread": max_spread[0],
+        "seconds": round(elapsed, 3), "server_cpu_seconds": round(cpu, 3),
+        "server_cpu_us_per_msg": cpu / (k * m) * 1e6,
+    }
+    await asyncio.gather(*(_close_limited(c, sem) for c in conns), return_exceptions=True)
+    return result
+
+
+async def _close_limited(conn: Conn, sem: asyncio.Semaphore):
+    async with sem:
+        await conn.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The report.
 
@@ -684,6 +797,43 @@ def write_report(path: str, results: list[dict], meta: dict, contenders: list[st
         L.append(f"| {name} | {wire_med[name]:.4f}{spread} | {hdr:.4f} | {x} | {fmt_int(pay)} | {comp} "
                  f"| {'; '.join(f'`{h}`' for h in negotiated)} |")
     L.append("")
+    many = meta.get("many")
+    if many:
+        many_med = {}
+        for name in contenders:
+            vals = [r["ratio_payload"] for r in runs("many", name)]
+            many_med[name] = statistics.median(vals) if vals else None
+        L.append(f"## Bytes on the wire, {many['connections']} connections at once\n")
+        L.append(f"{many['connections']} connections, each with Chromium's offer, each sent the same "
+                 f"first {many['messages']} messages of the stream above ({many['books']} of them order "
+                 f"books; {fmt_int(many['raw_bytes'])} B raw per connection, "
+                 f"{fmt_int(many['raw_bytes'] * many['connections'])} B in all), interleaved round robin: "
+                 f"message 1 on connections 1, 2, ..., {many['connections']}, then message 2 on each, "
+                 f"and so on, at most {many['window']} in flight per connection, so the server has all "
+                 f"{many['connections']} connections active at once. The server echoes. Ratio: payload "
+                 f"bytes of the server's data frames over all connections / raw bytes (lower is "
+                 f"better); echoes checked byte for byte. Server CPU: utime+stime of the server "
+                 f"process (/proc/PID/stat, in {1000 // os.sysconf('SC_CLK_TCK')} ms ticks) over the "
+                 f"cell / messages echoed, a coarse figure: it counts all the server does per message "
+                 f"(reading, inflating the client's message, deflating the echo, framing, syscalls, "
+                 f"and a runtime's own overhead for python-websockets and node-ws), paced by a "
+                 f"single Python client on the other CPU. Median over rounds.\n")
+        L.append(f"| contender | payload / raw | × {BASELINE} | server CPU µs/msg | echoes compressed |")
+        L.append("| --- | ---: | ---: | ---: | ---: |")
+        for name in contenders:
+            rs = runs("many", name)
+            if not rs:
+                errs = [r for r in errors(name) if r["kind"] in ("many", "start")]
+                L.append(f"| {name} | failed: {errs[0]['error'][:120] if errs else 'no run'} | | | |")
+                continue
+            ratios = [r["ratio_payload"] for r in rs]
+            spread = "" if max(ratios) == min(ratios) else f" ({min(ratios):.4f}–{max(ratios):.4f})"
+            base = many_med.get(BASELINE)
+            x = fmt(many_med[name] / base, 3) if base else "—"
+            cpu = statistics.median(r["server_cpu_us_per_msg"] for r in rs)
+            comp = f"{sum(r['echoes_compressed'] for r in rs)} of {sum(r['echoes'] for r in rs)}"
+            L.append(f"| {name} | {many_med[name]:.4f}{spread} | {x} | {cpu:.1f} | {comp} |")
+        L.append("")
     notes = []
     for name in contenders:
         rs = runs("idle", name)
@@ -697,6 +847,17 @@ def write_report(path: str, results: list[dict], meta: dict, contenders: list[st
             if r["echo_mismatch"]:
                 notes.append(f"- {name}: {r['echo_mismatch']} stream echoes differed from what was sent.")
                 break
+        for r in runs("many", name):
+            if r["echo_mismatch"]:
+                notes.append(f"- {name}: {r['echo_mismatch']} echoes of the {r['connections']}-connection "
+                             f"cell differed from what was sent.")
+                break
+        hs = set()
+        for r in runs("many", name):
+            hs.update(r["extensions_response"])
+        if len(hs) > 1:
+            notes.append(f"- {name}: the {many['connections']} connections got several responses: "
+                         f"{sorted(hs)}")
         if sum(r["sent_uncompressed"] for r in rs):
             notes.append(f"- {name}: the client sent some messages uncompressed.")
         for r in errors(name):
@@ -749,10 +910,18 @@ def main():
     p.add_argument("--connections", type=int, help="idle connections per run (default 1000)")
     p.add_argument("--messages", type=int, help="market-data messages (default 10000)")
     p.add_argument("--rounds", type=int, help="rounds (default 3)")
-    p.add_argument("--quick", action="store_true", help="200 connections, 2000 messages, 1 round")
+    p.add_argument("--quick", action="store_true",
+                   help="200 connections, 2000 messages, 500 per connection x 100, 1 round")
     p.add_argument("--window", type=int, default=64, help="stream messages in flight (64)")
+    p.add_argument("--wire-connections", type=int, default=100,
+                   help="connections of the many-connection wire cell (100, also with --quick)")
+    p.add_argument("--wire-messages", type=int,
+                   help="messages per connection of that cell (default 2000, --quick 500)")
+    p.add_argument("--wire-window", type=int, default=4,
+                   help="messages in flight per connection in that cell (4)")
+    p.add_argument("--no-wire-many", action="store_true", help="skip the many-connection wire cell")
     p.add_argument("--parallel", type=int, default=16, help="connections opened at once (16)")
-    p.add_argument("--settle", type=float, default=1.0, help="seconds before the RSS reading (1)")
+    p.add_argument("--settle", type=float, default=3.0, help="seconds before the RSS reading (3)")
     p.add_argument("--timeout", type=float, default=20.0, help="per-step timeout in seconds")
     p.add_argument("--seed", type=int, default=16, help="market-data PRNG seed (16)")
     p.add_argument("--sockeye-bin", default=os.path.join(ROOT, "target/release/sockeye"))
@@ -767,6 +936,7 @@ def main():
     args.connections = args.connections or (200 if q else 1000)
     args.messages = args.messages or (2000 if q else 10000)
     args.rounds = args.rounds or (1 if q else 3)
+    args.wire_messages = args.wire_messages or (500 if q else 2000)
     contenders = [c for c in args.contenders.split(",") if c]
     global WS
     WS = _ws()
@@ -779,7 +949,7 @@ def main():
     except OSError:
         pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, max(soft, args.connections * 2 + 256))
+    want = min(hard, max(soft, max(args.connections, args.wire_connections) * 2 + 256))
     if want > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
@@ -787,7 +957,9 @@ def main():
     jsonl = os.path.splitext(out)[0] + ".jsonl"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 
-    messages = market_stream(args.messages, args.seed)
+    messages = market_stream(max(args.messages, args.wire_messages), args.seed)
+    many_messages = messages[:args.wire_messages]
+    messages = messages[:args.messages]
     ticks = [len(x) for i, x in enumerate(messages) if (i + 1) % 100]
     books = [len(x) for i, x in enumerate(messages) if (i + 1) % 100 == 0] or [0]
     import websockets
@@ -807,10 +979,17 @@ def main():
                    "tick_mean": statistics.mean(ticks), "books": len(books) if books != [0] else 0,
                    "book_min": min(books), "book_max": max(books),
                    "book_mean": statistics.mean(books)},
+        "many": None if args.no_wire_many else {
+            "connections": args.wire_connections, "messages": len(many_messages),
+            "window": args.wire_window, "raw_bytes": sum(map(len, many_messages)),
+            "books": sum(1 for i in range(len(many_messages)) if (i + 1) % 100 == 0)},
     }
     print(f"# {meta['command']}: {len(contenders)} contenders x {args.rounds} rounds, "
           f"{args.connections} idle connections, {len(messages)} messages "
-          f"({meta['stream']['raw_bytes']} B raw)", file=sys.stderr)
+          f"({meta['stream']['raw_bytes']} B raw)"
+          + ("" if args.no_wire_many else
+             f", {len(many_messages)} messages x {args.wire_connections} connections"),
+          file=sys.stderr)
 
     results = []
     with open(jsonl, "w") as raw:
@@ -848,6 +1027,19 @@ def main():
                     except Exception as e:  # noqa: BLE001 - reported
                         record({**base, "kind": "stream", "error": repr(e)})
                         print(f"round {rnd} {name} stream: {e!r}", file=sys.stderr)
+                    if not args.no_wire_many:
+                        if not server.alive():
+                            raise RuntimeError("server exited")
+                        try:
+                            r = asyncio.run(measure_many(server, many_messages, args))
+                            record({**base, "kind": "many", **r})
+                            print(f"round {rnd} {name:18} wire x{r['connections']}: "
+                                  f"{r['ratio_payload']:.4f} of raw, {r['echoes_compressed']}/"
+                                  f"{r['echoes']} compressed, {r['server_cpu_us_per_msg']:.1f} "
+                                  f"us/msg server CPU, {r['seconds']} s", file=sys.stderr)
+                        except Exception as e:  # noqa: BLE001 - reported
+                            record({**base, "kind": "many", "error": repr(e)})
+                            print(f"round {rnd} {name} wire many: {e!r}", file=sys.stderr)
                 except Exception as e:  # noqa: BLE001 - reported
                     record({**base, "kind": "start", "error": repr(e)})
                     print(f"round {rnd} {name}: {e!r}", file=sys.stderr)

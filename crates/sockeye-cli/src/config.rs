@@ -259,6 +259,8 @@ pub struct Compression {
     pub policy: Option<Policy>,
     /// Bytes of sent data kept for context takeover with a shared compressor.
     pub retained_window: Option<usize>,
+    /// Compressors the process keeps for the connections sending at once.
+    pub shared_compressors: Option<usize>,
     pub level: Option<u32>,
     pub threshold: Option<usize>,
     pub server_max_window_bits: Option<u8>,

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// (a zlib compressor and decompressor, ~430 KiB) [default: balanced].
     #[arg(long, value_name = "POLICY")]
     compression: Option<sockeye::CompressionPolicy>,
+    /// zlib compressors shared by the connections (~380 KiB each): how many connections may
+    /// send compressed messages at once without one resetting another's [default: 64].
+    #[arg(long, value_name = "N")]
+    shared_compressors: Option<usize>,
     /// zlib level of permessage-deflate, 0-9: 1 is several times cheaper in CPU than 6 for a
     /// somewhat larger output [default: 6].
     #[arg(long, value_name = "LEVEL", value_parser = |s: &str| s.parse::<u32>().map_err(|e| e.to_string()).and_then(crate::config::check_level))]
@@ -167,6 +171,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
         if let Some(bytes) = compression.retained_window {
             deflate.retained_window = Some(bytes);
         }
+        if let Some(n) = args.shared_compressors.or(compression.shared_compressors) {
+            sockeye::proto::deflate::set_shared_compressors(n);
+        }
         config.deflate = Some(deflate);
     }
     if let Some(secs) = args.handshake_timeout.or(file.handshake_timeout) {
@@ -193,6 +200,15 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
             .unwrap_or(10_000),
         shutdown,
         wamp,
+    });
+    // Connections that went quiet give their shared zlib state back within two seconds.
+    tokio::spawn(async {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            sockeye::proto::deflate::release_idle_shared();
+        }
     });
     let handler_app = app.clone();
     let accepting = listeners.serve(config, move |upgrade, peer| {

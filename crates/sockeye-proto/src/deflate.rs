@@ -333,16 +333,18 @@ pub fn compressor_bytes(bits: u8) -> usize {
 /// Bytes a zlib-rs decompressor with a 15-bit window allocates once it has inflated.
 pub const DECOMPRESSOR_BYTES: usize = 47_552;
 
-/// Compressors and decompressors lent to connections for one message at a time: at most 64
-/// compressors (24 MiB at 15 bits) and 16 idle decompressors (0.7 MiB), whatever the number of
-/// connections. Up to 64 connections sending at once each find their own compressor again and
-/// continue their stream; beyond that, a message may find its compressor taken and prime
-/// another with its retained window: on this machine ~16 µs more per message (a 128 KiB hash
-/// table cleared, 8 KiB of window hashed, and state that is no longer in the CPU's cache).
+/// Compressors and decompressors lent to connections for one message at a time: at most
+/// [`set_shared_compressors`] compressors (64 by default: 24 MiB at 15 bits) and 16 idle
+/// decompressors (0.7 MiB), whatever the number of connections. Up to that many connections
+/// sending at once each find their own compressor again and continue their stream; beyond
+/// that, a message may find its compressor taken and prime another with its retained window:
+/// on this machine ~16 µs more per message (a 128 KiB hash table cleared, 8 KiB of window
+/// hashed, and state that is no longer in the CPU's cache). [`release_idle_shared`] frees what
+/// has gone unused, so a quiet process holds none of it.
 mod shared {
     use super::*;
 
-    const COMPRESSORS: usize = 64;
+    pub(super) static COMPRESSORS: AtomicUsize = AtomicUsize::new(64);
     const DECOMPRESSORS: usize = 16;
 
     struct Lent {
@@ -351,6 +353,8 @@ mod shared {
         level: u32,
         /// The connection whose stream this compressor continues; 0 for none.
         owner: u64,
+        /// [`EPOCH`] when it came back.
+        epoch: u64,
     }
 
     struct Compressors {
@@ -364,14 +368,17 @@ mod shared {
         idle: Vec::new(),
         alive: 0,
     });
-    static DECOMPRESS: Mutex<Vec<Decompress>> = Mutex::new(Vec::new());
+    static DECOMPRESS: Mutex<Vec<(Decompress, u64)>> = Mutex::new(Vec::new());
     pub(super) static BYTES: AtomicUsize = AtomicUsize::new(0);
+    /// Counts [`release_idle`] calls; what came back before the last one has been idle since.
+    static EPOCH: AtomicU64 = AtomicU64::new(0);
 
     /// A compressor for `bits` and `level`, and whether it still holds `owner`'s stream (then
     /// it must not be reset). Otherwise it is reset, or new: another connection's compressor
     /// is taken only when the cache has made all it may, since that connection will then have
     /// to prime a compressor again.
     pub(super) fn take_compressor(bits: u8, level: u32, owner: u64) -> (Compress, bool) {
+        let limit = COMPRESSORS.load(Ordering::Relaxed);
         let found = {
             let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
             let fits = |l: &Lent| l.bits == bits && l.level == level;
@@ -385,7 +392,7 @@ mod shared {
             let any = || cache.idle.iter().position(fits);
             let at = mine()
                 .or_else(free)
-                .or_else(|| (cache.alive >= COMPRESSORS).then(any).flatten());
+                .or_else(|| (cache.alive >= limit).then(any).flatten());
             match at {
                 Some(i) => Some(cache.idle.remove(i)),
                 None => {
@@ -416,9 +423,10 @@ mod shared {
                 bits,
                 level,
                 owner,
+                epoch: EPOCH.load(Ordering::Relaxed),
             });
             BYTES.fetch_add(compressor_bytes(bits), Ordering::Relaxed);
-            if cache.alive > COMPRESSORS && !cache.idle.is_empty() {
+            if cache.alive > COMPRESSORS.load(Ordering::Relaxed) && !cache.idle.is_empty() {
                 cache.alive -= 1;
                 Some(cache.idle.remove(0))
             } else {
@@ -439,7 +447,7 @@ mod shared {
     pub(super) fn take_decompressor() -> Decompress {
         let found = DECOMPRESS.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match found {
-            Some(d) => {
+            Some((d, _)) => {
                 BYTES.fetch_sub(DECOMPRESSOR_BYTES, Ordering::Relaxed);
                 d
             }
@@ -451,10 +459,55 @@ mod shared {
         d.reset(false);
         let mut cache = DECOMPRESS.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() < DECOMPRESSORS {
-            cache.push(d);
+            cache.push((d, EPOCH.load(Ordering::Relaxed)));
             BYTES.fetch_add(DECOMPRESSOR_BYTES, Ordering::Relaxed);
         }
     }
+
+    /// Frees what no message has taken since the previous call; returns how many.
+    pub(super) fn release_idle() -> usize {
+        let idle_since = EPOCH.fetch_add(1, Ordering::Relaxed);
+        let compressors: Vec<Lent> = {
+            let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
+            let (old, recent) = std::mem::take(&mut cache.idle)
+                .into_iter()
+                .partition(|l| l.epoch < idle_since);
+            cache.idle = recent;
+            cache.alive -= old.len();
+            old
+        };
+        let decompressors: Vec<(Decompress, u64)> = {
+            let mut cache = DECOMPRESS.lock().unwrap_or_else(|e| e.into_inner());
+            let (old, recent) = std::mem::take(&mut *cache)
+                .into_iter()
+                .partition(|(_, epoch)| *epoch < idle_since);
+            *cache = recent;
+            old
+        };
+        let bytes = compressors
+            .iter()
+            .map(|l| compressor_bytes(l.bits))
+            .sum::<usize>()
+            + decompressors.len() * DECOMPRESSOR_BYTES;
+        BYTES.fetch_sub(bytes, Ordering::Relaxed);
+        compressors.len() + decompressors.len()
+    }
+}
+
+/// Frees the shared compressors and decompressors that no message has used since the previous
+/// call, and returns how many. A server calls it every few seconds so that a process whose
+/// connections have gone quiet holds no zlib state at all (`sockeye serve` does, every
+/// second); connections that keep sending keep theirs.
+pub fn release_idle_shared() -> usize {
+    shared::release_idle()
+}
+
+/// How many compressors the process-wide cache may hold (default 64, ~380 KiB each at 15
+/// bits): the number of connections that can send at once, under the `fast` and `balanced`
+/// policies, without a compressor being reset or primed for them. Takes effect as compressors
+/// come back; at least 1.
+pub fn set_shared_compressors(n: usize) {
+    shared::COMPRESSORS.store(n.max(1), Ordering::Relaxed);
 }
 
 fn new_compressor(bits: u8, level: u32) -> Compress {

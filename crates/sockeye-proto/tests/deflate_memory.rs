@@ -140,4 +140,14 @@ fn what_each_policy_holds_per_idle_connection_and_what_metrics_estimate() {
     assert!(fast <= own, "fast {fast}");
     assert!(balanced <= own + TICK.len() as isize, "balanced {balanced}");
     within(max - own, compressor_bytes(15) + DECOMPRESSOR_BYTES, "max");
+
+    // Quiet now: the shared cache gives back what no message took between two calls.
+    let shared = sockeye_proto::deflate::memory().shared_bytes;
+    assert!(shared > 0);
+    let before = live();
+    sockeye_proto::deflate::release_idle_shared();
+    assert_eq!(sockeye_proto::deflate::memory().shared_bytes, shared);
+    assert!(sockeye_proto::deflate::release_idle_shared() > 0);
+    assert_eq!(sockeye_proto::deflate::memory().shared_bytes, 0);
+    within(before - live(), shared, "released");
 }

@@ -471,9 +471,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut read)).map(|()| {
                 let filled = read.filled();
                 if !filled.is_empty() {
-                    let buf = self.conn.read_buf();
-                    buf.reserve(READ_CHUNK);
-                    buf.extend_from_slice(filled);
+                    // Only what arrived: a connection that sent one small message and went
+                    // idle then holds that much, not READ_CHUNK (4 KiB of each idle browser
+                    // connection's memory before).
+                    self.conn.read_buf().extend_from_slice(filled);
                 }
                 filled.len()
             })
