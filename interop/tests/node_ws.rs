@@ -20,7 +20,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sockeye::proto::CloseCode;
-use sockeye::{ClientRequest, CloseEvent, Config, Message};
+use sockeye::{ClientRequest, CloseEvent, CompressionPolicy, Config, Message};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdout, Command};
@@ -170,14 +170,14 @@ struct Seen {
     close: Option<CloseEvent>,
 }
 
-/// `sockeye::serve` with the default `Config` (permessage-deflate on), echoing every message.
-async fn echo_server() -> (String, mpsc::UnboundedReceiver<Seen>) {
+/// `sockeye::serve` with permessage-deflate under `policy`, echoing every message.
+async fn echo_server(policy: CompressionPolicy) -> (String, mpsc::UnboundedReceiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(sockeye::serve(
         listener,
-        Config::default(),
+        Config::default().compression(policy),
         move |upgrade, _| {
             let tx = tx.clone();
             async move {
@@ -232,9 +232,9 @@ fn must_shrink(mode: &str, kind: Kind, size: usize) -> bool {
     size >= 65536 && (kind == Kind::Text || (kind == Kind::Binary && mode != "bits9"))
 }
 
-async fn node_client_against_sockeye_server(mode: &str) {
+async fn node_client_against_sockeye_server(mode: &str, policy: CompressionPolicy) {
     let Some(node) = node() else { return };
-    let (url, mut seen) = echo_server().await;
+    let (url, mut seen) = echo_server(policy).await;
     let output = timeout(
         Duration::from_secs(600),
         Command::new(&node)
@@ -274,17 +274,24 @@ async fn node_client_against_sockeye_server(mode: &str) {
 
 #[tokio::test]
 async fn node_ws_client_against_sockeye_server_with_permessage_deflate() {
-    node_client_against_sockeye_server("deflate").await;
+    node_client_against_sockeye_server("deflate", CompressionPolicy::Balanced).await;
+}
+
+#[tokio::test]
+async fn node_ws_client_against_sockeye_server_with_the_fast_and_max_compression_policies() {
+    for policy in [CompressionPolicy::Fast, CompressionPolicy::Max] {
+        node_client_against_sockeye_server("deflate", policy).await;
+    }
 }
 
 #[tokio::test]
 async fn node_ws_client_against_sockeye_server_with_no_context_takeover() {
-    node_client_against_sockeye_server("nct").await;
+    node_client_against_sockeye_server("nct", CompressionPolicy::Balanced).await;
 }
 
 #[tokio::test]
 async fn node_ws_client_against_sockeye_server_with_9_bit_windows() {
-    node_client_against_sockeye_server("bits9").await;
+    node_client_against_sockeye_server("bits9", CompressionPolicy::Balanced).await;
 }
 
 async fn start_node_server(

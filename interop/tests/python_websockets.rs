@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sockeye::proto::CloseCode;
-use sockeye::{ClientRequest, Config, DataKind, Message};
+use sockeye::{ClientRequest, CompressionPolicy, Config, DataKind, Message};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
@@ -43,6 +43,13 @@ async fn python_client_against_sockeye_server() {
 #[tokio::test]
 async fn python_client_against_sockeye_server_with_permessage_deflate() {
     python_client_scenarios("deflate", Config::default()).await;
+}
+
+#[tokio::test]
+async fn python_client_against_sockeye_server_with_the_fast_and_max_compression_policies() {
+    for policy in [CompressionPolicy::Fast, CompressionPolicy::Max] {
+        python_client_scenarios("deflate", Config::default().compression(policy)).await;
+    }
 }
 
 #[tokio::test]
