@@ -26,6 +26,7 @@
 //! left out of the retained bytes, or the owned compressor is reset (the next message then
 //! refers to nothing before it, which any window allows).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -355,23 +356,53 @@ mod shared {
         owner: u64,
         /// [`EPOCH`] when it came back.
         epoch: u64,
+        /// [`Compressors::returns`] when it came back.
+        returned: u64,
     }
 
     struct Compressors {
-        /// Least recently returned first.
-        idle: Vec<Lent>,
+        /// Idle compressors that continue a connection's stream, by connection.
+        owned: HashMap<u64, Lent>,
+        /// Idle compressors that continue none.
+        free: Vec<Lent>,
         /// Compressors in existence: idle, or lent for a message.
         alive: usize,
+        /// Counts returns, to find the least recently returned.
+        returns: u64,
     }
 
-    static COMPRESS: Mutex<Compressors> = Mutex::new(Compressors {
-        idle: Vec::new(),
-        alive: 0,
-    });
+    impl Compressors {
+        /// The least recently returned idle compressor that `fits`, which the cache gives up
+        /// first: a free one before one that continues a connection's stream.
+        fn oldest(&mut self, fits: impl Fn(&Lent) -> bool) -> Option<Lent> {
+            if let Some(i) = self.free.iter().position(&fits) {
+                return Some(self.free.remove(i));
+            }
+            let owner = self
+                .owned
+                .values()
+                .filter(|l| fits(l))
+                .min_by_key(|l| l.returned)
+                .map(|l| l.owner)?;
+            self.owned.remove(&owner)
+        }
+    }
+
+    static COMPRESS: Mutex<Option<Compressors>> = Mutex::new(None);
     static DECOMPRESS: Mutex<Vec<(Decompress, u64)>> = Mutex::new(Vec::new());
     pub(super) static BYTES: AtomicUsize = AtomicUsize::new(0);
     /// Counts [`release_idle`] calls; what came back before the last one has been idle since.
     static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+    fn with_cache<R>(f: impl FnOnce(&mut Compressors) -> R) -> R {
+        let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
+        f(cache.get_or_insert_with(|| Compressors {
+            owned: HashMap::new(),
+            free: Vec::new(),
+            alive: 0,
+            returns: 0,
+        }))
+    }
 
     /// A compressor for `bits` and `level`, and whether it still holds `owner`'s stream (then
     /// it must not be reset). Otherwise it is reset, or new: another connection's compressor
@@ -379,31 +410,27 @@ mod shared {
     /// to prime a compressor again.
     pub(super) fn take_compressor(bits: u8, level: u32, owner: u64) -> (Compress, bool) {
         let limit = COMPRESSORS.load(Ordering::Relaxed);
-        let found = {
-            let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
-            let fits = |l: &Lent| l.bits == bits && l.level == level;
-            let mine = || {
-                cache
-                    .idle
-                    .iter()
-                    .position(|l| owner != 0 && l.owner == owner && fits(l))
-            };
-            let free = || cache.idle.iter().position(|l| l.owner == 0 && fits(l));
-            let any = || cache.idle.iter().position(fits);
-            let at = mine()
-                .or_else(free)
-                .or_else(|| (cache.alive >= limit).then(any).flatten());
-            match at {
-                Some(i) => Some(cache.idle.remove(i)),
-                None => {
-                    cache.alive += 1;
-                    None
+        let fits = |l: &Lent| l.bits == bits && l.level == level;
+        let found = with_cache(|cache| {
+            if owner != 0 {
+                if let Some(mine) = cache.owned.remove(&owner) {
+                    return Some(mine);
                 }
             }
-        };
+            if let Some(i) = cache.free.iter().position(fits) {
+                return Some(cache.free.remove(i));
+            }
+            if cache.alive >= limit {
+                if let Some(oldest) = cache.oldest(fits) {
+                    return Some(oldest);
+                }
+            }
+            cache.alive += 1;
+            None
+        });
         match found {
             Some(lent) => {
-                BYTES.fetch_sub(compressor_bytes(bits), Ordering::Relaxed);
+                BYTES.fetch_sub(compressor_bytes(lent.bits), Ordering::Relaxed);
                 let continues = owner != 0 && lent.owner == owner;
                 let mut compress = lent.compress;
                 if !continues {
@@ -416,23 +443,32 @@ mod shared {
     }
 
     pub(super) fn give_compressor(compress: Compress, bits: u8, level: u32, owner: u64) {
-        let evicted = {
-            let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
-            cache.idle.push(Lent {
+        let evicted = with_cache(|cache| {
+            cache.returns += 1;
+            let lent = Lent {
                 compress,
                 bits,
                 level,
                 owner,
                 epoch: EPOCH.load(Ordering::Relaxed),
-            });
+                returned: cache.returns,
+            };
+            if owner == 0 {
+                cache.free.push(lent);
+            } else {
+                cache.owned.insert(owner, lent);
+            }
             BYTES.fetch_add(compressor_bytes(bits), Ordering::Relaxed);
-            if cache.alive > COMPRESSORS.load(Ordering::Relaxed) && !cache.idle.is_empty() {
-                cache.alive -= 1;
-                Some(cache.idle.remove(0))
+            if cache.alive > COMPRESSORS.load(Ordering::Relaxed) {
+                let oldest = cache.oldest(|_| true);
+                if oldest.is_some() {
+                    cache.alive -= 1;
+                }
+                oldest
             } else {
                 None
             }
-        };
+        });
         if let Some(old) = evicted {
             BYTES.fetch_sub(compressor_bytes(old.bits), Ordering::Relaxed);
         }
@@ -440,8 +476,7 @@ mod shared {
 
     /// A lent compressor that will not come back (its connection ended mid-message).
     pub(super) fn forget_compressor() {
-        let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
-        cache.alive = cache.alive.saturating_sub(1);
+        with_cache(|cache| cache.alive = cache.alive.saturating_sub(1));
     }
 
     pub(super) fn take_decompressor() -> Decompress {
@@ -467,15 +502,19 @@ mod shared {
     /// Frees what no message has taken since the previous call; returns how many.
     pub(super) fn release_idle() -> usize {
         let idle_since = EPOCH.fetch_add(1, Ordering::Relaxed);
-        let compressors: Vec<Lent> = {
-            let mut cache = COMPRESS.lock().unwrap_or_else(|e| e.into_inner());
-            let (old, recent) = std::mem::take(&mut cache.idle)
+        let compressors: Vec<Lent> = with_cache(|cache| {
+            let (mut old, free): (Vec<Lent>, _) = std::mem::take(&mut cache.free)
                 .into_iter()
                 .partition(|l| l.epoch < idle_since);
-            cache.idle = recent;
+            cache.free = free;
+            let quiet: Vec<u64> = (cache.owned.values())
+                .filter(|l| l.epoch < idle_since)
+                .map(|l| l.owner)
+                .collect();
+            old.extend(quiet.iter().filter_map(|owner| cache.owned.remove(owner)));
             cache.alive -= old.len();
             old
-        };
+        });
         let decompressors: Vec<(Decompress, u64)> = {
             let mut cache = DECOMPRESS.lock().unwrap_or_else(|e| e.into_inner());
             let (old, recent) = std::mem::take(&mut *cache)

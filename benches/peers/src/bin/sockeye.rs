@@ -25,6 +25,14 @@ const FIREHOSE_BATCH: usize = 32;
 fn main() {
     let args = sockeye_bench_peers::Args::parse(true, true);
     let config = if args.deflate {
+        // `SOCKEYE_SHARED_COMPRESSORS=N`: the size of the compressor cache (default 64), to
+        // show what the bound costs when more connections than that send at once.
+        if let Some(n) = std::env::var("SOCKEYE_SHARED_COMPRESSORS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            sockeye::proto::deflate::set_shared_compressors(n);
+        }
         Config::default()
     } else {
         Config::default().without_compression()
