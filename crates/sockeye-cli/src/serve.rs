@@ -48,7 +48,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "POLICY")]
     compression: Option<sockeye::CompressionPolicy>,
     /// zlib compressors shared by the connections (~380 KiB each): how many connections may
-    /// send compressed messages at once without one resetting another's [default: 64].
+    /// send compressed messages at once without one resetting another's [default: 1024].
     #[arg(long, value_name = "N")]
     shared_compressors: Option<usize>,
     /// zlib level of permessage-deflate, 0-9: 1 is several times cheaper in CPU than 6 for a

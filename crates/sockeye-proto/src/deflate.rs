@@ -335,17 +335,17 @@ pub fn compressor_bytes(bits: u8) -> usize {
 pub const DECOMPRESSOR_BYTES: usize = 47_552;
 
 /// Compressors and decompressors lent to connections for one message at a time: at most
-/// [`set_shared_compressors`] compressors (64 by default: 24 MiB at 15 bits) and 16 idle
-/// decompressors (0.7 MiB), whatever the number of connections. Up to that many connections
-/// sending at once each find their own compressor again and continue their stream; beyond
-/// that, a message may find its compressor taken and prime another with its retained window:
-/// on this machine ~16 µs more per message (a 128 KiB hash table cleared, 8 KiB of window
-/// hashed, and state that is no longer in the CPU's cache). [`release_idle_shared`] frees what
-/// has gone unused, so a quiet process holds none of it.
+/// [`set_shared_compressors`] compressors (1024 by default: 380 MiB at 15 bits, held only
+/// while that many connections send) and 16 idle decompressors (0.7 MiB), whatever the number
+/// of connections. Up to that many connections sending at once each find their own compressor
+/// again and continue their stream, as with a compressor of their own; beyond that, a message
+/// may find its compressor taken and prime another with its retained window: on this machine
+/// 7-20 µs more per message (a 128 KiB hash table cleared and 8 KiB of window hashed).
+/// [`release_idle_shared`] frees what has gone unused, so a quiet process holds none of it.
 mod shared {
     use super::*;
 
-    pub(super) static COMPRESSORS: AtomicUsize = AtomicUsize::new(64);
+    pub(super) static COMPRESSORS: AtomicUsize = AtomicUsize::new(1024);
     const DECOMPRESSORS: usize = 16;
 
     struct Lent {
@@ -547,7 +547,7 @@ pub fn release_idle_shared() -> usize {
     shared::release_idle()
 }
 
-/// How many compressors the process-wide cache may hold (default 64, ~380 KiB each at 15
+/// How many compressors the process-wide cache may hold (default 1024, ~380 KiB each at 15
 /// bits): the number of connections that can send at once, under the `fast` and `balanced`
 /// policies, without a compressor being reset or primed for them. Takes effect as compressors
 /// come back; at least 1.
