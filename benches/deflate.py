@@ -107,7 +107,6 @@ SOCKEYE_POLICY_ARGS = {
     "sockeye-max": ["--compression", "max"],
     "sockeye-current": [],
     "sockeye-off": ["--no-compression"],
-    "sockeye-balanced-1024": ["--compression", "balanced", "--shared-compressors", "1024"],
 }
 OTHER_CONTENDERS = ["python-websockets", "node-ws", "yawc"]
 ALL_CONTENDERS = list(SOCKEYE_POLICY_ARGS) + OTHER_CONTENDERS
