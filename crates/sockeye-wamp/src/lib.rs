@@ -51,6 +51,8 @@ pub mod value;
 pub use crate::core::{Action, ConnId, Router, RouterConfig};
 pub use message::{Message, Payload, ProtocolViolation};
 pub use serializer::Serializer;
-pub use transport::{serve_session, serve_session_until, SlowPolicy, TransportConfig, WampRouter};
+pub use transport::{
+    serve_session, serve_session_until, LocalSession, SlowPolicy, TransportConfig, WampRouter,
+};
 pub use uri::{MatchPolicy, UriCheck};
 pub use value::{Dict, Value};

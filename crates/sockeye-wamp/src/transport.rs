@@ -190,6 +190,55 @@ impl WampRouter {
         }
     }
 
+    /// A session inside this process, joined to `realm` as `authid` without authentication
+    /// (see [`Router::join_trusted`]): a service the server itself offers talks WAMP through
+    /// it, with no WebSocket and no serializer in between. Its first message is the WELCOME.
+    /// It leaves the realm when dropped.
+    pub fn join_local(&self, realm: &str, authid: &str) -> Option<LocalSession> {
+        // Large enough that a component reading as fast as it can is never treated as slow.
+        let (tx, rx) = mpsc::channel(self.shared.config.queue_capacity.max(4096));
+        let (kill, killed) = watch::channel(false);
+        let mut st = self.lock();
+        let conn = st.router.connect();
+        st.outboxes.insert(
+            conn,
+            Outbox {
+                tx,
+                kill,
+                dropped: 0,
+            },
+        );
+        let Some(session_id) = st.router.join_trusted(conn, realm, authid) else {
+            st.router.disconnect(conn);
+            st.outboxes.remove(&conn);
+            return None;
+        };
+        self.dispatch(&mut st);
+        drop(st);
+        self.start_timer();
+        Some(LocalSession {
+            router: self.clone(),
+            conn,
+            session_id,
+            rx,
+            killed,
+        })
+    }
+
+    /// Routes one message from a connection, as if it had arrived on its transport.
+    fn route(&self, conn: ConnId, msg: Message) {
+        let mut st = self.lock();
+        st.router.handle_timeout(Instant::now());
+        st.router.handle(conn, msg);
+        self.dispatch(&mut st);
+        if let Some(next) = st.router.poll_timeout() {
+            if st.timer_wake.is_none_or(|w| next < w) {
+                st.timer_wake = Some(next);
+                self.shared.timer.notify_one();
+            }
+        }
+    }
+
     /// Accepts the request with a WAMP subprotocol and serves the session until the
     /// connection ends. A request offering no serializer we speak is refused with 400.
     pub async fn serve<S>(&self, upgrade: Upgrade<S>) -> sockeye::Result<()>
@@ -368,18 +417,12 @@ impl WampRouter {
                     }
                 ))),
             };
-            let mut st = self.lock();
-            st.router.handle_timeout(Instant::now());
             match decoded {
-                Ok(msg) => st.router.handle(conn, msg),
-                Err(v) => st.router.handle_violation(conn, &v),
-            }
-            self.dispatch(&mut st);
-            // A deadline earlier than the timer task's next wake-up (or the first one).
-            if let Some(next) = st.router.poll_timeout() {
-                if st.timer_wake.is_none_or(|w| next < w) {
-                    st.timer_wake = Some(next);
-                    self.shared.timer.notify_one();
+                Ok(msg) => self.route(conn, msg),
+                Err(v) => {
+                    let mut st = self.lock();
+                    st.router.handle_violation(conn, &v);
+                    self.dispatch(&mut st);
                 }
             }
         };
@@ -399,6 +442,58 @@ impl WampRouter {
     /// Carries out the router's actions. Runs under the lock and never waits.
     fn dispatch(&self, st: &mut State) {
         self.shared.dispatch(st);
+    }
+}
+
+/// A WAMP session inside the server's process: see [`WampRouter::join_local`].
+pub struct LocalSession {
+    router: WampRouter,
+    conn: ConnId,
+    session_id: u64,
+    rx: mpsc::Receiver<Outbound>,
+    /// Set when the router dropped the session (it fell too far behind).
+    killed: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for LocalSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSession")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalSession {
+    /// The WAMP session id.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// Sends a message to the router, which routes it before this returns.
+    pub fn send(&self, msg: Message) {
+        self.router.route(self.conn, msg);
+    }
+
+    /// The next message the router sent to this session; `None` once the router has ended
+    /// the session (GOODBYE or ABORT already received, or dropped for being slow).
+    pub async fn recv(&mut self) -> Option<Arc<Message>> {
+        if *self.killed.borrow() {
+            return None;
+        }
+        match self.rx.recv().await? {
+            Outbound::Msg(msg) => Some(msg),
+            Outbound::Shared(shared) => Some(shared.msg.clone()),
+            Outbound::Close | Outbound::GoingAway => None,
+        }
+    }
+}
+
+impl Drop for LocalSession {
+    fn drop(&mut self) {
+        let mut st = self.router.lock();
+        st.router.disconnect(self.conn);
+        st.outboxes.remove(&self.conn);
+        self.router.dispatch(&mut st);
     }
 }
 

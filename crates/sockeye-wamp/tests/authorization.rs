@@ -238,3 +238,67 @@ fn realm1_stays_anonymous_with_every_permission() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_trusted_component_joins_without_authenticating_and_is_not_restricted_by_roles() {
+    let mut h = H::with(shop());
+    let component = h.r.connect();
+    let session = h.r.join_trusted(component, "shop", "market").unwrap();
+    match &messages_of(h.drain())[..] {
+        [(
+            to,
+            Message::Welcome {
+                session: id,
+                details,
+            },
+        )] => {
+            assert_eq!((*to, *id), (component, session));
+            assert_eq!(details.get_str("authrole"), Some("trusted"));
+            assert_eq!(details.get_str("authid"), Some("market"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Anonymous visitors may not register anything; the component registers under the
+    // admin prefix that no role of the realm opens.
+    let out = h.send_msgs(component, r#"[64,1,{},"com.shop.admin.report"]"#);
+    assert!(
+        matches!(out[..], [(_, Message::Registered { request: 1, .. })]),
+        "{out:?}"
+    );
+    // A second join on the same connection is refused.
+    assert_eq!(h.r.join_trusted(component, "shop", "market"), None);
+}
+
+#[test]
+fn only_the_router_and_trusted_components_publish_in_the_reserved_wamp_namespace() {
+    let (mut h, watcher, liar) = H::two_sessions();
+    let sub = h.subscribe(watcher, "{}", "wamp.subscription.on_delete");
+    let out = h.send_msgs(
+        liar,
+        r#"[16,7,{"acknowledge":true,"exclude_me":false},"wamp.subscription.on_delete",[1,2]]"#,
+    );
+    assert_eq!(
+        out,
+        vec![(liar, Message::error(16, 7, "wamp.error.not_authorized"))]
+    );
+    // The router's own event still reaches the watcher.
+    let other = h.subscribe(liar, "{}", "com.example.topic");
+    let out = h.send_msgs(liar, &format!("[34,8,{other}]"));
+    assert!(
+        out.iter().any(|(to, m)| *to == watcher
+            && matches!(m, Message::Event { subscription, .. } if *subscription == sub)),
+        "{out:?}"
+    );
+}
+
+fn messages_of(out: Vec<Out>) -> Vec<(ConnId, Message)> {
+    out.into_iter()
+        .map(|o| match o {
+            Out::Msg(c, t) => (
+                c,
+                sockeye_wamp::Serializer::Json.decode(t.as_bytes()).unwrap(),
+            ),
+            Out::Close(c) => panic!("unexpected close of {c:?}"),
+        })
+        .collect()
+}

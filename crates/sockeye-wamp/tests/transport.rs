@@ -680,3 +680,56 @@ async fn shutdown_closes_with_1001_when_the_goodbye_is_not_answered() {
     };
     assert_eq!(event.code, sockeye::CloseCode::GOING_AWAY);
 }
+
+#[tokio::test]
+async fn a_local_session_serves_websocket_callers_and_leaves_when_dropped() {
+    use sockeye_wamp::Message;
+
+    let (url, router) = start(TransportConfig::default()).await;
+    let mut local = router.join_local("realm1", "in-process").unwrap();
+    match within(local.recv()).await.as_deref() {
+        Some(Message::Welcome { session, details }) => {
+            assert_eq!(*session, local.session_id());
+            assert_eq!(details.get_str("authrole"), Some("trusted"));
+        }
+        other => panic!("{other:?}"),
+    }
+    local.send(Message::Register {
+        request: 1,
+        options: Dict::new(),
+        procedure: "com.local.double".into(),
+    });
+    assert!(matches!(
+        within(local.recv()).await.as_deref(),
+        Some(Message::Registered { request: 1, .. })
+    ));
+    let caller = join(&url, Serializer::Json).await;
+    let answering = async {
+        let Some(Message::Invocation {
+            request, payload, ..
+        }) = local.recv().await.as_deref().cloned()
+        else {
+            panic!("no invocation");
+        };
+        let n = payload.args()[0].as_u64().unwrap();
+        local.send(Message::Yield {
+            request,
+            options: Dict::new(),
+            payload: args(vec![(2 * n).into()]),
+        });
+    };
+    let (result, ()) = within(async {
+        tokio::join!(
+            caller.call("com.local.double", args(vec![21u64.into()]), Dict::new()),
+            answering
+        )
+    })
+    .await;
+    assert_eq!(result.unwrap().payload.args(), &[Value::from(42u64)]);
+    drop(local);
+    let gone = caller
+        .call("com.local.double", args(vec![1u64.into()]), Dict::new())
+        .await
+        .unwrap_err();
+    assert_eq!(gone.error_uri(), Some("wamp.error.no_such_procedure"));
+}
