@@ -3,7 +3,8 @@
     python wamp_peer.py URL REALM SERIALIZER ROLE
 
 SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth |
-denied | slow_callee | timeout_caller | meta_watcher.
+denied | slow_callee | timeout_caller | meta_watcher | market (the demo market of
+`sockeye serve`: ticks by prefix subscription, quotes, an unknown symbol, progressive history).
 With WAMP_AUTH='{"method": "ticket|wampcra", "authid": ..., "secret": ...}' in the environment
 the peer authenticates; role "auth" prints the WELCOME's authid, authrole and authmethod and
 leaves. (cryptosign needs autobahn's "encryption" extra, which the venv does not install.)
@@ -225,6 +226,47 @@ class Peer(ApplicationSession):
         await self.subscribe(on_create, "wamp.registration.on_create")
         await self.subscribe(on_register, "wamp.registration.on_register")
         out({"ready": True})
+
+    async def market(self):
+        ticks = {}
+        wrong_topics = []
+        enough = asyncio.get_running_loop().create_future()
+
+        def on_tick(tick, details=None):
+            if details.topic != "demo.market.tick." + tick["symbol"]:
+                wrong_topics.append(details.topic)
+            ticks.setdefault(tick["symbol"], []).append(tick["seq"])
+            if len(ticks) == 5 and all(len(s) >= 6 for s in ticks.values()) and not enough.done():
+                enough.set_result(None)
+
+        await self.subscribe(
+            on_tick, "demo.market.tick.", options=SubscribeOptions(match="prefix", details_arg="details")
+        )
+        await asyncio.wait_for(enough, 10)
+        in_order = all(s == sorted(set(s)) for s in ticks.values())
+        check("ticks of every symbol, in order, on their topics", in_order and not wrong_topics, {"ticks": ticks, "wrong_topics": wrong_topics})
+
+        symbols = await self.call("demo.market.symbols")
+        check("symbols", sorted(symbols) == sorted(ticks), symbols)
+
+        quote = await self.call("demo.market.quote", "SOCK")
+        ok = quote["symbol"] == "SOCK" and 0 < quote["bid"] < quote["ask"] and quote["time"].endswith("Z")
+        check("quote", ok, quote)
+
+        try:
+            await self.call("demo.market.quote", "NOPE")
+            check("unknown symbol", False, "no error")
+        except ApplicationError as e:
+            check("unknown symbol", e.error == "demo.market.error.unknown_symbol", e.error)
+
+        progress = []
+        final = await self.call(
+            "demo.market.history", "CRAB", 5, options=CallOptions(on_progress=lambda tick: progress.append(tick))
+        )
+        seqs = [t["seq"] for t in progress]
+        ok = final == 5 and len(progress) == 5 and seqs == sorted(set(seqs)) and {t["symbol"] for t in progress} == {"CRAB"}
+        check("progressive history", ok, {"final": final, "seqs": seqs})
+        out({"done": True})
 
 
 def main():

@@ -3,7 +3,8 @@
 //   node peer.js URL REALM SERIALIZER ROLE
 //
 // SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth |
-// timeout_caller.
+// timeout_caller | market (the demo market of `sockeye serve`: ticks by prefix subscription,
+// quotes, an unknown symbol, progressive history).
 // With WAMP_AUTH='{"method": "ticket|wampcra|cryptosign", "authid": ..., "secret": ...,
 // "seed_hex": ...}' in the environment the peer authenticates; role "auth" prints the WELCOME's
 // authid, authrole and authmethod and leaves.
@@ -145,7 +146,53 @@ async function timeout_caller(session) {
   out({ done: true });
 }
 
-const roles = { callee, caller, subscriber, publisher, timeout_caller, auth: async () => {} };
+async function market(session) {
+  const ticks = {};
+  const wrongTopics = [];
+  let enough;
+  const gotEnough = new Promise((resolve) => { enough = resolve; });
+  await session.subscribe('demo.market.tick.', ([tick], kwargs, details) => {
+    if (details.topic !== `demo.market.tick.${tick.symbol}`) wrongTopics.push(details.topic);
+    (ticks[tick.symbol] ??= []).push(tick.seq);
+    const all = Object.values(ticks);
+    if (all.length === 5 && all.every((s) => s.length >= 6)) enough();
+  }, { match: 'prefix' });
+  await Promise.race([
+    gotEnough,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('too few ticks in 10 s')), 10000)),
+  ]);
+  const inOrder = Object.values(ticks).every((s) => s.every((x, i) => i === 0 || s[i - 1] < x));
+  check('ticks of every symbol, in order, on their topics', inOrder && wrongTopics.length === 0, { ticks, wrongTopics });
+
+  const symbols = await session.call('demo.market.symbols');
+  check('symbols', same([...symbols].sort(), Object.keys(ticks).sort()), symbols);
+
+  const quote = await session.call('demo.market.quote', ['SOCK']);
+  check('quote', quote.symbol === 'SOCK' && quote.bid > 0 && quote.bid < quote.ask && quote.time.endsWith('Z'), quote);
+
+  try {
+    await session.call('demo.market.quote', ['NOPE']);
+    check('unknown symbol', false, 'no error');
+  } catch (e) {
+    check('unknown symbol', e.error === 'demo.market.error.unknown_symbol', e.error || String(e));
+  }
+
+  const progress = [];
+  const final = await session.call('demo.market.history', ['CRAB', 5], {}, { receive_progress: true }).then(
+    (r) => r,
+    (e) => { throw e; },
+    (p) => progress.push(p.args ? p.args[0] : p),
+  );
+  const seqs = progress.map((t) => t.seq);
+  check(
+    'progressive history',
+    final === 5 && seqs.length === 5 && seqs.every((x, i) => i === 0 || seqs[i - 1] < x) && progress.every((t) => t.symbol === 'CRAB'),
+    { final, seqs },
+  );
+  out({ done: true });
+}
+
+const roles = { callee, caller, subscriber, publisher, timeout_caller, market, auth: async () => {} };
 const options = {
   url,
   realm,

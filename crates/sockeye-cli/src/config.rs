@@ -30,6 +30,18 @@ pub struct FileConfig {
     pub endpoints: Endpoints,
     #[serde(default)]
     pub wamp: Wamp,
+    #[serde(default)]
+    pub market: Market,
+}
+
+/// `[market]`: the demo market.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Market {
+    /// The WAMP realm its procedures and ticks are in. Default `realm1`.
+    pub realm: Option<String>,
+    /// The seed of its random walk; the same seed gives the same prices. Default 1.
+    pub seed: Option<u64>,
 }
 
 /// `[wamp]`: the router at `/wamp`. Without it: realm `realm1`, anonymous, everything allowed.
@@ -297,6 +309,10 @@ pub struct Endpoints {
     pub chat: bool,
     pub wamp: bool,
     pub metrics: bool,
+    /// The demo market: its WAMP procedures and ticks in the router, and `/soap`.
+    pub market: bool,
+    /// `/soap`: the market's `StockQuote` service in SOAP 1.2 (needs `market`).
+    pub soap: bool,
 }
 
 impl Default for Endpoints {
@@ -308,6 +324,8 @@ impl Default for Endpoints {
             chat: true,
             wamp: true,
             metrics: true,
+            market: true,
+            soap: true,
         }
     }
 }

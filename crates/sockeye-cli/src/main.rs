@@ -3,6 +3,7 @@
 mod bench;
 mod config;
 mod connect;
+mod market;
 mod metrics;
 mod serve;
 mod tls;

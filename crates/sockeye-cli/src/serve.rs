@@ -87,6 +87,8 @@ struct App {
     shutdown: watch::Receiver<bool>,
     /// The WAMP router at `/wamp`, with the realms of the config file.
     wamp: sockeye_wamp::WampRouter,
+    /// The demo market, unless `[endpoints] market = false`.
+    market: Option<crate::market::Exchange>,
 }
 
 /// Counts a connection as open for as long as it lives, and its close code when it ends.
@@ -188,6 +190,16 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
         file.wamp.router_config()?,
         sockeye_wamp::TransportConfig::default(),
     );
+    let market = file.endpoints.market.then(|| {
+        let exchange = crate::market::Exchange::new(file.market.seed.unwrap_or(1));
+        let realm = file.market.realm.clone().unwrap_or_else(|| "realm1".into());
+        tokio::spawn(crate::market::wamp::run(
+            exchange.clone(),
+            wamp.clone(),
+            realm,
+        ));
+        exchange
+    });
     let app = Arc::new(App {
         endpoints: file.endpoints,
         allow_origin: args.allow_origin.clone(),
@@ -200,6 +212,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
             .unwrap_or(10_000),
         shutdown,
         wamp,
+        market,
     });
     // Connections that went quiet give their shared zlib state back within two seconds.
     tokio::spawn(async {
@@ -314,13 +327,15 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
         "/hello" if on.hello => "/hello",
         "/chat" if on.chat => "/chat",
         "/wamp" if on.wamp => "/wamp",
+        "/soap" if on.soap && app.market.is_some() => "/soap",
         _ => "",
     };
     if !upgrade.is_websocket() {
         let _ = match path {
             "/" => page(upgrade, INDEX_HTML).await,
             "/metrics" => metrics_page(upgrade, &app.metrics).await,
-            "/echo" | "/hello" | "/chat" | "/wamp" => {
+            "/soap" if upgrade.request().uri().query() == Some("wsdl") => wsdl_page(upgrade).await,
+            "/echo" | "/hello" | "/chat" | "/wamp" | "/soap" => {
                 // 426 asks for `Upgrade`, a header HTTP/2 does not have (RFC 9113 §8.2.2).
                 let status = if upgrade.http_version() == sockeye::http::Version::HTTP_2 {
                     StatusCode::BAD_REQUEST
@@ -374,6 +389,7 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
             };
             app.wamp.serve_until(unbox(upgrade), shutdown).await
         }
+        "/soap" => soap(upgrade, &app).await,
         _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
     };
     if let Err(e) = result {
@@ -388,6 +404,28 @@ async fn metrics_page(upgrade: Request, metrics: &Metrics) -> sockeye::Result<()
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     upgrade.respond(resp, metrics.render().as_bytes()).await
+}
+
+/// The WSDL of `/soap`, naming the service's address on the host and scheme the client used.
+async fn wsdl_page(upgrade: Request) -> sockeye::Result<()> {
+    let scheme = match upgrade.get_ref() {
+        Some(MaybeTlsStream::Tls(_)) => "wss",
+        // HTTP/2 names its scheme in the request.
+        _ if upgrade.request().uri().scheme_str() == Some("https") => "wss",
+        _ => "ws",
+    };
+    let host = upgrade
+        .header("host")
+        .map(str::to_owned)
+        .or_else(|| upgrade.request().uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".into());
+    let mut resp = Response::new(());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    let body = crate::market::soap::wsdl(scheme, &host);
+    upgrade.respond(resp, body.as_bytes()).await
 }
 
 async fn page(upgrade: Request, html: &str) -> sockeye::Result<()> {
@@ -490,6 +528,47 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
             },
         }
     }
+}
+
+/// The market's SOAP service: one SOAP 1.2 envelope per message, answered in order. A
+/// handshake that does not offer the `soap` subprotocol is refused: a client that does not
+/// speak SOAP would not understand the replies.
+async fn soap(mut upgrade: Request, app: &App) -> sockeye::Result<()> {
+    use crate::market::soap::{answer, MAX_ENVELOPE, SUBPROTOCOL};
+    let Some(exchange) = &app.market else {
+        return upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await;
+    };
+    if !upgrade.offered_protocols().iter().any(|p| p == SUBPROTOCOL) {
+        return upgrade
+            .reject(
+                StatusCode::BAD_REQUEST,
+                "SOAP over WebSocket needs the `soap` subprotocol\n",
+            )
+            .await;
+    }
+    let config = upgrade.config_mut();
+    let limit = config.protocol.max_message_size.min(MAX_ENVELOPE);
+    *config = std::mem::take(config).max_message_size(limit);
+    let mut ws = unbox(upgrade).accept(Some(SUBPROTOCOL.into())).await?;
+    // The market ticks while a SOAP session is open, so that its quotes move.
+    let _watching = exchange.soap_watcher();
+    let mut shutdown = ShutdownWatch::new(app);
+    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown).await {
+        let envelope = match msg {
+            Ok(Message::Text(text)) => answer(text.as_str().as_bytes(), &exchange.market()),
+            Ok(Message::Binary(bytes)) => answer(&bytes, &exchange.market()),
+            Ok(Message::Close(_)) => break,
+            Err(e) => {
+                tracing::debug!("soap: {e}");
+                continue;
+            }
+        };
+        let reply = Message::text(envelope);
+        if ws.send(reply.clone()).await.is_ok() {
+            app.metrics.sent(&reply);
+        }
+    }
+    Ok(())
 }
 
 /// A boxed error that carries a message, for `main`.

@@ -1,0 +1,113 @@
+//! The market's `StockQuote` service in SOAP 1.2 at `/soap` ([MS-SWSB]: one envelope per
+//! WebSocket message, subprotocol `soap`), described by the WSDL 1.1 document served at
+//! `GET /soap?wsdl`.
+//!
+//! - `GetQuote(symbol)` → `GetQuoteResponse(quote)`;
+//! - `GetQuotes(symbol, symbol, ...)` → `GetQuotesResponse(quote, quote, ...)`.
+//!
+//! Replies carry `wsa:RelatesTo` with the request's `wsa:MessageID`, so that a client with
+//! several requests in flight on one socket can match them. An unknown symbol is a
+//! `soap:Sender` fault with the subcode `sq:UnknownSymbol`; a malformed request or an unknown
+//! operation is a `soap:Sender` fault (see [`sockeye_soap`] for the parser's limits).
+
+use sockeye_soap::{Element, Fault, FaultCode, Limits};
+
+use super::{Market, Tick};
+
+/// The service's namespace, the WSDL's `targetNamespace`.
+pub const NS: &str = "urn:sockeye:demo:stockquote";
+/// The WebSocket subprotocol of SOAP (IANA WebSocket Subprotocol Name Registry).
+pub const SUBPROTOCOL: &str = "soap";
+/// Largest envelope `/soap` takes; larger messages are closed with 1009.
+pub const MAX_ENVELOPE: usize = 1 << 20;
+
+const WSDL: &str = include_str!("../../assets/stockquote.wsdl");
+
+/// The WSDL document, with the service's address on the host the client asked for.
+pub fn wsdl(scheme: &str, host: &str) -> String {
+    WSDL.replace(
+        "location=\"{{LOCATION}}\"",
+        &format!("location=\"{scheme}://{}/soap\"", xml_attribute(host)),
+    )
+}
+
+/// `host` comes from the request: it must not be able to write markup into the document.
+fn xml_attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('"', "&quot;")
+}
+
+/// The reply envelope to one request envelope.
+pub fn answer(request: &[u8], market: &Market) -> String {
+    let limits = Limits {
+        max_bytes: MAX_ENVELOPE,
+        ..Limits::default()
+    };
+    let request = match sockeye_soap::parse_request(request, &limits) {
+        Ok(request) => request,
+        Err(e) => return sockeye_soap::fault(e.message_id.as_deref(), &e.fault),
+    };
+    let relates_to = request.message_id.as_deref();
+    let body = &request.body;
+    if body.namespace.as_deref() != Some(NS) {
+        return sockeye_soap::fault(
+            relates_to,
+            &sender(
+                None,
+                format!(
+                    "no operation {{{}}}{}",
+                    body.namespace.as_deref().unwrap_or(""),
+                    body.name
+                ),
+            ),
+        );
+    }
+    let symbols: Vec<&str> = body
+        .children_named("symbol")
+        .map(|s| s.text.trim())
+        .collect();
+    let (operation, wanted) = match body.name.as_str() {
+        "GetQuote" if symbols.len() == 1 => ("GetQuote", symbols),
+        "GetQuote" => {
+            return sockeye_soap::fault(
+                relates_to,
+                &sender(None, "GetQuote takes exactly one symbol".into()),
+            )
+        }
+        "GetQuotes" => ("GetQuotes", symbols),
+        other => {
+            return sockeye_soap::fault(relates_to, &sender(None, format!("no operation {other}")))
+        }
+    };
+    let mut response = Element::new(Some(NS), &format!("{operation}Response"));
+    for symbol in wanted {
+        let Some(tick) = market.quote(symbol) else {
+            return sockeye_soap::fault(
+                relates_to,
+                &sender(Some("UnknownSymbol"), format!("unknown symbol {symbol:?}")),
+            );
+        };
+        response = response.with_child(quote(&tick));
+    }
+    let action = format!("{NS}/{operation}Response");
+    sockeye_soap::response(relates_to, Some(&action), &response)
+}
+
+fn sender(subcode: Option<&str>, reason: String) -> Fault {
+    Fault {
+        code: FaultCode::Sender,
+        subcode: subcode.map(|s| (NS.to_owned(), s.to_owned())),
+        reason,
+    }
+}
+
+fn quote(tick: &Tick) -> Element {
+    let field = |name: &str, text: String| Element::new(Some(NS), name).with_text(text);
+    Element::new(Some(NS), "quote")
+        .with_child(field("symbol", tick.symbol.to_owned()))
+        .with_child(field("bid", tick.bid.to_string()))
+        .with_child(field("ask", tick.ask.to_string()))
+        .with_child(field("last", tick.last.to_string()))
+        .with_child(field("time", tick.time()))
+}
