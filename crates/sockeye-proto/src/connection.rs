@@ -197,6 +197,13 @@ const WHOLE_FRAME_LIMIT: usize = 1 << 20;
 /// Below it, copying is cheaper than another `iovec`.
 const ZERO_COPY_MIN: usize = 1024;
 
+/// While more than this many bytes wait to be written, the automatic pong to a ping takes the
+/// place of the previous one if that one is still the last thing queued and none of it was
+/// written: a peer that sends pings and never reads then costs one pong, not one per ping
+/// (§5.5.3 lets an endpoint answer only the most recent ping). Below it every ping gets its
+/// own pong, as peers such as Autobahn expect.
+pub const PONG_BACKLOG: usize = 64 << 10;
+
 /// One side of a WebSocket connection, after the opening handshake.
 pub struct Connection {
     role: Role,
@@ -226,6 +233,11 @@ pub struct Connection {
     /// Header and payload of the last frame started (at most [`WHOLE_FRAME_LIMIT`]): the size
     /// of the next read between frames, since a peer's frames tend to be alike.
     last_frame_len: usize,
+    /// Frames and payloads queued for writing so far, counting from 1.
+    appends: u64,
+    /// The automatic pong queued last: `appends` right after it (0: none) and its length. See
+    /// [`PONG_BACKLOG`].
+    auto_pong: (u64, u8),
 }
 
 impl std::fmt::Debug for Connection {
@@ -258,6 +270,8 @@ impl Connection {
             eof_rcvd: false,
             eof_to_send: false,
             error: None,
+            appends: 0,
+            auto_pong: (0, 0),
             scratch: Vec::new(),
             deflate_stats: DeflateStats::default(),
             last_frame_len: 0,
@@ -554,6 +568,7 @@ impl Connection {
         if payload.is_empty() {
             return;
         }
+        self.appends += 1;
         let head = self.wbuf.len() - self.wqueued_heads;
         self.wqueued += payload.len();
         self.wqueued_heads += head;
@@ -692,6 +707,7 @@ impl Connection {
             Role::Client => Some(self.mask_keys.next()),
             Role::Server => None,
         };
+        self.appends += 1;
         self.wbuf.reserve(MAX_HEADER_LEN + payload.len());
         self.write_header(opcode, rsv, fin, mask, payload.len());
         let start = self.wbuf.len();
@@ -699,6 +715,24 @@ impl Connection {
         if let Some(key) = mask {
             apply_mask(&mut self.wbuf[start..], key, 0);
         }
+    }
+
+    /// Queues the pong to a ping, in place of the previous automatic pong if that one is
+    /// still the last thing queued and entirely unwritten.
+    fn write_auto_pong(&mut self, payload: &[u8]) {
+        let (mark, len) = self.auto_pong;
+        // Written bytes leave `wbuf` from the front, so the pong is whole while the part of
+        // `wbuf` after the last shared payload still holds all of it.
+        if mark == self.appends
+            && self.buffered_amount() > PONG_BACKLOG
+            && self.wbuf.len() - self.wqueued_heads >= usize::from(len)
+        {
+            self.wbuf.truncate(self.wbuf.len() - usize::from(len));
+        }
+        let before = self.wbuf.len();
+        self.write_frame(OpCode::Pong, 0, true, payload);
+        let len = u8::try_from(self.wbuf.len() - before).expect("a control frame is short");
+        self.auto_pong = (self.appends, len);
     }
 
     fn write_header(
@@ -900,14 +934,23 @@ impl Connection {
             }
             _ => {}
         }
-        if header.payload_len > self.config.max_frame_size as u64 {
-            return Err(ProtocolError::FrameTooBig);
-        }
-        let so_far = self.incoming.as_ref().map_or(0, |m| m.buf.len()) as u64;
         let compressed = match header.opcode {
             OpCode::Continuation => self.incoming.as_ref().is_some_and(|m| m.compressed),
             _ => header.rsv & RSV1 != 0,
         };
+        // A compressed frame is inflated as it arrives, under the message limit; the frame
+        // limit allows what deflate makes of incompressible data at most (stored blocks add
+        // 5 bytes per 16 KiB), so that a message at the limit is not refused for growing.
+        let max_frame = self.config.max_frame_size as u64;
+        let max_frame = if compressed {
+            max_frame.saturating_add((max_frame >> 12) + (max_frame >> 14) + 64)
+        } else {
+            max_frame
+        };
+        if header.payload_len > max_frame {
+            return Err(ProtocolError::FrameTooBig);
+        }
+        let so_far = self.incoming.as_ref().map_or(0, |m| m.buf.len()) as u64;
         // Compressed sizes say little about the message size; inflate enforces the limit.
         if !compressed && so_far + header.payload_len > self.config.max_message_size as u64 {
             return Err(ProtocolError::MessageTooBig);
@@ -978,7 +1021,7 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if self.config.auto_pong && !self.close_sent {
-                    self.write_frame(OpCode::Pong, 0, true, &payload);
+                    self.write_auto_pong(&payload);
                 }
                 self.events.push_back(Event::Ping(payload));
             }

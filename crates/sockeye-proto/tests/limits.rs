@@ -235,3 +235,54 @@ fn unlimited_max_message_size_with_deflate_receives_messages() {
         );
     }
 }
+
+#[test]
+fn a_compressed_message_at_the_limit_is_accepted_though_its_frame_is_larger() {
+    // Random bytes do not compress: deflate stores them, and the frame outgrows the message.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let random: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    for sender in ROLES {
+        let receiver = peer(sender);
+        let both = limits(1 << 20, 1 << 20);
+        let (client_config, server_config) = match receiver {
+            Role::Client => (both, Config::default()),
+            Role::Server => (Config::default(), both),
+        };
+        let mut pair = Pair::with_config(
+            deflate_threshold_0(),
+            deflate_threshold_0(),
+            client_config,
+            server_config,
+        );
+        let (from, to) = pair.sides(sender);
+        from.send_fragment(Some(DataKind::Binary), &random, true)
+            .unwrap();
+        let wire = take_written(from);
+        assert_eq!(wire[0], 0xc2, "compressed (RSV1) binary frame");
+        assert!(wire.len() > (1 << 20) + 14, "frame of {} bytes", wire.len());
+        to.receive_data(&wire);
+        let evs = events(to);
+        assert!(to.error().is_none(), "{receiver:?}: {:?}", to.error());
+        assert!(
+            matches!(&evs[..], [Event::Message(sockeye_proto::Message::Binary(b))] if b[..] == random[..]),
+            "{receiver:?}"
+        );
+        // One byte more is over the message limit, whatever the frame's size.
+        let mut more = random.clone();
+        more.push(0);
+        let (from, to) = pair.sides(sender);
+        from.send_fragment(Some(DataKind::Binary), &more, true)
+            .unwrap();
+        let wire = take_written(from);
+        to.receive_data(&wire);
+        let evs = events(to);
+        assert_failed_with(to, 1009, &evs, b"one byte over");
+    }
+}

@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
+use sockeye_proto::connection::PONG_BACKLOG;
 use sockeye_proto::frame::OpCode;
-use sockeye_proto::{CloseFrame, Config, Event, ProtocolError, Role, UsageError};
+use sockeye_proto::{CloseFrame, Config, Event, Message, ProtocolError, Role, UsageError};
 
 fn control(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![0x80 | opcode];
@@ -217,4 +218,56 @@ fn server_send_ping_writes_unmasked_bytes() {
     s.send_ping(b"Hello").unwrap();
     s.send_pong(b"").unwrap();
     assert_eq!(take_written(&mut s), b"\x89\x05Hello\x8a\x00");
+}
+
+#[test]
+fn rfc6455_5_5_3_pings_from_a_peer_that_does_not_read_queue_one_pong_not_one_per_ping() {
+    for role in ROLES {
+        let mut c = conn(role);
+        // 10,000 pings of 125 bytes, and the peer reads nothing: the pongs queue up to the
+        // backlog, then only the latest is kept.
+        let mut wire = Vec::new();
+        for i in 0..10_000u32 {
+            let mut payload = vec![b'p'; 121];
+            payload.extend_from_slice(&i.to_be_bytes());
+            wire.extend(control(0x9, &payload));
+        }
+        let wire = from_peer(role, &wire);
+        for chunk in wire.chunks(4096) {
+            c.receive_data(chunk);
+            let _ = events(&mut c);
+        }
+        let pong_len = if role == Role::Client { 131 } else { 127 };
+        let frames = written_frames(&mut c);
+        // Pongs queue until they pass the backlog; the one after replaces the last.
+        let kept = PONG_BACKLOG / pong_len + 1;
+        assert_eq!(frames.len(), kept, "{role:?}");
+        assert!(frames.iter().all(|f| f.opcode == OpCode::Pong));
+        let last = &frames[kept - 1].payload[121..];
+        assert_eq!(last, 9_999u32.to_be_bytes(), "{role:?}");
+        let before = &frames[kept - 2].payload[121..];
+        assert_eq!(before, (kept as u32 - 2).to_be_bytes(), "{role:?}");
+    }
+}
+
+#[test]
+fn rfc6455_5_5_3_over_the_backlog_only_a_pong_with_nothing_queued_after_it_is_replaced() {
+    let mut c = conn(Role::Server);
+    // A peer that reads nothing, with more than the backlog waiting for it.
+    for _ in 0..2 {
+        c.send(&Message::Binary(vec![0; PONG_BACKLOG / 2 + 1].into()))
+            .unwrap();
+    }
+    for ping in [&b"one"[..], b"two"] {
+        c.receive_data(&from_peer(Role::Server, &control(0x9, ping)));
+        let _ = events(&mut c);
+    }
+    c.send(&Message::Text("between".into())).unwrap();
+    for ping in [&b"three"[..], b"four"] {
+        c.receive_data(&from_peer(Role::Server, &control(0x9, ping)));
+        let _ = events(&mut c);
+    }
+    let frames = written_frames(&mut c);
+    let payloads: Vec<&[u8]> = frames[2..].iter().map(|f| &f.payload[..]).collect();
+    assert_eq!(payloads, [&b"two"[..], b"between", b"four"]);
 }
