@@ -27,6 +27,9 @@ pub enum HandshakeError {
     MalformedHttp(&'static str),
     #[error("handshake headers too large")]
     HeadersTooLarge,
+    /// The request line alone is longer than the head may be.
+    #[error("request target too long")]
+    UriTooLong,
     #[error("bad WebSocket request: {0}")]
     BadRequest(&'static str),
     #[error("unsupported WebSocket version")]
@@ -57,6 +60,7 @@ impl HandshakeError {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "Request Header Fields Too Large\n".to_string(),
             ),
+            HandshakeError::UriTooLong => (StatusCode::URI_TOO_LONG, "URI Too Long\n".to_string()),
             other => (StatusCode::BAD_REQUEST, format!("Bad Request: {other}\n")),
         };
         let mut resp = Response::new(());
@@ -98,6 +102,10 @@ pub fn parse_request(
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
+        // Still in the request line: it is the target that is too long (RFC 9110 §15.5.15).
+        Ok(httparse::Status::Partial) if buf.len() > max_size && !buf.contains(&b'\n') => {
+            return Err(HandshakeError::UriTooLong)
+        }
         Ok(httparse::Status::Partial) if buf.len() > max_size => {
             return Err(HandshakeError::HeadersTooLarge)
         }

@@ -19,8 +19,14 @@ pub struct Config {
     pub ping_interval: Option<Duration>,
     /// A pong must arrive this soon after a keepalive ping, or the peer is declared dead.
     pub ping_timeout: Duration,
-    /// Sending waits (backpressure) while more than this many bytes are queued.
+    /// Sending waits (backpressure) while more than this many bytes are queued, and reading
+    /// stops until they drain: a peer that does not read what it is sent cannot make us queue
+    /// more (answers to its pings included).
     pub write_buffer_limit: usize,
+    /// A connection whose queued bytes make no progress for this long fails with
+    /// [`Error::Timeout`](crate::Error::Timeout): the peer stopped reading. This runs while a
+    /// send waits, when keepalive cannot. `None` waits for ever.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -34,6 +40,7 @@ impl Default for Config {
             ping_interval: None,
             ping_timeout: Duration::from_secs(20),
             write_buffer_limit: 128 << 10,
+            write_timeout: Some(Duration::from_secs(30)),
         }
     }
 }

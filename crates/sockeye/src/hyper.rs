@@ -575,16 +575,9 @@ where
         config.alpn_protocols = vec![b"h2".to_vec(), crate::tls::ALPN_HTTP_1_1.to_vec()];
         Arc::new(config)
     });
+    let mut errors = crate::server::AcceptErrors::default();
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = crate::server::accept_next(&listener, &mut errors).await;
         let _ = tcp.set_nodelay(true);
         // What only the handshakes need travels boxed: a value an async block captures keeps its
         // room in the task for the task's whole life, here the WebSocket's.

@@ -58,13 +58,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = config.handshake_timeout;
+    let mut buf = BytesMut::with_capacity(1024);
     let read = async {
-        let mut buf = BytesMut::with_capacity(1024);
         loop {
             match handshake::parse_request(&buf, config.max_handshake_size) {
                 Ok(Some((request, len))) => {
                     let _ = buf.split_to(len);
-                    return Ok((request, buf));
+                    return Ok(request);
                 }
                 Ok(None) => {}
                 Err(e) => return Err(e.into()),
@@ -79,10 +79,10 @@ where
         Err(_) => Err(Error::Timeout("opening handshake")),
     };
     match result {
-        Ok((request, leftover)) => Ok(Upgrade {
+        Ok(request) => Ok(Upgrade {
             request,
             config,
-            transport: Transport::Http1 { io, leftover },
+            transport: Transport::Http1 { io, leftover: buf },
             response_headers: http::HeaderMap::new(),
         }),
         Err(Error::Handshake(e)) => {
@@ -90,10 +90,98 @@ where
             let _ = io
                 .write_all(&handshake::write_response(&resp, body.as_bytes()))
                 .await;
-            let _ = io.shutdown().await;
+            linger(&mut io).await;
             Err(Error::Handshake(e))
         }
+        // A client that started a request and did not finish it in time is told so; one that
+        // sent nothing (a browser's preconnect) is not.
+        Err(Error::Timeout(what)) if !buf.is_empty() => {
+            let mut resp = Response::new(());
+            *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            let _ = io
+                .write_all(&handshake::write_response(&resp, b"Request Timeout\n"))
+                .await;
+            let _ = io.shutdown().await;
+            Err(Error::Timeout(what))
+        }
         Err(e) => Err(e),
+    }
+}
+
+/// How long, and how much, a server keeps reading after refusing a request, so that its
+/// answer is not lost.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Ends an HTTP/1.1 exchange the server refused while the client may still be sending: closes
+/// the writing side, then reads and drops what arrives until the client closes, for at most
+/// [`LINGER`] and [`LINGER_BYTES`]. Closing a socket with unread data makes the kernel send a
+/// reset, and a client still sending would then lose the answer (a lingering close, as Apache
+/// and nginx do).
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match io.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Accept errors (EMFILE when file descriptors run out, ENOBUFS, ...) are retried after
+/// [`ACCEPT_RETRY`] and logged at most once per [`ACCEPT_LOG_EVERY`], with how many there were.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptErrors {
+    unlogged: u64,
+    last_logged: Option<std::time::Instant>,
+}
+
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+const ACCEPT_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl AcceptErrors {
+    /// Counts one error; true when it should be logged now.
+    fn note(&mut self, now: std::time::Instant) -> bool {
+        self.unlogged += 1;
+        if self
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_LOG_EVERY)
+        {
+            return false;
+        }
+        self.last_logged = Some(now);
+        true
+    }
+}
+
+/// The next connection on `listener`, retrying accept errors (see [`AcceptErrors`]).
+pub(crate) async fn accept_next(
+    listener: &TcpListener,
+    errors: &mut AcceptErrors,
+) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                if errors.note(std::time::Instant::now()) {
+                    tracing::warn!(
+                        "accept failed: {e} ({} times since the last report)",
+                        errors.unlogged
+                    );
+                    errors.unlogged = 0;
+                }
+                tokio::time::sleep(ACCEPT_RETRY).await;
+            }
+        }
     }
 }
 
@@ -279,7 +367,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
         match self.transport {
             Transport::Http1 { mut io, .. } => {
                 let _ = io.write_all(&handshake::write_response(&resp, body)).await;
-                let _ = io.shutdown().await;
+                linger(&mut io).await;
             }
             #[cfg(feature = "hyper")]
             Transport::Http2(stream) => stream.respond(resp, body),
@@ -305,16 +393,9 @@ where
     F: Fn(Upgrade<TcpStream>, SocketAddr) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let mut errors = AcceptErrors::default();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = accept_next(&listener, &mut errors).await;
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let config = config.clone();
@@ -324,5 +405,21 @@ where
                 Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod accept_tests {
+    use super::*;
+
+    #[test]
+    fn a_storm_of_accept_errors_is_logged_once_per_period_with_its_count() {
+        let mut errors = AcceptErrors::default();
+        let start = std::time::Instant::now();
+        // 20 a second (one every 50 ms) for a minute.
+        let logged: Vec<u64> = (0..1200u64)
+            .filter(|i| errors.note(start + ACCEPT_RETRY * *i as u32))
+            .collect();
+        assert_eq!(logged, [0, 200, 400, 600, 800, 1000]);
     }
 }

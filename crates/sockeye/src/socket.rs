@@ -26,6 +26,21 @@ use crate::error::{Error, Result};
 /// The smallest read; frames announced larger get reads sized to them.
 const READ_CHUNK: usize = 4 << 10;
 
+/// What a connection whose peer stopped reading fails with (`Config::write_timeout`).
+const WRITE_STALLED: &str = "write: the peer stopped reading";
+
+fn is_stall(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut && e.to_string() == WRITE_STALLED
+}
+
+fn stalled_or(e: io::Error) -> Error {
+    if is_stall(&e) {
+        Error::Timeout(WRITE_STALLED)
+    } else {
+        Error::Io(e)
+    }
+}
+
 /// `WebSocket.readyState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadyState {
@@ -137,6 +152,8 @@ pub struct WebSocket<S> {
     close_timer: Option<Pin<Box<Sleep>>>,
     ping_timer: Option<Pin<Box<Sleep>>>,
     awaiting_pong: bool,
+    /// Armed while queued bytes wait for the peer to read them (`Config::write_timeout`).
+    stall_timer: Option<Pin<Box<Sleep>>>,
     /// A client's view of the server's answer to the opening handshake.
     response: Option<Box<http::Response<()>>>,
 }
@@ -176,6 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             close_timer: None,
             ping_timer,
             awaiting_pong: false,
+            stall_timer: None,
             response: None,
         }
     }
@@ -338,7 +356,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     // ---- I/O ----
 
+    /// Writes what is queued; fails with `TimedOut` once nothing could be written for
+    /// `Config::write_timeout`.
     fn poll_write_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let before = self.conn.buffered_amount();
+        let poll = self.poll_write_queued(cx);
+        if poll.is_ready() {
+            self.stall_timer = None;
+            return poll;
+        }
+        let Some(limit) = self.config.write_timeout else {
+            return poll;
+        };
+        let progressed = self.conn.buffered_amount() < before;
+        let timer = match &mut self.stall_timer {
+            Some(timer) => {
+                if progressed {
+                    timer.as_mut().reset(Instant::now() + limit);
+                }
+                timer
+            }
+            None => self.stall_timer.insert(Box::pin(sleep(limit))),
+        };
+        if timer.as_mut().poll(cx).is_ready() {
+            self.stall_timer = None;
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, WRITE_STALLED)));
+        }
+        Poll::Pending
+    }
+
+    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let io = &mut self.io;
         while self.conn.has_queued_payloads() {
             let mut slices = [IoSlice::new(&[]); 32];
@@ -389,7 +436,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.failed = true;
         // A reset after the closing handshake completed is how many peers end; it is not news.
         if self.conn.state() != State::Closed && self.pending_error.is_none() {
-            self.pending_error = Some(Error::Io(e));
+            self.pending_error = Some(stalled_or(e));
+        }
+    }
+
+    /// The error a failed send reports: the timeout if the peer stopped reading, else that
+    /// the connection is closed.
+    fn send_failed(&mut self, e: io::Error) -> Error {
+        let stalled = is_stall(&e);
+        self.io_failed(e);
+        if stalled {
+            Error::Timeout(WRITE_STALLED)
+        } else {
+            UsageError::Closed.into()
         }
     }
 
@@ -398,8 +457,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return true;
         }
         match self.conn.role() {
-            // The server closes the TCP connection first (§7.1.1).
-            sockeye_proto::Role::Server => self.write_done,
+            // The server closes the TCP connection first (§7.1.1). After failing the
+            // connection it keeps reading (and dropping) what still arrives until the peer
+            // closes too, up to the close timeout: closing a socket with unread data makes the
+            // kernel send a reset, and the peer would lose the close frame (a lingering close).
+            sockeye_proto::Role::Server => self.write_done && self.conn.error().is_none(),
             // The client waits for the server to close it, up to the close timeout.
             sockeye_proto::Role::Client => false,
         }
@@ -413,7 +475,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 .get_or_insert_with(|| Box::pin(sleep(timeout)));
             if timer.as_mut().poll(cx).is_ready() {
                 self.timed_out = true;
-                if self.conn.state() != State::Closed && self.pending_error.is_none() {
+                // A failed connection has reported its error; this was its lingering close.
+                if self.conn.state() != State::Closed
+                    && self.pending_error.is_none()
+                    && self.conn.error().is_none()
+                {
                     self.pending_error = Some(Error::Timeout("closing handshake"));
                 }
             }
@@ -547,6 +613,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
             if this.read_eof {
                 return Poll::Pending;
             }
+            // The peer does not read what we send: read nothing more until it does (the
+            // write above is waiting for that, and the write timeout runs meanwhile).
+            if this.conn.buffered_amount() >= this.config.write_buffer_limit && !this.write_done {
+                return Poll::Pending;
+            }
             if this.read_some(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -564,8 +635,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         }
         if this.conn.buffered_amount() >= this.config.write_buffer_limit {
             if let Err(e) = ready!(this.poll_write_buf(cx)) {
-                this.io_failed(e);
-                return Poll::Ready(Err(UsageError::Closed.into()));
+                return Poll::Ready(Err(this.send_failed(e)));
             }
         }
         Poll::Ready(Ok(()))
@@ -592,10 +662,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         }
         match ready!(this.poll_write_buf(cx)) {
             Ok(()) => Poll::Ready(Ok(())),
-            Err(e) => {
-                this.io_failed(e);
-                Poll::Ready(Err(UsageError::Closed.into()))
-            }
+            Err(e) => Poll::Ready(Err(this.send_failed(e))),
         }
     }
 

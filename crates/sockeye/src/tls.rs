@@ -661,15 +661,9 @@ where
     F: Fn(Upgrade<MaybeTlsStream>, SocketAddr) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let mut errors = crate::server::AcceptErrors::default();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::server::accept_next(&listener, &mut errors).await;
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let config = config.clone();

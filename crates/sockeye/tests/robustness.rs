@@ -459,3 +459,146 @@ async fn compression_round_trips_with_our_own_client_and_server() {
     ws.close(Some(1000), "").await.unwrap();
     while ws.recv().await.is_some() {}
 }
+
+#[tokio::test]
+async fn a_ping_flood_from_a_client_that_never_reads_is_dropped_after_the_write_timeout() {
+    // Before, the server read everything and queued a pong for each ping (+44 MiB for 50 MB),
+    // for as long as the client kept sending. Now the pongs that wait are bounded (the core's
+    // `PONG_BACKLOG`) and the connection ends once they make no progress.
+    let config = Config {
+        write_timeout: Some(Duration::from_secs(1)),
+        ..Config::default()
+    };
+    let addr = echo_server(config).await;
+    let mut tcp = raw_client(&addr).await;
+    // 1 MiB of masked 125-byte pings at a time.
+    let mut ping = vec![0x89, 0xfd, 1, 2, 3, 4];
+    ping.extend(std::iter::repeat_n(0x55u8, 125));
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 8000)
+        .collect();
+    let started = std::time::Instant::now();
+    let ended = loop {
+        match timeout(Duration::from_secs(5), tcp.write_all(&burst)).await {
+            Ok(Ok(())) if started.elapsed() < Duration::from_secs(20) => {}
+            Ok(Ok(())) => break "still taking pings after 20 s".to_string(),
+            Ok(Err(e)) => break e.kind().to_string(),
+            Err(_) => break "a write blocked for 5 s without the connection ending".into(),
+        }
+    };
+    assert!(
+        ended.contains("reset") || ended.contains("pipe"),
+        "{ended} after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_fails_a_blocked_send_after_the_write_timeout() {
+    let config = Config {
+        write_timeout: Some(Duration::from_millis(500)),
+        ..Config::default().without_compression()
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let addr = server_with(config, move |mut ws| {
+        let tx = tx.clone();
+        async move {
+            let chunk = sockeye::Bytes::from(vec![7u8; 64 << 10]);
+            let started = std::time::Instant::now();
+            let error = loop {
+                if let Err(e) = ws.send(chunk.clone()).await {
+                    break e;
+                }
+            };
+            let _ = tx
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap()
+                .send((error, started.elapsed()));
+        }
+    })
+    .await;
+    let _tcp = raw_client(&addr).await;
+    let (error, elapsed) = timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("the blocked send never ended")
+        .unwrap();
+    assert!(
+        matches!(error, sockeye::Error::Timeout(_)),
+        "{error:?} after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_gets_its_1009_while_the_client_keeps_sending() {
+    let addr = echo_server(Config::default().max_message_size(1000)).await;
+    let mut tcp = raw_client(&addr).await;
+    // A frame that claims 8 MiB, and then its payload, as a browser sends it.
+    let mut frame = vec![0x82, 0xff];
+    frame.extend_from_slice(&(8u64 << 20).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    tcp.write_all(&frame).await.unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    // The rest of the claimed payload: the server has failed the connection by now, and keeps
+    // reading (and dropping) it, so the client meets no reset while it sends. Without a
+    // lingering close the server's kernel answers the unread payload with a reset, and a client
+    // that is still sending (a browser) loses the close frame and reports 1006.
+    for i in 0..128 {
+        let sent = timeout(Duration::from_secs(2), tcp.write_all(&chunk)).await;
+        assert!(
+            matches!(sent, Ok(Ok(()))),
+            "chunk {i} of the payload: {sent:?}"
+        );
+    }
+    assert_eq!(read_close_code(&mut tcp).await, 1009);
+}
+
+#[tokio::test]
+async fn a_request_target_longer_than_the_head_limit_gets_414() {
+    let addr = echo_server(Config::default()).await;
+    let mut tcp = TcpStream::connect(&addr).await.unwrap();
+    let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100 << 10));
+    let _ = tcp.write_all(request.as_bytes()).await;
+    let resp = String::from_utf8_lossy(&read_to_end(&mut tcp).await).into_owned();
+    assert!(resp.starts_with("HTTP/1.1 414 "), "{resp}");
+}
+
+#[tokio::test]
+async fn an_unfinished_request_gets_408_when_the_handshake_times_out() {
+    let config = Config {
+        handshake_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let addr = echo_server(config).await;
+    let mut tcp = TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let resp = String::from_utf8_lossy(&read_to_end(&mut tcp).await).into_owned();
+    assert!(resp.starts_with("HTTP/1.1 408 "), "{resp}");
+    // A connection that sent nothing (a browser's preconnect) is closed without an answer.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(read_to_end(&mut idle).await, b"");
+}
+
+#[tokio::test]
+async fn a_431_reaches_a_client_that_is_still_sending_its_headers() {
+    let addr = echo_server(Config::default()).await;
+    let mut tcp = TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    // 256 KiB of headers, far past the 16 KiB limit, all sent before reading: the server
+    // answers early and must keep reading (and dropping) the rest, or the reset its kernel
+    // sends for unread data breaks the client's writes and can destroy the answer.
+    let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    for i in 0..256 {
+        let sent = timeout(Duration::from_secs(2), tcp.write_all(line.as_bytes())).await;
+        assert!(matches!(sent, Ok(Ok(()))), "header {i}: {sent:?}");
+    }
+    let resp = String::from_utf8_lossy(&read_to_end(&mut tcp).await).into_owned();
+    assert!(resp.starts_with("HTTP/1.1 431 "), "{resp}");
+}
