@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub shutdown_timeout: Option<u64>,
     pub handshake_timeout: Option<u64>,
     pub close_timeout: Option<u64>,
+    pub ping_timeout: Option<u64>,
+    pub write_timeout: Option<u64>,
     #[serde(default)]
     pub compression: Compression,
     #[serde(default)]

@@ -71,6 +71,13 @@ pub struct ServeArgs {
     /// Seconds a peer has to finish the closing handshake [default: 5].
     #[arg(long, value_name = "SECS")]
     close_timeout: Option<u64>,
+    /// Seconds a keepalive ping waits for its pong before the peer is dropped [default: 20].
+    #[arg(long, value_name = "SECS")]
+    ping_timeout: Option<u64>,
+    /// Seconds a connection may have data waiting for a peer that reads none of it before it
+    /// is dropped, also while the server waits to send to it; 0 waits for ever [default: 30].
+    #[arg(long, value_name = "SECS")]
+    write_timeout: Option<u64>,
     /// A TOML file with the same settings (flags given here win); see README.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
@@ -183,6 +190,12 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
     }
     if let Some(secs) = args.close_timeout.or(file.close_timeout) {
         config.close_timeout = Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.ping_timeout.or(file.ping_timeout) {
+        config.ping_timeout = Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.write_timeout.or(file.write_timeout) {
+        config.write_timeout = (secs > 0).then(|| Duration::from_secs(secs));
     }
     let shutdown_timeout = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5);
     let (stop, shutdown) = watch::channel(false);

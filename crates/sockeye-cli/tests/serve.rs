@@ -516,3 +516,74 @@ async fn compression_policy_from_the_flag_or_the_file_decides_what_is_negotiated
         assert_eq!(holding, u64::from(bytes > 0), "{args:?}");
     }
 }
+
+/// A raw WebSocket to `/echo` that will never read: the handshake is read byte by byte, so
+/// nothing the server sends after it is taken off the socket.
+async fn raw_echo_client(addr: &str) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    tcp
+}
+
+#[tokio::test]
+async fn write_timeout_from_the_flag_or_the_file_drops_an_echo_client_that_stopped_reading() {
+    let config = write_config("write-timeout", "write_timeout = 1\n");
+    for args in [
+        vec!["--write-timeout", "1"],
+        vec!["--config", config.to_str().unwrap()],
+    ] {
+        let (_server, addr) = start(&args).await;
+        let mut tcp = raw_echo_client(&addr).await;
+        // Binary messages of 64 KiB, masked with a zero key, echoed back and never read.
+        let mut frame = vec![0x82, 0xff];
+        frame.extend_from_slice(&(64u64 << 10).to_be_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend(std::iter::repeat_n(7u8, 64 << 10));
+        let started = std::time::Instant::now();
+        let ended = loop {
+            match timeout(Duration::from_secs(5), tcp.write_all(&frame)).await {
+                Ok(Ok(())) if started.elapsed() < Duration::from_secs(20) => {}
+                Ok(Ok(())) => break "still echoing after 20 s".to_string(),
+                Ok(Err(e)) => break e.kind().to_string(),
+                Err(_) => break "a write blocked for 5 s and the connection lived on".into(),
+            }
+        };
+        assert!(
+            ended.contains("reset") || ended.contains("pipe"),
+            "{args:?}: {ended} after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn ping_timeout_flag_drops_a_peer_that_never_answers_pings() {
+    let (_server, addr) = start(&["--ping-interval", "1", "--ping-timeout", "1"]).await;
+    let mut tcp = raw_echo_client(&addr).await;
+    let started = std::time::Instant::now();
+    // The client never reads, so the server's pings go unanswered.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut rest = Vec::new();
+    let closed = timeout(Duration::from_secs(10), async {
+        // Reading now would answer nothing: pongs are for the client to send.
+        tcp.read_to_end(&mut rest).await
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after 10 s");
+    // One interval, one timeout (and the default would be 30 + 20 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -604,9 +604,15 @@ fn as_written(s: &str) -> String {
         .collect()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+/// Bytes that matter to XML more often than chance would pick them.
+fn mutation_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        prop::sample::select(b"<>&;:=\"'/!?[]# \nxa0".to_vec()),
+        any::<u8>(),
+    ]
+}
 
+proptest! {
     #[test]
     fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = parse_request(&bytes, &Limits::default());
@@ -620,6 +626,42 @@ proptest! {
         let mut bytes = ZEEP_GET_QUOTE.as_bytes()[..cut].to_vec();
         bytes.extend_from_slice(&tail);
         let _ = parse_request(&bytes, &Limits { max_depth: 4, max_elements: 8, ..Limits::default() });
+    }
+
+    /// What the fuzz target checks, on mutations of a valid request: whatever is accepted
+    /// comes back out of `response` as the same tree, and whatever is refused gets a fault that
+    /// reads back.
+    #[test]
+    fn mutated_requests_are_answered_with_replies_that_read_back(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..4u8, mutation_byte()), 1..6),
+    ) {
+        let mut bytes = ZEEP_GET_QUOTE.as_bytes().to_vec();
+        for (at, op, byte) in edits {
+            let i = at.index(bytes.len() + 1);
+            match op {
+                0 => bytes.insert(i, byte),
+                1 if i < bytes.len() => { bytes.remove(i); }
+                2 if i < bytes.len() => bytes[i] = byte,
+                _ => {
+                    // Duplicate a slice, as a fuzzer splices inputs.
+                    let j = (i + usize::from(byte)).min(bytes.len());
+                    let slice = bytes[i..j].to_vec();
+                    bytes.splice(i..i, slice);
+                }
+            }
+        }
+        match parse_request(&bytes, &Limits::default()) {
+            Ok(request) => {
+                let reply = response(request.message_id.as_deref(), request.action.as_deref(), &request.body);
+                let back = parse(&reply).map_err(|e| TestCaseError::fail(format!("{e}\n{reply}")))?;
+                prop_assert_eq!(back.body, request.body);
+                prop_assert_eq!(back.action, request.action);
+            }
+            Err(err) => {
+                let (_, value, _, _) = read_fault(&fault(err.message_id.as_deref(), &err.fault));
+                prop_assert_eq!(value, format!("env:{}", err.fault.code.local_name()));
+            }
+        }
     }
 
     #[test]
