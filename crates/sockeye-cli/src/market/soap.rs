@@ -38,8 +38,26 @@ fn xml_attribute(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The reply envelope to one request envelope.
+/// The reply envelope to one request envelope. A failure of the service itself (a panic) is
+/// a `soap:Receiver` fault, and the connection carries on.
 pub fn answer(request: &[u8], market: &Market) -> String {
+    receiver_fault_on_panic(|| serve(request, market))
+}
+
+fn receiver_fault_on_panic(service: impl FnOnce() -> String) -> String {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(service)).unwrap_or_else(|_| {
+        sockeye_soap::fault(
+            None,
+            &Fault {
+                code: FaultCode::Receiver,
+                subcode: None,
+                reason: "the service failed; the request may be retried".into(),
+            },
+        )
+    })
+}
+
+fn serve(request: &[u8], market: &Market) -> String {
     let limits = Limits {
         max_bytes: MAX_ENVELOPE,
         ..Limits::default()
@@ -110,4 +128,41 @@ fn quote(tick: &Tick) -> Element {
         .with_child(field("ask", tick.ask.to_string()))
         .with_child(field("last", tick.last.to_string()))
         .with_child(field("time", tick.time()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_of_the_service_is_a_receiver_fault() {
+        let reply = receiver_fault_on_panic(|| panic!("a bug in the service"));
+        assert!(
+            reply.contains("<env:Value>env:Receiver</env:Value>"),
+            "{reply}"
+        );
+    }
+
+    #[test]
+    fn get_quotes_answers_in_the_order_asked_and_one_unknown_symbol_faults_all() {
+        let market = Market::new(1, 0);
+        let request = |symbols: &[&str]| {
+            let symbols: String = symbols
+                .iter()
+                .map(|s| format!("<symbol>{s}</symbol>"))
+                .collect();
+            format!(
+                r#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><GetQuotes xmlns="{NS}">{symbols}</GetQuotes></e:Body></e:Envelope>"#
+            )
+        };
+        let reply = answer(request(&["TOKIO", "SOCK"]).as_bytes(), &market);
+        let tokio = reply.find("<symbol>TOKIO</symbol>").unwrap();
+        let sock = reply.find("<symbol>SOCK</symbol>").unwrap();
+        assert!(tokio < sock, "{reply}");
+        let reply = answer(request(&["TOKIO", "NOPE"]).as_bytes(), &market);
+        assert!(
+            reply.contains("UnknownSymbol") && !reply.contains("TOKIO"),
+            "{reply}"
+        );
+    }
 }
