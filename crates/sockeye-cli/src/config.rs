@@ -53,6 +53,14 @@ pub struct Wamp {
     /// Whether a HELLO for a realm not configured creates it (anonymous, everything
     /// allowed), as `realm1` is. Default true.
     pub auto_create_realms: Option<bool>,
+    /// Realms HELLOs may create at once. Default 1000.
+    pub max_auto_realms: Option<usize>,
+    /// Retained events a realm keeps. Default 1000.
+    pub max_retained_events: Option<usize>,
+    /// Bytes of retained events a realm keeps. Default 16 MiB.
+    pub max_retained_bytes: Option<usize>,
+    /// Bytes queued for one session before it counts as slow. Default 8 MiB.
+    pub session_queue_bytes: Option<usize>,
     #[serde(default, rename = "realm")]
     pub realms: Vec<WampRealm>,
 }
@@ -125,15 +133,32 @@ pub struct WampCra {
 }
 
 impl Wamp {
+    /// The transport settings of the router.
+    pub fn transport_config(&self) -> sockeye_wamp::TransportConfig {
+        let defaults = sockeye_wamp::TransportConfig::default();
+        sockeye_wamp::TransportConfig {
+            queue_bytes: self.session_queue_bytes.unwrap_or(defaults.queue_bytes),
+            ..defaults
+        }
+    }
+
     /// The router settings, or what is wrong with them.
     pub fn router_config(&self) -> Result<sockeye_wamp::RouterConfig, String> {
         use sockeye_wamp::auth::{AuthConfig, Permission, Role, Salt, Secret, User};
         use sockeye_wamp::core::RealmConfig;
         use sockeye_wamp::{uri, MatchPolicy, UriCheck};
 
+        let defaults = sockeye_wamp::RouterConfig::default();
         let mut config = sockeye_wamp::RouterConfig {
             auto_create_realms: self.auto_create_realms.unwrap_or(true),
-            ..sockeye_wamp::RouterConfig::default()
+            max_auto_realms: self.max_auto_realms.unwrap_or(defaults.max_auto_realms),
+            max_retained_events: self
+                .max_retained_events
+                .unwrap_or(defaults.max_retained_events),
+            max_retained_bytes: self
+                .max_retained_bytes
+                .unwrap_or(defaults.max_retained_bytes),
+            ..defaults
         };
         for (i, realm) in self.realms.iter().enumerate() {
             let name = &realm.name;

@@ -199,10 +199,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
     }
     let shutdown_timeout = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5);
     let (stop, shutdown) = watch::channel(false);
-    let wamp = sockeye_wamp::WampRouter::new(
-        file.wamp.router_config()?,
-        sockeye_wamp::TransportConfig::default(),
-    );
+    let wamp =
+        sockeye_wamp::WampRouter::new(file.wamp.router_config()?, file.wamp.transport_config());
     let market = file.endpoints.market.then(|| {
         let exchange = crate::market::Exchange::new(file.market.seed.unwrap_or(1));
         let realm = file.market.realm.clone().unwrap_or_else(|| "realm1".into());

@@ -587,3 +587,54 @@ async fn ping_timeout_flag_drops_a_peer_that_never_answers_pings() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn config_file_limits_reach_the_wamp_router() {
+    use sockeye_wamp::client::{Client, ClientError};
+    use sockeye_wamp::{Dict, Payload, Serializer};
+    let (_server, addr) = start_with_config(
+        "wamp-limits",
+        "[wamp]\nmax_auto_realms = 1\nmax_retained_events = 1\n",
+    )
+    .await;
+    let url = format!("ws://{addr}/wamp");
+    let first = Client::connect(&url, "com.example.one", Serializer::Json)
+        .await
+        .unwrap();
+    let refused = Client::connect(&url, "com.example.two", Serializer::Json).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Aborted { reason, .. }) if reason == "wamp.error.no_such_realm"),
+        "{:?}",
+        refused.err()
+    );
+    for topic in ["com.example.a", "com.example.b"] {
+        first
+            .publish(
+                topic,
+                Payload::Args(vec![topic.into()]),
+                Dict::new().with("retain", true).with("acknowledge", true),
+            )
+            .await
+            .unwrap();
+    }
+    let mut all = first
+        .subscribe(
+            "com.example.",
+            Dict::new()
+                .with("match", "prefix")
+                .with("get_retained", true),
+        )
+        .await
+        .unwrap();
+    let kept = timeout(Duration::from_secs(5), all.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.payload.args(), &["com.example.b".into()]);
+    // Retained events follow SUBSCRIBED at once; give a second one time to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        all.try_next().is_none(),
+        "more than one retained event kept"
+    );
+}

@@ -79,6 +79,18 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// See [`Value::size_hint`].
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Payload::Empty => 0,
+            Payload::Args(args) => 2 + args.iter().map(Value::size_hint).sum::<usize>(),
+            Payload::ArgsKwargs(args, kwargs) => {
+                2 + args.iter().map(Value::size_hint).sum::<usize>() + kwargs.size_hint()
+            }
+            Payload::Opaque(v) => v.size_hint(),
+        }
+    }
+
     pub fn new(args: Vec<Value>, kwargs: Dict) -> Self {
         match (args.is_empty(), kwargs.is_empty()) {
             (true, true) => Payload::Empty,
@@ -218,6 +230,84 @@ pub enum Message {
 }
 
 impl Message {
+    /// About how many bytes the message takes serialized (see [`Value::size_hint`]): what a
+    /// session's outbound queue is measured in.
+    pub fn size_hint(&self) -> usize {
+        use Message::*;
+        // The code, ids and brackets.
+        let fixed = 24;
+        fixed
+            + match self {
+                Hello {
+                    realm: s,
+                    details: d,
+                }
+                | Abort {
+                    reason: s,
+                    details: d,
+                }
+                | Goodbye {
+                    reason: s,
+                    details: d,
+                }
+                | Challenge {
+                    method: s,
+                    extra: d,
+                }
+                | Authenticate {
+                    signature: s,
+                    extra: d,
+                } => s.len() + d.size_hint(),
+                Welcome { details, .. } => details.size_hint(),
+                Error {
+                    details,
+                    error,
+                    payload,
+                    ..
+                } => details.size_hint() + error.len() + payload.size_hint(),
+                Publish {
+                    options,
+                    topic,
+                    payload,
+                    ..
+                }
+                | Call {
+                    options,
+                    procedure: topic,
+                    payload,
+                    ..
+                } => options.size_hint() + topic.len() + payload.size_hint(),
+                Subscribe { options, topic, .. }
+                | Register {
+                    options,
+                    procedure: topic,
+                    ..
+                } => options.size_hint() + topic.len(),
+                Event {
+                    details, payload, ..
+                }
+                | Result {
+                    details, payload, ..
+                }
+                | Invocation {
+                    details, payload, ..
+                }
+                | Yield {
+                    options: details,
+                    payload,
+                    ..
+                } => details.size_hint() + payload.size_hint(),
+                Cancel { options, .. } | Interrupt { options, .. } => options.size_hint(),
+                Published { .. }
+                | Subscribed { .. }
+                | Unsubscribe { .. }
+                | Unsubscribed { .. }
+                | Registered { .. }
+                | Unregister { .. }
+                | Unregistered { .. } => 0,
+            }
+    }
+
     /// The message code, the first element on the wire.
     pub fn code(&self) -> u64 {
         use code::*;

@@ -23,7 +23,7 @@
 //! [`GOODBYE_REPLY_TIMEOUT`] for the client's GOODBYE, then closes with 1001 "Going Away".
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,9 @@ pub struct TransportConfig {
     pub serializers: Vec<Serializer>,
     /// Messages queued per session before it counts as slow.
     pub queue_capacity: usize,
+    /// Bytes queued per session (as [`Message::size_hint`] measures them) before it counts as
+    /// slow; a message larger than this is still queued when nothing else is waiting.
+    pub queue_bytes: usize,
     pub slow_policy: SlowPolicy,
 }
 
@@ -63,7 +66,19 @@ impl Default for TransportConfig {
         TransportConfig {
             serializers: Serializer::ALL.to_vec(),
             queue_capacity: 1024,
+            queue_bytes: 8 << 20,
             slow_policy: SlowPolicy::DropEvents,
+        }
+    }
+}
+
+impl Outbound {
+    /// What the message counts against its session's byte budget.
+    fn size(&self) -> usize {
+        match self {
+            Outbound::Msg(m) => m.size_hint(),
+            Outbound::Shared(s) => s.size,
+            Outbound::Close | Outbound::GoingAway => 0,
         }
     }
 }
@@ -81,6 +96,8 @@ enum Outbound {
 
 struct Outbox {
     tx: mpsc::Sender<Outbound>,
+    /// Bytes in `tx`'s queue, given back by whoever takes a message out.
+    bytes: Arc<AtomicUsize>,
     /// Set to true to drop the connection at once.
     kill: watch::Sender<bool>,
     dropped: u64,
@@ -198,12 +215,14 @@ impl WampRouter {
         // Large enough that a component reading as fast as it can is never treated as slow.
         let (tx, rx) = mpsc::channel(self.shared.config.queue_capacity.max(4096));
         let (kill, killed) = watch::channel(false);
+        let bytes = Arc::new(AtomicUsize::new(0));
         let mut st = self.lock();
         let conn = st.router.connect();
         st.outboxes.insert(
             conn,
             Outbox {
                 tx,
+                bytes: bytes.clone(),
                 kill,
                 dropped: 0,
             },
@@ -221,6 +240,7 @@ impl WampRouter {
             conn,
             session_id,
             rx,
+            bytes,
             killed,
         })
     }
@@ -290,6 +310,8 @@ impl WampRouter {
         // Set at shutdown: the close that follows the GOODBYE exchange is a 1001.
         let going_away_w = Arc::new(AtomicBool::new(false));
         let going_away_flag = going_away_w.clone();
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let queued = bytes.clone();
         let conn = {
             let mut st = self.lock();
             let conn = st.router.connect();
@@ -297,6 +319,7 @@ impl WampRouter {
                 conn,
                 Outbox {
                     tx,
+                    bytes,
                     kill,
                     dropped: 0,
                 },
@@ -315,6 +338,9 @@ impl WampRouter {
                         out = rx.recv() => out,
                     },
                 };
+                if let Some(out) = &out {
+                    queued.fetch_sub(out.size(), Ordering::Relaxed);
+                }
                 let first = match out {
                     Some(Outbound::Msg(m)) => Encoded::Plain(m),
                     Some(Outbound::Shared(shared)) => Encoded::Shared(shared),
@@ -335,7 +361,11 @@ impl WampRouter {
                 // system call carries many messages.
                 let mut batch = vec![first.frame(serializer)];
                 while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
+                    let out = rx.try_recv();
+                    if let Ok(out) = &out {
+                        queued.fetch_sub(out.size(), Ordering::Relaxed);
+                    }
+                    match out {
                         Ok(Outbound::Msg(m)) => batch.push(Encoded::Plain(m).frame(serializer)),
                         Ok(Outbound::Shared(s)) => batch.push(Encoded::Shared(s).frame(serializer)),
                         Ok(other) => {
@@ -451,6 +481,7 @@ pub struct LocalSession {
     conn: ConnId,
     session_id: u64,
     rx: mpsc::Receiver<Outbound>,
+    bytes: Arc<AtomicUsize>,
     /// Set when the router dropped the session (it fell too far behind).
     killed: watch::Receiver<bool>,
 }
@@ -480,7 +511,9 @@ impl LocalSession {
         if *self.killed.borrow() {
             return None;
         }
-        match self.rx.recv().await? {
+        let out = self.rx.recv().await?;
+        self.bytes.fetch_sub(out.size(), Ordering::Relaxed);
+        match out {
             Outbound::Msg(msg) => Some(msg),
             Outbound::Shared(shared) => Some(shared.msg.clone()),
             Outbound::Close | Outbound::GoingAway => None,
@@ -541,6 +574,7 @@ const WRITE_BATCH: usize = 64;
 
 struct SharedMessage {
     msg: Arc<Message>,
+    size: usize,
     frames: [OnceLock<WsMessage>; 3],
 }
 
@@ -598,6 +632,7 @@ impl Shared {
                         Some(s) if Arc::ptr_eq(&s.msg, &msg) => s.clone(),
                         _ => {
                             let s = Arc::new(SharedMessage {
+                                size: msg.size_hint(),
                                 msg,
                                 frames: Default::default(),
                             });
@@ -618,7 +653,19 @@ impl Shared {
                 Outbound::Shared(s) => matches!(*s.msg, Message::Event { .. }),
                 _ => false,
             };
-            match outbox.tx.try_send(out) {
+            // Over the byte budget counts as full, unless the queue is empty: one message
+            // larger than the budget still goes.
+            let size = out.size();
+            let before = outbox.bytes.fetch_add(size, Ordering::Relaxed);
+            let sent = if before > 0 && before + size > self.config.queue_bytes {
+                Err(mpsc::error::TrySendError::Full(out))
+            } else {
+                outbox.tx.try_send(out)
+            };
+            if sent.is_err() {
+                outbox.bytes.fetch_sub(size, Ordering::Relaxed);
+            }
+            match sent {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(_))

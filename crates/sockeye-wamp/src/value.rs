@@ -28,6 +28,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// About how many bytes the value takes, serialized or held: what queues and retained
+    /// events are measured in. Strings and byte strings count their length, numbers 9 bytes,
+    /// containers the sum of their parts.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Value::Null | Value::Bool(_) => 1,
+            Value::Int(_) | Value::UInt(_) | Value::Float(_) => 9,
+            Value::Str(s) => s.len() + 2,
+            Value::Bytes(b) => b.len() + 2,
+            Value::List(items) => 2 + items.iter().map(Value::size_hint).sum::<usize>(),
+            Value::Dict(dict) => dict.size_hint(),
+        }
+    }
+
     /// The value as a non-negative integer, if it is one.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
@@ -196,6 +210,15 @@ impl Dict {
 
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// See [`Value::size_hint`].
+    pub fn size_hint(&self) -> usize {
+        2 + self
+            .0
+            .iter()
+            .map(|(k, v)| k.len() + 2 + v.size_hint())
+            .sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {

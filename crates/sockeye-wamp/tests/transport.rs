@@ -733,3 +733,49 @@ async fn a_local_session_serves_websocket_callers_and_leaves_when_dropped() {
         .unwrap_err();
     assert_eq!(gone.error_uri(), Some("wamp.error.no_such_procedure"));
 }
+
+#[tokio::test]
+async fn a_stalled_subscribers_queue_is_bounded_in_bytes_not_only_in_messages() {
+    // 1,024 messages of room, but only 2 MiB: 1 MiB events stop queueing at two.
+    let (url, router) = start_with(
+        TransportConfig {
+            queue_bytes: 2 << 20,
+            ..TransportConfig::default()
+        },
+        Config::default().without_compression(),
+    )
+    .await;
+    let mut stalled = raw(&url, "wamp.2.msgpack").await;
+    for msg in [
+        sockeye_wamp::Message::Hello {
+            realm: "realm1".into(),
+            details: dict! {"roles" => dict!{"subscriber" => Dict::new()}},
+        },
+        sockeye_wamp::Message::Subscribe {
+            request: 1,
+            options: Dict::new(),
+            topic: "big".into(),
+        },
+    ] {
+        stalled
+            .send(Serializer::MsgPack.encode(&msg))
+            .await
+            .unwrap();
+    }
+    within(stalled.recv()).await.unwrap().unwrap(); // WELCOME
+    within(stalled.recv()).await.unwrap().unwrap(); // SUBSCRIBED
+    let publ = join(&url, Serializer::MsgPack).await;
+    let blob = Value::Bytes(vec![7; 1 << 20]);
+    for _ in 0..200 {
+        within(publ.publish(
+            "big",
+            args(vec![blob.clone()]),
+            dict! {"acknowledge" => true},
+        ))
+        .await
+        .unwrap();
+    }
+    // What the socket buffers took, plus at most two queued: the rest were dropped.
+    let dropped = router.dropped_events();
+    assert!(dropped >= 150, "dropped only {dropped} of 200 1 MiB events");
+}

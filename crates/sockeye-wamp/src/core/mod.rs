@@ -107,6 +107,14 @@ pub struct RouterConfig {
     pub auth: AuthConfig,
     /// Realms with their own users or roles; they exist from the start, like `realms`.
     pub realm_configs: Vec<RealmConfig>,
+    /// Realms that HELLOs may create at once (`auto_create_realms`); a HELLO for one more gets
+    /// ABORT `wamp.error.no_such_realm`. A created realm is freed when its last session leaves.
+    pub max_auto_realms: usize,
+    /// Retained events a realm keeps at most; past it the oldest is forgotten.
+    pub max_retained_events: usize,
+    /// Bytes of retained events (as [`Message::size_hint`] measures them) a realm keeps at
+    /// most; past it the oldest are forgotten, and a larger event is not retained at all.
+    pub max_retained_bytes: usize,
 }
 
 /// A realm's own authentication and authorization.
@@ -130,6 +138,9 @@ impl Default for RouterConfig {
             close_after_goodbye: true,
             auth: AuthConfig::default(),
             realm_configs: Vec::new(),
+            max_auto_realms: 1000,
+            max_retained_events: 1000,
+            max_retained_bytes: 16 << 20,
         }
     }
 }
@@ -226,6 +237,16 @@ enum ConnState {
     Closing,
 }
 
+#[derive(Debug)]
+struct Retained {
+    /// Order of publication within the realm.
+    seq: u64,
+    publication: u64,
+    details: Dict,
+    payload: Payload,
+    size: usize,
+}
+
 #[derive(Debug, Default)]
 struct Realm {
     /// This realm's own users; `None`: the router's.
@@ -234,10 +255,60 @@ struct Realm {
     roles: Option<Arc<Vec<Role>>>,
     broker: Broker,
     /// Retained events (WAMP spec, "Event Retention"): the last event published with
-    /// `retain: true` on each topic, as (publication, details, payload).
-    retained: HashMap<String, (u64, Dict, Payload)>,
+    /// `retain: true` on each topic.
+    retained: HashMap<String, Retained>,
+    /// Their sizes, summed.
+    retained_bytes: usize,
+    /// Counts retained events, to tell the oldest.
+    retained_seq: u64,
+    /// Created by a HELLO (`auto_create_realms`), not configured: freed when empty.
+    auto: bool,
     dealer: Dealer,
     sessions: BTreeSet<ConnId>,
+}
+
+impl Realm {
+    /// Keeps `payload` as the retained event of `topic`, then forgets the oldest retained
+    /// events until the realm is within `max_events` and `max_bytes`.
+    fn retain(
+        &mut self,
+        topic: String,
+        publication: u64,
+        details: Dict,
+        payload: Payload,
+        max_events: usize,
+        max_bytes: usize,
+    ) {
+        if let Some(old) = self.retained.remove(&topic) {
+            self.retained_bytes -= old.size;
+        }
+        let size = topic.len() + details.size_hint() + payload.size_hint();
+        if size > max_bytes || max_events == 0 {
+            return;
+        }
+        self.retained_seq += 1;
+        self.retained_bytes += size;
+        self.retained.insert(
+            topic,
+            Retained {
+                seq: self.retained_seq,
+                publication,
+                details,
+                payload,
+                size,
+            },
+        );
+        while self.retained.len() > max_events || self.retained_bytes > max_bytes {
+            let oldest = self
+                .retained
+                .iter()
+                .min_by_key(|(_, r)| r.seq)
+                .map(|(t, _)| t.clone())
+                .expect("over a limit means not empty");
+            let gone = self.retained.remove(&oldest).expect("just found");
+            self.retained_bytes -= gone.size;
+        }
+    }
 }
 
 /// SplitMix64: ids need to be unpredictable enough not to be guessed by other sessions, not
@@ -459,6 +530,12 @@ impl Router {
         }
     }
 
+    /// The realms that exist now: the configured ones, and those HELLOs created that still
+    /// have sessions.
+    pub fn realm_count(&self) -> usize {
+        self.realms.len()
+    }
+
     /// Number of established sessions in a realm.
     pub fn session_count(&self, realm: &str) -> usize {
         self.realms.get(realm).map_or(0, |r| r.sessions.len())
@@ -621,7 +698,21 @@ impl Router {
                 self.abort(conn, E::NO_SUCH_REALM, &format!("no realm {realm:?}"));
                 return;
             }
-            self.realms.insert(realm.clone(), Realm::default());
+            if self.realms.values().filter(|r| r.auto).count() >= self.config.max_auto_realms {
+                self.abort(
+                    conn,
+                    E::NO_SUCH_REALM,
+                    &format!("no realm {realm:?}, and no room for another"),
+                );
+                return;
+            }
+            self.realms.insert(
+                realm.clone(),
+                Realm {
+                    auto: true,
+                    ..Realm::default()
+                },
+            );
         }
         let mut id = self.rng.global_id();
         while self.session_ids.contains_key(&id) {
@@ -691,9 +782,12 @@ impl Router {
         self.session_ids.remove(&session);
         match msg {
             Message::Authenticate { signature, .. } if pending.verify(&signature) => {
-                // The realm may have been removed meanwhile; the session then simply recreates
-                // it, as a HELLO would have.
-                self.realms.entry(realm.clone()).or_default();
+                // The realm may have been freed meanwhile (it was created by a HELLO and
+                // emptied); the session then simply recreates it, as its HELLO did.
+                self.realms.entry(realm.clone()).or_insert_with(|| Realm {
+                    auto: true,
+                    ..Realm::default()
+                });
                 self.establish(
                     conn,
                     session,
@@ -796,6 +890,18 @@ impl Router {
                 session.authrole.as_str().into(),
             ],
         );
+        // A realm a HELLO created goes with its last session, retained events and all, so
+        // that naming new realms cannot grow the router without end.
+        if self
+            .realms
+            .get(&session.realm)
+            .is_some_and(|r| r.auto && r.sessions.is_empty())
+            && !self.conns.values().any(
+                |c| matches!(c, ConnState::Challenging { realm, .. } if *realm == session.realm),
+            )
+        {
+            self.realms.remove(&session.realm);
+        }
     }
 
     fn leave_dealer_and_broker(&mut self, conn: ConnId, session: &Session) {
@@ -958,16 +1064,17 @@ impl Router {
                 .retained
                 .iter()
                 .filter(|(t, _)| uri::matches(topic, policy, t))
-                .map(|(t, (publication, details, payload))| {
-                    let mut details = details.clone().with("retained", true);
+                .map(|(t, r)| {
+                    let mut details = r.details.clone().with("retained", true);
                     if policy != MatchPolicy::Exact {
                         details.insert("topic", t.as_str());
                     }
-                    (*publication, details, payload.clone())
+                    (r.seq, r.publication, details, r.payload.clone())
                 })
                 .collect();
-            retained.sort_by_key(|(p, ..)| *p);
-            for (publication, details, payload) in retained {
+            // In the order they were published.
+            retained.sort_by_key(|(seq, ..)| *seq);
+            for (_, publication, details, payload) in retained {
                 self.send(
                     conn,
                     Message::Event {
@@ -1105,11 +1212,14 @@ impl Router {
         if options.get_bool("retain") == Some(true) {
             // Kept for later subscribers asking for `get_retained`; black- and whitelists
             // applied to this publication only.
+            let (max_events, max_bytes) = (
+                self.config.max_retained_events,
+                self.config.max_retained_bytes,
+            );
             self.realms
                 .get_mut(&session.realm)
                 .expect("the session's realm")
-                .retained
-                .insert(topic, (publication, base, payload));
+                .retain(topic, publication, base, payload, max_events, max_bytes);
         }
         if acknowledge {
             self.send(
