@@ -11,6 +11,8 @@ use sockeye::Message;
 #[derive(Default)]
 pub struct Metrics {
     pub open: AtomicI64,
+    /// `/chat` members closed with 1013 for falling too far behind.
+    pub chat_slow_closes: AtomicU64,
     /// Accepted WebSocket handshakes: [HTTP/1.1, HTTP/2].
     accepted: [AtomicU64; 2],
     refused: Mutex<BTreeMap<&'static str, u64>>,
@@ -78,6 +80,12 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE sockeye_connections_open gauge");
         let _ = writeln!(out, "sockeye_connections_open {}", self.open.load(Relaxed));
+        let _ = writeln!(out, "# TYPE sockeye_chat_slow_closes_total counter");
+        let _ = writeln!(
+            out,
+            "sockeye_chat_slow_closes_total {}",
+            self.chat_slow_closes.load(Relaxed)
+        );
         let _ = writeln!(out, "# TYPE sockeye_handshakes_accepted_total counter");
         for (version, count) in ["1.1", "2"].iter().zip(&self.accepted) {
             let _ = writeln!(

@@ -89,6 +89,8 @@ struct App {
     trust_proxy: Vec<sockeye::forwarded::Cidr>,
     /// Chat messages framed once and shared by every member's connection.
     chat: broadcast::Sender<PreparedMessage>,
+    /// The slowest member fell behind for longer than senders wait (see `wait_for_the_room`).
+    chat_overflowing: std::sync::atomic::AtomicBool,
     metrics: Metrics,
     max_connections: i64,
     shutdown: watch::Receiver<bool>,
@@ -215,7 +217,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
         endpoints: file.endpoints,
         allow_origin: args.allow_origin.clone(),
         trust_proxy: args.trust_proxy.clone(),
-        chat: broadcast::channel(1024).0,
+        chat: broadcast::channel(CHAT_BACKLOG).0,
+        chat_overflowing: Default::default(),
         metrics: Metrics::default(),
         max_connections: args
             .max_connections
@@ -508,34 +511,102 @@ pub fn greeting(text: &str) -> String {
     format!("Hello from server, {name}!")
 }
 
+/// Messages a `/chat` member may fall behind the room before it is closed.
+const CHAT_BACKLOG: usize = 1024;
+/// How long a sender waits, at most, for the slowest member when the room's backlog is three
+/// quarters full.
+const CHAT_SENDER_PATIENCE: Duration = Duration::from_secs(1);
+/// Relayed messages a member queues before one write.
+const CHAT_BATCH: usize = 64;
+
+/// Holds a sender back while the slowest `/chat` member is three quarters of the backlog
+/// behind, for up to [`CHAT_SENDER_PATIENCE`]. If that member does not catch up in that time,
+/// the room counts as overflowing and nobody waits until the backlog is down to a quarter
+/// again: one member too slow for good must not pace the room; it falls out of the backlog and
+/// is closed instead.
+async fn wait_for_the_room(app: &App) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let backlog = app.chat.len();
+    if app.chat_overflowing.load(Relaxed) {
+        if backlog < CHAT_BACKLOG / 4 {
+            app.chat_overflowing.store(false, Relaxed);
+        }
+        return;
+    }
+    let high = CHAT_BACKLOG * 3 / 4;
+    let deadline = tokio::time::Instant::now() + CHAT_SENDER_PATIENCE;
+    while app.chat.len() >= high {
+        if tokio::time::Instant::now() >= deadline {
+            app.chat_overflowing.store(true, Relaxed);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Relays every text message to every connected client. Each message is framed once and the
 /// same frame is queued on every member's connection.
+///
+/// Nothing is lost silently. When the slowest member is three quarters of [`CHAT_BACKLOG`]
+/// behind, senders wait (their sockets are not read) for up to [`CHAT_SENDER_PATIENCE`], so a
+/// burst slows to what the members can take. A member still too slow to keep the backlog is
+/// closed with 1013 "Try Again Later" and a reason saying how many messages it missed.
 async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
     // Joined before the 101 goes out, so that nothing published once the client sees `open`
     // can miss it.
-    let mut room = app.chat.subscribe();
+    let mut room = Some(app.chat.subscribe());
     let mut ws = unbox(upgrade).accept(None).await?;
     let mut shutdown = ShutdownWatch::new(app);
     loop {
         tokio::select! {
             msg = recv_until_shutdown(&mut ws, app, &mut shutdown) => match msg {
                 Some(Ok(Message::Text(text))) => {
+                    wait_for_the_room(app).await;
                     let _ = app.chat.send(PreparedMessage::text(text));
                 }
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 _ => {}
             },
-            relayed = room.recv() => match relayed {
-                Ok(prepared) => {
-                    if ws.send_prepared(&prepared).await.is_ok() {
-                        app.metrics.sent_text(prepared.payload().len());
+            relayed = async { room.as_mut().expect("guarded").recv().await }, if room.is_some() => {
+                let mut batch = Vec::new();
+                let mut missed = match relayed {
+                    Ok(prepared) => {
+                        batch.push(prepared);
+                        0
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => n,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                };
+                let receiver = room.as_mut().expect("guarded");
+                while missed == 0 && batch.len() < CHAT_BATCH {
+                    match receiver.try_recv() {
+                        Ok(prepared) => batch.push(prepared),
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => missed = n,
+                        Err(_) => break,
                     }
                 }
-                // A reader this slow loses messages rather than holding the room back.
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!("chat: a slow client missed {n} messages");
+                if missed > 0 {
+                    // Leaving the room at once, so that senders stop waiting for this member.
+                    room = None;
+                    app.metrics
+                        .chat_slow_closes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!("chat: closing a member that missed {missed} messages");
+                    let _ = ws
+                        .close_with(
+                            CloseCode(1013),
+                            &format!("Try Again Later: {missed} chat messages missed"),
+                        )
+                        .await;
+                    continue;
                 }
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                for prepared in &batch {
+                    if ws.feed_prepared(prepared).await.is_err() {
+                        break;
+                    }
+                    app.metrics.sent_text(prepared.payload().len());
+                }
+                let _ = ws.flush().await;
             },
         }
     }

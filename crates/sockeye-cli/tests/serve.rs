@@ -638,3 +638,90 @@ async fn config_file_limits_reach_the_wamp_router() {
         "more than one retained event kept"
     );
 }
+
+#[tokio::test]
+async fn chat_closes_a_member_too_slow_for_the_backlog_with_1013_and_the_others_lose_nothing() {
+    let (_server, addr) = start(&[]).await;
+    let url = format!("ws://{addr}/chat");
+    let plain = || async {
+        let request = ClientRequest::new(&url).unwrap();
+        sockeye::connect_with(request, Config::default().without_compression())
+            .await
+            .unwrap()
+    };
+    // A member that does not read: the server's kernel holds about 4 MiB for it, its write
+    // buffer 128 KiB, so 3,000 messages of 4 KiB put it more than the backlog (1,024) behind.
+    const COUNT: usize = 3000;
+    let mut fast = plain().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 << 10).unwrap();
+    let tcp = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let mut stuck = sockeye::client_handshake(
+        tcp,
+        &ClientRequest::new(&url).unwrap(),
+        Config::default().without_compression(),
+    )
+    .await
+    .unwrap();
+    // The publisher is a member too, and reads its own copies as a chat client does.
+    let (mut publisher, mut own_copies) = plain().await.split();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = own_copies.next().await {}
+    });
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < COUNT {
+            match timeout(Duration::from_secs(20), fast.recv()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    seen.push(t.as_str().split(' ').next().unwrap().to_owned())
+                }
+                other => panic!("fast member after {} messages: {other:?}", seen.len()),
+            }
+        }
+        seen
+    });
+    let padding = "x".repeat(4 << 10);
+    let started = std::time::Instant::now();
+    for i in 0..COUNT {
+        use futures_util::SinkExt;
+        timeout(
+            Duration::from_secs(20),
+            publisher.send(Message::text(format!("m{i} {padding}"))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("message {i} not taken within 20 s"))
+        .unwrap();
+    }
+    let publishing = started.elapsed();
+    // The stuck member starts reading now: what its socket held, then the close.
+    let close = timeout(Duration::from_secs(20), async {
+        loop {
+            match stuck.recv().await {
+                Some(Ok(Message::Close(ev))) => return ev,
+                Some(Ok(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let seen = timeout(Duration::from_secs(30), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("m{i}")).collect();
+    assert!(
+        seen == expected,
+        "the fast member lost or reordered messages"
+    );
+    assert_eq!(close.code.0, 1013, "{close:?}");
+    assert!(close.reason.contains("missed"), "{close:?}");
+    // The burst waited for the stuck member once, not once per message.
+    assert!(publishing < Duration::from_secs(15), "{publishing:?}");
+    let metrics = http_get(&addr, "/metrics", "").await;
+    assert!(
+        metrics.contains("sockeye_chat_slow_closes_total 1"),
+        "{metrics}"
+    );
+}

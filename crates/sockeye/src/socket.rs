@@ -7,7 +7,7 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
@@ -154,6 +154,11 @@ pub struct WebSocket<S> {
     awaiting_pong: bool,
     /// Armed while queued bytes wait for the peer to read them (`Config::write_timeout`).
     stall_timer: Option<Pin<Box<Sleep>>>,
+    /// The tasks of split halves waiting for the write side: the socket keeps one waker per
+    /// direction, so when both halves wait to write, only the last to ask is woken. Whichever
+    /// half makes the write progress wakes these.
+    sink_waker: Option<Waker>,
+    stream_waker: Option<Waker>,
     /// A client's view of the server's answer to the opening handshake.
     response: Option<Box<http::Response<()>>>,
 }
@@ -194,6 +199,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             ping_timer,
             awaiting_pong: false,
             stall_timer: None,
+            sink_waker: None,
+            stream_waker: None,
             response: None,
         }
     }
@@ -290,6 +297,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
     }
 
+    /// Queues a [`PreparedMessage`] without writing it yet (waiting only while the write
+    /// buffer is over its limit): several queued messages then go out in one write at the next
+    /// [`WebSocket::flush`] or send.
+    pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+        self.conn.send_prepared(message)?;
+        Ok(())
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
     /// Sends one fragment of a message (RFC 6455 §5.4): `kind` for the first fragment, `None`
     /// for the rest, `fin` on the last.
     pub async fn send_fragment(
@@ -361,6 +382,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     fn poll_write_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let before = self.conn.buffered_amount();
         let poll = self.poll_write_queued(cx);
+        if poll.is_ready() || self.conn.buffered_amount() < before {
+            for waker in [self.sink_waker.take(), self.stream_waker.take()]
+                .into_iter()
+                .flatten()
+            {
+                waker.wake();
+            }
+        }
         if poll.is_ready() {
             self.stall_timer = None;
             return poll;
@@ -616,6 +645,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
             // The peer does not read what we send: read nothing more until it does (the
             // write above is waiting for that, and the write timeout runs meanwhile).
             if this.conn.buffered_amount() >= this.config.write_buffer_limit && !this.write_done {
+                this.stream_waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
             if this.read_some(cx).is_pending() {
@@ -634,8 +664,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             return Poll::Ready(Err(UsageError::Closed.into()));
         }
         if this.conn.buffered_amount() >= this.config.write_buffer_limit {
-            if let Err(e) = ready!(this.poll_write_buf(cx)) {
-                return Poll::Ready(Err(this.send_failed(e)));
+            match this.poll_write_buf(cx) {
+                Poll::Pending => {
+                    this.sink_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(this.send_failed(e))),
+                Poll::Ready(Ok(())) => {}
             }
         }
         Poll::Ready(Ok(()))
@@ -660,9 +695,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if this.failed {
             return Poll::Ready(Err(UsageError::Closed.into()));
         }
-        match ready!(this.poll_write_buf(cx)) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(this.send_failed(e))),
+        match this.poll_write_buf(cx) {
+            Poll::Pending => {
+                this.sink_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(this.send_failed(e))),
         }
     }
 

@@ -602,3 +602,44 @@ async fn a_431_reaches_a_client_that_is_still_sending_its_headers() {
     let resp = String::from_utf8_lossy(&read_to_end(&mut tcp).await).into_owned();
     assert!(resp.starts_with("HTTP/1.1 431 "), "{resp}");
 }
+
+#[tokio::test]
+async fn split_halves_both_waiting_to_write_are_both_woken() {
+    // A server that reads in bursts, so that the client's writes keep having to wait.
+    let addr = server_with(
+        Config::default().without_compression(),
+        |mut ws| async move {
+            let mut n = 0;
+            while let Some(Ok(_)) = ws.recv().await {
+                n += 1;
+                if n % 8 == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        },
+    )
+    .await;
+    let config = Config {
+        // Without the write timeout a lost wake-up would hang for ever; the test's own
+        // timeout then reports it.
+        write_timeout: None,
+        ..Config::default().without_compression()
+    };
+    let request = sockeye::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+    let ws = sockeye::connect_with(request, config).await.unwrap();
+    let (mut sink, mut stream) = ws.split();
+    // The reading half is polled all along, and drives the writes too.
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = stream.next().await {}
+    });
+    let chunk = sockeye::Bytes::from(vec![1u8; 256 << 10]);
+    let sent = timeout(Duration::from_secs(20), async {
+        use futures_util::SinkExt;
+        for _ in 0..200 {
+            sink.send(Message::Binary(chunk.clone())).await.unwrap();
+        }
+    })
+    .await;
+    assert!(sent.is_ok(), "the sending half was never woken");
+}
