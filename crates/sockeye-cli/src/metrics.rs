@@ -80,6 +80,16 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE sockeye_connections_open gauge");
         let _ = writeln!(out, "sockeye_connections_open {}", self.open.load(Relaxed));
+        // Tasks of the runtime (connections, handshakes, timers): back to the baseline when
+        // the connections are gone, or something leaks.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let _ = writeln!(out, "# TYPE sockeye_tasks_alive gauge");
+            let _ = writeln!(
+                out,
+                "sockeye_tasks_alive {}",
+                runtime.metrics().num_alive_tasks()
+            );
+        }
         let _ = writeln!(out, "# TYPE sockeye_chat_slow_closes_total counter");
         let _ = writeln!(
             out,
