@@ -217,16 +217,7 @@ impl WampRouter {
         let (kill, killed) = watch::channel(false);
         let bytes = Arc::new(AtomicUsize::new(0));
         let mut st = self.lock();
-        let conn = st.router.connect();
-        st.outboxes.insert(
-            conn,
-            Outbox {
-                tx,
-                bytes: bytes.clone(),
-                kill,
-                dropped: 0,
-            },
-        );
+        let conn = connect(&mut st, tx, bytes.clone(), kill);
         let Some(session_id) = st.router.join_trusted(conn, realm, authid) else {
             st.router.disconnect(conn);
             st.outboxes.remove(&conn);
@@ -312,20 +303,7 @@ impl WampRouter {
         let going_away_flag = going_away_w.clone();
         let bytes = Arc::new(AtomicUsize::new(0));
         let queued = bytes.clone();
-        let conn = {
-            let mut st = self.lock();
-            let conn = st.router.connect();
-            st.outboxes.insert(
-                conn,
-                Outbox {
-                    tx,
-                    bytes,
-                    kill,
-                    dropped: 0,
-                },
-            );
-            conn
-        };
+        let conn = connect(&mut self.lock(), tx, bytes, kill);
 
         let writer = tokio::spawn(async move {
             let mut next = None;
@@ -473,6 +451,24 @@ impl WampRouter {
     fn dispatch(&self, st: &mut State) {
         self.shared.dispatch(st);
     }
+}
+
+/// A new connection of the router core, with the queue its messages go to.
+fn connect(
+    st: &mut State,
+    tx: mpsc::Sender<Outbound>,
+    bytes: Arc<AtomicUsize>,
+    kill: watch::Sender<bool>,
+) -> ConnId {
+    let conn = st.router.connect();
+    let outbox = Outbox {
+        tx,
+        bytes,
+        kill,
+        dropped: 0,
+    };
+    st.outboxes.insert(conn, outbox);
+    conn
 }
 
 /// A WAMP session inside the server's process: see [`WampRouter::join_local`].
