@@ -48,13 +48,19 @@ fn number(tick: &Dict, key: &str) -> f64 {
     }
 }
 
+/// Calls `procedure` with positional `args`.
+async fn call(
+    client: &Client,
+    procedure: &str,
+    args: Vec<Value>,
+) -> Result<sockeye_wamp::client::CallResult, sockeye_wamp::client::ClientError> {
+    client
+        .call(procedure, Payload::Args(args), Dict::new())
+        .await
+}
+
 async fn quote_seq(client: &Client, symbol: &str) -> u64 {
-    let result = client
-        .call(
-            "demo.market.quote",
-            Payload::Args(vec![symbol.into()]),
-            Dict::new(),
-        )
+    let result = call(client, "demo.market.quote", vec![symbol.into()])
         .await
         .unwrap();
     seq(tick_of(&result.payload))
@@ -94,36 +100,21 @@ async fn the_sockeye_client_gets_ticks_by_prefix_quotes_errors_and_progressive_h
     // Ten ticks a second per symbol: ten rounds take about a second.
     assert!(started.elapsed() < Duration::from_secs(3));
 
-    let quote = client
-        .call(
-            "demo.market.quote",
-            Payload::Args(vec!["SOCK".into()]),
-            Dict::new(),
-        )
+    let quote = call(&client, "demo.market.quote", vec!["SOCK".into()])
         .await
         .unwrap();
     let tick = tick_of(&quote.payload);
     assert_eq!(tick.get_str("symbol"), Some("SOCK"));
     assert!(tick.get_str("time").unwrap().ends_with('Z'));
 
-    let unknown = client
-        .call(
-            "demo.market.quote",
-            Payload::Args(vec!["NOPE".into()]),
-            Dict::new(),
-        )
+    let unknown = call(&client, "demo.market.quote", vec!["NOPE".into()])
         .await
         .unwrap_err();
     assert_eq!(
         unknown.error_uri(),
         Some("demo.market.error.unknown_symbol")
     );
-    let bad = client
-        .call(
-            "demo.market.quote",
-            Payload::Args(vec![7.into()]),
-            Dict::new(),
-        )
+    let bad = call(&client, "demo.market.quote", vec![7.into()])
         .await
         .unwrap_err();
     assert_eq!(bad.error_uri(), Some("wamp.error.invalid_argument"));
@@ -149,12 +140,7 @@ async fn the_sockeye_client_gets_ticks_by_prefix_quotes_errors_and_progressive_h
     assert_eq!(seqs.len(), 4);
     assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "{seqs:?}");
 
-    let all = client
-        .call(
-            "demo.market.history",
-            Payload::Args(vec!["TOKIO".into()]),
-            Dict::new(),
-        )
+    let all = call(&client, "demo.market.history", vec!["TOKIO".into()])
         .await
         .unwrap();
     match all.payload.args() {
@@ -239,12 +225,7 @@ async fn without_the_market_its_procedures_do_not_exist() {
     let client = Client::connect(&format!("ws://{addr}/wamp"), "realm1", Serializer::Json)
         .await
         .unwrap();
-    let err = client
-        .call(
-            "demo.market.quote",
-            Payload::Args(vec!["SOCK".into()]),
-            Dict::new(),
-        )
+    let err = call(&client, "demo.market.quote", vec!["SOCK".into()])
         .await
         .unwrap_err();
     assert_eq!(err.error_uri(), Some("wamp.error.no_such_procedure"));
