@@ -19,8 +19,22 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq};
 use crate::message::{Message, ProtocolViolation};
 use crate::value::{Dict, Value};
 
-/// Nesting deeper than this is refused (a stack-exhaustion guard).
+/// Nesting deeper than this is refused by the decoders (a stack-exhaustion guard).
 const MAX_DEPTH: usize = 100;
+
+/// The deepest message every serializer decodes, counting the message's own list as level 1:
+/// anything deeper is refused whichever serializer brought it, so that a message one session
+/// sends can always be delivered to a session on another serializer (MessagePack's decoder
+/// stops at 49 levels, CBOR's and JSON's go further).
+pub const MAX_NESTING: usize = 48;
+
+fn nesting(v: &Value) -> usize {
+    match v {
+        Value::List(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Dict(d) => 1 + d.iter().map(|(_, v)| nesting(v)).max().unwrap_or(0),
+        _ => 0,
+    }
+}
 
 /// A WAMP serializer, named by its WebSocket subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,6 +104,16 @@ impl Serializer {
     }
 
     pub fn decode_value(self, bytes: &[u8]) -> Result<Value, ProtocolViolation> {
+        let value = self.decode_any(bytes)?;
+        if nesting(&value) > MAX_NESTING {
+            return Err(ProtocolViolation::new(format!(
+                "nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+        Ok(value)
+    }
+
+    fn decode_any(self, bytes: &[u8]) -> Result<Value, ProtocolViolation> {
         match self {
             Serializer::Json => serde_json::from_slice::<JsonIn>(bytes)
                 .map(|j| j.0)

@@ -1309,3 +1309,30 @@ fn shared_registrations() {
         vec![msg(caller, r#"[8,48,3,{},"wamp.error.no_such_procedure"]"#)]
     );
 }
+
+#[test]
+fn a_session_calling_its_own_procedure_and_leaving_is_told_nothing_after_its_end() {
+    for leave in ["goodbye", "disconnect"] {
+        let mut h = H::new();
+        let (c, _) = h.join();
+        h.register(c, "{}", "p");
+        let out = h.send_msgs(c, r#"[48,7,{},"p",[]]"#);
+        assert!(
+            matches!(&out[..], [(to, Message::Invocation { .. })] if *to == c),
+            "{out:?}"
+        );
+        let out = match leave {
+            "goodbye" => h.send(c, r#"[6,{},"wamp.close.close_realm"]"#),
+            _ => {
+                h.r.disconnect(c);
+                h.drain()
+            }
+        };
+        // Only the answer to its GOODBYE and the close: no ERROR for its own call after that.
+        assert!(
+            out.iter()
+                .all(|o| !matches!(o, Out::Msg(_, m) if m.starts_with("[8,"))),
+            "{leave}: {out:?}"
+        );
+    }
+}

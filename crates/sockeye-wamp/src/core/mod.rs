@@ -924,6 +924,10 @@ impl Router {
         for (key, inv) in served {
             dealer.invocations.remove(&key);
             dealer.calls.remove(&(inv.caller, inv.call_request));
+            if inv.caller == conn {
+                // Its own call to itself: the session is gone, there is nobody to tell.
+                continue;
+            }
             let msg = Message::Error {
                 request_type: code::CALL,
                 request: inv.call_request,
