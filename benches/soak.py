@@ -1,13 +1,16 @@
 """Soak test of `sockeye serve` (issue 19): connections churning for a long time, with
 permessage-deflate on, while the server's memory, file descriptors and tasks are sampled.
 
-    interop/.venv/bin/python benches/soak.py [--minutes 30] [--workers 2000] [--out PREFIX]
+    interop/.venv/bin/python benches/soak.py [--minutes 30] [--workers 1000] [--hold 9000]
+        [--out PREFIX]
 
 Each worker loops: connect to /echo (or /chat one time in ten) offering permessage-deflate, as
 Python `websockets` does by default; exchange 1 to 5 messages of 20 B to 16 KiB; then end the
 connection one of four ways: a clean close (most), an abort without a close frame, a close
 while the server still has data for it that it never reads, or an abort in the middle of the
-opening handshake. Every 5 s the server's RSS (/proc/PID/status), open file descriptors
+opening handshake. `--hold N` more connections stay open the whole time (`sockeye bench --mode
+idle`, which answers pings), so that the server carries `workers + hold` connections while
+they churn; one Python process cannot churn 10,000 at once. Every 5 s the server's RSS (/proc/PID/status), open file descriptors
 (/proc/PID/fd) and live tokio tasks (`sockeye_tasks_alive` on /metrics) are sampled. After the
 churn stops the script waits for the server to settle and samples again.
 
@@ -136,7 +139,8 @@ def svg(samples, path):
 async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--minutes", type=float, default=30)
-    p.add_argument("--workers", type=int, default=2000)
+    p.add_argument("--workers", type=int, default=1000)
+    p.add_argument("--hold", type=int, default=9000)
     p.add_argument("--binary", default=os.path.join(ROOT, "target/release/sockeye"))
     p.add_argument("--out", default=os.path.join(ROOT, "benches/results", time.strftime("%Y-%m-%d") + "-soak"))
     args = p.parse_args()
@@ -170,6 +174,12 @@ async def main():
 
     stats = Stats()
     baseline = sample("baseline", stats)
+    holder = None
+    if args.hold:
+        holder = subprocess.Popen(
+            [args.binary, "bench", f"ws://{addr}/echo", "--mode", "idle", "-c", str(args.hold),
+             "-w", "0", "-d", str(args.minutes * 60)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
     stop = asyncio.Event()
     rng = random.Random(1)
     tasks = [asyncio.create_task(worker(addr, stats, stop, random.Random(rng.random()))) for _ in range(args.workers)]
@@ -180,6 +190,9 @@ async def main():
         print(json.dumps(s), file=sys.stderr, flush=True)
     stop.set()
     await asyncio.wait(tasks, timeout=60)
+    if holder:
+        holder.terminate()
+        holder.wait(30)
     # Connections the server is still draining (lingering closes, write timeouts) end within
     # the server's timeouts; wait them out.
     for _ in range(12):
@@ -205,6 +218,7 @@ async def main():
     summary = {
         "minutes": args.minutes,
         "workers": args.workers,
+        "held": args.hold,
         "connections": stats.done,
         "errors": stats.errors,
         "error_kinds": stats.error_kinds,
