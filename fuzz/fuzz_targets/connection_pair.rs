@@ -5,12 +5,16 @@
 //!
 //! Input: byte 0 picks the setup (bit 0 deflate, bit 1 client no context takeover, bit 2
 //! server no context takeover, bits 3-4 window bits 15/12/9/8, bit 5 compress everything
-//! (threshold 0), bits 6-7 compression level 0/1/6/9); byte 1 the chunk size of deliveries
-//! (0: all at once). Then operations: an op byte (bits 0-2 what, bit 3 which side, bits 4-7
-//! a repeat count for the payload) and, for data, a length byte and that many payload bytes.
+//! (threshold 0), bits 6-7 compression level 0/1/6/9); byte 1: bits 0-6 the chunk size of
+//! deliveries (0: all at once), bit 7 a compressor of each side's own between messages
+//! (`retained_window: None`, as `CompressionPolicy::Max`) instead of the last 8 KiB sent and a
+//! shared compressor (`BALANCED_RETAINED_WINDOW`, the default policy). Then operations: an op
+//! byte (bits 0-2 what, bit 3 which side, bits 4-7 a repeat count for the payload) and, for
+//! data, a length byte and that many payload bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sockeye_proto::deflate::BALANCED_RETAINED_WINDOW;
 use sockeye_proto::{
     CloseCode, CloseFrame, Config, Connection, DataKind, DeflateConfig, DeflateParams, Event,
     Message, PerMessageDeflate, Role, UsageError,
@@ -106,7 +110,8 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
-    let (setup, chunk, mut ops) = (data[0], data[1] as usize, &data[2..]);
+    let (setup, chunk, mut ops) = (data[0], (data[1] & 0x7f) as usize, &data[2..]);
+    let own_compressor = data[1] & 0x80 != 0;
     let mut client_conn = Connection::new(Role::Client, Config::default());
     let mut server_conn = Connection::new(Role::Server, Config::default());
     if setup & 1 != 0 {
@@ -117,6 +122,7 @@ fuzz_target!(|data: &[u8]| {
             client_max_window_bits: [15, 12, 9, 8][(setup >> 3 & 3) as usize],
             threshold: if setup & 0b10_0000 != 0 { 0 } else { 32 },
             level: [0, 1, 6, 9][(setup >> 6) as usize],
+            retained_window: (!own_compressor).then_some(BALANCED_RETAINED_WINDOW),
         };
         let offer = cfg.client_offer();
         let (params, response): (DeflateParams, _) = cfg

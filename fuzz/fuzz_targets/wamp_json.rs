@@ -1,0 +1,10 @@
+//! `Serializer::Json.decode` (`wamp.2.json`) on arbitrary bytes: no panic, and what it decodes
+//! survives re-encoding, in JSON and in the other serializers (see `wamp/mod.rs`).
+#![no_main]
+
+mod wamp;
+
+use libfuzzer_sys::fuzz_target;
+use sockeye_wamp::Serializer;
+
+fuzz_target!(|data: &[u8]| wamp::run(Serializer::Json, data));
