@@ -76,7 +76,7 @@ impl Outbound {
     /// What the message counts against its session's byte budget.
     fn size(&self) -> usize {
         match self {
-            Outbound::Msg(m) => m.size_hint(),
+            Outbound::Msg(_, size) => *size,
             Outbound::Shared(s) => s.size,
             Outbound::Close | Outbound::GoingAway => 0,
         }
@@ -84,7 +84,9 @@ impl Outbound {
 }
 
 enum Outbound {
-    Msg(Arc<Message>),
+    /// A message for one session, with its size: measured once when it is queued, given back
+    /// when it is taken out.
+    Msg(Arc<Message>, usize),
     /// A message routed to several sessions (an EVENT to every subscriber), serialized once
     /// per serializer by whichever writer gets to it first.
     Shared(Arc<SharedMessage>),
@@ -320,7 +322,7 @@ impl WampRouter {
                     queued.fetch_sub(out.size(), Ordering::Relaxed);
                 }
                 let first = match out {
-                    Some(Outbound::Msg(m)) => Encoded::Plain(m),
+                    Some(Outbound::Msg(m, _)) => Encoded::Plain(m),
                     Some(Outbound::Shared(shared)) => Encoded::Shared(shared),
                     Some(Outbound::Close) | None if !going_away_w.load(Ordering::Relaxed) => {
                         let _ = sink.send(WsMessage::close(1000, "")).await;
@@ -344,7 +346,7 @@ impl WampRouter {
                         queued.fetch_sub(out.size(), Ordering::Relaxed);
                     }
                     match out {
-                        Ok(Outbound::Msg(m)) => batch.push(Encoded::Plain(m).frame(serializer)),
+                        Ok(Outbound::Msg(m, _)) => batch.push(Encoded::Plain(m).frame(serializer)),
                         Ok(Outbound::Shared(s)) => batch.push(Encoded::Shared(s).frame(serializer)),
                         Ok(other) => {
                             next = Some(other);
@@ -510,7 +512,7 @@ impl LocalSession {
         let out = self.rx.recv().await?;
         self.bytes.fetch_sub(out.size(), Ordering::Relaxed);
         match out {
-            Outbound::Msg(msg) => Some(msg),
+            Outbound::Msg(msg, _) => Some(msg),
             Outbound::Shared(shared) => Some(shared.msg.clone()),
             Outbound::Close | Outbound::GoingAway => None,
         }
@@ -638,14 +640,17 @@ impl Shared {
                     };
                     (to, Outbound::Shared(shared))
                 }
-                Action::Send(to, msg) => (to, Outbound::Msg(msg)),
+                Action::Send(to, msg) => {
+                    let size = msg.size_hint();
+                    (to, Outbound::Msg(msg, size))
+                }
                 Action::Close(to) => (to, Outbound::Close),
             };
             let Some(outbox) = outboxes.get_mut(&to) else {
                 continue;
             };
             let is_event = match &out {
-                Outbound::Msg(m) => matches!(**m, Message::Event { .. }),
+                Outbound::Msg(m, _) => matches!(**m, Message::Event { .. }),
                 Outbound::Shared(s) => matches!(*s.msg, Message::Event { .. }),
                 _ => false,
             };
