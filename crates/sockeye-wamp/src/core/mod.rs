@@ -495,10 +495,7 @@ impl Router {
             return None;
         }
         self.realms.entry(realm.to_owned()).or_default();
-        let mut id = self.rng.global_id();
-        while self.session_ids.contains_key(&id) {
-            id = self.rng.global_id();
-        }
+        let id = self.fresh_session_id();
         let roles = Dict::new()
             .with("publisher", Dict::new())
             .with("subscriber", Dict::new())
@@ -520,6 +517,16 @@ impl Router {
             TRUSTED,
         );
         Some(id)
+    }
+
+    /// A session id no session has now.
+    fn fresh_session_id(&mut self) -> u64 {
+        loop {
+            let id = self.rng.global_id();
+            if !self.session_ids.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     /// The WAMP session id of a connection, once it has one.
@@ -714,10 +721,7 @@ impl Router {
                 },
             );
         }
-        let mut id = self.rng.global_id();
-        while self.session_ids.contains_key(&id) {
-            id = self.rng.global_id();
-        }
+        let id = self.fresh_session_id();
         let roles = details.get_dict("roles").cloned().unwrap_or_default();
         let random = self.rng.challenge();
         let auth = self.realms[&realm]
