@@ -270,12 +270,16 @@ fn invoke(
         )];
     };
     let Some(symbol) = market.symbol(name) else {
-        let mut unknown = error(UNKNOWN_SYMBOL, format!("unknown symbol {name:?}"));
-        if let Message::Error { payload, .. } = &mut unknown {
-            *payload =
-                Payload::ArgsKwargs(payload.args().to_vec(), Dict::new().with("symbol", name));
-        }
-        return vec![unknown];
+        return vec![Message::Error {
+            request_type: code::INVOCATION,
+            request,
+            details: Dict::new(),
+            error: UNKNOWN_SYMBOL.to_owned(),
+            payload: Payload::ArgsKwargs(
+                vec![format!("unknown symbol {name:?}").into()],
+                Dict::new().with("symbol", name),
+            ),
+        }];
     };
     match procedure {
         Procedure::Quote => {
