@@ -29,8 +29,21 @@ const READ_CHUNK: usize = 4 << 10;
 /// What a connection whose peer stopped reading fails with (`Config::write_timeout`).
 const WRITE_STALLED: &str = "write: the peer stopped reading";
 
+/// What the `io::Error` of a stalled write carries, to tell it from the network's own
+/// timeouts without reading its text.
+#[derive(Debug)]
+struct WriteStalled;
+
+impl std::fmt::Display for WriteStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(WRITE_STALLED)
+    }
+}
+
+impl std::error::Error for WriteStalled {}
+
 fn is_stall(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::TimedOut && e.to_string() == WRITE_STALLED
+    e.get_ref().is_some_and(|inner| inner.is::<WriteStalled>())
 }
 
 fn stalled_or(e: io::Error) -> Error {
@@ -409,7 +422,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         };
         if timer.as_mut().poll(cx).is_ready() {
             self.stall_timer = None;
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, WRITE_STALLED)));
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, WriteStalled)));
         }
         Poll::Pending
     }
