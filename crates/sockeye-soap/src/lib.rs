@@ -45,7 +45,7 @@ mod tests;
 
 pub use element::Element;
 pub use parse::parse_request;
-pub use write::{fault, response};
+pub use write::{escape_attribute, fault, response};
 
 /// The WebSocket subprotocol that SOAP over WebSocket ([MS-SWSB]) is negotiated with.
 ///

@@ -203,7 +203,7 @@ fn escape_text(text: &str) -> Cow<'_, str> {
 
 /// An attribute value in double quotes that reads back as `value`: tab, LF and CR as
 /// references, which attribute-value normalisation leaves alone (XML 1.0 §3.3.3).
-fn escape_attribute(value: &str) -> Cow<'_, str> {
+pub fn escape_attribute(value: &str) -> Cow<'_, str> {
     escape(value, |c| match c {
         '<' => Some("&lt;"),
         '&' => Some("&amp;"),

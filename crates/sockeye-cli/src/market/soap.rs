@@ -27,15 +27,12 @@ const WSDL: &str = include_str!("../../assets/stockquote.wsdl");
 pub fn wsdl(scheme: &str, host: &str) -> String {
     WSDL.replace(
         "location=\"{{LOCATION}}\"",
-        &format!("location=\"{scheme}://{}/soap\"", xml_attribute(host)),
+        // `host` comes from the request: it must not be able to write markup into the document.
+        &format!(
+            "location=\"{scheme}://{}/soap\"",
+            sockeye_soap::escape_attribute(host)
+        ),
     )
-}
-
-/// `host` comes from the request: it must not be able to write markup into the document.
-fn xml_attribute(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('"', "&quot;")
 }
 
 /// The reply envelope to one request envelope. A failure of the service itself (a panic) is
