@@ -20,8 +20,8 @@ mod config;
 
 use config::FileConfig;
 use libfuzzer_sys::fuzz_target;
-use sockeye_wamp::core::{Action, Router};
-use sockeye_wamp::{Dict, Message};
+use sockeye_wamp_proto::router::{Action, Router};
+use sockeye_wamp_proto::{Dict, Message};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,6 +5,6 @@
 mod wamp;
 
 use libfuzzer_sys::fuzz_target;
-use sockeye_wamp::Serializer;
+use sockeye_wamp_proto::Serializer;
 
 fuzz_target!(|data: &[u8]| wamp::run(Serializer::Cbor, data));

@@ -1,4 +1,4 @@
-//! The sans-I/O WAMP router (`sockeye_wamp::core::Router`) driven by a session script: up to
+//! The sans-I/O WAMP router (`sockeye_wamp_proto::router::Router`) driven by a session script: up to
 //! four transports at a time say HELLO (anonymous, ticket, wampcra), SUBSCRIBE, PUBLISH,
 //! REGISTER, CALL, YIELD, ERROR, CANCEL, UNSUBSCRIBE, UNREGISTER, GOODBYE, break the protocol
 //! or go away, while time passes and the router kicks or says goodbye to sessions; small ids
@@ -7,7 +7,7 @@
 //! one reaches the router as `handle_violation`, as the transport would report it.
 //!
 //! After every step the harness drains `poll` and checks, as a client would:
-//! - every `Action::Send` and `Action::Close` is for a transport that is open: connected, not
+//! - every `Action::Send`, `Action::Broadcast` and `Action::Close` is for a transport that is open: connected, not
 //!   disconnected by the script, not closed by the router before; an ABORT is followed by the
 //!   Close of its transport in the same drain;
 //! - what the router sends is a message a router sends, valid on the wire (`from_value` of its
@@ -35,12 +35,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use sockeye_wamp::auth::{
+use sockeye_wamp_proto::auth::{
     derive_key, wampcra_sign, AuthConfig, Permission, Role, Salt, Secret, User,
 };
-use sockeye_wamp::core::{Action, ConnId, RealmConfig, Router, RouterConfig};
-use sockeye_wamp::message::{code, MAX_ID};
-use sockeye_wamp::{Dict, MatchPolicy, Message, Payload, ProtocolViolation, UriCheck, Value};
+use sockeye_wamp_proto::router::{Action, ConnId, RealmConfig, Router, RouterConfig};
+use sockeye_wamp_proto::message::{code, MAX_ID};
+use sockeye_wamp_proto::{Dict, MatchPolicy, Message, Payload, ProtocolViolation, UriCheck, Value};
 
 const SLOTS: usize = 4;
 const MAX_STEPS: usize = 400;
@@ -138,7 +138,7 @@ fn users() -> Vec<User> {
 /// `shop` has roles, bit 4 `shop` lets anonymous sessions in, bit 5 the router-wide users
 /// (for `realm1` and `other`) include joe and ann.
 fn router_config(byte: u8) -> RouterConfig {
-    use sockeye_wamp::auth::Operation::*;
+    use sockeye_wamp_proto::auth::Operation::*;
     let roles = (byte & 8 != 0).then(|| {
         vec![
             Role {
@@ -504,6 +504,12 @@ impl Harness {
             trace(|| format!("    {action:?}"));
             match action {
                 Action::Send(to, msg) => self.received(to, msg),
+                Action::Broadcast(to, msg) => {
+                    assert!(to.len() > 1, "a broadcast to {to:?} is a send");
+                    for to in to {
+                        self.received(to, msg.clone());
+                    }
+                }
                 Action::Close(to) => {
                     let peer = self.peers.get_mut(&to).expect("a connection handed out");
                     assert_eq!(peer.transport, Transport::Open, "Close of {to:?}");

@@ -24,9 +24,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value as J;
-use sockeye_wamp::auth::{hex32, AuthConfig, Operation, Permission, Role, Salt, Secret, User};
 use sockeye_wamp::client::{Client, ClientError};
-use sockeye_wamp::core::RealmConfig;
+use sockeye_wamp::proto::auth::{
+    hex32, AuthConfig, Operation, Permission, Role, Salt, Secret, User,
+};
+use sockeye_wamp::proto::router::RealmConfig;
 use sockeye_wamp::{
     dict, Dict, MatchPolicy, Payload, RouterConfig, Serializer, TransportConfig, Value, WampRouter,
 };

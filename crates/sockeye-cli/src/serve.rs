@@ -201,8 +201,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
     }
     let shutdown_timeout = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5);
     let (stop, shutdown) = watch::channel(false);
-    let wamp =
-        sockeye_wamp::WampRouter::new(file.wamp.router_config()?, file.wamp.transport_config());
+    let wamp = sockeye_wamp::WampRouter::new(
+        file.wamp.router_config().map_err(|e| e.to_string())?,
+        sockeye_wamp::TransportConfig::from_settings(&file.wamp),
+    );
     let market = file.endpoints.market.then(|| {
         let exchange = crate::market::Exchange::new(file.market.seed.unwrap_or(1));
         let realm = file.market.realm.clone().unwrap_or_else(|| "realm1".into());

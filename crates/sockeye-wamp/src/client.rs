@@ -33,9 +33,10 @@ use futures_util::{SinkExt, StreamExt};
 use sockeye::{ClientRequest, Config, Message as WsMessage};
 use tokio::sync::mpsc;
 
-use crate::message::{code, Message, Payload};
-use crate::serializer::Serializer;
-use crate::value::Dict;
+use crate::framing::{from_frame, to_frame};
+use sockeye_wamp_proto::auth;
+use sockeye_wamp_proto::message::{code, Message, Payload};
+use sockeye_wamp_proto::{Dict, Serializer, Value};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,15 +116,12 @@ impl Credentials {
                 let key = ed25519(seed);
                 details.insert(
                     "authextra",
-                    Dict::new().with("pubkey", crate::auth::to_hex(key.public_key().as_ref())),
+                    Dict::new().with("pubkey", hex::encode(key.public_key())),
                 );
                 ("cryptosign", authid.as_ref())
             }
         };
-        details.insert(
-            "authmethods",
-            crate::value::Value::List(vec![method.into()]),
-        );
+        details.insert("authmethods", Value::List(vec![method.into()]));
         if let Some(authid) = authid {
             details.insert("authid", authid.as_str());
         }
@@ -144,21 +142,21 @@ impl Credentials {
                                 .and_then(|v| u32::try_from(v).ok())
                                 .ok_or_else(unexpected)
                         };
-                        crate::auth::derive_key(secret, salt, n("iterations")?, n("keylen")?)
+                        auth::derive_key(secret, salt, n("iterations")?, n("keylen")?)
                     }
                     None => secret.clone(),
                 };
-                Ok(crate::auth::wampcra_sign(&key, challenge))
+                Ok(auth::wampcra_sign(&key, challenge))
             }
             Credentials::Cryptosign { seed, .. } if method == "cryptosign" => {
                 let challenge = extra
                     .get_str("challenge")
-                    .and_then(from_hex)
+                    .and_then(|c| hex::decode(c).ok())
                     .ok_or_else(unexpected)?;
                 // As Autobahn: hex(signature || challenge).
                 let mut signed = ed25519(seed).sign(&challenge).as_ref().to_vec();
                 signed.extend_from_slice(&challenge);
-                Ok(crate::auth::to_hex(&signed))
+                Ok(hex::encode(&signed))
             }
             _ => Err(unexpected()),
         }
@@ -168,16 +166,6 @@ impl Credentials {
 fn ed25519(seed: &[u8; 32]) -> ring::signature::Ed25519KeyPair {
     ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
         .expect("every 32-byte seed is an Ed25519 key")
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// An event received on a subscription.
@@ -403,21 +391,9 @@ impl Client {
         let request = ClientRequest::new(url)?.protocol(serializer.protocol());
         let ws = sockeye::connect_with(request, Config::default()).await?;
         let (mut sink, mut stream) = ws.split();
-        let encode = move |m: &Message| {
-            let bytes = serializer.encode(m);
-            if serializer.is_binary() {
-                WsMessage::binary(bytes)
-            } else {
-                WsMessage::text(String::from_utf8(bytes).expect("JSON is UTF-8"))
-            }
-        };
+        let encode = move |m: &Message| to_frame(serializer, m);
         let decode = move |m: WsMessage| -> Option<Result<Message, ClientError>> {
-            let r = match m {
-                WsMessage::Text(t) => serializer.decode(t.as_str().as_bytes()),
-                WsMessage::Binary(b) => serializer.decode(&b),
-                WsMessage::Close(_) => return None,
-            };
-            Some(r.map_err(|e| ClientError::Unexpected(e.0)))
+            from_frame(serializer, &m).map(|r| r.map_err(|e| ClientError::Unexpected(e.0)))
         };
 
         let mut details = Dict::new()

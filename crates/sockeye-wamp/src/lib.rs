@@ -1,25 +1,16 @@
-//! A WAMP v2 router for Sockeye, and a small client.
+//! WAMP v2 on Sockeye WebSockets: the router's transport, and a small client.
 //!
-//! The layering follows the rest of Sockeye (and the style guide's advice for WAMP): a
-//! sans-I/O core, and a thin transport on top.
+//! Everything WAMP is without I/O — values, messages, serializers, URIs, authentication and
+//! the router's state machine — lives in [`sockeye_wamp_proto`] (re-exported as [`proto`]).
+//! This crate is the thin tokio layer on top:
 //!
-//! - [`value`] and [`message`]: the value model every serializer shares, and the typed messages
-//!   with the validation of every field (ids in `[1, 2^53]`, option and detail types; unknown
-//!   keys ignored).
-//! - [`core`]: the router — realms, session lifecycle, broker, dealer, authentication,
-//!   authorization by role, meta API, call timeouts — as a state machine that takes
-//!   `(ConnId, Message)` and emits `(ConnId, Message)`, told the time and asked for its next
-//!   deadline (`handle_timeout`, `poll_timeout`). No tokio, no WebSocket types, no clock;
-//!   tested message by message.
-//! - [`serializer`]: `wamp.2.json` (text frames; byte strings as `"\0"` + base64),
-//!   `wamp.2.msgpack` and `wamp.2.cbor` (binary frames), all into the same [`Value`], so sessions
-//!   on different serializers talk to each other.
-//! - [`transport`]: [`WampRouter`] mounts the core on Sockeye WebSockets: subprotocol choice by
-//!   the server's preference, a bounded outbound queue per session and a [`SlowPolicy`] for
-//!   subscribers that cannot keep up. [`serve_session`] is what `sockeye serve` mounts at
-//!   `/wamp`.
+//! - [`transport`]: [`WampRouter`] mounts the router core on Sockeye WebSockets: subprotocol
+//!   choice by the server's preference, a bounded outbound queue per session and a
+//!   [`SlowPolicy`] for subscribers that cannot keep up. [`serve_session`] is what
+//!   `sockeye serve` mounts at `/wamp`.
 //! - [`client`]: join (anonymous, ticket, wampcra, cryptosign), subscribe/publish,
 //!   register/call, progressive results, cancel.
+//! - [`framing`]: which WebSocket frame carries a message of each serializer, for both.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -36,23 +27,17 @@
 //! .await
 //! # }
 //! ```
-//!
-//! WAMP is specified at <https://wamp-proto.org/> ("The Web Application Messaging Protocol").
 
-pub mod auth;
 pub mod client;
-pub mod core;
-pub mod message;
-pub mod serializer;
+pub mod framing;
 pub mod transport;
-pub mod uri;
-pub mod value;
 
-pub use crate::core::{Action, ConnId, Router, RouterConfig};
-pub use message::{Message, Payload, ProtocolViolation};
-pub use serializer::Serializer;
+pub use sockeye_wamp_proto as proto;
+pub use sockeye_wamp_proto::dict;
+pub use sockeye_wamp_proto::{
+    Dict, MatchPolicy, Message, Payload, ProtocolViolation, RouterConfig, Serializer, Settings,
+    UriCheck, Value,
+};
 pub use transport::{
     serve_session, serve_session_until, LocalSession, SlowPolicy, TransportConfig, WampRouter,
 };
-pub use uri::{MatchPolicy, UriCheck};
-pub use value::{Dict, Value};

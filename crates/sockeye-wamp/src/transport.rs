@@ -19,23 +19,27 @@
 //! current time, and one timer task per router sleeps until [`Router::poll_timeout`] (call
 //! timeouts), woken early when an input brings the next deadline forward.
 //!
-//! Shutdown: the router says GOODBYE `wamp.close.system_shutdown` to the session, waits up to
-//! [`GOODBYE_REPLY_TIMEOUT`] for the client's GOODBYE, then closes with 1001 "Going Away".
+//! A connection is three parts: the reader (messages in, routed), the writer (its queue out)
+//! and the shutdown part (at shutdown, the router says GOODBYE `wamp.close.system_shutdown`
+//! to the session, waits up to [`GOODBYE_REPLY_TIMEOUT`] for the client's GOODBYE, then has
+//! the writer close with 1001 "Going Away"). They end by one mechanism: the connection's
+//! [`Ending`], which any of them, or the router dropping a slow session, sets.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use sockeye::http::StatusCode;
-use sockeye::{Message as WsMessage, Upgrade};
+use sockeye::{Message as WsMessage, Upgrade, WebSocket};
+use sockeye_wamp_proto::{error_uri, Action, ConnId, Message, Router, RouterConfig, Serializer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::core::{error_uri, Action, ConnId, Router, RouterConfig};
-use crate::message::{Message, ProtocolViolation};
-use crate::serializer::Serializer;
+use crate::framing::{from_frame, to_frame};
 
 /// What to do with a session whose outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,21 +70,31 @@ impl Default for TransportConfig {
         TransportConfig {
             serializers: Serializer::ALL.to_vec(),
             queue_capacity: 1024,
-            queue_bytes: 8 << 20,
+            queue_bytes: sockeye_wamp_proto::config::DEFAULT_SESSION_QUEUE_BYTES,
             slow_policy: SlowPolicy::DropEvents,
         }
     }
 }
 
-impl Outbound {
-    /// What the message counts against its session's byte budget.
-    fn size(&self) -> usize {
-        match self {
-            Outbound::Msg(_, size) => *size,
-            Outbound::Shared(s) => s.size,
-            Outbound::Close | Outbound::GoingAway => 0,
+impl TransportConfig {
+    /// The transport settings of the `[wamp]` section of a settings file.
+    pub fn from_settings(settings: &sockeye_wamp_proto::Settings) -> Self {
+        TransportConfig {
+            queue_bytes: settings.session_queue_bytes(),
+            ..TransportConfig::default()
         }
     }
+}
+
+/// How a connection is ending, watched by each of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Serving.
+    Running,
+    /// The server is shutting down: the close that ends the connection is 1001 "Going Away".
+    GoingAway,
+    /// Drop the connection now (the router dropped the session for being slow).
+    Killed,
 }
 
 enum Outbound {
@@ -90,19 +104,52 @@ enum Outbound {
     /// A message routed to several sessions (an EVENT to every subscriber), serialized once
     /// per serializer by whichever writer gets to it first.
     Shared(Arc<SharedMessage>),
-    /// Close the WebSocket after what was queued before (after ABORT or GOODBYE).
+    /// Close the WebSocket after what was queued before (after ABORT or GOODBYE, or at
+    /// shutdown).
     Close,
-    /// The server is shutting down: close with 1001 "Going Away".
-    GoingAway,
 }
 
+impl Outbound {
+    /// What the message counts against its session's byte budget.
+    fn size(&self) -> usize {
+        match self {
+            Outbound::Msg(_, size) => *size,
+            Outbound::Shared(s) => s.size,
+            Outbound::Close => 0,
+        }
+    }
+}
+
+/// The queue of one session, as the router's side holds it.
 struct Outbox {
     tx: mpsc::Sender<Outbound>,
     /// Bytes in `tx`'s queue, given back by whoever takes a message out.
     bytes: Arc<AtomicUsize>,
-    /// Set to true to drop the connection at once.
-    kill: watch::Sender<bool>,
+    ending: Arc<watch::Sender<Ending>>,
     dropped: u64,
+}
+
+/// The other end of an [`Outbox`]: what the writer (or a [`LocalSession`]) reads.
+struct Inbox {
+    rx: mpsc::Receiver<Outbound>,
+    bytes: Arc<AtomicUsize>,
+    ending: watch::Receiver<Ending>,
+}
+
+impl Inbox {
+    /// The next message, its bytes given back to the budget; `None` once every sender is
+    /// gone.
+    async fn recv(&mut self) -> Option<Outbound> {
+        let out = self.rx.recv().await?;
+        self.bytes.fetch_sub(out.size(), Ordering::Relaxed);
+        Some(out)
+    }
+
+    fn try_recv(&mut self) -> Option<Outbound> {
+        let out = self.rx.try_recv().ok()?;
+        self.bytes.fetch_sub(out.size(), Ordering::Relaxed);
+        Some(out)
+    }
 }
 
 /// How long a session gets to answer the router's GOODBYE at shutdown before the WebSocket
@@ -153,7 +200,7 @@ where
 /// [`serve_session`], closing the WebSocket with 1001 "Going Away" once `shutdown` completes.
 pub async fn serve_session_until<S>(
     upgrade: Upgrade<S>,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: impl Future<Output = ()>,
 ) -> sockeye::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -195,11 +242,7 @@ impl WampRouter {
 
     /// Runs `f` on the router core (for statistics and tests); the lock is held meanwhile.
     pub fn with_router<T>(&self, f: impl FnOnce(&Router) -> T) -> T {
-        f(&self.lock().router)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.lock()
+        f(&self.shared.lock().router)
     }
 
     /// Starts the task that drives the core's timers, once, from inside the runtime.
@@ -209,41 +252,72 @@ impl WampRouter {
         }
     }
 
+    /// A new connection of the router core, with the queue its messages go to.
+    fn connect(&self, capacity: usize) -> (ConnId, Inbox, Arc<watch::Sender<Ending>>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let (ending, ending_rx) = watch::channel(Ending::Running);
+        let ending = Arc::new(ending);
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let mut st = self.shared.lock();
+        let conn = st.router.connect();
+        let outbox = Outbox {
+            tx,
+            bytes: bytes.clone(),
+            ending: ending.clone(),
+            dropped: 0,
+        };
+        st.outboxes.insert(conn, outbox);
+        let inbox = Inbox {
+            rx,
+            bytes,
+            ending: ending_rx,
+        };
+        (conn, inbox, ending)
+    }
+
+    /// The connection is gone: the router forgets it, its calls fail, its queue closes.
+    fn disconnect(&self, conn: ConnId) {
+        self.with_state(|st| {
+            st.router.disconnect(conn);
+            st.outboxes.remove(&conn);
+        });
+    }
+
+    /// Runs `f` under the lock, then carries out what the router decided.
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut st = self.shared.lock();
+        let out = f(&mut st);
+        self.shared.dispatch(&mut st);
+        out
+    }
+
     /// A session inside this process, joined to `realm` as `authid` without authentication
     /// (see [`Router::join_trusted`]): a service the server itself offers talks WAMP through
     /// it, with no WebSocket and no serializer in between. Its first message is the WELCOME.
     /// It leaves the realm when dropped.
     pub fn join_local(&self, realm: &str, authid: &str) -> Option<LocalSession> {
         // Large enough that a component reading as fast as it can is never treated as slow.
-        let (tx, rx) = mpsc::channel(self.shared.config.queue_capacity.max(4096));
-        let (kill, killed) = watch::channel(false);
-        let bytes = Arc::new(AtomicUsize::new(0));
-        let mut st = self.lock();
-        let conn = connect(&mut st, tx, bytes.clone(), kill);
-        let Some(session_id) = st.router.join_trusted(conn, realm, authid) else {
-            st.router.disconnect(conn);
-            st.outboxes.remove(&conn);
+        let (conn, inbox, _) = self.connect(self.shared.config.queue_capacity.max(4096));
+        let Some(session_id) = self.with_state(|st| st.router.join_trusted(conn, realm, authid))
+        else {
+            self.disconnect(conn);
             return None;
         };
-        self.dispatch(&mut st);
-        drop(st);
         self.start_timer();
         Some(LocalSession {
             router: self.clone(),
             conn,
             session_id,
-            rx,
-            bytes,
-            killed,
+            inbox,
         })
     }
 
     /// Routes one message from a connection, as if it had arrived on its transport.
     fn route(&self, conn: ConnId, msg: Message) {
-        let mut st = self.lock();
+        let mut st = self.shared.lock();
         st.router.handle_timeout(Instant::now());
         st.router.handle(conn, msg);
-        self.dispatch(&mut st);
+        self.shared.dispatch(&mut st);
         if let Some(next) = st.router.poll_timeout() {
             if st.timer_wake.is_none_or(|w| next < w) {
                 st.timer_wake = Some(next);
@@ -266,7 +340,7 @@ impl WampRouter {
     pub async fn serve_until<S>(
         &self,
         upgrade: Upgrade<S>,
-        shutdown: impl std::future::Future<Output = ()>,
+        shutdown: impl Future<Output = ()>,
     ) -> sockeye::Result<()>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -295,182 +369,143 @@ impl WampRouter {
             .accept(Some(serializer.protocol().to_owned()))
             .await?;
         self.start_timer();
-        let (mut sink, mut stream) = ws.split();
-        let (tx, mut rx) = mpsc::channel(self.shared.config.queue_capacity.max(1));
-        let going_away = tx.clone();
-        let (kill, mut killed) = watch::channel(false);
-        let mut killed_w = killed.clone();
-        // Set at shutdown: the close that follows the GOODBYE exchange is a 1001.
-        let going_away_w = Arc::new(AtomicBool::new(false));
-        let going_away_flag = going_away_w.clone();
-        let bytes = Arc::new(AtomicUsize::new(0));
-        let queued = bytes.clone();
-        let conn = connect(&mut self.lock(), tx, bytes, kill);
+        let (sink, stream) = ws.split();
+        let (conn, inbox, ending) = self.connect(self.shared.config.queue_capacity.max(1));
+        let mut killed = inbox.ending.clone();
+        let writer = tokio::spawn(write_queue(sink, inbox, serializer));
 
-        let writer = tokio::spawn(async move {
-            let mut next = None;
-            loop {
-                let out = match next.take() {
-                    Some(out) => Some(out),
-                    None => tokio::select! {
-                        biased;
-                        _ = killed_w.wait_for(|k| *k) => return,
-                        out = rx.recv() => out,
-                    },
-                };
-                if let Some(out) = &out {
-                    queued.fetch_sub(out.size(), Ordering::Relaxed);
-                }
-                let first = match out {
-                    Some(Outbound::Msg(m, _)) => Encoded::Plain(m),
-                    Some(Outbound::Shared(shared)) => Encoded::Shared(shared),
-                    Some(Outbound::Close) | None if !going_away_w.load(Ordering::Relaxed) => {
-                        let _ = sink.send(WsMessage::close(1000, "")).await;
-                        return;
-                    }
-                    Some(Outbound::Close) | None => {
-                        let _ = sink.send(WsMessage::close(1001, "Going Away")).await;
-                        return;
-                    }
-                    Some(Outbound::GoingAway) => {
-                        let _ = sink.send(WsMessage::close(1001, "Going Away")).await;
-                        return;
-                    }
-                };
-                // Whatever else is already queued goes out in the same write: under load one
-                // system call carries many messages.
-                let mut batch = vec![first.frame(serializer)];
-                while batch.len() < WRITE_BATCH {
-                    let out = rx.try_recv();
-                    if let Ok(out) = &out {
-                        queued.fetch_sub(out.size(), Ordering::Relaxed);
-                    }
-                    match out {
-                        Ok(Outbound::Msg(m, _)) => batch.push(Encoded::Plain(m).frame(serializer)),
-                        Ok(Outbound::Shared(s)) => batch.push(Encoded::Shared(s).frame(serializer)),
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let sent = tokio::select! {
-                    biased;
-                    _ = killed_w.wait_for(|k| *k) => return,
-                    r = async {
-                        for frame in batch {
-                            sink.feed(frame).await?;
-                        }
-                        sink.flush().await
-                    } => r,
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-        });
-
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut shutting_down = false;
-        // While waiting for the client's GOODBYE at shutdown: when to stop waiting.
-        let mut goodbye_deadline: Option<tokio::time::Instant> = None;
-        let result = loop {
-            let next = tokio::select! {
-                biased;
-                _ = killed.wait_for(|k| *k) => break Ok(()),
-                _ = &mut shutdown, if !shutting_down => {
-                    shutting_down = true;
-                    going_away_flag.store(true, Ordering::Relaxed);
-                    let said_goodbye = {
-                        let mut st = self.lock();
-                        let said = st.router.goodbye(
-                            conn,
-                            error_uri::SYSTEM_SHUTDOWN,
-                            "the server is shutting down",
-                        );
-                        self.dispatch(&mut st);
-                        said
-                    };
-                    if said_goodbye {
-                        goodbye_deadline =
-                            Some(tokio::time::Instant::now() + GOODBYE_REPLY_TIMEOUT);
-                    } else {
-                        // A send that waits would hold up the close; a full queue means the
-                        // session is stuck anyway, and the server's own timeout ends it.
-                        let _ = going_away.try_send(Outbound::GoingAway);
-                    }
-                    continue;
-                }
-                _ = tokio::time::sleep_until(goodbye_deadline.unwrap_or_else(tokio::time::Instant::now)),
-                    if goodbye_deadline.is_some() => {
-                    goodbye_deadline = None;
-                    let _ = going_away.try_send(Outbound::GoingAway);
-                    continue;
-                }
-                next = stream.next() => next,
-            };
-            let decoded = match next {
-                None | Some(Ok(WsMessage::Close(_))) => break Ok(()),
-                Some(Err(e)) => break Err(e),
-                Some(Ok(WsMessage::Text(t))) if !serializer.is_binary() => {
-                    serializer.decode(t.as_str().as_bytes())
-                }
-                Some(Ok(WsMessage::Binary(b))) if serializer.is_binary() => serializer.decode(&b),
-                Some(Ok(_)) => Err(ProtocolViolation::new(format!(
-                    "{} travels in {} frames",
-                    serializer.protocol(),
-                    if serializer.is_binary() {
-                        "binary"
-                    } else {
-                        "text"
-                    }
-                ))),
-            };
-            match decoded {
-                Ok(msg) => self.route(conn, msg),
-                Err(v) => {
-                    let mut st = self.lock();
-                    st.router.handle_violation(conn, &v);
-                    self.dispatch(&mut st);
-                }
-            }
+        let result = tokio::select! {
+            biased;
+            _ = killed.wait_for(|e| *e == Ending::Killed) => Ok(()),
+            r = self.read_messages(conn, stream, serializer) => r,
+            never = self.shut_down_when(conn, shutdown, &ending) => match never {},
         };
 
-        {
-            let mut st = self.lock();
-            st.router.disconnect(conn);
-            st.outboxes.remove(&conn);
-            self.dispatch(&mut st);
-        }
+        self.disconnect(conn);
         // The writer finishes what was queued (an ABORT, a GOODBYE) and closes; if the peer
         // is gone it fails fast.
         let _ = writer.await;
         result
     }
 
-    /// Carries out the router's actions. Runs under the lock and never waits.
-    fn dispatch(&self, st: &mut State) {
-        self.shared.dispatch(st);
+    /// The reader: routes each message the client sends until the WebSocket ends.
+    async fn read_messages<S>(
+        &self,
+        conn: ConnId,
+        mut stream: SplitStream<WebSocket<S>>,
+        serializer: Serializer,
+    ) -> sockeye::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        while let Some(frame) = stream.next().await {
+            match from_frame(serializer, &frame?) {
+                None => break,
+                Some(Ok(msg)) => self.route(conn, msg),
+                Some(Err(violation)) => {
+                    self.with_state(|st| st.router.handle_violation(conn, &violation))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The shutdown part: once `shutdown` completes, GOODBYE and wait up to
+    /// [`GOODBYE_REPLY_TIMEOUT`] for the client's, then close with 1001. Never returns.
+    async fn shut_down_when(
+        &self,
+        conn: ConnId,
+        shutdown: impl Future<Output = ()>,
+        ending: &watch::Sender<Ending>,
+    ) -> std::convert::Infallible {
+        shutdown.await;
+        ending.send_if_modified(|e| {
+            let running = *e == Ending::Running;
+            if running {
+                *e = Ending::GoingAway;
+            }
+            running
+        });
+        let said_goodbye = self.with_state(|st| {
+            st.router.goodbye(
+                conn,
+                error_uri::SYSTEM_SHUTDOWN,
+                "the server is shutting down",
+            )
+        });
+        if said_goodbye {
+            // The client's GOODBYE makes the router close the connection before this ends.
+            tokio::time::sleep(GOODBYE_REPLY_TIMEOUT).await;
+        }
+        // A send that waits would hold up the close; a full queue means the session is stuck
+        // anyway, and the server's own timeout ends it.
+        if let Some(outbox) = self.shared.lock().outboxes.get(&conn) {
+            let _ = outbox.tx.try_send(Outbound::Close);
+        }
+        std::future::pending().await
     }
 }
 
-/// A new connection of the router core, with the queue its messages go to.
-fn connect(
-    st: &mut State,
-    tx: mpsc::Sender<Outbound>,
-    bytes: Arc<AtomicUsize>,
-    kill: watch::Sender<bool>,
-) -> ConnId {
-    let conn = st.router.connect();
-    let outbox = Outbox {
-        tx,
-        bytes,
-        kill,
-        dropped: 0,
-    };
-    st.outboxes.insert(conn, outbox);
-    conn
+/// The writer: sends what is queued for a session, many messages a write when many are
+/// waiting, and closes the WebSocket when told to (1000, or 1001 at shutdown).
+async fn write_queue<S>(
+    mut sink: SplitSink<WebSocket<S>, WsMessage>,
+    mut inbox: Inbox,
+    serializer: Serializer,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut ending = inbox.ending.clone();
+    let mut next = None;
+    loop {
+        let out = match next.take() {
+            Some(out) => Some(out),
+            None => tokio::select! {
+                biased;
+                _ = ending.wait_for(|e| *e == Ending::Killed) => return,
+                out = inbox.recv() => out,
+            },
+        };
+        let first = match out {
+            Some(Outbound::Msg(m, _)) => Encoded::Plain(m),
+            Some(Outbound::Shared(shared)) => Encoded::Shared(shared),
+            Some(Outbound::Close) | None => {
+                let close = match *ending.borrow() {
+                    Ending::GoingAway => WsMessage::close(1001, "Going Away"),
+                    _ => WsMessage::close(1000, ""),
+                };
+                let _ = sink.send(close).await;
+                return;
+            }
+        };
+        // Whatever else is already queued goes out in the same write: under load one system
+        // call carries many messages.
+        let mut batch = vec![first.frame(serializer)];
+        while batch.len() < WRITE_BATCH {
+            match inbox.try_recv() {
+                Some(Outbound::Msg(m, _)) => batch.push(Encoded::Plain(m).frame(serializer)),
+                Some(Outbound::Shared(s)) => batch.push(Encoded::Shared(s).frame(serializer)),
+                Some(close) => {
+                    next = Some(close);
+                    break;
+                }
+                None => break,
+            }
+        }
+        let sent = tokio::select! {
+            biased;
+            _ = ending.wait_for(|e| *e == Ending::Killed) => return,
+            r = async {
+                for frame in batch {
+                    sink.feed(frame).await?;
+                }
+                sink.flush().await
+            } => r,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
 }
 
 /// A WAMP session inside the server's process: see [`WampRouter::join_local`].
@@ -478,10 +513,7 @@ pub struct LocalSession {
     router: WampRouter,
     conn: ConnId,
     session_id: u64,
-    rx: mpsc::Receiver<Outbound>,
-    bytes: Arc<AtomicUsize>,
-    /// Set when the router dropped the session (it fell too far behind).
-    killed: watch::Receiver<bool>,
+    inbox: Inbox,
 }
 
 impl std::fmt::Debug for LocalSession {
@@ -506,25 +538,20 @@ impl LocalSession {
     /// The next message the router sent to this session; `None` once the router has ended
     /// the session (GOODBYE or ABORT already received, or dropped for being slow).
     pub async fn recv(&mut self) -> Option<Arc<Message>> {
-        if *self.killed.borrow() {
+        if *self.inbox.ending.borrow() == Ending::Killed {
             return None;
         }
-        let out = self.rx.recv().await?;
-        self.bytes.fetch_sub(out.size(), Ordering::Relaxed);
-        match out {
+        match self.inbox.recv().await? {
             Outbound::Msg(msg, _) => Some(msg),
             Outbound::Shared(shared) => Some(shared.msg.clone()),
-            Outbound::Close | Outbound::GoingAway => None,
+            Outbound::Close => None,
         }
     }
 }
 
 impl Drop for LocalSession {
     fn drop(&mut self) {
-        let mut st = self.router.lock();
-        st.router.disconnect(self.conn);
-        st.outboxes.remove(&self.conn);
-        self.router.dispatch(&mut st);
+        self.router.disconnect(self.conn);
     }
 }
 
@@ -584,26 +611,17 @@ enum Encoded {
 impl Encoded {
     fn frame(self, serializer: Serializer) -> WsMessage {
         match self {
-            Encoded::Plain(msg) => frame(serializer, &msg),
+            Encoded::Plain(msg) => to_frame(serializer, &msg),
             Encoded::Shared(shared) => {
                 let slot = Serializer::ALL
                     .iter()
                     .position(|s| *s == serializer)
                     .expect("every serializer is in ALL");
                 shared.frames[slot]
-                    .get_or_init(|| frame(serializer, &shared.msg))
+                    .get_or_init(|| to_frame(serializer, &shared.msg))
                     .clone()
             }
         }
-    }
-}
-
-fn frame(serializer: Serializer, msg: &Message) -> WsMessage {
-    let bytes = serializer.encode(msg);
-    if serializer.is_binary() {
-        WsMessage::binary(bytes)
-    } else {
-        WsMessage::text(String::from_utf8(bytes).expect("JSON is UTF-8"))
     }
 }
 
@@ -617,75 +635,68 @@ impl Shared {
 
     /// Carries out the router's actions. Runs under the lock and never waits.
     fn dispatch(&self, st: &mut State) {
-        let State {
-            router, outboxes, ..
-        } = st;
-        // The message routed to several sessions last, shared by the actions that follow.
-        let mut last_shared: Option<Arc<SharedMessage>> = None;
-        while let Some(action) = router.poll() {
-            let (to, out) = match action {
-                // Other actions still hold this message: it goes to more than one session.
-                Action::Send(to, msg) if Arc::strong_count(&msg) > 1 => {
-                    let shared = match &last_shared {
-                        Some(s) if Arc::ptr_eq(&s.msg, &msg) => s.clone(),
-                        _ => {
-                            let s = Arc::new(SharedMessage {
-                                size: msg.size_hint(),
-                                msg,
-                                frames: Default::default(),
-                            });
-                            last_shared = Some(s.clone());
-                            s
-                        }
-                    };
-                    (to, Outbound::Shared(shared))
-                }
+        while let Some(action) = st.router.poll() {
+            match action {
                 Action::Send(to, msg) => {
                     let size = msg.size_hint();
-                    (to, Outbound::Msg(msg, size))
+                    self.enqueue(st, to, Outbound::Msg(msg, size));
                 }
-                Action::Close(to) => (to, Outbound::Close),
-            };
-            let Some(outbox) = outboxes.get_mut(&to) else {
-                continue;
-            };
-            let is_event = match &out {
-                Outbound::Msg(m, _) => matches!(**m, Message::Event { .. }),
-                Outbound::Shared(s) => matches!(*s.msg, Message::Event { .. }),
-                _ => false,
-            };
-            // Over the byte budget counts as full, unless the queue is empty: one message
-            // larger than the budget still goes.
-            let size = out.size();
-            let before = outbox.bytes.fetch_add(size, Ordering::Relaxed);
-            let sent = if before > 0 && before + size > self.config.queue_bytes {
-                Err(mpsc::error::TrySendError::Full(out))
-            } else {
-                outbox.tx.try_send(out)
-            };
-            if sent.is_err() {
-                outbox.bytes.fetch_sub(size, Ordering::Relaxed);
-            }
-            match sent {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(_))
-                    if is_event && self.config.slow_policy == SlowPolicy::DropEvents =>
-                {
-                    outbox.dropped += 1;
-                    if outbox.dropped.is_power_of_two() {
-                        tracing::debug!(?to, dropped = outbox.dropped, "slow subscriber");
+                Action::Broadcast(to, msg) => {
+                    let shared = Arc::new(SharedMessage {
+                        size: msg.size_hint(),
+                        msg,
+                        frames: Default::default(),
+                    });
+                    for to in to {
+                        self.enqueue(st, to, Outbound::Shared(shared.clone()));
                     }
-                    self.dropped_events.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::info!(?to, "disconnecting a slow session");
-                    self.slow_disconnects.fetch_add(1, Ordering::Relaxed);
-                    let _ = outbox.kill.send(true);
-                    outboxes.remove(&to);
-                    // Its calls fail and its subscriptions go now, not when its tasks notice.
-                    router.disconnect(to);
+                Action::Close(to) => self.enqueue(st, to, Outbound::Close),
+            }
+        }
+    }
+
+    /// Queues one message for a session without waiting; a session whose queue is full is
+    /// slow, and [`SlowPolicy`] says what happens to it.
+    fn enqueue(&self, st: &mut State, to: ConnId, out: Outbound) {
+        let Some(outbox) = st.outboxes.get_mut(&to) else {
+            return;
+        };
+        let is_event = match &out {
+            Outbound::Msg(m, _) => matches!(**m, Message::Event { .. }),
+            Outbound::Shared(s) => matches!(*s.msg, Message::Event { .. }),
+            Outbound::Close => false,
+        };
+        // Over the byte budget counts as full, unless the queue is empty: one message larger
+        // than the budget still goes.
+        let size = out.size();
+        let before = outbox.bytes.fetch_add(size, Ordering::Relaxed);
+        let sent = if before > 0 && before + size > self.config.queue_bytes {
+            Err(mpsc::error::TrySendError::Full(out))
+        } else {
+            outbox.tx.try_send(out)
+        };
+        if sent.is_err() {
+            outbox.bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+        match sent {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_))
+                if is_event && self.config.slow_policy == SlowPolicy::DropEvents =>
+            {
+                outbox.dropped += 1;
+                if outbox.dropped.is_power_of_two() {
+                    tracing::debug!(?to, dropped = outbox.dropped, "slow subscriber");
                 }
+                self.dropped_events.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(?to, "disconnecting a slow session");
+                self.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+                outbox.ending.send_replace(Ending::Killed);
+                st.outboxes.remove(&to);
+                // Its calls fail and its subscriptions go now, not when its tasks notice.
+                st.router.disconnect(to);
             }
         }
     }

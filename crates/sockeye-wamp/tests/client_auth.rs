@@ -2,12 +2,14 @@
 //! `ticket`, `wampcra` (plain and salted: the client derives the key with PBKDF2 from the
 //! challenge's salt) and `cryptosign` (Ed25519), and being refused with wrong secrets.
 
+// The user `joe` is the one the sans-I/O authentication tests know too.
+#[path = "../../sockeye-wamp-proto/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
-use sockeye_wamp::auth::{AuthConfig, Salt, Secret, User};
 use sockeye_wamp::client::{Client, ClientError, Credentials};
+use sockeye_wamp::proto::auth::{AuthConfig, Salt, Secret, User};
 use sockeye_wamp::{Dict, RouterConfig, Serializer, TransportConfig, WampRouter};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
@@ -37,7 +39,7 @@ async fn router() -> String {
                             salt: Some(salted),
                         },
                         Secret::Cryptosign {
-                            public_keys: vec![sockeye_wamp::auth::hex32(PUBKEY).unwrap()],
+                            public_keys: vec![sockeye_wamp::proto::auth::hex32(PUBKEY).unwrap()],
                         },
                     ],
                 },

@@ -15,7 +15,7 @@
 //! Every serializer takes the same nesting depth, and JSON floats round-trip exactly
 //! (serde_json's `float_roundtrip`): this target found both when they did not.
 
-use sockeye_wamp::{Message, Serializer, Value};
+use sockeye_wamp_proto::{Message, Serializer, Value};
 
 /// `a == b`, with NaN equal to NaN.
 fn same(a: &Value, b: &Value) -> bool {

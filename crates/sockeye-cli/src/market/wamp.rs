@@ -19,8 +19,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use sockeye_wamp::message::code;
-use sockeye_wamp::{uri, Dict, MatchPolicy, Message, Payload, Value, WampRouter};
+use sockeye_wamp::proto::message::code;
+use sockeye_wamp::proto::uri;
+use sockeye_wamp::{Dict, MatchPolicy, Message, Payload, Value, WampRouter};
 
 use super::{Exchange, Market, Tick, HISTORY, TICK};
 
@@ -384,7 +385,7 @@ pub async fn run(exchange: Exchange, router: WampRouter, realm: String) {
 mod tests {
     use std::sync::Arc;
 
-    use sockeye_wamp::{Action, ConnId, Router, RouterConfig};
+    use sockeye_wamp::proto::{Action, ConnId, Router, RouterConfig};
 
     use super::*;
 
@@ -397,6 +398,15 @@ mod tests {
         client: ConnId,
         /// What the router sent the client.
         inbox: Vec<Arc<Message>>,
+    }
+
+    /// The messages an action sends, one per recipient.
+    fn sends(action: Action) -> Vec<(ConnId, Arc<Message>)> {
+        match action {
+            Action::Send(to, msg) => vec![(to, msg)],
+            Action::Broadcast(to, msg) => to.into_iter().map(|to| (to, msg.clone())).collect(),
+            Action::Close(to) => panic!("the router closed {to:?}"),
+        }
     }
 
     impl Harness {
@@ -439,14 +449,15 @@ mod tests {
         /// Carries messages between the router and the component until neither has more.
         fn pump(&mut self) {
             while let Some(action) = self.router.poll() {
-                match action {
-                    Action::Send(to, msg) if to == self.me => {
+                for (to, msg) in sends(action) {
+                    if to == self.me {
                         for answer in self.component.handle(&msg, &self.market) {
                             self.router.handle(self.me, answer);
                         }
+                    } else {
+                        assert_eq!(to, self.client, "{msg:?}");
+                        self.inbox.push(msg);
                     }
-                    Action::Send(to, msg) if to == self.client => self.inbox.push(msg),
-                    other => panic!("{other:?}"),
                 }
             }
         }
@@ -504,7 +515,7 @@ mod tests {
             h.router.handle(me, msg);
         }
         while let Some(action) = h.router.poll() {
-            if let Action::Send(to, msg) = action {
+            for (to, msg) in sends(action) {
                 if to == me {
                     let _ = late.handle(&msg, &h.market);
                 }

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use serde_json::Value as J;
-use sockeye_wamp::core::{Action, Router, RouterConfig};
-use sockeye_wamp::message::code_name;
-use sockeye_wamp::{Message, Serializer, Value};
+use sockeye_wamp_proto::message::code_name;
+use sockeye_wamp_proto::router::{Action, Router, RouterConfig};
+use sockeye_wamp_proto::{Message, Serializer, Value};
 
 fn suite() -> Option<PathBuf> {
     let dir = std::env::var_os("SOCKEYE_WAMP_TESTSUITE")
@@ -156,9 +156,8 @@ fn attr(m: &Message, key: &str) -> Option<J> {
     match key {
         "message_type" => Some(J::from(m.code())),
         "args" => payload.map(|p| match p {
-            sockeye_wamp::Payload::Args(a) | sockeye_wamp::Payload::ArgsKwargs(a, _) => {
-                to_json(&Value::List(a.clone()))
-            }
+            sockeye_wamp_proto::Payload::Args(a)
+            | sockeye_wamp_proto::Payload::ArgsKwargs(a, _) => to_json(&Value::List(a.clone())),
             _ => J::Null,
         }),
         "kwargs" => payload.map(|p| {
@@ -166,7 +165,7 @@ fn attr(m: &Message, key: &str) -> Option<J> {
                 .map_or(J::Null, |k| to_json(&Value::Dict(k.clone())))
         }),
         "payload" => payload.map(|p| match p {
-            sockeye_wamp::Payload::Opaque(Value::Bytes(b)) => {
+            sockeye_wamp_proto::Payload::Opaque(Value::Bytes(b)) => {
                 J::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
             }
             _ => J::Null,
@@ -335,7 +334,7 @@ fn multisession_sequences_replay_through_the_router() {
             );
             conns.insert(s["session_id"].as_str().unwrap().to_owned(), c);
         }
-        let mut pending: Vec<(sockeye_wamp::ConnId, Message)> = Vec::new();
+        let mut pending: Vec<(sockeye_wamp_proto::ConnId, Message)> = Vec::new();
         let mut events = 0;
         for step in file["sequence"].as_array().unwrap() {
             let what = format!("{} step {}", path.display(), step["step"]);
@@ -349,8 +348,12 @@ fn multisession_sequences_replay_through_the_router() {
                         .unwrap(),
                 );
                 while let Some(a) = router.poll() {
-                    if let Action::Send(to, m) = a {
-                        pending.push((to, (*m).clone()));
+                    match a {
+                        Action::Send(to, m) => pending.push((to, (*m).clone())),
+                        Action::Broadcast(to, m) => {
+                            pending.extend(to.into_iter().map(|to| (to, (*m).clone())))
+                        }
+                        Action::Close(_) => {}
                     }
                 }
                 continue;

@@ -2,8 +2,8 @@
 //! the three serializers agree on how deep a message may nest, so that whatever one session
 //! sends reaches a session on any other serializer.
 
-use sockeye_wamp::serializer::MAX_NESTING;
-use sockeye_wamp::{Message, Payload, Serializer, Value};
+use sockeye_wamp_proto::serializer::MAX_NESTING;
+use sockeye_wamp_proto::{Message, Payload, Serializer, Value};
 
 #[test]
 fn json_floats_round_trip_exactly() {

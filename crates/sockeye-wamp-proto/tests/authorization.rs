@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use sockeye_wamp::auth::{AuthConfig, Operation, Permission, Role, Secret, User};
-use sockeye_wamp::core::{ConnId, RealmConfig, RouterConfig};
-use sockeye_wamp::{MatchPolicy, Message};
+use sockeye_wamp_proto::auth::{AuthConfig, Operation, Permission, Role, Secret, User};
+use sockeye_wamp_proto::router::{ConnId, RealmConfig, RouterConfig};
+use sockeye_wamp_proto::{MatchPolicy, Message};
 
 use MatchPolicy::{Exact, Prefix, Wildcard};
 use Operation::{Call, Publish, Subscribe};
@@ -296,7 +296,9 @@ fn messages_of(out: Vec<Out>) -> Vec<(ConnId, Message)> {
         .map(|o| match o {
             Out::Msg(c, t) => (
                 c,
-                sockeye_wamp::Serializer::Json.decode(t.as_bytes()).unwrap(),
+                sockeye_wamp_proto::Serializer::Json
+                    .decode(t.as_bytes())
+                    .unwrap(),
             ),
             Out::Close(c) => panic!("unexpected close of {c:?}"),
         })

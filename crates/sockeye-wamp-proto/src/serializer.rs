@@ -36,6 +36,14 @@ fn nesting(v: &Value) -> usize {
     }
 }
 
+/// The kind of WebSocket frame a serializer's messages travel in (WAMP spec, "WebSocket
+/// Transport"): JSON is UTF-8 text, the others are bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameType {
+    Text,
+    Binary,
+}
+
 /// A WAMP serializer, named by its WebSocket subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Serializer {
@@ -63,9 +71,18 @@ impl Serializer {
             .find(|s| s.protocol() == protocol)
     }
 
+    /// The WebSocket frames its messages travel in, both ways: a message in the other kind
+    /// of frame is a protocol violation.
+    pub fn frame_type(self) -> FrameType {
+        match self {
+            Serializer::Json => FrameType::Text,
+            Serializer::MsgPack | Serializer::Cbor => FrameType::Binary,
+        }
+    }
+
     /// Whether messages travel in binary frames (otherwise text frames).
     pub fn is_binary(self) -> bool {
-        !matches!(self, Serializer::Json)
+        self.frame_type() == FrameType::Binary
     }
 
     /// The first of `preference` that the client offered (the server's choice, as RFC 6455

@@ -69,7 +69,8 @@ impl Default for AuthConfig {
 
 /// Something a session does with a URI, each authorized separately (WAMP spec,
 /// "Authorization").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Operation {
     Publish,
     Subscribe,
@@ -306,7 +307,7 @@ impl AuthConfig {
                     return Decision::Challenge {
                         method: "cryptosign",
                         extra: Dict::new()
-                            .with("challenge", to_hex(&random))
+                            .with("challenge", hex::encode(random))
                             .with("channel_binding", crate::value::Value::Null),
                         pending: Pending {
                             authid: u.authid.clone(),
@@ -335,7 +336,7 @@ impl Pending {
             Expect::Cryptosign { key, challenge } => {
                 // Autobahn sends hex(signature || challenge): 96 bytes; the bare 64-byte
                 // signature is accepted too.
-                let Some(bytes) = from_hex(signature) else {
+                let Ok(bytes) = hex::decode(signature) else {
                     return false;
                 };
                 let sig = match bytes.len() {
@@ -376,23 +377,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub(crate) fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
 /// A 32-byte key from 64 hex digits.
 pub fn hex32(s: &str) -> Option<[u8; 32]> {
-    from_hex(s)?.try_into().ok()
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(s, &mut key).ok()?;
+    Some(key)
 }
 
 #[cfg(test)]
@@ -417,7 +406,7 @@ mod tests {
     fn hex_helpers() {
         assert_eq!(hex32(&"ab".repeat(32)), Some([0xab; 32]));
         assert_eq!(hex32("abc"), None);
-        assert_eq!(from_hex("zz"), None);
+        assert!(hex32("zz").is_none());
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));

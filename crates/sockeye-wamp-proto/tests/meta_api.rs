@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use sockeye_wamp::core::ConnId;
-use sockeye_wamp::{Dict, Message, Serializer, Value};
+use sockeye_wamp_proto::router::ConnId;
+use sockeye_wamp_proto::{Dict, Message, Serializer, Value};
 
 /// The meta events `watcher` got in `out`, as (topic, args), in order.
 fn meta_events(

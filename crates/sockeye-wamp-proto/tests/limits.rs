@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use sockeye_wamp::core::{ConnId, RouterConfig};
-use sockeye_wamp::{Message, Value};
+use sockeye_wamp_proto::router::{ConnId, RouterConfig};
+use sockeye_wamp_proto::{Message, Value};
 
 fn leave(h: &mut H, c: ConnId) {
     let _ = h.send(c, r#"[6,{},"wamp.close.close_realm"]"#);

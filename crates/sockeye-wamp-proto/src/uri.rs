@@ -23,8 +23,10 @@ pub enum UriCheck {
 }
 
 /// How a subscription or registration matches URIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MatchPolicy {
+    #[default]
     Exact,
     Prefix,
     Wildcard,

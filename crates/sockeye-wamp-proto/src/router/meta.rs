@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{error_uri as E, Action, ConnId, ConnState, Router, Session};
+use super::{deliver, error_uri as E, ConnId, ConnState, Router, Session};
 use crate::message::{Message, Payload};
 use crate::uri::MatchPolicy;
 use crate::value::{Dict, Value};
@@ -130,7 +130,7 @@ impl Router {
                 .sessions
                 .iter()
                 .filter_map(|c| match self.conns.get(c) {
-                    Some(ConnState::Established(s)) => Some(s),
+                    Some(ConnState::Established(s)) => Some(&**s),
                     _ => None,
                 })
                 .filter(|s| {
@@ -263,7 +263,7 @@ impl Router {
         if subs.is_empty() {
             return;
         }
-        let publication = self.rng.global_id();
+        let publication = self.ids.global_id();
         let mut sent = 0;
         for sub in subs {
             let mut details = Dict::new();
@@ -276,10 +276,12 @@ impl Router {
                 details,
                 payload: Payload::Args(args.clone()),
             });
-            for &to in &sub.subscribers {
-                self.out.push_back(Action::Send(to, event.clone()));
-                sent += 1;
-            }
+            sent += sub.subscribers.len() as u64;
+            deliver(
+                &mut self.out,
+                sub.subscribers.iter().copied().collect(),
+                event,
+            );
         }
         self.stats.events_sent += sent;
     }

@@ -2,9 +2,9 @@
 // Each test binary uses a different part of it.
 #![allow(dead_code)]
 
-use sockeye_wamp::auth::{Secret, User};
-use sockeye_wamp::core::{Action, ConnId, Router, RouterConfig};
-use sockeye_wamp::{Message, Serializer, Value};
+use sockeye_wamp_proto::auth::{Secret, User};
+use sockeye_wamp_proto::router::{Action, ConnId, Router, RouterConfig};
+use sockeye_wamp_proto::{Message, Serializer, Value};
 
 /// The user both authentication tests know: `joe`, role `frontend`, with a ticket and an
 /// unsalted wampcra secret.
@@ -49,13 +49,16 @@ impl H {
 
     pub fn drain(&mut self) -> Vec<Out> {
         let mut out = Vec::new();
+        let json = |m: &Message| String::from_utf8(Serializer::Json.encode(m)).unwrap();
         while let Some(a) = self.r.poll() {
-            out.push(match a {
-                Action::Send(c, m) => {
-                    Out::Msg(c, String::from_utf8(Serializer::Json.encode(&m)).unwrap())
+            match a {
+                Action::Send(c, m) => out.push(Out::Msg(c, json(&m))),
+                Action::Broadcast(to, m) => {
+                    assert!(to.len() > 1, "a broadcast to one is a send");
+                    out.extend(to.into_iter().map(|c| Out::Msg(c, json(&m))));
                 }
-                Action::Close(c) => Out::Close(c),
-            });
+                Action::Close(c) => out.push(Out::Close(c)),
+            }
         }
         out
     }

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use sockeye_wamp::core::{ConnId, RouterConfig};
-use sockeye_wamp::message::code;
-use sockeye_wamp::{Message, Payload, Serializer, UriCheck, Value};
+use sockeye_wamp_proto::message::code;
+use sockeye_wamp_proto::router::{ConnId, RouterConfig};
+use sockeye_wamp_proto::{Message, Payload, Serializer, UriCheck, Value};
 
 // ---- session lifecycle ----
 
@@ -823,7 +823,7 @@ fn payload_helpers() {
 mod auth {
     use super::*;
     use ring::signature::{Ed25519KeyPair, KeyPair};
-    use sockeye_wamp::auth::{derive_key, wampcra_sign, AuthConfig, Salt, Secret, User};
+    use sockeye_wamp_proto::auth::{derive_key, wampcra_sign, AuthConfig, Salt, Secret, User};
 
     fn key_pair() -> Ed25519KeyPair {
         Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).unwrap()
@@ -919,7 +919,7 @@ mod auth {
         }
     }
 
-    fn challenge_extra(out: Vec<(ConnId, Message)>) -> sockeye_wamp::Dict {
+    fn challenge_extra(out: Vec<(ConnId, Message)>) -> sockeye_wamp_proto::Dict {
         match &out[..] {
             [(_, Message::Challenge { method, extra })]
                 if method == "wampcra" || method == "cryptosign" =>

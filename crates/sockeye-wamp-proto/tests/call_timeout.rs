@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sockeye_wamp::core::ConnId;
-use sockeye_wamp::Message;
+use sockeye_wamp_proto::router::ConnId;
+use sockeye_wamp_proto::Message;
 
 const NO_CANCELING: &str = r#"{"roles":{"caller":{},"callee":{}}}"#;
 

@@ -1,0 +1,465 @@
+//! The sans-I/O router: realms, sessions, broker and dealer. No tokio, no sockets, no clock.
+//!
+//! The contract, in the style of quinn-proto and python-websockets:
+//!
+//! - inputs: [`Router::connect`] when a transport opens, [`Router::handle`] for each message
+//!   it decoded, [`Router::handle_violation`] when it could not decode one, and
+//!   [`Router::disconnect`] when the transport is gone;
+//! - outputs: [`Router::poll`], to be drained after every input, yields [`Action`]s — a
+//!   message for a connection, or "close this transport";
+//! - time: the core reads no clock. [`Router::handle_timeout`] tells it the time (before each
+//!   input, so that a CALL's `timeout` counts from then, and whenever the deadline
+//!   [`Router::poll_timeout`] names has come); it then cancels the calls that are overdue.
+//! - commands: [`Router::goodbye`] (shutdown: GOODBYE, then wait for the client's) and
+//!   [`Router::kick`] (GOODBYE and close at once).
+//!
+//! Connections are named by a [`ConnId`] that the router hands out, not by the WAMP session
+//! id: a transport outlives its session (after GOODBYE a client may send HELLO again and gets a
+//! new session id), and a transport has no session before HELLO.
+//!
+//! The session lifecycle (WAMP spec, "Session Lifecycle"):
+//!
+//! ```text
+//!              HELLO (valid)                 GOODBYE (client's; close_after_goodbye off)
+//!   Fresh ─────────────────────> Established ─────────────────────────────────────> Fresh
+//!     │ anything else              │ protocol violation, GOODBYE (router's, or the
+//!     │                            │ client's with close_after_goodbye on)
+//!     └──────────> ABORT ──> Closed <┘ (the transport is closed)
+//! ```
+//!
+//! A protocol violation only ever ends the offending session; the router keeps serving the
+//! others.
+
+mod meta;
+mod pubsub;
+mod rpc;
+mod session;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::{self, AuthConfig, Operation, Role, Verdict};
+pub use crate::config::{RealmConfig, RouterConfig};
+use crate::id::IdGenerator;
+use crate::message::{code, Message, ProtocolViolation};
+use crate::value::Dict;
+use pubsub::{Broker, Retained};
+use rpc::Dealer;
+use session::{ConnState, Session};
+
+/// Error URIs the router sends (WAMP spec, "Predefined URIs").
+pub mod error_uri {
+    pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+    pub const INVALID_URI: &str = "wamp.error.invalid_uri";
+    pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
+    pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
+    pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists";
+    pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
+    pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
+    pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
+    pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
+    pub const CANCELED: &str = "wamp.error.canceled";
+    pub const TIMEOUT: &str = "wamp.error.timeout";
+    pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
+    pub const NO_AUTH_METHOD: &str = "wamp.error.no_auth_method";
+    pub const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed";
+    pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
+    pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
+    pub const CLOSE_NORMAL: &str = "wamp.close.normal";
+    pub const CLOSE_KILLED: &str = "wamp.close.killed";
+}
+
+use error_uri as E;
+
+/// The authrole and authmethod of [`Router::join_trusted`] sessions.
+pub const TRUSTED: &str = "trusted";
+
+/// A transport connection known to the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// What the router wants done. Drain with [`Router::poll`] after every input.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum Action {
+    /// Send this message on this connection.
+    Send(ConnId, Arc<Message>),
+    /// Send this message on each of these connections (an EVENT to every subscriber of a
+    /// subscription), in this order: a transport encodes it once per serializer.
+    Broadcast(Vec<ConnId>, Arc<Message>),
+    /// Close this transport once the messages queued for it are sent. The router has already
+    /// forgotten the connection.
+    Close(ConnId),
+}
+
+/// The features announced in WELCOME: exactly what this router implements.
+pub fn router_roles() -> Dict {
+    let features = |names: &[&str]| {
+        let mut f = Dict::new();
+        for n in names {
+            f.insert(*n, true);
+        }
+        Dict::new().with("features", f)
+    };
+    Dict::new()
+        .with(
+            "broker",
+            features(&[
+                "publisher_exclusion",
+                "publisher_identification",
+                "subscriber_blackwhite_listing",
+                "pattern_based_subscription",
+                "payload_passthru_mode",
+                "session_meta_api",
+                "subscription_meta_api",
+                "event_retention",
+            ]),
+        )
+        .with(
+            "dealer",
+            features(&[
+                "caller_identification",
+                "progressive_call_results",
+                "call_canceling",
+                "pattern_based_registration",
+                "payload_passthru_mode",
+                "session_meta_api",
+                "registration_meta_api",
+                "shared_registration",
+                "call_timeout",
+            ]),
+        )
+}
+
+#[derive(Debug, Default)]
+struct Realm {
+    /// This realm's own users; `None`: the router's.
+    auth: Option<Arc<AuthConfig>>,
+    /// This realm's roles; `None`: everything is allowed.
+    roles: Option<Arc<Vec<Role>>>,
+    broker: Broker,
+    /// Retained events (WAMP spec, "Event Retention"): the last event published with
+    /// `retain: true` on each topic.
+    retained: HashMap<String, Retained>,
+    /// Their sizes, summed.
+    retained_bytes: usize,
+    /// Counts retained events, to tell the oldest.
+    retained_seq: u64,
+    /// Created by a HELLO (`auto_create_realms`), not configured: freed when empty.
+    auto: bool,
+    dealer: Dealer,
+    sessions: BTreeSet<ConnId>,
+}
+
+/// Counters for operators and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RouterStats {
+    pub sessions_opened: u64,
+    pub protocol_violations: u64,
+    pub publications: u64,
+    pub events_sent: u64,
+    pub calls: u64,
+}
+
+/// The router. See the module docs for the input/output contract.
+#[derive(Debug)]
+pub struct Router {
+    config: RouterConfig,
+    ids: IdGenerator,
+    next_conn: u64,
+    /// Router-scope ids (subscriptions, registrations) count up from 1.
+    next_router_id: u64,
+    conns: HashMap<ConnId, ConnState>,
+    realms: HashMap<String, Realm>,
+    /// WAMP session id → connection, for exclude/eligible lists.
+    session_ids: HashMap<u64, ConnId>,
+    out: VecDeque<Action>,
+    stats: RouterStats,
+    /// The time, as last given to [`Router::handle_timeout`]; `None` before that.
+    now: Option<Instant>,
+    /// Call deadlines: (when, caller, CALL request id). Entries of calls answered in time
+    /// stay until they expire and are then ignored.
+    deadlines: BTreeSet<(Instant, ConnId, u64)>,
+}
+
+impl Router {
+    /// A router whose ids come from the operating system's randomness.
+    pub fn new(config: RouterConfig) -> Self {
+        Self::with_ids(config, IdGenerator::random())
+    }
+
+    /// A router with reproducible ids, for tests.
+    pub fn with_seed(config: RouterConfig, seed: u64) -> Self {
+        Self::with_ids(config, IdGenerator::seeded(seed))
+    }
+
+    fn with_ids(config: RouterConfig, ids: IdGenerator) -> Self {
+        let mut realms = HashMap::new();
+        for r in &config.realms {
+            realms.insert(r.clone(), Realm::default());
+        }
+        for rc in &config.realm_configs {
+            realms.insert(
+                rc.name.clone(),
+                Realm {
+                    auth: rc.auth.clone().map(Arc::new),
+                    roles: rc.roles.clone().map(Arc::new),
+                    ..Realm::default()
+                },
+            );
+        }
+        Router {
+            config,
+            ids,
+            next_conn: 0,
+            next_router_id: 0,
+            conns: HashMap::new(),
+            realms,
+            session_ids: HashMap::new(),
+            out: VecDeque::new(),
+            stats: RouterStats::default(),
+            now: None,
+            deadlines: BTreeSet::new(),
+        }
+    }
+
+    /// Tells the router the time, and times out the calls whose deadline has passed: the
+    /// caller gets ERROR `wamp.error.timeout`, the callee (if it announced `call_canceling`)
+    /// INTERRUPT with mode `killnowait`. Call it before [`Router::handle`] (the deadline of a
+    /// CALL with `timeout` counts from the last time given) and at [`Router::poll_timeout`].
+    /// A router never given the time does not time out calls.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        while let Some(&(at, caller, request)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.time_out_call(caller, request, at);
+        }
+    }
+
+    /// When [`Router::handle_timeout`] next has something to do, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|d| d.0)
+    }
+
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> RouterStats {
+        self.stats
+    }
+
+    /// The next action to carry out, if any.
+    pub fn poll(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// A new transport connection; no session until it sends HELLO.
+    pub fn connect(&mut self) -> ConnId {
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        self.conns.insert(conn, ConnState::Fresh);
+        conn
+    }
+
+    /// The WAMP session id of a connection, once it has one.
+    pub fn session_id(&self, conn: ConnId) -> Option<u64> {
+        match self.conns.get(&conn) {
+            Some(ConnState::Established(s)) => Some(s.id),
+            _ => None,
+        }
+    }
+
+    /// The realms that exist now: the configured ones, and those HELLOs created that still
+    /// have sessions.
+    pub fn realm_count(&self) -> usize {
+        self.realms.len()
+    }
+
+    /// Number of established sessions in a realm.
+    pub fn session_count(&self, realm: &str) -> usize {
+        self.realms.get(realm).map_or(0, |r| r.sessions.len())
+    }
+
+    /// The transport received something it could not decode into a message.
+    pub fn handle_violation(&mut self, conn: ConnId, violation: &ProtocolViolation) {
+        if self.conns.contains_key(&conn) {
+            self.abort(conn, E::PROTOCOL_VIOLATION, &violation.0);
+        }
+    }
+
+    /// One message from a connection.
+    pub fn handle(&mut self, conn: ConnId, msg: Message) {
+        let session = match self.conns.get(&conn) {
+            None => return, // closed; late messages are dropped
+            Some(ConnState::Closing) => {
+                // The client's answer to our GOODBYE; anything else is late and dropped.
+                if let Message::Goodbye { .. } = msg {
+                    self.conns.remove(&conn);
+                    self.out.push_back(Action::Close(conn));
+                }
+                return;
+            }
+            Some(ConnState::Fresh) => None,
+            Some(ConnState::Challenging { .. }) => {
+                self.authenticate(conn, msg);
+                return;
+            }
+            // A reference count, not a copy of the session's role table.
+            Some(ConnState::Established(s)) => Some(Arc::clone(s)),
+        };
+        let Some(session) = session else {
+            match msg {
+                Message::Hello { realm, details } => self.hello(conn, realm, details),
+                // A client may give up on opening a session.
+                Message::Abort { .. } => {
+                    self.conns.remove(&conn);
+                    self.out.push_back(Action::Close(conn));
+                }
+                other => self.abort(
+                    conn,
+                    E::PROTOCOL_VIOLATION,
+                    &format!("{} received before HELLO", other.name()),
+                ),
+            }
+            return;
+        };
+        match msg {
+            Message::Publish {
+                request,
+                options,
+                topic,
+                payload,
+            } => self.publish(conn, &session, request, options, topic, payload),
+            Message::Subscribe {
+                request,
+                options,
+                topic,
+            } => self.subscribe(conn, &session, request, &options, &topic),
+            Message::Unsubscribe {
+                request,
+                subscription,
+            } => self.unsubscribe(conn, &session, request, subscription),
+            Message::Call {
+                request,
+                options,
+                procedure,
+                payload,
+            } => self.call(conn, &session, request, options, procedure, payload),
+            Message::Cancel { request, options } => self.cancel(conn, &session, request, &options),
+            Message::Register {
+                request,
+                options,
+                procedure,
+            } => self.register(conn, &session, request, &options, &procedure),
+            Message::Unregister {
+                request,
+                registration,
+            } => self.unregister(conn, &session, request, registration),
+            Message::Yield {
+                request,
+                options,
+                payload,
+            } => self.yield_(conn, &session, request, &options, payload),
+            Message::Error {
+                request_type: code::INVOCATION,
+                request,
+                details,
+                error,
+                payload,
+            } => self.invocation_error(conn, &session, request, details, error, payload),
+            Message::Goodbye { .. } => {
+                // "GOODBYE_AND_OUT": the reply to a client-initiated GOODBYE. Then either the
+                // transport closes, or it stays open for a new session.
+                self.send(
+                    conn,
+                    Message::Goodbye {
+                        details: Dict::new(),
+                        reason: E::GOODBYE_AND_OUT.to_owned(),
+                    },
+                );
+                if self.config.close_after_goodbye {
+                    self.conns.remove(&conn);
+                    self.out.push_back(Action::Close(conn));
+                } else {
+                    self.conns.insert(conn, ConnState::Fresh);
+                }
+                self.leave(conn, &session);
+            }
+            Message::Hello { .. } => {
+                self.abort(conn, E::PROTOCOL_VIOLATION, "HELLO received in a session")
+            }
+            other => self.abort(
+                conn,
+                E::PROTOCOL_VIOLATION,
+                &format!(
+                    "{} is not a message a client sends to a router",
+                    other.name()
+                ),
+            ),
+        }
+    }
+
+    /// Whether the session's role may do `op` on `uri` in its realm.
+    fn authorize(&self, session: &Session, op: Operation, uri: &str) -> Verdict {
+        if session.trusted {
+            return Verdict::Allowed { disclose: false };
+        }
+        match self
+            .realms
+            .get(&session.realm)
+            .and_then(|r| r.roles.as_ref())
+        {
+            None => Verdict::Allowed { disclose: false },
+            Some(roles) => auth::authorize(roles, &session.authrole, op, uri),
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, msg: Message) {
+        self.out.push_back(Action::Send(conn, Arc::new(msg)));
+    }
+
+    fn realm_mut(&mut self, session: &Session) -> &mut Realm {
+        self.realms
+            .get_mut(&session.realm)
+            .expect("an established session's realm exists")
+    }
+
+    /// The session on a connection, if established.
+    fn peer(&self, conn: ConnId) -> Option<&Session> {
+        match self.conns.get(&conn) {
+            Some(ConnState::Established(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Payload passthru mode: the keys describing an opaque payload travel with it.
+fn copy_passthru(from: &Dict, to: &mut Dict) {
+    for key in [
+        "enc_algo",
+        "enc_serializer",
+        "enc_key",
+        "ppt_scheme",
+        "ppt_serializer",
+        "ppt_cipher",
+        "ppt_keyid",
+    ] {
+        if let Some(v) = from.get(key) {
+            to.insert(key, v.clone());
+        }
+    }
+}
+
+/// Queues one message for several connections: one action, so that it is encoded once.
+fn deliver(out: &mut VecDeque<Action>, to: Vec<ConnId>, msg: Arc<Message>) {
+    match &to[..] {
+        [] => {}
+        [one] => out.push_back(Action::Send(*one, msg)),
+        _ => out.push_back(Action::Broadcast(to, msg)),
+    }
+}

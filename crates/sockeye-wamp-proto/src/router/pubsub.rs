@@ -1,0 +1,441 @@
+//! Publish and subscribe: the broker's tables (subscriptions and who holds them, retained
+//! events) and the handlers of SUBSCRIBE, UNSUBSCRIBE and PUBLISH.
+
+use std::collections::{BTreeSet, HashMap};
+
+use std::sync::Arc;
+
+use super::{copy_passthru, deliver, error_uri as E, ConnId, ConnState, Realm, Router, Session};
+use crate::auth::{Operation, Verdict};
+use crate::message::{code, Message, Payload};
+use crate::uri::{self, MatchPolicy};
+use crate::value::{Dict, Value};
+
+/// One subscription: a (pattern, policy) pair, shared by every session that subscribed to it
+/// (WAMP spec: "the Broker MUST return the same Subscription ID" for the same topic and match
+/// policy, whoever subscribes).
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub id: u64,
+    pub uri: String,
+    pub policy: MatchPolicy,
+    pub subscribers: BTreeSet<ConnId>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Broker {
+    subs: HashMap<u64, Subscription>,
+    by_pattern: HashMap<(MatchPolicy, String), u64>,
+    /// Ids of prefix and wildcard subscriptions, scanned on every publication.
+    patterns: BTreeSet<u64>,
+    by_session: HashMap<ConnId, BTreeSet<u64>>,
+}
+
+impl Broker {
+    /// Adds `conn` to the subscription for (`policy`, `uri`), creating it with `new_id()` if
+    /// needed. Returns its id, and whether `conn` was added (false: it already was there).
+    pub fn subscribe(
+        &mut self,
+        conn: ConnId,
+        policy: MatchPolicy,
+        uri: &str,
+        new_id: impl FnOnce() -> u64,
+    ) -> (u64, bool) {
+        let key = (policy, uri.to_owned());
+        let id = match self.by_pattern.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = new_id();
+                self.by_pattern.insert(key, id);
+                if policy != MatchPolicy::Exact {
+                    self.patterns.insert(id);
+                }
+                self.subs.insert(
+                    id,
+                    Subscription {
+                        id,
+                        uri: uri.to_owned(),
+                        policy,
+                        subscribers: BTreeSet::new(),
+                    },
+                );
+                id
+            }
+        };
+        let added = self
+            .subs
+            .get_mut(&id)
+            .expect("indexed")
+            .subscribers
+            .insert(conn);
+        self.by_session.entry(conn).or_default().insert(id);
+        (id, added)
+    }
+
+    /// Removes `conn` from subscription `id`: `None` if it was not subscribed, else whether
+    /// the subscription went with its last subscriber.
+    pub fn unsubscribe(&mut self, conn: ConnId, id: u64) -> Option<bool> {
+        let sub = self.subs.get_mut(&id)?;
+        if !sub.subscribers.remove(&conn) {
+            return None;
+        }
+        if let Some(set) = self.by_session.get_mut(&conn) {
+            set.remove(&id);
+        }
+        if sub.subscribers.is_empty() {
+            let sub = self.subs.remove(&id).expect("present");
+            self.by_pattern.remove(&(sub.policy, sub.uri));
+            self.patterns.remove(&id);
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    /// Drops every subscription of a session that left: (subscription, whether it went).
+    pub fn remove_session(&mut self, conn: ConnId) -> Vec<(u64, bool)> {
+        let ids = self.by_session.remove(&conn).unwrap_or_default();
+        ids.into_iter()
+            .filter_map(|id| Some((id, self.unsubscribe(conn, id)?)))
+            .collect()
+    }
+
+    /// The subscriptions a publication to `topic` reaches: the exact one first, then patterns
+    /// in the order they were created.
+    pub fn matching(&self, topic: &str) -> Vec<&Subscription> {
+        let mut out = Vec::new();
+        if let Some(id) = self.by_pattern.get(&(MatchPolicy::Exact, topic.to_owned())) {
+            out.push(&self.subs[id]);
+        }
+        for id in &self.patterns {
+            let sub = &self.subs[id];
+            if uri::matches(&sub.uri, sub.policy, topic) {
+                out.push(sub);
+            }
+        }
+        out
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Subscription> {
+        self.subs.get(&id)
+    }
+
+    pub fn find(&self, policy: MatchPolicy, uri: &str) -> Option<&Subscription> {
+        self.by_pattern
+            .get(&(policy, uri.to_owned()))
+            .map(|id| &self.subs[id])
+    }
+
+    /// Every subscription, oldest first.
+    pub fn all(&self) -> Vec<&Subscription> {
+        let mut v: Vec<_> = self.subs.values().collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Retained {
+    /// Order of publication within the realm.
+    pub(super) seq: u64,
+    pub(super) publication: u64,
+    pub(super) details: Dict,
+    pub(super) payload: Payload,
+    pub(super) size: usize,
+}
+
+impl Realm {
+    /// Keeps `payload` as the retained event of `topic`, then forgets the oldest retained
+    /// events until the realm is within `max_events` and `max_bytes`.
+    pub(super) fn retain(
+        &mut self,
+        topic: String,
+        publication: u64,
+        details: Dict,
+        payload: Payload,
+        max_events: usize,
+        max_bytes: usize,
+    ) {
+        if let Some(old) = self.retained.remove(&topic) {
+            self.retained_bytes -= old.size;
+        }
+        let size = topic.len() + details.size_hint() + payload.size_hint();
+        if size > max_bytes || max_events == 0 {
+            return;
+        }
+        self.retained_seq += 1;
+        self.retained_bytes += size;
+        self.retained.insert(
+            topic,
+            Retained {
+                seq: self.retained_seq,
+                publication,
+                details,
+                payload,
+                size,
+            },
+        );
+        while self.retained.len() > max_events || self.retained_bytes > max_bytes {
+            let oldest = self
+                .retained
+                .iter()
+                .min_by_key(|(_, r)| r.seq)
+                .map(|(t, _)| t.clone())
+                .expect("over a limit means not empty");
+            let gone = self.retained.remove(&oldest).expect("just found");
+            self.retained_bytes -= gone.size;
+        }
+    }
+}
+
+impl Router {
+    pub(super) fn subscribe(
+        &mut self,
+        conn: ConnId,
+        session: &Session,
+        request: u64,
+        options: &Dict,
+        topic: &str,
+    ) {
+        let policy = options
+            .get_str("match")
+            .and_then(MatchPolicy::parse)
+            .unwrap_or(MatchPolicy::Exact);
+        if !uri::is_valid_pattern(topic, policy, self.config.uri_check) {
+            self.send(
+                conn,
+                Message::error(code::SUBSCRIBE, request, E::INVALID_URI),
+            );
+            return;
+        }
+        if self.authorize(session, Operation::Subscribe, topic) == Verdict::Denied {
+            self.send(
+                conn,
+                Message::error(code::SUBSCRIBE, request, E::NOT_AUTHORIZED),
+            );
+            return;
+        }
+        let candidate = self.next_router_id + 1;
+        let realm = self.realm_mut(session);
+        let (id, added) = realm.broker.subscribe(conn, policy, topic, || candidate);
+        let created = id == candidate;
+        if created {
+            self.next_router_id = candidate;
+        }
+        self.send(
+            conn,
+            Message::Subscribed {
+                request,
+                subscription: id,
+            },
+        );
+        let realm = session.realm.as_str();
+        if created {
+            let info = Dict::new()
+                .with("id", id)
+                .with("uri", topic)
+                .with("match", policy.as_str());
+            self.publish_meta(
+                realm,
+                "wamp.subscription.on_create",
+                vec![session.id.into(), Value::Dict(info)],
+            );
+        }
+        if added {
+            self.publish_meta(
+                realm,
+                "wamp.subscription.on_subscribe",
+                vec![session.id.into(), id.into()],
+            );
+        }
+        if options.get_bool("get_retained") == Some(true) {
+            let realm = &self.realms[&session.realm];
+            let mut retained: Vec<_> = realm
+                .retained
+                .iter()
+                .filter(|(t, _)| uri::matches(topic, policy, t))
+                .map(|(t, r)| {
+                    let mut details = r.details.clone().with("retained", true);
+                    if policy != MatchPolicy::Exact {
+                        details.insert("topic", t.as_str());
+                    }
+                    (r.seq, r.publication, details, r.payload.clone())
+                })
+                .collect();
+            // In the order they were published.
+            retained.sort_by_key(|(seq, ..)| *seq);
+            for (_, publication, details, payload) in retained {
+                self.send(
+                    conn,
+                    Message::Event {
+                        subscription: id,
+                        publication,
+                        details,
+                        payload,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn unsubscribe(
+        &mut self,
+        conn: ConnId,
+        session: &Session,
+        request: u64,
+        subscription: u64,
+    ) {
+        if let Some(deleted) = self
+            .realm_mut(session)
+            .broker
+            .unsubscribe(conn, subscription)
+        {
+            self.send(conn, Message::Unsubscribed { request });
+            self.subscription_gone(session, subscription, deleted);
+        } else {
+            self.send(
+                conn,
+                Message::error(code::UNSUBSCRIBE, request, E::NO_SUCH_SUBSCRIPTION),
+            );
+        }
+    }
+
+    pub(super) fn publish(
+        &mut self,
+        conn: ConnId,
+        session: &Session,
+        request: u64,
+        options: Dict,
+        topic: String,
+        payload: Payload,
+    ) {
+        let acknowledge = options.get_bool("acknowledge").unwrap_or(false);
+        if !uri::is_valid(&topic, self.config.uri_check) {
+            if acknowledge {
+                self.send(conn, Message::error(code::PUBLISH, request, E::INVALID_URI));
+            }
+            return;
+        }
+        // The meta events (`wamp.session.on_join`, `wamp.subscription.on_create`, ...) are the
+        // router's word: a session that could publish them could lie to every meta subscriber.
+        let reserved = topic.starts_with("wamp.") && !session.trusted;
+        let verdict = if reserved {
+            Verdict::Denied
+        } else {
+            self.authorize(session, Operation::Publish, &topic)
+        };
+        let disclose = match verdict {
+            Verdict::Denied => {
+                if acknowledge {
+                    self.send(
+                        conn,
+                        Message::error(code::PUBLISH, request, E::NOT_AUTHORIZED),
+                    );
+                }
+                return;
+            }
+            Verdict::Allowed { disclose } => disclose,
+        };
+        self.stats.publications += 1;
+        let publication = self.ids.global_id();
+
+        // Who may receive it (WAMP spec, "Subscriber Black- and Whitelisting", "Publisher
+        // Exclusion"): exclude_me defaults to true.
+        let exclude_me = options.get_bool("exclude_me").unwrap_or(true);
+        let ids = |key: &str| -> Option<Vec<u64>> {
+            options
+                .get_list(key)
+                .map(|l| l.iter().filter_map(Value::as_u64).collect())
+        };
+        let strs = |key: &str| -> Option<Vec<String>> {
+            options.get_list(key).map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+        };
+        let (exclude, eligible) = (ids("exclude"), ids("eligible"));
+        let (exclude_authid, eligible_authid) = (strs("exclude_authid"), strs("eligible_authid"));
+        let (exclude_authrole, eligible_authrole) =
+            (strs("exclude_authrole"), strs("eligible_authrole"));
+        let receives = |s: &Session| -> bool {
+            let in_list =
+                |l: &Option<Vec<String>>, v: &str| l.as_ref().map(|l| l.iter().any(|x| x == v));
+            !(exclude.as_ref().is_some_and(|l| l.contains(&s.id))
+                || in_list(&exclude_authid, &s.authid) == Some(true)
+                || in_list(&exclude_authrole, &s.authrole) == Some(true)
+                || eligible.as_ref().is_some_and(|l| !l.contains(&s.id))
+                || in_list(&eligible_authid, &s.authid) == Some(false)
+                || in_list(&eligible_authrole, &s.authrole) == Some(false))
+        };
+
+        let mut base = Dict::new();
+        if disclose || options.get_bool("disclose_me") == Some(true) {
+            base.insert("publisher", session.id);
+            base.insert("publisher_authid", session.authid.as_str());
+            base.insert("publisher_authrole", session.authrole.as_str());
+        }
+        copy_passthru(&options, &mut base);
+
+        let realm = &self.realms[&session.realm];
+        let mut sent = 0;
+        for sub in realm.broker.matching(&topic) {
+            let mut details = base.clone();
+            if sub.policy != MatchPolicy::Exact {
+                // Pattern subscribers need the concrete topic.
+                details.insert("topic", topic.as_str());
+            }
+            let event = Arc::new(Message::Event {
+                subscription: sub.id,
+                publication,
+                details,
+                payload: payload.clone(),
+            });
+            let to: Vec<ConnId> = sub
+                .subscribers
+                .iter()
+                .copied()
+                .filter(|&to| !(to == conn && exclude_me))
+                .filter(|to| {
+                    matches!(self.conns.get(to), Some(ConnState::Established(peer)) if receives(peer))
+                })
+                .collect();
+            sent += to.len() as u64;
+            deliver(&mut self.out, to, event);
+        }
+        self.stats.events_sent += sent;
+        if options.get_bool("retain") == Some(true) {
+            // Kept for later subscribers asking for `get_retained`; black- and whitelists
+            // applied to this publication only.
+            let (max_events, max_bytes) = (
+                self.config.max_retained_events,
+                self.config.max_retained_bytes,
+            );
+            self.realms
+                .get_mut(&session.realm)
+                .expect("the session's realm")
+                .retain(topic, publication, base, payload, max_events, max_bytes);
+        }
+        if acknowledge {
+            self.send(
+                conn,
+                Message::Published {
+                    request,
+                    publication,
+                },
+            );
+        }
+    }
+
+    /// Meta events after `session` left subscription `id` (deleted: it was the last one).
+    pub(super) fn subscription_gone(&mut self, session: &Session, id: u64, deleted: bool) {
+        let args = vec![Value::from(session.id), Value::from(id)];
+        self.publish_meta(
+            &session.realm,
+            "wamp.subscription.on_unsubscribe",
+            args.clone(),
+        );
+        if deleted {
+            self.publish_meta(&session.realm, "wamp.subscription.on_delete", args);
+        }
+    }
+}
