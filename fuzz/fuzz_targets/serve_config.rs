@@ -1,4 +1,4 @@
-//! The `sockeye serve --config FILE` parser on arbitrary text: `FileConfig::parse` of
+//! The `sockeye serve --config FILE` parser on arbitrary text: `Settings::parse` of
 //! crates/sockeye-cli/src/config.rs itself, compiled into this target with `#[path]` (the CLI is
 //! a binary crate, so it cannot be a dependency).
 //!
@@ -18,7 +18,7 @@
 #[path = "../../crates/sockeye-cli/src/config.rs"]
 mod config;
 
-use config::FileConfig;
+use config::Settings;
 use libfuzzer_sys::fuzz_target;
 use sockeye_wamp_proto::router::{Action, Router};
 use sockeye_wamp_proto::{Dict, Message};
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(config) = FileConfig::parse(text) else {
+    let Ok(config) = Settings::parse(text) else {
         return;
     };
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let rewritten = toml::to_string(&value)
         .unwrap_or_else(|e| panic!("toml cannot write what it read: {e}\n{text}"));
-    let again = FileConfig::parse(&rewritten).unwrap_or_else(|e| {
+    let again = Settings::parse(&rewritten).unwrap_or_else(|e| {
         panic!(
             "accepted, but not once rewritten: {e}\n--- file\n{text}\n--- rewritten\n{rewritten}"
         )
@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(c
         .server_max_window_bits
         .is_none_or(|b| (8..=15).contains(&b)));
-    for entry in config.trust_proxy.iter().flatten() {
+    for entry in &config.trust_proxy {
         assert!(
             entry.parse::<sockeye::forwarded::Cidr>().is_ok(),
             "{entry:?}"

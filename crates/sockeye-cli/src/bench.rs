@@ -45,7 +45,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::serve::anyhow_like;
+use crate::anyhow_like;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {

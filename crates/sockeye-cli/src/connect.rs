@@ -14,8 +14,6 @@ use sockeye::{ClientRequest, ClientTls, CloseCode, Config, Message, Proxy};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::serve::anyhow_like;
-
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
     /// ws:// or wss:// URL to connect to.
@@ -69,7 +67,7 @@ pub struct ConnectArgs {
 }
 
 /// Exit status: 0 after a clean close, 1 on errors, 2 when the close was not clean.
-pub async fn run(args: ConnectArgs) -> anyhow_like::Result<ExitCode> {
+pub async fn run(args: ConnectArgs) -> crate::Result<ExitCode> {
     let mut request = ClientRequest::new(&args.url)?;
     for p in &args.protocols {
         request = request.protocol(p);
@@ -195,7 +193,7 @@ fn stdin_lines() -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
 
 /// One stdin line, as read with its newline, as the message to send: binary keeps every byte
 /// but the `\n`; text also drops a `\r` before it (as `lines()` does) and must be UTF-8.
-fn line_message(mut line: Vec<u8>, binary: bool) -> anyhow_like::Result<Message> {
+fn line_message(mut line: Vec<u8>, binary: bool) -> crate::Result<Message> {
     if line.last() == Some(&b'\n') {
         line.pop();
     }

@@ -10,6 +10,14 @@ mod tls;
 
 use clap::{Parser, Subcommand};
 
+/// A boxed error that carries a message, for `main`.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The name `bench` knows it by.
+pub mod anyhow_like {
+    pub use crate::Result;
+}
+
 #[derive(Parser)]
 #[command(
     name = "sockeye",
@@ -27,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve /echo, /hello, /chat and a demo page at /.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Connect to a WebSocket: stdin lines become text messages, received messages print.
     Connect(connect::ConnectArgs),
     /// Load generator: echo, rate, firehose, broadcast and idle benchmarks, one JSON line per run.
@@ -52,7 +60,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Connect(args) => connect::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

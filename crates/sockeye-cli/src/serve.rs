@@ -5,9 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
 use sockeye::http::{header, HeaderValue, Response, StatusCode};
-use sockeye::{CloseCode, Config, MaybeTlsStream, Message, PreparedMessage, Upgrade, WebSocket};
+use sockeye::{CloseCode, MaybeTlsStream, Message, PreparedMessage, Upgrade, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, watch};
 
@@ -15,73 +14,8 @@ use crate::metrics::Metrics;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 
-#[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
-    /// Address of a plain (ws://, http://) listener, repeatable; default 127.0.0.1:8080. With
-    /// --tls-cert and no --listen-tls these speak TLS instead (default 127.0.0.1:8443).
-    #[arg(long, value_name = "ADDR")]
-    listen: Vec<SocketAddr>,
-    #[command(flatten)]
-    tls: crate::tls::TlsArgs,
-    /// Accept only WebSocket requests whose Origin is one of these (repeatable); any Origin is
-    /// accepted when none is given. Requests without Origin come from non-browser clients and
-    /// are accepted.
-    #[arg(long = "allow-origin", value_name = "ORIGIN")]
-    allow_origin: Vec<String>,
-    /// A reverse proxy (IP address or CIDR block, repeatable) whose `Forwarded` or
-    /// `X-Forwarded-For` header names the client; connections from anywhere else are logged
-    /// with their TCP peer address, whatever their headers say. None by default.
-    #[arg(long = "trust-proxy", value_name = "IP_OR_CIDR")]
-    trust_proxy: Vec<sockeye::forwarded::Cidr>,
-    /// Seconds between keepalive pings, 0 disables [default: 30].
-    #[arg(long, value_name = "SECS")]
-    ping_interval: Option<u64>,
-    /// Largest message accepted, in bytes [default: 67108864].
-    #[arg(long, value_name = "BYTES")]
-    max_message_size: Option<usize>,
-    /// Disable permessage-deflate.
-    #[arg(long)]
-    no_compression: bool,
-    /// What permessage-deflate keeps per connection: `fast` (nothing; no context takeover),
-    /// `balanced` (the last 8 KiB sent; the client compresses each message afresh) or `max`
-    /// (a zlib compressor and decompressor, ~430 KiB) [default: balanced].
-    #[arg(long, value_name = "POLICY")]
-    compression: Option<sockeye::CompressionPolicy>,
-    /// zlib compressors shared by the connections (~380 KiB each): how many connections may
-    /// send compressed messages at once without one resetting another's [default: 1024].
-    #[arg(long, value_name = "N")]
-    shared_compressors: Option<usize>,
-    /// zlib level of permessage-deflate, 0-9: 1 is several times cheaper in CPU than 6 for a
-    /// somewhat larger output [default: 6].
-    #[arg(long, value_name = "LEVEL", value_parser = |s: &str| s.parse::<u32>().map_err(|e| e.to_string()).and_then(crate::config::check_level))]
-    compression_level: Option<u32>,
-    /// Messages shorter than this many bytes are sent uncompressed [default: 32].
-    #[arg(long, value_name = "BYTES")]
-    compression_threshold: Option<usize>,
-    /// Refuse WebSocket handshakes with 503 while this many connections are open
-    /// [default: 10000].
-    #[arg(long, value_name = "N")]
-    max_connections: Option<i64>,
-    /// On SIGINT/SIGTERM, seconds to wait for clients to answer 1001 "Going Away" [default: 5].
-    #[arg(long, value_name = "SECS")]
-    shutdown_timeout: Option<u64>,
-    /// Seconds a client has to complete the opening handshake (TLS and HTTP) [default: 10].
-    #[arg(long, value_name = "SECS")]
-    handshake_timeout: Option<u64>,
-    /// Seconds a peer has to finish the closing handshake [default: 5].
-    #[arg(long, value_name = "SECS")]
-    close_timeout: Option<u64>,
-    /// Seconds a keepalive ping waits for its pong before the peer is dropped [default: 20].
-    #[arg(long, value_name = "SECS")]
-    ping_timeout: Option<u64>,
-    /// Seconds a connection may have data waiting for a peer that reads none of it before it
-    /// is dropped, also while the server waits to send to it; 0 waits for ever [default: 30].
-    #[arg(long, value_name = "SECS")]
-    write_timeout: Option<u64>,
-    /// A TOML file with the same settings (flags given here win); see README.
-    #[arg(long, value_name = "FILE")]
-    config: Option<std::path::PathBuf>,
-}
+/// The flags of `sockeye serve`: the same struct as its TOML file.
+pub type ServeArgs = crate::config::Settings;
 
 struct App {
     endpoints: crate::config::Endpoints,
@@ -121,111 +55,33 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
-    let file = match &args.config {
-        Some(path) => crate::config::FileConfig::load(path)?,
-        None => crate::config::FileConfig::default(),
-    };
-    if args.listen.is_empty() {
-        args.listen = file.listen.clone().unwrap_or_default();
+pub async fn run(flags: ServeArgs) -> crate::Result<ExitCode> {
+    let settings = crate::config::Settings::load(flags)?.resolve()?;
+    let listeners = crate::tls::bind(&settings.listen, &settings.tls).await?;
+    if let Some(n) = settings.shared_compressors {
+        sockeye::proto::deflate::set_shared_compressors(n);
     }
-    if args.allow_origin.is_empty() {
-        args.allow_origin = file.allow_origin.clone().unwrap_or_default();
-    }
-    if args.trust_proxy.is_empty() {
-        for entry in file.trust_proxy.iter().flatten() {
-            args.trust_proxy.push(entry.parse()?);
-        }
-    }
-    if args.tls.listen_tls.is_empty() {
-        args.tls.listen_tls = file.listen_tls.clone().unwrap_or_default();
-    }
-    if args.tls.tls_cert.is_none() && args.tls.tls_key.is_none() {
-        args.tls.tls_cert = file.tls_cert.clone();
-        args.tls.tls_key = file.tls_key.clone();
-    }
-    let listeners = crate::tls::bind(&args.listen, &args.tls).await?;
-    let ping_interval = args.ping_interval.or(file.ping_interval).unwrap_or(30);
-    let mut config = Config::default()
-        .max_message_size(
-            args.max_message_size
-                .or(file.max_message_size)
-                .unwrap_or(64 << 20),
-        )
-        .ping_interval((ping_interval > 0).then(|| Duration::from_secs(ping_interval)));
-    let compression = &file.compression;
-    if args.no_compression || compression.enabled == Some(false) {
-        config = config.without_compression();
-    } else {
-        let policy = args
-            .compression
-            .or(compression.policy.map(Into::into))
-            .unwrap_or_default();
-        let mut deflate = sockeye::DeflateConfig::with_policy(policy);
-        deflate.level = args
-            .compression_level
-            .or(compression.level)
-            .unwrap_or(deflate.level);
-        deflate.threshold = args
-            .compression_threshold
-            .or(compression.threshold)
-            .unwrap_or(deflate.threshold);
-        if let Some(bits) = compression.server_max_window_bits {
-            deflate.server_max_window_bits = bits;
-        }
-        if let Some(nct) = compression.server_no_context_takeover {
-            deflate.server_no_context_takeover = nct;
-        }
-        if let Some(nct) = compression.client_no_context_takeover {
-            deflate.client_no_context_takeover = nct;
-        }
-        if let Some(bytes) = compression.retained_window {
-            deflate.retained_window = Some(bytes);
-        }
-        if let Some(n) = args.shared_compressors.or(compression.shared_compressors) {
-            sockeye::proto::deflate::set_shared_compressors(n);
-        }
-        config.deflate = Some(deflate);
-    }
-    if let Some(secs) = args.handshake_timeout.or(file.handshake_timeout) {
-        config.handshake_timeout = Duration::from_secs(secs);
-    }
-    if let Some(secs) = args.close_timeout.or(file.close_timeout) {
-        config.close_timeout = Duration::from_secs(secs);
-    }
-    if let Some(secs) = args.ping_timeout.or(file.ping_timeout) {
-        config.ping_timeout = Duration::from_secs(secs);
-    }
-    if let Some(secs) = args.write_timeout.or(file.write_timeout) {
-        config.write_timeout = (secs > 0).then(|| Duration::from_secs(secs));
-    }
-    let shutdown_timeout = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5);
+    let config = settings.config;
+    let shutdown_timeout = settings.shutdown_timeout;
     let (stop, shutdown) = watch::channel(false);
-    let wamp = sockeye_wamp::WampRouter::new(
-        file.wamp.router_config().map_err(|e| e.to_string())?,
-        sockeye_wamp::TransportConfig::from_settings(&file.wamp),
-    );
-    let market = file.endpoints.market.then(|| {
-        let exchange = crate::market::Exchange::new(file.market.seed.unwrap_or(1));
-        let realm = file.market.realm.clone().unwrap_or_else(|| "realm1".into());
+    let wamp = sockeye_wamp::WampRouter::new(settings.router, settings.transport);
+    let market = settings.endpoints.market.then(|| {
+        let exchange = crate::market::Exchange::new(settings.market.seed);
         tokio::spawn(crate::market::wamp::run(
             exchange.clone(),
             wamp.clone(),
-            realm,
+            settings.market.realm,
         ));
         exchange
     });
     let app = Arc::new(App {
-        endpoints: file.endpoints,
-        allow_origin: args.allow_origin.clone(),
-        trust_proxy: args.trust_proxy.clone(),
+        endpoints: settings.endpoints,
+        allow_origin: settings.allow_origin,
+        trust_proxy: settings.trust_proxy,
         chat: broadcast::channel(CHAT_BACKLOG).0,
         chat_overflowing: Default::default(),
         metrics: Metrics::default(),
-        max_connections: args
-            .max_connections
-            .or(file.max_connections)
-            .unwrap_or(10_000),
+        max_connections: settings.max_connections,
         shutdown,
         wamp,
         market,
@@ -252,7 +108,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow_like::Result<ExitCode> {
         signal = shutdown_signal() => {
             tracing::info!("{signal}: closing connections with 1001 Going Away");
             let _ = stop.send(true);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(shutdown_timeout);
+            let deadline = tokio::time::Instant::now() + shutdown_timeout;
             while app.metrics.open.load(std::sync::atomic::Ordering::Relaxed) > 0
                 && tokio::time::Instant::now() < deadline
             {
@@ -653,11 +509,6 @@ async fn soap(mut upgrade: Request, app: &App) -> sockeye::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A boxed error that carries a message, for `main`.
-pub mod anyhow_like {
-    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 #[cfg(test)]

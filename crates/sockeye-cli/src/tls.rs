@@ -14,58 +14,15 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Args;
 use sockeye::tls::{self, CertResolver, CertSet};
 use sockeye::{Config, MaybeTlsStream, Upgrade};
 use tokio::net::TcpListener;
 
-use crate::serve::anyhow_like;
+use crate::config::{TlsSettings, DEFAULT_LISTEN, DEFAULT_LISTEN_TLS};
 
-#[derive(Args, Debug, Clone)]
-pub struct TlsArgs {
-    /// Address of a TLS (wss://, https://) listener (repeatable); needs certificates.
-    #[arg(long = "listen-tls", value_name = "ADDR")]
-    pub(crate) listen_tls: Vec<SocketAddr>,
-    /// PEM certificate chain (end-entity first) for clients without SNI or with a name that no
-    /// --tls-sni matches.
-    #[arg(long = "tls-cert", value_name = "CERT.pem", requires = "tls_key")]
-    pub(crate) tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert (PKCS#8, RSA or EC).
-    #[arg(long = "tls-key", value_name = "KEY.pem", requires = "tls_cert")]
-    pub(crate) tls_key: Option<PathBuf>,
-    /// A certificate for one SNI host name (`*.example.com` for a wildcard), repeatable.
-    #[arg(long = "tls-sni", value_name = "HOST=CERT.pem,KEY.pem", value_parser = parse_sni)]
-    sni: Vec<SniCert>,
-    /// Require client certificates issued by a CA in this PEM file (mutual TLS).
-    #[arg(long = "tls-client-ca", value_name = "CA.pem")]
-    client_ca: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone)]
-struct SniCert {
-    host: String,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn parse_sni(value: &str) -> Result<SniCert, String> {
-    let err = || format!("{value:?} is not HOST=CERT.pem,KEY.pem");
-    let (host, files) = value.split_once('=').ok_or_else(err)?;
-    let (cert, key) = files.split_once(',').ok_or_else(err)?;
-    if host.is_empty() || cert.is_empty() || key.is_empty() {
-        return Err(err());
-    }
-    Ok(SniCert {
-        host: host.to_owned(),
-        cert: cert.into(),
-        key: key.into(),
-    })
-}
-
-impl TlsArgs {
+impl TlsSettings {
     fn has_certificates(&self) -> bool {
         self.tls_cert.is_some() || !self.sni.is_empty()
     }
@@ -93,18 +50,18 @@ pub struct Listeners {
 /// Loads the certificates (a missing, unreadable or mismatched file is an error here, before
 /// anything listens), binds every listener and prints its `LISTENING` line, and arms the
 /// SIGHUP reload.
-pub async fn bind(listen: &[SocketAddr], args: &TlsArgs) -> anyhow_like::Result<Listeners> {
+pub async fn bind(listen: &[SocketAddr], args: &TlsSettings) -> crate::Result<Listeners> {
     let (plain_addrs, tls_addrs) = if !args.listen_tls.is_empty() {
         (listen.to_vec(), args.listen_tls.clone())
     } else if args.has_certificates() {
         let tls = if listen.is_empty() {
-            vec![SocketAddr::from(([127, 0, 0, 1], 8443))]
+            vec![DEFAULT_LISTEN_TLS]
         } else {
             listen.to_vec()
         };
         (Vec::new(), tls)
     } else if listen.is_empty() {
-        (vec![SocketAddr::from(([127, 0, 0, 1], 8080))], Vec::new())
+        (vec![DEFAULT_LISTEN], Vec::new())
     } else {
         (listen.to_vec(), Vec::new())
     };
@@ -157,7 +114,7 @@ pub async fn bind(listen: &[SocketAddr], args: &TlsArgs) -> anyhow_like::Result<
     Ok(listeners)
 }
 
-fn reload_on_sighup(args: TlsArgs, resolver: Arc<CertResolver>) -> std::io::Result<()> {
+fn reload_on_sighup(args: TlsSettings, resolver: Arc<CertResolver>) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {

@@ -345,7 +345,8 @@ pub const DECOMPRESSOR_BYTES: usize = 47_552;
 mod shared {
     use super::*;
 
-    pub(super) static COMPRESSORS: AtomicUsize = AtomicUsize::new(1024);
+    pub(super) static COMPRESSORS: AtomicUsize =
+        AtomicUsize::new(super::DEFAULT_SHARED_COMPRESSORS);
     const DECOMPRESSORS: usize = 16;
 
     struct Lent {
@@ -546,6 +547,9 @@ mod shared {
 pub fn release_idle_shared() -> usize {
     shared::release_idle()
 }
+
+/// Compressors the shared cache holds unless [`set_shared_compressors`] says otherwise.
+pub const DEFAULT_SHARED_COMPRESSORS: usize = 1024;
 
 /// How many compressors the process-wide cache may hold (default 1024, ~380 KiB each at 15
 /// bits): the number of connections that can send at once, under the `fast` and `balanced`
