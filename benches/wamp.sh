@@ -11,6 +11,8 @@
 # events or calls, which other load on the machine disturbs far less than events per second.
 #
 # Usage: benches/wamp.sh [options]
+#   --baseline BIN       also run this sockeye binary (an earlier revision) as target
+#                        "baseline", interleaved, and report sockeye / baseline
 #   --crossbar           also run Crossbar.io (venv benches/.crossbar/venv; `pip install
 #                        crossbar` into it if it is missing; config benches/crossbar/config.json)
 #   --cores              also run sockeye serve on both cores (--cores-cpus) against one core
@@ -39,6 +41,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
 CROSSBAR=0
+BASELINE=""
 CORES=0
 CORES_CPUS=0,1
 ROUNDS=3
@@ -58,6 +61,7 @@ REV=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --crossbar) CROSSBAR=1 ;;
+        --baseline) BASELINE=$2; shift ;;
         --cores) CORES=1 ;;
         --cores-cpus) CORES_CPUS=$2; shift ;;
         --rounds) ROUNDS=$2; shift ;;
@@ -160,12 +164,13 @@ free_port() {
 # whose CPU counts: for Crossbar the node controller and its router worker) and URL.
 start_server() {
     case "$1" in
-        sockeye|sockeye-2cores)
-            local cpus=$SERVER_CPUS
+        sockeye|sockeye-2cores|baseline)
+            local cpus=$SERVER_CPUS bin=$SOCKEYE
             [ "$1" = sockeye-2cores ] && cpus=$CORES_CPUS
+            [ "$1" = baseline ] && bin=$BASELINE
             rm -f "$WORK/server.out"
             # tokio's multi-thread runtime starts one worker per CPU in the affinity mask.
-            taskset -c "$cpus" "$SOCKEYE" serve --listen 127.0.0.1:0 --log-level warn \
+            taskset -c "$cpus" "$bin" serve --listen 127.0.0.1:0 --log-level warn \
                 > "$WORK/server.out" 2> "$WORK/server.err" &
             SERVER_PID=$!
             SERVER_PIDS=$SERVER_PID
@@ -243,6 +248,7 @@ run() {
 }
 
 TARGETS="sockeye"
+[ -n "$BASELINE" ] && TARGETS="$TARGETS baseline"
 [ "$CROSSBAR" = 1 ] && TARGETS="$TARGETS crossbar"
 [ "$CORES" = 1 ] && TARGETS="$TARGETS sockeye-2cores"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -373,7 +379,7 @@ L.append(f"pubsub: 1 publisher -> {meta['subscribers']} subscribers on one topic
          "(in flight until every subscriber got its EVENT). rpc: {c} callers, one CALL in flight each, 1 callee; "
          "rpc-roundrobin: the same callers, {n} callees on one 'invoke: roundrobin' registration.".format(c=meta['callers'], n=meta['callees']))
 
-def ratio_table(a, b, title):
+def ratio_table(a, b, title, digits=1):
     if a not in targets or b not in targets:
         return
     L.append("")
@@ -386,11 +392,12 @@ def ratio_table(a, b, title):
             x, y = summary.get((a, cell, ser)), summary.get((b, cell, ser))
             if not x or not y:
                 continue
-            t = f"{x[0] / y[0]:.1f}x" if x[0] and y[0] else "-"
-            c = f"{y[1] / x[1]:.1f}x" if x[1] and y[1] else "-"
+            t = f"{x[0] / y[0]:.{digits}f}x" if x[0] and y[0] else "-"
+            c = f"{y[1] / x[1]:.{digits}f}x" if x[1] and y[1] else "-"
             L.append(f"| {cell} | {ser} | {t} | {c} |")
 
 ratio_table("sockeye", "crossbar", "sockeye / Crossbar")
+ratio_table("sockeye", "baseline", "sockeye / baseline (an earlier revision)", digits=3)
 ratio_table("sockeye-2cores", "sockeye", "sockeye on 2 cores / on 1 core")
 
 servers = [r for r in rows if r["cell"] == "server"]
