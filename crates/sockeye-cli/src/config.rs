@@ -490,6 +490,24 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// What `EVERY_FLAG` and `EVERY_KEY` both set, to the same values.
+    fn assert_the_values_both_tests_give(r: &Resolved) {
+        assert_eq!(r.listen, ["127.0.0.1:9001".parse().unwrap()]);
+        assert_eq!(r.tls.listen_tls, ["127.0.0.1:9002".parse().unwrap()]);
+        assert_eq!(r.tls.tls_cert, Some("c.pem".into()));
+        assert_eq!(r.tls.tls_key, Some("k.pem".into()));
+        assert_eq!(r.tls.client_ca, Some("ca.pem".into()));
+        assert_eq!(r.allow_origin, ["https://example.com"]);
+        let c = &r.config;
+        assert_eq!(c.ping_interval, Some(secs(11)));
+        assert_eq!(c.protocol.max_message_size, 1000);
+        assert_eq!(r.max_connections, 12);
+        assert_eq!(r.shutdown_timeout, secs(13));
+        assert_eq!(c.handshake_timeout, secs(14));
+        assert_eq!(c.close_timeout, secs(15));
+        assert_eq!(c.ping_timeout, secs(16));
+    }
+
     /// Every flag with a value that is not its default.
     const EVERY_FLAG: &[&str] = &[
         "--listen=127.0.0.1:9001",
@@ -520,22 +538,10 @@ mod tests {
             .unwrap()
             .resolve()
             .unwrap();
-        assert_eq!(r.listen, ["127.0.0.1:9001".parse().unwrap()]);
-        assert_eq!(r.tls.listen_tls, ["127.0.0.1:9002".parse().unwrap()]);
-        assert_eq!(r.tls.tls_cert, Some("c.pem".into()));
-        assert_eq!(r.tls.tls_key, Some("k.pem".into()));
+        assert_the_values_both_tests_give(&r);
         assert_eq!(r.tls.sni.len(), 1);
-        assert_eq!(r.tls.client_ca, Some("ca.pem".into()));
-        assert_eq!(r.allow_origin, ["https://example.com"]);
         assert_eq!(r.trust_proxy.len(), 1);
         let c = &r.config;
-        assert_eq!(c.ping_interval, Some(secs(11)));
-        assert_eq!(c.protocol.max_message_size, 1000);
-        assert_eq!(r.max_connections, 12);
-        assert_eq!(r.shutdown_timeout, secs(13));
-        assert_eq!(c.handshake_timeout, secs(14));
-        assert_eq!(c.close_timeout, secs(15));
-        assert_eq!(c.ping_timeout, secs(16));
         assert_eq!(c.write_timeout, Some(secs(17)));
         let d = c.deflate.as_ref().unwrap();
         let max = sockeye::DeflateConfig::with_policy(sockeye::CompressionPolicy::Max);
@@ -620,21 +626,9 @@ mod tests {
     #[test]
     fn every_file_key_reaches_the_server() {
         let r = Settings::parse(EVERY_KEY).unwrap().resolve().unwrap();
-        assert_eq!(r.listen, ["127.0.0.1:9001".parse().unwrap()]);
-        assert_eq!(r.tls.listen_tls, ["127.0.0.1:9002".parse().unwrap()]);
-        assert_eq!(r.tls.tls_cert, Some("c.pem".into()));
-        assert_eq!(r.tls.tls_key, Some("k.pem".into()));
-        assert_eq!(r.tls.client_ca, Some("ca.pem".into()));
-        assert_eq!(r.allow_origin, ["https://example.com"]);
+        assert_the_values_both_tests_give(&r);
         assert_eq!(r.trust_proxy.len(), 3);
         let c = &r.config;
-        assert_eq!(c.ping_interval, Some(secs(11)));
-        assert_eq!(c.protocol.max_message_size, 1000);
-        assert_eq!(r.max_connections, 12);
-        assert_eq!(r.shutdown_timeout, secs(13));
-        assert_eq!(c.handshake_timeout, secs(14));
-        assert_eq!(c.close_timeout, secs(15));
-        assert_eq!(c.ping_timeout, secs(16));
         assert_eq!(c.write_timeout, None);
         let d = c.deflate.as_ref().unwrap();
         assert_eq!(d.retained_window, Some(2048));
