@@ -12,7 +12,6 @@ use std::task::{ready, Context, Poll, Waker};
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::close::MAX_REASON_LEN;
 use sockeye_proto::{
     CloseCode, CloseEvent, CloseFrame, Connection, DataKind, Event, PerMessageDeflate,
     PreparedMessage, Role, State, UsageError, Utf8Bytes,
@@ -131,17 +130,6 @@ impl From<Bytes> for Message {
     fn from(b: Bytes) -> Self {
         Message::Binary(b)
     }
-}
-
-/// Checks a close request the way browsers check `WebSocket.close(code, reason)`.
-pub(crate) fn check_application_close(code: CloseCode, reason: &str) -> Result<(), UsageError> {
-    if !code.is_application_allowed() {
-        return Err(UsageError::InvalidCloseCode(code.0));
-    }
-    if reason.len() > MAX_REASON_LEN {
-        return Err(UsageError::CloseReasonTooLong);
-    }
-    Ok(())
 }
 
 /// A WebSocket connection over any byte stream: a `Stream` of received [`Message`]s that ends
@@ -426,16 +414,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// to see the close event.
     pub async fn close(&mut self, code: Option<u16>, reason: &str) -> Result<()> {
         let frame = match code {
-            Some(code) => {
-                check_application_close(CloseCode(code), reason)?;
-                Some(CloseFrame::new(code, reason))
-            }
+            Some(code) => Some(CloseFrame::from_application(CloseCode(code), reason)?),
             None if reason.is_empty() => None,
-            None => Some(CloseFrame::new(CloseCode::NORMAL, reason)),
+            None => Some(CloseFrame::from_application(CloseCode::NORMAL, reason)?),
         };
-        if let Some(frame) = &frame {
-            check_application_close(frame.code, &frame.reason)?;
-        }
         self.start_close(frame)?;
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
     }
