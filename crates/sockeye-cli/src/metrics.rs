@@ -12,7 +12,7 @@ use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use sockeye::proto::DeflateStats;
 use sockeye::{MessageCounts, MessageStats};
 
@@ -45,132 +45,124 @@ pub struct Metrics {
 }
 
 impl Default for Metrics {
+    /// Every family registered, in the order `/metrics` shows them, and the samples that are
+    /// shown from the start, at 0.
     fn default() -> Self {
+        let mut registry = Registry::default();
+        let r = &mut registry;
         let m = Metrics {
-            registry: Registry::default(),
-            open: Gauge::default(),
-            tasks_alive: Gauge::default(),
-            chat_slow_closes: Counter::default(),
-            accepted: Family::default(),
-            refused: Family::default(),
-            closes: Family::default(),
-            messages_received: Family::default(),
-            bytes_received: Family::default(),
-            messages_sent: Family::default(),
-            bytes_sent: Family::default(),
-            deflate_bytes: Family::default(),
-            deflate_ratio: Family::default(),
-            deflate_state_bytes: Family::default(),
-            deflate_holding: Gauge::default(),
+            open: registered(
+                r,
+                "sockeye_connections_open",
+                "WebSocket connections open now",
+            ),
+            // Tasks of the runtime (connections, handshakes, timers): back to the baseline when
+            // the connections are gone, or something leaks.
+            tasks_alive: registered(
+                r,
+                "sockeye_tasks_alive",
+                "Tasks alive in the server's tokio runtime",
+            ),
+            chat_slow_closes: registered(
+                r,
+                "sockeye_chat_slow_closes",
+                "/chat members closed with 1013 for falling too far behind the room",
+            ),
+            accepted: registered(
+                r,
+                "sockeye_handshakes_accepted",
+                "WebSocket handshakes accepted, by the HTTP version that carried them",
+            ),
+            refused: registered(
+                r,
+                "sockeye_handshakes_refused",
+                "WebSocket handshakes refused, by reason (origin, limit, shutdown)",
+            ),
+            messages_received: registered(
+                r,
+                "sockeye_messages_received",
+                "Data messages received, by type, counted when their connection ends",
+            ),
+            bytes_received: registered(
+                r,
+                "sockeye_bytes_received",
+                "Payload bytes of the data messages received (before compression), by type, \
+                 counted when their connection ends",
+            ),
+            messages_sent: registered(
+                r,
+                "sockeye_messages_sent",
+                "Data messages sent, by type, counted when their connection ends",
+            ),
+            bytes_sent: registered(
+                r,
+                "sockeye_bytes_sent",
+                "Payload bytes of the data messages sent (before compression), by type, \
+                 counted when their connection ends",
+            ),
+            deflate_bytes: registered(
+                r,
+                "sockeye_deflate_bytes",
+                "Bytes of permessage-deflate messages before (raw) and after (compressed) \
+                 compression, by direction, counted when their connection ends",
+            ),
+            deflate_ratio: registered(
+                r,
+                "sockeye_deflate_ratio",
+                "Compressed bytes over raw bytes of permessage-deflate messages so far, by \
+                 direction",
+            ),
+            deflate_state_bytes: registered(
+                r,
+                "sockeye_deflate_state_bytes",
+                "permessage-deflate state held between messages: by connections (zlib state \
+                 and retained windows) and by the shared cache of compressors",
+            ),
+            deflate_holding: registered(
+                r,
+                "sockeye_deflate_connections_holding_state",
+                "Connections holding any permessage-deflate state between messages",
+            ),
+            closes: registered(
+                r,
+                "sockeye_closes",
+                "Connections ended, by close code (1006 when without a closing handshake)",
+            ),
+            registry,
         };
-        m.register()
-    }
-}
-
-impl Metrics {
-    /// Registers every family (counters without their `_total`, which the encoder adds), and
-    /// the samples that are shown from the start, at 0.
-    fn register(mut self) -> Self {
-        let r = &mut self.registry;
-        r.register(
-            "sockeye_connections_open",
-            "WebSocket connections open now",
-            self.open.clone(),
-        );
-        // Tasks of the runtime (connections, handshakes, timers): back to the baseline when the
-        // connections are gone, or something leaks.
-        r.register(
-            "sockeye_tasks_alive",
-            "Tasks alive in the server's tokio runtime",
-            self.tasks_alive.clone(),
-        );
-        r.register(
-            "sockeye_chat_slow_closes",
-            "/chat members closed with 1013 for falling too far behind the room",
-            self.chat_slow_closes.clone(),
-        );
-        r.register(
-            "sockeye_handshakes_accepted",
-            "WebSocket handshakes accepted, by the HTTP version that carried them",
-            self.accepted.clone(),
-        );
-        r.register(
-            "sockeye_handshakes_refused",
-            "WebSocket handshakes refused, by reason (origin, limit, shutdown)",
-            self.refused.clone(),
-        );
-        r.register(
-            "sockeye_messages_received",
-            "Data messages received, by type, counted when their connection ends",
-            self.messages_received.clone(),
-        );
-        r.register(
-            "sockeye_bytes_received",
-            "Payload bytes of the data messages received (before compression), by type, \
-             counted when their connection ends",
-            self.bytes_received.clone(),
-        );
-        r.register(
-            "sockeye_messages_sent",
-            "Data messages sent, by type, counted when their connection ends",
-            self.messages_sent.clone(),
-        );
-        r.register(
-            "sockeye_bytes_sent",
-            "Payload bytes of the data messages sent (before compression), by type, counted \
-             when their connection ends",
-            self.bytes_sent.clone(),
-        );
-        r.register(
-            "sockeye_deflate_bytes",
-            "Bytes of permessage-deflate messages before (raw) and after (compressed) \
-             compression, by direction, counted when their connection ends",
-            self.deflate_bytes.clone(),
-        );
-        r.register(
-            "sockeye_deflate_ratio",
-            "Compressed bytes over raw bytes of permessage-deflate messages so far, by direction",
-            self.deflate_ratio.clone(),
-        );
-        r.register(
-            "sockeye_deflate_state_bytes",
-            "permessage-deflate state held between messages: by connections (zlib state and \
-             retained windows) and by the shared cache of compressors",
-            self.deflate_state_bytes.clone(),
-        );
-        r.register(
-            "sockeye_deflate_connections_holding_state",
-            "Connections holding any permessage-deflate state between messages",
-            self.deflate_holding.clone(),
-        );
-        r.register(
-            "sockeye_closes",
-            "Connections ended, by close code (1006 when without a closing handshake)",
-            self.closes.clone(),
-        );
         for version in ["1.1", "2"] {
-            let _ = self.accepted.get_or_create(&[("http_version", version)]);
+            let _ = m.accepted.get_or_create(&[("http_version", version)]);
         }
         for kind in ["text", "binary"] {
             for family in [
-                &self.messages_received,
-                &self.bytes_received,
-                &self.messages_sent,
-                &self.bytes_sent,
+                &m.messages_received,
+                &m.bytes_received,
+                &m.messages_sent,
+                &m.bytes_sent,
             ] {
                 let _ = family.get_or_create(&[("type", kind)]);
             }
         }
         for direction in ["sent", "received"] {
             for stage in ["raw", "compressed"] {
-                let _ = self
+                let _ = m
                     .deflate_bytes
                     .get_or_create(&[("direction", direction), ("stage", stage)]);
             }
         }
-        self
+        m
     }
+}
 
+/// A new metric, registered in `registry` as `name` (a counter without its `_total`, which the
+/// encoder adds) with `help`.
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+impl Metrics {
     /// WebSocket connections open now.
     pub fn open(&self) -> i64 {
         self.open.get()

@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sockeye::{ClientRequest, Config, Message};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 /// Reads the exposition on stdin; prints one line per rule broken and exits 1, or prints the
@@ -86,32 +85,6 @@ sockeye_deflate_bytes_total{direction=\"received\",stage=\"compressed\"} 95
 sockeye_deflate_ratio{direction=\"received\"} 0.0864
 ";
 
-/// The venv's python, if it has `prometheus_client`.
-fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("SOCKEYE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/.venv/bin/python")
-        });
-    let usable = std::process::Command::new(&path)
-        .args(["-c", "import prometheus_client"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if usable {
-        return Some(path);
-    }
-    let why = format!(
-        "no Python with prometheus_client at {} (run scripts/setup-python.sh)",
-        path.display()
-    );
-    if std::env::var("SOCKEYE_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("{why}");
-    }
-    eprintln!("skipping: {why}");
-    None
-}
-
 /// Runs [`CHECKER`] on `text`: Ok with the families it read, or Err with the rules broken.
 fn check(py: &PathBuf, text: &str) -> Result<String, String> {
     let mut child = std::process::Command::new(py)
@@ -133,16 +106,7 @@ fn check(py: &PathBuf, text: &str) -> Result<String, String> {
 
 /// GET `/metrics` over HTTP/1.1: the Content-Type and the body.
 async fn scrape(addr: &str) -> (String, String) {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let out = String::from_utf8(out).unwrap();
+    let out = common::http_get(addr, "/metrics", "").await;
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let content_type = head
@@ -153,9 +117,11 @@ async fn scrape(addr: &str) -> (String, String) {
     (content_type, body.to_owned())
 }
 
-#[test]
-fn the_checker_rejects_the_old_interleaved_output_without_help() {
-    let Some(py) = python() else { return };
+#[tokio::test]
+async fn the_checker_rejects_the_old_interleaved_output_without_help() {
+    let Some(py) = common::python_with("prometheus_client").await else {
+        return;
+    };
     let errors = check(&py, OLD_OUTPUT).expect_err("the old output passed");
     for rule in [
         "has no HELP",
@@ -168,7 +134,9 @@ fn the_checker_rejects_the_old_interleaved_output_without_help() {
 
 #[tokio::test]
 async fn metrics_of_a_running_server_pass_a_strict_prometheus_parser() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::python_with("prometheus_client").await else {
+        return;
+    };
     let (_server, addrs) = common::start(
         &[
             "--listen",
