@@ -301,7 +301,8 @@ pub fn proxy_for(target: &Url, env: impl Fn(&str) -> Option<String>) -> Result<O
 
 /// curl's `NO_PROXY` rules: comma-separated entries; `*` matches everything; a domain matches
 /// itself and its subdomains (a leading `.` or `*.` is ignored); an IP address matches itself,
-/// and `a.b.c.d/n` a CIDR block ([`Cidr`]); `entry:port` only matches that port.
+/// and `a.b.c.d/n` a CIDR block ([`Cidr`]); `entry:port` only matches that port. Hand-written:
+/// behaving as curl does is the product here; the CIDR part is ipnet's.
 fn no_proxy_matches(list: &str, host: &url::Host<&str>, port: u16) -> bool {
     let host_ip: Option<IpAddr> = match host {
         url::Host::Ipv4(ip) => Some((*ip).into()),
