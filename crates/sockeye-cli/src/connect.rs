@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use sockeye::proto::close::MAX_REASON_LEN;
+use sockeye::proto::close::CloseFrame;
 use sockeye::{ClientRequest, ClientTls, CloseCode, Config, Message, Proxy};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -110,12 +110,8 @@ pub async fn run(args: ConnectArgs) -> crate::Result<ExitCode> {
         None => (args.close.parse::<u16>()?, String::new()),
     };
     // Checked now rather than at EOF, when the session would end without its close frame.
-    if !CloseCode(code).is_application_allowed() {
-        return Err(format!("--close {code}: the code must be 1000 or 3000-4999").into());
-    }
-    if reason.len() > MAX_REASON_LEN {
-        return Err(format!("--close: the reason is over {MAX_REASON_LEN} bytes").into());
-    }
+    CloseFrame::from_application(CloseCode(code), reason.as_str())
+        .map_err(|e| format!("--close: {e}"))?;
     let ping_interval = Duration::try_from_secs_f64(args.ping_interval)
         .map_err(|_| "--ping-interval must be a number of seconds, 0 for none")?;
     let ping_interval = (!ping_interval.is_zero()).then_some(ping_interval);

@@ -39,9 +39,7 @@ struct OpenConnection<'a>(&'a Metrics);
 
 impl<'a> OpenConnection<'a> {
     fn new(metrics: &'a Metrics, version: sockeye::http::Version) -> Self {
-        metrics
-            .open
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics.connection_opened();
         metrics.accepted(version);
         OpenConnection(metrics)
     }
@@ -49,9 +47,7 @@ impl<'a> OpenConnection<'a> {
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
-        self.0
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.connection_gone();
     }
 }
 
@@ -109,12 +105,12 @@ pub async fn run(flags: ServeArgs) -> crate::Result<ExitCode> {
             tracing::info!("{signal}: closing connections with 1001 Going Away");
             let _ = stop.send(true);
             let deadline = tokio::time::Instant::now() + shutdown_timeout;
-            while app.metrics.open.load(std::sync::atomic::Ordering::Relaxed) > 0
+            while app.metrics.open() > 0
                 && tokio::time::Instant::now() < deadline
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let left = app.metrics.open.load(std::sync::atomic::Ordering::Relaxed);
+            let left = app.metrics.open();
             if left > 0 {
                 tracing::warn!("{left} connections did not close in time");
             }
@@ -163,13 +159,8 @@ async fn recv_until_shutdown<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         tokio::select! {
             msg = ws.recv() => {
-                match &msg {
-                    Some(Ok(Message::Close(event))) => {
-                        app.metrics.closed(event.code.0);
-                        app.metrics.deflate(ws.deflate_stats());
-                    }
-                    Some(Ok(m)) => app.metrics.received(m),
-                    _ => {}
+                if let Some(Ok(Message::Close(event))) = &msg {
+                    app.metrics.ended(event.code.0, ws.deflate_stats(), ws.message_stats());
                 }
                 return msg;
             }
@@ -235,7 +226,7 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
             return;
         }
     }
-    if app.metrics.open.load(std::sync::atomic::Ordering::Relaxed) >= app.max_connections {
+    if app.metrics.open() >= app.max_connections {
         app.metrics.refused("limit");
         let _ = upgrade
             .reject(StatusCode::SERVICE_UNAVAILABLE, "Too many connections\n")
@@ -273,7 +264,7 @@ async fn metrics_page(upgrade: Request, metrics: &Metrics) -> sockeye::Result<()
     let mut resp = Response::new(());
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     upgrade.respond(resp, metrics.render().as_bytes()).await
 }
@@ -319,9 +310,7 @@ async fn echo(upgrade: Request, app: &App) -> sockeye::Result<()> {
     while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown).await {
         match msg {
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
-                if ws.send(msg.clone()).await.is_ok() {
-                    app.metrics.sent(&msg);
-                }
+                let _ = ws.send(msg).await;
             }
             Ok(Message::Close(_)) => break,
             Err(e) => tracing::debug!("echo: {e}"),
@@ -347,9 +336,7 @@ async fn hello(upgrade: Request, app: &App) -> sockeye::Result<()> {
             msg = recv_until_shutdown(&mut ws, app, &mut shutdown) => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let reply = Message::text(greeting(&text));
-                    if ws.send(reply.clone()).await.is_ok() {
-                        app.metrics.sent(&reply);
-                    }
+                    let _ = ws.send(reply).await;
                     bye_at.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(5));
                 }
                 Some(Ok(Message::Binary(_))) => {}
@@ -446,9 +433,7 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
                 if missed > 0 {
                     // Leaving the room at once, so that senders stop waiting for this member.
                     room = None;
-                    app.metrics
-                        .chat_slow_closes
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    app.metrics.chat_slow_close();
                     tracing::info!("chat: closing a member that missed {missed} messages");
                     let _ = ws
                         .close_with(
@@ -462,7 +447,6 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
                     if ws.feed_prepared(prepared).await.is_err() {
                         break;
                     }
-                    app.metrics.sent_text(prepared.payload().len());
                 }
                 let _ = ws.flush().await;
             },
@@ -503,10 +487,7 @@ async fn soap(mut upgrade: Request, app: &App) -> sockeye::Result<()> {
                 continue;
             }
         };
-        let reply = Message::text(envelope);
-        if ws.send(reply.clone()).await.is_ok() {
-            app.metrics.sent(&reply);
-        }
+        let _ = ws.send(Message::text(envelope)).await;
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! `sockeye serve` as a user starts it: the real binary on an ephemeral port.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::http_get;
 use sockeye::proto::CloseCode;
 use sockeye::{ClientRequest, Config, Message};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -33,19 +36,6 @@ async fn next(ws: &mut sockeye::WebSocket<sockeye::MaybeTlsStream>) -> Message {
         .expect("nothing within 10 s")
         .expect("stream ended")
         .expect("error")
-}
-
-async fn http_get(addr: &str, path: &str, headers: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Polls `/metrics` until it shows `line`: the server counts a connection when its task ends,

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -134,37 +133,9 @@ async fn http_get(addr: &str, path: &str, host: &str) -> String {
 
 // ---- zeep ----
 
-/// The venv's Python, if it has zeep and websockets.
-async fn python_with_zeep() -> Option<PathBuf> {
-    let path = std::env::var_os("SOCKEYE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/.venv/bin/python")
-        });
-    let usable = path.exists()
-        && Command::new(&path)
-            .args(["-c", "import zeep, websockets"])
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-    if usable {
-        return Some(path);
-    }
-    let why = format!(
-        "no Python venv with zeep at {} (run scripts/setup-python.sh)",
-        path.display()
-    );
-    if std::env::var("SOCKEYE_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("{why}");
-    }
-    eprintln!("skipping: {why}");
-    None
-}
-
 #[tokio::test]
 async fn zeep_loads_the_wsdl_and_gets_quotes_and_a_fault_over_one_websocket() {
-    let Some(py) = python_with_zeep().await else {
+    let Some(py) = common::python_with("zeep, websockets").await else {
         return;
     };
     let (_server, addr) = start().await;

@@ -1,6 +1,6 @@
 //! RFC 6455 §5.5.1 and §7.4: close frames and status codes.
 
-use crate::error::ProtocolError;
+use crate::error::{ProtocolError, UsageError};
 
 /// A close status code (§7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +70,24 @@ impl CloseFrame {
         }
     }
 
+    /// The close frame an application may ask for, by the rule browsers apply to
+    /// `WebSocket.close(code, reason)`: a code [`CloseCode::is_application_allowed`] allows
+    /// (1000, or 3000 to 4999) and a reason of at most [`MAX_REASON_LEN`] bytes. The I/O layer
+    /// may still send other codes valid on the wire (1001 on shutdown, 1011).
+    pub fn from_application(
+        code: CloseCode,
+        reason: impl Into<String>,
+    ) -> Result<CloseFrame, UsageError> {
+        let reason = reason.into();
+        if !code.is_application_allowed() {
+            return Err(UsageError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(UsageError::CloseReasonTooLong);
+        }
+        Ok(CloseFrame { code, reason })
+    }
+
     /// Parses a close frame's payload. `None` means the frame carried no status code, which
     /// is reported as 1005.
     pub fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
@@ -126,6 +144,16 @@ mod tests {
         assert!(!CloseCode(1001).is_application_allowed());
         assert!(!CloseCode(2999).is_application_allowed());
         assert!(!CloseCode(5000).is_application_allowed());
+        let frame = CloseFrame::from_application(CloseCode(4000), "x".repeat(MAX_REASON_LEN));
+        assert_eq!(frame.unwrap().reason.len(), MAX_REASON_LEN);
+        assert_eq!(
+            CloseFrame::from_application(CloseCode(1001), ""),
+            Err(UsageError::InvalidCloseCode(1001))
+        );
+        assert_eq!(
+            CloseFrame::from_application(CloseCode::NORMAL, "x".repeat(MAX_REASON_LEN + 1)),
+            Err(UsageError::CloseReasonTooLong)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use url::Url;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::proxy::{Proxy, ProxySetting};
+use crate::server::read_head;
 use crate::socket::WebSocket;
 use crate::tls::{self, MaybeTlsStream};
 
@@ -254,21 +255,14 @@ where
         deflate: config.deflate.clone(),
     };
     let bytes = hs.request(&request.host_header(), &request.target(), &request.headers);
+    let mut leftover = BytesMut::with_capacity(1024);
+    let max = config.max_handshake_size;
     let exchange = async {
         io.write_all(&bytes).await?;
-        let mut buf = BytesMut::with_capacity(1024);
-        loop {
-            if let Some((resp, len)) = handshake::parse_response(&buf, config.max_handshake_size)? {
-                let _ = buf.split_to(len);
-                return Ok::<_, Error>((resp, buf));
-            }
-            if io.read_buf(&mut buf).await? == 0 {
-                return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
-            }
-        }
+        read_head(&mut io, &mut leftover, max, handshake::parse_response).await
     };
     let deadline = tokio::time::Instant::now() + config.handshake_timeout;
-    let (resp, leftover) = tokio::time::timeout_at(deadline, exchange)
+    let resp = tokio::time::timeout_at(deadline, exchange)
         .await
         .map_err(|_| Error::Timeout("opening handshake"))??;
     if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
@@ -281,13 +275,13 @@ where
         ))));
     }
     let negotiated = hs.validate_response(&resp)?;
-    let mut ws = client_socket(io, config, negotiated, &leftover);
+    let mut ws = WebSocket::negotiated(Role::Client, io, config, negotiated, &leftover);
     ws.set_response(resp);
     Ok(ws)
 }
 
 /// The most of a refusal's body kept for [`Error::Rejected`].
-const MAX_REFUSAL_BODY: usize = 64 << 10;
+pub(crate) const MAX_REFUSAL_BODY: usize = 64 << 10;
 
 /// Reads the body of a refusal, by its `Content-Length` or up to the end of the connection,
 /// keeping at most [`MAX_REFUSAL_BODY`]; whatever arrived is kept if the read fails.
@@ -309,15 +303,4 @@ async fn refusal_body<S: AsyncRead + Unpin>(
     }
     body.truncate(want);
     body.freeze()
-}
-
-/// The client's side of an accepted handshake, whichever HTTP version carried it. `leftover`
-/// is what the server sent after its response head.
-pub(crate) fn client_socket<S: AsyncRead + AsyncWrite + Unpin>(
-    io: S,
-    config: Config,
-    negotiated: handshake::Negotiated,
-    leftover: &[u8],
-) -> WebSocket<S> {
-    WebSocket::negotiated(Role::Client, io, config, negotiated, leftover)
 }

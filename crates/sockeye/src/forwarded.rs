@@ -30,29 +30,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use http::Request;
+use ipnet::IpNet;
 
-/// An IP address or a CIDR block (`127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`).
+/// An IP address or a CIDR block (`127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`): the one
+/// matcher for trusted proxies here and for `NO_PROXY` entries in [`crate::proxy`]. An
+/// [`IpNet`] that also parses a bare address (as a /32 or /128) and counts IPv4-mapped IPv6
+/// addresses (`::ffff:a.b.c.d`) as IPv4, in the block and in the addresses it is asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    bits: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.bits))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
 }
 
@@ -66,22 +55,18 @@ impl FromStr for Cidr {
             None => (s, None),
         };
         let net = addr.parse::<IpAddr>().map_err(|_| err())?.to_canonical();
-        let max = if net.is_ipv4() { 32 } else { 128 };
         let bits = match bits {
-            Some(bits) => bits
-                .parse::<u8>()
-                .ok()
-                .filter(|b| *b <= max)
-                .ok_or_else(err)?,
-            None => max,
+            Some(bits) => bits.parse::<u8>().map_err(|_| err())?,
+            None if net.is_ipv4() => 32,
+            None => 128,
         };
-        Ok(Cidr { net, bits })
+        IpNet::new(net, bits).map(Cidr).map_err(|_| err())
     }
 }
 
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.net, self.bits)
+        self.0.fmt(f)
     }
 }
 
@@ -127,6 +112,9 @@ pub fn client_addr<B>(request: &Request<B>, peer: SocketAddr, trusted: &[Cidr]) 
     }
     client
 }
+
+// The header parsing below is hand-written on purpose: it is the product (which hop to believe
+// hangs on how each node is read), and it is small beside a general RFC 7239 parser.
 
 /// The `for=` node of every element of one `Forwarded` header value, in order; `None` for a
 /// node that is not an IP address (or an element without `for=`).

@@ -48,14 +48,15 @@ use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Versi
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeError};
+use sockeye_proto::Role;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::client::{client_socket, open_stream_in_time, ClientRequest};
+use crate::client::{open_stream_in_time, ClientRequest, MAX_REFUSAL_BODY};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::server::{server_socket, Upgrade};
+use crate::server::Upgrade;
 use crate::socket::WebSocket;
 use crate::tls::{rustls, MaybeTlsStream};
 
@@ -181,7 +182,13 @@ impl UpgradeRequest {
             inner: Box::pin(async move {
                 let upgraded = on_upgrade.await.map_err(io::Error::other)?;
                 let stream = UpgradedStream(TokioIo::new(upgraded));
-                Ok(server_socket(stream, config, negotiated, &[]))
+                Ok(WebSocket::negotiated(
+                    Role::Server,
+                    stream,
+                    config,
+                    negotiated,
+                    &[],
+                ))
             }),
         };
         (Response::from_parts(parts, B::default()), pending)
@@ -400,7 +407,8 @@ where
     let (negotiated, upgraded, head) = tokio::time::timeout(config.handshake_timeout, exchange)
         .await
         .map_err(|_| Error::Timeout("opening handshake"))??;
-    let mut ws = client_socket(
+    let mut ws = WebSocket::negotiated(
+        Role::Client,
         S::from(UpgradedStream(TokioIo::new(upgraded))),
         config,
         negotiated,
@@ -409,9 +417,6 @@ where
     ws.set_response(head);
     Ok(ws)
 }
-
-/// The most of a refusal's body kept for [`Error::Rejected`], as over HTTP/1.1.
-const MAX_REFUSAL_BODY: usize = 64 << 10;
 
 // ---------------------------------------------------------------- HTTP/2 connections
 

@@ -34,7 +34,7 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use proxy::Proxy;
 pub use server::{accept, read_request, serve, Upgrade};
-pub use socket::{Message, ReadyState, WebSocket};
+pub use socket::{Message, MessageCounts, MessageStats, ReadyState, WebSocket};
 pub use tls::{serve_tls, ClientTls, MaybeTlsStream};
 
 pub use sockeye_proto as proto;

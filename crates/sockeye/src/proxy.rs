@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::forwarded::Cidr;
 
 /// A proxy: HTTP (tunnels with CONNECT) or SOCKS5.
 #[derive(Clone, PartialEq, Eq)]
@@ -142,9 +143,7 @@ impl Proxy {
             .map_err(|e| Error::Proxy(format!("cannot connect to proxy {self}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         if let Kind::Socks5 { remote_dns } = self.kind {
-            self.socks5_connect(&mut tcp, host, port, remote_dns)
-                .await?;
-            return Ok(tcp);
+            return self.socks5_connect(tcp, host, port, remote_dns).await;
         }
         let target = format!("{host}:{port}");
         let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
@@ -156,6 +155,8 @@ impl Proxy {
         request.push_str("\r\n");
         tcp.write_all(request.as_bytes()).await?;
         // Byte by byte: nothing past the response head may be consumed, it belongs to the tunnel.
+        // Hand-written on purpose: only the status line matters, and an HTTP client crate
+        // would bring a second HTTP stack to read it.
         let mut head = Vec::with_capacity(256);
         while !head.ends_with(b"\r\n\r\n") {
             if head.len() > 16 << 10 {
@@ -193,143 +194,60 @@ impl Proxy {
         }
     }
 
-    /// RFC 1928: method negotiation, RFC 1929 username/password if the proxy asks, then
-    /// CONNECT to `host:port`; on success the stream is the tunnel.
+    /// RFC 1928 CONNECT to `host:port` through the proxy at the other end of `tcp`, with the
+    /// RFC 1929 username and password when the URL has them (tokio-socks speaks the protocol);
+    /// on success the stream is the tunnel.
     async fn socks5_connect(
         &self,
-        tcp: &mut TcpStream,
+        tcp: TcpStream,
         host: &str,
         port: u16,
         remote_dns: bool,
-    ) -> Result<()> {
-        const NO_AUTH: u8 = 0x00;
-        const USER_PASSWORD: u8 = 0x02;
+    ) -> Result<TcpStream> {
+        use tokio_socks::tcp::Socks5Stream;
+        use tokio_socks::{Error as Socks, TargetAddr};
         let fail = |what: String| Error::Proxy(format!("SOCKS5 proxy {self}: {what}"));
         // The destination: an address, or for socks5h a name the proxy resolves.
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let mut address = Vec::with_capacity(4 + host.len());
-        let ip = match host.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) if remote_dns => None,
-            Err(_) => {
-                let found = tokio::net::lookup_host((host, port))
+        let target = match host.parse::<IpAddr>() {
+            Ok(ip) => TargetAddr::Ip((ip, port).into()),
+            Err(_) if remote_dns => TargetAddr::Domain(host.into(), port),
+            Err(_) => TargetAddr::Ip(
+                tokio::net::lookup_host((host, port))
                     .await
                     .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?
                     .next()
-                    .ok_or_else(|| fail(format!("{host} has no address")))?;
-                Some(found.ip())
-            }
+                    .ok_or_else(|| fail(format!("{host} has no address")))?,
+            ),
         };
-        match ip {
-            Some(IpAddr::V4(v4)) => {
-                address.push(0x01);
-                address.extend_from_slice(&v4.octets());
+        let tunnel = match &self.credentials {
+            Some((user, password)) => {
+                Socks5Stream::connect_with_password_and_socket(tcp, target, user, password).await
             }
-            Some(IpAddr::V6(v6)) => {
-                address.push(0x04);
-                address.extend_from_slice(&v6.octets());
-            }
-            None => {
-                let name = u8::try_from(host.len())
-                    .map_err(|_| fail(format!("host name {host:?} is over 255 bytes")))?;
-                address.push(0x03);
-                address.push(name);
-                address.extend_from_slice(host.as_bytes());
-            }
-        }
-        address.extend_from_slice(&port.to_be_bytes());
-
-        // Offer username/password only when there are credentials to give.
-        let greeting: &[u8] = match self.credentials {
-            Some(_) => &[0x05, 2, NO_AUTH, USER_PASSWORD],
-            None => &[0x05, 1, NO_AUTH],
+            None => Socks5Stream::connect_with_socket(tcp, target).await,
         };
-        tcp.write_all(greeting).await?;
-        let mut reply = [0u8; 2];
-        read_exact(tcp, &mut reply, || {
-            fail("closed during method negotiation".into())
-        })
-        .await?;
-        if reply[0] != 0x05 {
-            return Err(fail(format!("not a SOCKS5 server (version {})", reply[0])));
-        }
-        match (reply[1], &self.credentials) {
-            (NO_AUTH, _) => {}
-            (USER_PASSWORD, Some((user, password))) => {
-                let mut auth = vec![0x01, user.len() as u8];
-                auth.extend_from_slice(user.as_bytes());
-                auth.push(password.len() as u8);
-                auth.extend_from_slice(password.as_bytes());
-                tcp.write_all(&auth).await?;
-                let mut status = [0u8; 2];
-                let closed = || fail("refused the username and password".into());
-                read_exact(tcp, &mut status, closed).await?;
-                if status[1] != 0 {
-                    return Err(closed());
-                }
-            }
-            (0xff, None) | (USER_PASSWORD, None) => {
-                return Err(fail(
+        tunnel.map(Socks5Stream::into_inner).map_err(|e| match e {
+            Socks::PasswordAuthFailure(_) => fail("refused the username and password".into()),
+            Socks::NoAcceptableAuthMethods | Socks::UnknownAuthMethod
+                if self.credentials.is_none() =>
+            {
+                fail(
                     "requires authentication: put the credentials in the proxy URL, \
                      socks5://user:password@host:port"
                         .into(),
-                ))
+                )
             }
-            (method, _) => {
-                return Err(fail(format!(
-                    "no acceptable authentication method ({method:#04x})"
-                )))
+            Socks::NoAcceptableAuthMethods => {
+                fail("accepts no authentication method we offer".into())
             }
-        }
-
-        let mut request = vec![0x05, 0x01, 0x00];
-        request.extend_from_slice(&address);
-        tcp.write_all(&request).await?;
-        // VER REP RSV ATYP, then the bound address, whose length depends on ATYP.
-        let mut head = [0u8; 4];
-        read_exact(tcp, &mut head, || {
-            fail("closed before answering CONNECT".into())
+            Socks::InvalidResponseVersion => fail("not a SOCKS5 server".into()),
+            Socks::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                fail("closed the connection before the tunnel was open".into())
+            }
+            Socks::Io(e) => Error::Io(e),
+            // The CONNECT reply's failure codes (general failure, host unreachable, ...).
+            other => fail(format!("CONNECT {host}:{port} failed: {other}")),
         })
-        .await?;
-        if head[1] != 0 {
-            let why = match head[1] {
-                0x01 => "general SOCKS server failure",
-                0x02 => "connection not allowed by ruleset",
-                0x03 => "network unreachable",
-                0x04 => "host unreachable",
-                0x05 => "connection refused",
-                0x06 => "TTL expired",
-                0x07 => "command not supported",
-                0x08 => "address type not supported",
-                _ => "unknown error",
-            };
-            return Err(fail(format!(
-                "CONNECT {host}:{port} failed: {why} ({})",
-                head[1]
-            )));
-        }
-        let bound = match head[3] {
-            0x01 => 4 + 2,
-            0x04 => 16 + 2,
-            0x03 => {
-                let mut len = [0u8];
-                read_exact(tcp, &mut len, || fail("truncated reply".into())).await?;
-                len[0] as usize + 2
-            }
-            other => return Err(fail(format!("reply with address type {other}"))),
-        };
-        let mut rest = vec![0u8; bound];
-        read_exact(tcp, &mut rest, || fail("truncated reply".into())).await?;
-        Ok(())
-    }
-}
-
-/// `read_exact`, with `closed()` as the error when the stream ends first.
-async fn read_exact(tcp: &mut TcpStream, buf: &mut [u8], closed: impl Fn() -> Error) -> Result<()> {
-    match tcp.read_exact(buf).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(closed()),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -383,7 +301,8 @@ pub fn proxy_for(target: &Url, env: impl Fn(&str) -> Option<String>) -> Result<O
 
 /// curl's `NO_PROXY` rules: comma-separated entries; `*` matches everything; a domain matches
 /// itself and its subdomains (a leading `.` or `*.` is ignored); an IP address matches itself,
-/// and `a.b.c.d/n` a CIDR block; `entry:port` only matches that port.
+/// and `a.b.c.d/n` a CIDR block ([`Cidr`]); `entry:port` only matches that port. Hand-written:
+/// behaving as curl does is the product here; the CIDR part is ipnet's.
 fn no_proxy_matches(list: &str, host: &url::Host<&str>, port: u16) -> bool {
     let host_ip: Option<IpAddr> = match host {
         url::Host::Ipv4(ip) => Some((*ip).into()),
@@ -406,13 +325,7 @@ fn no_proxy_matches(list: &str, host: &url::Host<&str>, port: u16) -> bool {
                 return false;
             }
             if let Some(ip) = host_ip {
-                if let Some((net, bits)) = pattern.split_once('/') {
-                    return match (net.parse::<IpAddr>(), bits.parse::<u32>()) {
-                        (Ok(net), Ok(bits)) => in_cidr(ip, net, bits),
-                        _ => false,
-                    };
-                }
-                return pattern.parse::<IpAddr>().is_ok_and(|p| p == ip);
+                return pattern.parse::<Cidr>().is_ok_and(|c| c.contains(ip));
             }
             let pattern = pattern
                 .trim_start_matches("*.")
@@ -440,45 +353,11 @@ fn split_port(entry: &str) -> (&str, Option<u16>) {
     }
 }
 
-fn in_cidr(ip: IpAddr, net: IpAddr, bits: u32) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
-    }
-}
-
+/// Percent-decodes a user or password from a URL; invalid UTF-8 becomes U+FFFD.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -506,6 +385,9 @@ mod tests {
         assert_eq!((p.host(), p.port()), ("proxy.example", 3128));
         assert_eq!(p.credentials, Some(("us@er".into(), "p:ss".into())));
         assert!(!format!("{p:?}").contains("p:ss"));
+        // An escape at the very end is decoded too.
+        let p = Proxy::http("http://u:pa%73@proxy.example").unwrap();
+        assert_eq!(p.credentials, Some(("u".into(), "pas".into())));
         let p = Proxy::http("127.0.0.1:8888").unwrap();
         assert_eq!(
             (p.host(), p.port(), p.credentials.is_none()),

@@ -59,21 +59,8 @@ where
 {
     let deadline = config.handshake_timeout;
     let mut buf = BytesMut::with_capacity(1024);
-    let read = async {
-        loop {
-            match handshake::parse_request(&buf, config.max_handshake_size) {
-                Ok(Some((request, len))) => {
-                    let _ = buf.split_to(len);
-                    return Ok(request);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if io.read_buf(&mut buf).await? == 0 {
-                return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
-            }
-        }
-    };
+    let max = config.max_handshake_size;
+    let read = read_head(&mut io, &mut buf, max, handshake::parse_request);
     let result = match tokio::time::timeout(deadline, read).await {
         Ok(result) => result,
         Err(_) => Err(Error::Timeout("opening handshake")),
@@ -107,6 +94,36 @@ where
             Err(Error::Timeout(what))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A head parser of sockeye-proto: the head and its length once `buf` holds all of it.
+type ParseHead<T> = fn(
+    buf: &[u8],
+    max_size: usize,
+) -> std::result::Result<Option<(T, usize)>, handshake::HandshakeError>;
+
+/// Reads from `io` into `buf` until `parse` finds a whole head, and returns it; `buf` keeps what
+/// came after the head. Both sides of the HTTP/1.1 handshake read with this: the server its
+/// request ([`handshake::parse_request`]), the client its response
+/// ([`handshake::parse_response`]).
+pub(crate) async fn read_head<S, T>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    max_size: usize,
+    parse: ParseHead<T>,
+) -> Result<T>
+where
+    S: AsyncRead + Unpin,
+{
+    loop {
+        if let Some((head, len)) = parse(buf, max_size)? {
+            let _ = buf.split_to(len);
+            return Ok(head);
+        }
+        if io.read_buf(buf).await? == 0 {
+            return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
     }
 }
 
@@ -322,12 +339,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
         match self.transport {
             Transport::Http1 { mut io, leftover } => {
                 io.write_all(&handshake::write_response(&resp, b"")).await?;
-                Ok(server_socket(io, self.config, negotiated, &leftover))
+                Ok(WebSocket::negotiated(
+                    Role::Server,
+                    io,
+                    self.config,
+                    negotiated,
+                    &leftover,
+                ))
             }
             #[cfg(feature = "hyper")]
             Transport::Http2(stream) => {
                 let io = Box::pin(stream.open(resp)).await?;
-                Ok(server_socket(io, self.config, negotiated, &[]))
+                Ok(WebSocket::negotiated(
+                    Role::Server,
+                    io,
+                    self.config,
+                    negotiated,
+                    &[],
+                ))
             }
         }
     }
@@ -373,17 +402,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
             Transport::Http2(stream) => stream.respond(resp, body),
         }
     }
-}
-
-/// The server's side of an accepted handshake, whichever HTTP version carried it. `leftover` is
-/// what the peer sent after its request head.
-pub(crate) fn server_socket<S: AsyncRead + AsyncWrite + Unpin>(
-    io: S,
-    config: Config,
-    negotiated: handshake::Negotiated,
-    leftover: &[u8],
-) -> WebSocket<S> {
-    WebSocket::negotiated(Role::Server, io, config, negotiated, leftover)
 }
 
 /// Accepts TCP connections forever, reading each request head in its own task and handing it

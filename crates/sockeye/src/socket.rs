@@ -12,7 +12,6 @@ use std::task::{ready, Context, Poll, Waker};
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::close::MAX_REASON_LEN;
 use sockeye_proto::{
     CloseCode, CloseEvent, CloseFrame, Connection, DataKind, Event, PerMessageDeflate,
     PreparedMessage, Role, State, UsageError, Utf8Bytes,
@@ -133,17 +132,6 @@ impl From<Bytes> for Message {
     }
 }
 
-/// Checks a close request the way browsers check `WebSocket.close(code, reason)`.
-pub(crate) fn check_application_close(code: CloseCode, reason: &str) -> Result<(), UsageError> {
-    if !code.is_application_allowed() {
-        return Err(UsageError::InvalidCloseCode(code.0));
-    }
-    if reason.len() > MAX_REASON_LEN {
-        return Err(UsageError::CloseReasonTooLong);
-    }
-    Ok(())
-}
-
 /// A WebSocket connection over any byte stream: a `Stream` of received [`Message`]s that ends
 /// with [`Message::Close`], and a `Sink` of messages to send.
 ///
@@ -174,6 +162,57 @@ pub struct WebSocket<S> {
     stream_waker: Option<Waker>,
     /// A client's view of the server's answer to the opening handshake.
     response: Option<Box<http::Response<()>>>,
+    stats: MessageStats,
+    /// The kind of the fragmented message being sent, between its first and last fragment.
+    sending_fragments: Option<DataKind>,
+}
+
+/// The data messages a [`WebSocket`] sent and received, and their payload bytes before
+/// compression ([`WebSocket::message_stats`]). Kept in plain integers by the socket, so that
+/// counting costs nothing shared per message: a server adds them to its totals once, when the
+/// connection ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageStats {
+    /// Queued for the peer: sent, or being sent.
+    pub sent: MessageCounts,
+    pub received: MessageCounts,
+}
+
+/// Messages and payload bytes of each kind, one way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    pub text: u64,
+    pub text_bytes: u64,
+    pub binary: u64,
+    pub binary_bytes: u64,
+}
+
+impl MessageCounts {
+    fn add_bytes(&mut self, kind: DataKind, len: usize) {
+        match kind {
+            DataKind::Text => self.text_bytes += len as u64,
+            DataKind::Binary => self.binary_bytes += len as u64,
+        }
+    }
+
+    fn add_message(&mut self, kind: DataKind) {
+        match kind {
+            DataKind::Text => self.text += 1,
+            DataKind::Binary => self.binary += 1,
+        }
+    }
+
+    fn add(&mut self, kind: DataKind, len: usize) {
+        self.add_message(kind);
+        self.add_bytes(kind, len);
+    }
+}
+
+fn kind_of(message: &sockeye_proto::Message) -> DataKind {
+    match message {
+        sockeye_proto::Message::Text(_) => DataKind::Text,
+        sockeye_proto::Message::Binary(_) => DataKind::Binary,
+    }
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -215,6 +254,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             sink_waker: None,
             stream_waker: None,
             response: None,
+            stats: MessageStats::default(),
+            sending_fragments: None,
         }
     }
 
@@ -276,6 +317,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.deflate_stats()
     }
 
+    /// The data messages sent and received so far, and their bytes.
+    pub fn message_stats(&self) -> MessageStats {
+        self.stats
+    }
+
     /// The `Sec-WebSocket-Extensions` value agreed on ("" when none).
     pub fn extensions(&self) -> &str {
         &self.extensions
@@ -307,6 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
         self.conn.send_prepared(message)?;
+        self.count_prepared(message);
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
     }
 
@@ -316,7 +363,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
         self.conn.send_prepared(message)?;
+        self.count_prepared(message);
         Ok(())
+    }
+
+    fn count_prepared(&mut self, message: &PreparedMessage) {
+        let kind = match message.opcode() {
+            sockeye_proto::OpCode::Text => DataKind::Text,
+            _ => DataKind::Binary,
+        };
+        self.stats.sent.add(kind, message.payload().len());
     }
 
     /// Writes everything queued.
@@ -334,6 +390,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ) -> Result<()> {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
         self.conn.send_fragment(kind, payload, fin)?;
+        if let Some(kind) = kind {
+            self.sending_fragments = Some(kind);
+        }
+        if let Some(kind) = self.sending_fragments {
+            self.stats.sent.add_bytes(kind, payload.len());
+            if fin {
+                self.stats.sent.add_message(kind);
+                self.sending_fragments = None;
+            }
+        }
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
     }
 
@@ -348,16 +414,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// to see the close event.
     pub async fn close(&mut self, code: Option<u16>, reason: &str) -> Result<()> {
         let frame = match code {
-            Some(code) => {
-                check_application_close(CloseCode(code), reason)?;
-                Some(CloseFrame::new(code, reason))
-            }
+            Some(code) => Some(CloseFrame::from_application(CloseCode(code), reason)?),
             None if reason.is_empty() => None,
-            None => Some(CloseFrame::new(CloseCode::NORMAL, reason)),
+            None => Some(CloseFrame::from_application(CloseCode::NORMAL, reason)?),
         };
-        if let Some(frame) = &frame {
-            check_application_close(frame.code, &frame.reason)?;
-        }
         self.start_close(frame)?;
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
     }
@@ -626,7 +686,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
         loop {
             while let Some(event) = this.conn.poll_event() {
                 match event {
-                    Event::Message(m) => return Poll::Ready(Some(Ok(m.into()))),
+                    Event::Message(m) => {
+                        this.stats.received.add(kind_of(&m), m.len());
+                        return Poll::Ready(Some(Ok(m.into())));
+                    }
                     Event::Pong(_) => this.on_pong(),
                     Event::Ping(_) | Event::CloseReceived(_) => {}
                 }
@@ -692,8 +755,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
         let this = &mut *self;
         match message {
-            Message::Text(t) => this.conn.send_owned(sockeye_proto::Message::Text(t))?,
-            Message::Binary(b) => this.conn.send_owned(sockeye_proto::Message::Binary(b))?,
+            Message::Text(t) => {
+                let len = t.len();
+                this.conn.send_owned(sockeye_proto::Message::Text(t))?;
+                this.stats.sent.add(DataKind::Text, len);
+            }
+            Message::Binary(b) => {
+                let len = b.len();
+                this.conn.send_owned(sockeye_proto::Message::Binary(b))?;
+                this.stats.sent.add(DataKind::Binary, len);
+            }
             // Any code valid on the wire (RFC 6455 §7.4): server code sends 1001 or 1011,
             // which `close()` refuses as browsers do.
             Message::Close(event) => {

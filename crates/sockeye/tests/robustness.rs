@@ -643,3 +643,39 @@ async fn split_halves_both_waiting_to_write_are_both_woken() {
     .await;
     assert!(sent.is_ok(), "the sending half was never woken");
 }
+
+#[tokio::test]
+async fn message_stats_count_each_kind_both_ways_whatever_way_it_was_sent() {
+    use sockeye::proto::{DataKind, PreparedMessage};
+    use sockeye::{MessageCounts, MessageStats};
+    let addr = echo_server(Config::default()).await;
+    let mut ws = sockeye::connect(&format!("ws://{addr}/")).await.unwrap();
+    ws.send("hello").await.unwrap();
+    ws.send_prepared(&PreparedMessage::binary(vec![0u8; 3]))
+        .await
+        .unwrap();
+    ws.send_fragment(Some(DataKind::Text), b"ab", false)
+        .await
+        .unwrap();
+    ws.send_fragment(None, b"cd", true).await.unwrap();
+    for _ in 0..3 {
+        timeout(Duration::from_secs(5), ws.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+    let both = MessageCounts {
+        text: 2,
+        text_bytes: 9,
+        binary: 1,
+        binary_bytes: 3,
+    };
+    assert_eq!(
+        ws.message_stats(),
+        MessageStats {
+            sent: both,
+            received: both,
+        }
+    );
+}

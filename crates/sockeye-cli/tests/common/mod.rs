@@ -1,10 +1,11 @@
 //! What the `sockeye serve` tests share: starting the real binary and reading where it listens.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
@@ -34,4 +35,49 @@ pub async fn start(args: &[&str], count: usize) -> (Child, Vec<String>) {
 pub async fn start_one(args: &[&str]) -> (Child, String) {
     let (child, mut addrs) = start(args, 1).await;
     (child, addrs.remove(0))
+}
+
+/// `GET path` over HTTP/1.1 with `headers` (each line ending in CRLF) added: the whole answer,
+/// head and body, read until the server closes.
+pub async fn http_get(addr: &str, path: &str, headers: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The Python of the venv `scripts/setup-python.sh` makes ($SOCKEYE_PYTHON, else
+/// interop/.venv), if it can `import modules` (such as "zeep, websockets"). Without it the
+/// caller skips, unless SOCKEYE_REQUIRE_INTEROP=1, which makes it a failure.
+pub async fn python_with(modules: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("SOCKEYE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/.venv/bin/python")
+        });
+    let usable = path.exists()
+        && Command::new(&path)
+            .args(["-c", &format!("import {modules}")])
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+    if usable {
+        return Some(path);
+    }
+    let why = format!(
+        "no Python venv with {modules} at {} (run scripts/setup-python.sh)",
+        path.display()
+    );
+    if std::env::var("SOCKEYE_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("{why}");
+    }
+    eprintln!("skipping: {why}");
+    None
 }
