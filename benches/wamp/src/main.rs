@@ -1162,17 +1162,14 @@ mod tests {
         tokio::spawn(async move {
             let (mut tcp, _) = listener.accept().await.unwrap();
             let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = tcp.read(&mut buf).await.unwrap();
-                head.extend_from_slice(&buf[..n]);
-            }
-            let head = String::from_utf8(head).unwrap();
-            let key = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                .unwrap();
-            let accept = handshake::accept_key(key.trim().as_bytes());
+            let request = loop {
+                if let Some((request, _)) = handshake::parse_request(&head, 16 << 10).unwrap() {
+                    break request;
+                }
+                assert!(tcp.read_buf(&mut head).await.unwrap() > 0);
+            };
+            let offer = handshake::validate_request(&request).unwrap();
+            let accept = handshake::accept_key(offer.key.unwrap().as_bytes());
             let response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Protocol: wamp.2.json\r\n{}\r\n",
@@ -1180,7 +1177,7 @@ mod tests {
             );
             tcp.write_all(response.as_bytes()).await.unwrap();
             // Hold the connection until the client goes.
-            while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            while tcp.read_buf(&mut head).await.is_ok_and(|n| n > 0) {}
         });
         let target = Target::parse(&format!("ws://127.0.0.1:{port}/wamp"))?;
         WsConn::connect(&target, Ser::Json).await

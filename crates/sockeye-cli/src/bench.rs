@@ -464,11 +464,16 @@ async fn connect_every(args: &BenchArgs, target: &Arc<Target>, n: usize) -> io::
 
 /// One complete, final, masked client frame.
 fn masked_frame(opcode: OpCode, rsv: u8, payload: &[u8]) -> Vec<u8> {
+    frame(opcode, rsv, Some(MASK), payload)
+}
+
+/// One complete, final frame, masked with `mask` if given.
+fn frame(opcode: OpCode, rsv: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
         fin: true,
         rsv,
         opcode,
-        mask: Some(MASK),
+        mask,
         payload_len: payload.len() as u64,
     };
     let mut head = [0; MAX_HEADER_LEN];
@@ -476,7 +481,9 @@ fn masked_frame(opcode: OpCode, rsv: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(head_len + payload.len());
     frame.extend_from_slice(&head[..head_len]);
     frame.extend_from_slice(payload);
-    apply_mask(&mut frame[head_len..], MASK, 0);
+    if let Some(key) = mask {
+        apply_mask(&mut frame[head_len..], key, 0);
+    }
     frame
 }
 
@@ -1732,16 +1739,7 @@ mod tests {
     use super::*;
 
     fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let mut head = [0; MAX_HEADER_LEN];
-        let n = header.encode(&mut head);
-        [&head[..n], payload].concat()
+        frame(opcode, 0, None, payload)
     }
 
     #[test]
