@@ -10,9 +10,11 @@
 //!   a shared `invoke: roundrobin` one for several) and `--callers` caller sessions, each with
 //!   one CALL in flight (closed loop). Reports calls per second and the round trip's p50/p99.
 //!
-//! The client is hand-rolled, the way `sockeye bench` is: a hand-written upgrade, pre-masked
-//! frames, and on the hot path no WAMP decoding beyond the message type and request id read
-//! straight from the bytes (subscribers only count frames). Every session still joins,
+//! The client is hand-rolled, the way `sockeye bench` is: no connection state machine, but the
+//! pieces of the sans-I/O core, `sockeye-proto` (its `ClientHandshake` for the upgrade, checked
+//! in full; `FrameHeader` and `apply_mask` for frames written straight to the socket;
+//! `FrameHeader::parse` for what is read), and on the hot path no WAMP decoding beyond the
+//! message type and request id read straight from the bytes (subscribers only count frames). Every session still joins,
 //! subscribes and registers with fully decoded messages, and every answer on the hot path is
 //! checked for its type (and request id), so an ERROR or ABORT stops the run.
 //!
@@ -28,6 +30,9 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use sockeye_proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use sockeye_proto::handshake::{self, ClientHandshake};
+use sockeye_proto::mask::apply_mask;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -116,10 +121,10 @@ impl Ser {
         }
     }
 
-    fn opcode(self) -> u8 {
+    fn opcode(self) -> OpCode {
         match self {
-            Ser::Json => OP_TEXT,
-            Ser::Msgpack => OP_BINARY,
+            Ser::Json => OpCode::Text,
+            Ser::Msgpack => OpCode::Binary,
         }
     }
 
@@ -343,55 +348,64 @@ fn from_rmpv(v: &rmpv::Value) -> Value {
     }
 }
 
-// ---- WebSocket, hand-rolled ----
+// ---- WebSocket, hand-rolled from sockeye-proto's pieces ----
 
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+/// The masking key of every frame: RFC 6455 wants unpredictable keys against cache poisoning by
+/// browser scripts, which a load generator talking to a router it chose does not meet.
 const MASK: [u8; 4] = [0x5a, 0x3c, 0x96, 0xe1];
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xa;
 
 /// Appends one complete, masked client frame to `out`.
-fn client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    out.push(0x80 | opcode);
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i & 3]));
+fn client_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    let header = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask: Some(MASK),
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0; MAX_HEADER_LEN];
+    let head_len = header.encode(&mut head);
+    out.extend_from_slice(&head[..head_len]);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], MASK, 0);
 }
 
 #[derive(Debug)]
 struct Target {
+    /// Where to connect: host and port.
+    addr: (String, u16),
+    /// The Host header: the URL's host, and its port when the URL gives one.
     host: String,
+    /// The request target: the URL's path and query.
     path: String,
 }
 
 impl Target {
     fn parse(url: &str) -> io::Result<Target> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| io::Error::other(format!("{url:?} is not a ws:// URL")))?;
-        let (host, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].to_owned()),
-            None => (rest, "/".to_owned()),
+        let url = url::Url::parse(url).map_err(|e| io::Error::other(format!("{url:?}: {e}")))?;
+        if url.scheme() != "ws" {
+            return Err(io::Error::other(format!("{url} is not a ws:// URL")));
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(name)) => name.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(io::Error::other(format!("{url} has no host"))),
         };
-        let host = if host.contains(':') {
-            host.to_owned()
-        } else {
-            format!("{host}:80")
-        };
-        Ok(Target { host, path })
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host_str = url.host_str().unwrap_or_default();
+        Ok(Target {
+            addr: (host, port),
+            host: match url.port() {
+                Some(port) => format!("{host_str}:{port}"),
+                None => host_str.to_owned(),
+            },
+            path: match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            },
+        })
     }
 }
 
@@ -405,42 +419,38 @@ struct WsConn {
 }
 
 impl WsConn {
+    /// Opens the connection and completes the opening handshake (RFC 6455 §4.1), checked as
+    /// sockeye's client checks it; the router must pick the one subprotocol offered.
     async fn connect(target: &Target, ser: Ser) -> io::Result<WsConn> {
-        let mut stream = TcpStream::connect(&target.host).await?;
+        let (host, port) = &target.addr;
+        let mut stream = TcpStream::connect((host.as_str(), *port)).await?;
         stream.set_nodelay(true)?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Protocol: {}\r\n\r\n",
-            target.path,
-            target.host,
-            ser.protocol()
-        );
-        stream.write_all(request.as_bytes()).await?;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+        let hs = ClientHandshake {
+            key: handshake::encode_key(nonce),
+            protocols: vec![ser.protocol().to_owned()],
+            deflate: None,
+        };
+        stream
+            .write_all(&hs.request(&target.host, &target.path, &[]))
+            .await?;
         let mut buf = vec![0u8; 64 << 10];
         let mut len = 0;
-        let end = loop {
+        let (response, end) = loop {
             let n = stream.read(&mut buf[len..]).await?;
             if n == 0 {
                 return Err(io::Error::other("closed during the opening handshake"));
             }
             len += n;
-            if let Some(i) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if len > 16 << 10 {
-                return Err(io::Error::other("handshake response over 16 KiB"));
+            if let Some(done) =
+                handshake::parse_response(&buf[..len], 16 << 10).map_err(io::Error::other)?
+            {
+                break done;
             }
         };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let status = head.lines().next().unwrap_or_default().to_owned();
-        if status.split_whitespace().nth(1) != Some("101") {
-            return Err(io::Error::other(format!("the server answered {status:?}")));
-        }
-        if !head.contains(&ACCEPT.to_ascii_lowercase()) {
-            return Err(io::Error::other("wrong Sec-WebSocket-Accept"));
-        }
-        if !head.contains(ser.protocol()) {
+        let negotiated = hs.validate_response(&response).map_err(io::Error::other)?;
+        if negotiated.protocol.as_deref() != Some(ser.protocol()) {
             return Err(io::Error::other(format!(
                 "the server did not agree to {}",
                 ser.protocol()
@@ -456,23 +466,13 @@ impl WsConn {
     }
 
     /// The next complete frame already buffered: (opcode, payload start, payload end).
-    fn parse(&mut self) -> io::Result<Option<(u8, usize, usize)>> {
+    fn parse(&mut self) -> io::Result<Option<(OpCode, usize, usize)>> {
         let b = &self.buf[self.pos..self.len];
-        if b.len() < 2 {
+        let Some((header, hl)) = FrameHeader::parse(b).map_err(io::Error::other)? else {
             return Ok(None);
-        }
-        let (plen, mut hl) = match b[1] & 0x7f {
-            126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
-            127 if b.len() >= 10 => (
-                u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")) as usize,
-                10,
-            ),
-            126 | 127 => return Ok(None),
-            n => (usize::from(n), 2),
         };
-        if b[1] & 0x80 != 0 {
-            hl += 4;
-        }
+        let plen = usize::try_from(header.payload_len)
+            .map_err(|_| io::Error::other("a frame longer than memory"))?;
         if b.len() < hl + plen {
             if self.pos + hl + plen > self.buf.len() {
                 // Room for the whole frame at the start of the buffer.
@@ -485,13 +485,12 @@ impl WsConn {
             }
             return Ok(None);
         }
-        if b[0] & 0x80 == 0 || b[0] & 0x0f == 0 {
+        if !header.fin || header.opcode == OpCode::Continuation {
             return Err(io::Error::other("fragmented messages are not supported"));
         }
-        let opcode = b[0] & 0x0f;
         let start = self.pos + hl;
         self.pos = start + plen;
-        Ok(Some((opcode, start, start + plen)))
+        Ok(Some((header.opcode, start, start + plen)))
     }
 
     /// Reads more bytes from the socket (waits for them).
@@ -540,14 +539,14 @@ impl WsConn {
     }
 
     /// Handles a control frame; returns an error for a close.
-    async fn control(&mut self, opcode: u8, start: usize, end: usize) -> io::Result<()> {
+    async fn control(&mut self, opcode: OpCode, start: usize, end: usize) -> io::Result<()> {
         match opcode {
-            OP_PING => {
+            OpCode::Ping => {
                 let mut pong = Vec::new();
-                client_frame(&mut pong, OP_PONG, &self.buf[start..end]);
+                client_frame(&mut pong, OpCode::Pong, &self.buf[start..end]);
                 self.stream.write_all(&pong).await
             }
-            OP_CLOSE => {
+            OpCode::Close => {
                 let p = &self.buf[start..end];
                 let code = if p.len() >= 2 {
                     u16::from_be_bytes([p[0], p[1]])
@@ -568,7 +567,7 @@ impl WsConn {
     async fn next_message(&mut self) -> io::Result<(usize, usize)> {
         loop {
             while let Some((opcode, start, end)) = self.parse()? {
-                if opcode == OP_TEXT || opcode == OP_BINARY {
+                if matches!(opcode, OpCode::Text | OpCode::Binary) {
                     return Ok((start, end));
                 }
                 self.control(opcode, start, end).await?;
@@ -633,14 +632,14 @@ async fn join_all(
 
 // ---- measurement ----
 
-/// utime + stime of a process in seconds (USER_HZ ticks of 1/100 s).
+/// utime + stime of a process in seconds, from clock ticks (USER_HZ, `sysconf(_SC_CLK_TCK)`).
 fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
+    Some((utime + stime) as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
 fn cpu_of(pids: &[String]) -> Option<f64> {
@@ -755,7 +754,7 @@ async fn subscriber(mut conn: WsConn, fan: Rc<Fanout>) -> io::Result<()> {
     let ser = conn.ser;
     loop {
         while let Some((opcode, start, end)) = conn.parse()? {
-            if opcode == OP_TEXT || opcode == OP_BINARY {
+            if matches!(opcode, OpCode::Text | OpCode::Binary) {
                 // Every data message after SUBSCRIBED is an EVENT; check only its first bytes.
                 if let Some((t, _)) = ser.head(&conn.buf[start..end]) {
                     if t != EVENT {
@@ -832,7 +831,7 @@ async fn publisher(
         // Acknowledgements (PUBLISHED) and anything else the router sent the publisher.
         while conn.try_fill()? {
             while let Some((opcode, start, end)) = conn.parse()? {
-                if opcode != OP_TEXT && opcode != OP_BINARY {
+                if !matches!(opcode, OpCode::Text | OpCode::Binary) {
                     conn.control(opcode, start, end).await?;
                     continue;
                 }
@@ -930,7 +929,7 @@ async fn callee(mut conn: WsConn, stop: Rc<Cell<bool>>) -> io::Result<()> {
     let mut out = Vec::with_capacity(16 << 10);
     loop {
         while let Some((opcode, start, end)) = conn.parse()? {
-            if opcode != OP_TEXT && opcode != OP_BINARY {
+            if !matches!(opcode, OpCode::Text | OpCode::Binary) {
                 conn.control(opcode, start, end).await?;
                 continue;
             }
@@ -1147,5 +1146,67 @@ fn main() -> std::process::ExitCode {
             eprintln!("wamp-load: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Connects to a raw TCP server that answers the handshake with `headers` after the 101
+    /// status line, `{accept}` in them replaced by the value right for the key sent.
+    async fn connect_to_raw_server(headers: &'static str) -> io::Result<WsConn> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let request = loop {
+                if let Some((request, _)) = handshake::parse_request(&head, 16 << 10).unwrap() {
+                    break request;
+                }
+                assert!(tcp.read_buf(&mut head).await.unwrap() > 0);
+            };
+            let offer = handshake::validate_request(&request).unwrap();
+            let accept = handshake::accept_key(offer.key.unwrap().as_bytes());
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Protocol: wamp.2.json\r\n{}\r\n",
+                headers.replace("{accept}", &accept)
+            );
+            tcp.write_all(response.as_bytes()).await.unwrap();
+            // Hold the connection until the client goes.
+            while tcp.read_buf(&mut head).await.is_ok_and(|n| n > 0) {}
+        });
+        let target = Target::parse(&format!("ws://127.0.0.1:{port}/wamp"))?;
+        WsConn::connect(&target, Ser::Json).await
+    }
+
+    #[tokio::test]
+    async fn the_handshake_needs_the_right_accept_value_in_its_own_header() {
+        assert!(connect_to_raw_server("Sec-WebSocket-Accept: {accept}\r\n")
+            .await
+            .is_ok());
+        let wrong = "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+        let elsewhere = "X-Accept: {accept}\r\nSec-WebSocket-Accept: x\r\n";
+        for headers in [wrong, elsewhere, "X-Accept: {accept}\r\n"] {
+            let e = connect_to_raw_server(headers).await.err().expect(headers);
+            assert!(e.to_string().contains("Sec-WebSocket-Accept"), "{e}");
+        }
+    }
+
+    #[test]
+    fn urls_give_the_address_host_header_and_target() {
+        let t = Target::parse("ws://[::1]:8080/wamp?x=1").unwrap();
+        assert_eq!(t.addr, ("::1".to_owned(), 8080));
+        assert_eq!(
+            (t.host.as_str(), t.path.as_str()),
+            ("[::1]:8080", "/wamp?x=1")
+        );
+        let t = Target::parse("ws://example.com").unwrap();
+        assert_eq!(t.addr, ("example.com".to_owned(), 80));
+        assert_eq!((t.host.as_str(), t.path.as_str()), ("example.com", "/"));
+        assert!(Target::parse("wss://example.com/").is_err());
     }
 }

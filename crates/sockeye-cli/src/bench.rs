@@ -1,9 +1,12 @@
 //! `sockeye bench`: a WebSocket load generator built like uWebSockets' `load_test`.
 //!
-//! No WebSocket library runs on the hot path, so the numbers measure the server and not this
-//! client's framing: the opening handshake is a hand-written HTTP upgrade, every message is one
-//! frame built and masked once before the run (the same bytes are written again and again), and
-//! replies are counted by parsing frame headers only; payloads are skipped unread.
+//! No WebSocket connection state machine runs on the hot path, so the numbers measure the server
+//! and not this client's framing. The pieces come from the sans-I/O core, `sockeye-proto`: the
+//! opening handshake is its `ClientHandshake` (request, and the response checked in full,
+//! Sec-WebSocket-Accept included), every message is one frame encoded with its `FrameHeader`
+//! and masked with its `apply_mask` once before the run (the same bytes are written again and
+//! again, compressed once by its `PerMessageDeflate` with --deflate), and replies are counted by
+//! parsing frame headers only with `FrameHeader::parse`; payloads are skipped unread.
 //!
 //! Modes:
 //! - `echo`: closed loop, each connection keeps one message in flight and times its round trip;
@@ -25,8 +28,7 @@
 //! `/proc/PID/stat`, so runs report CPU seconds per million messages, a figure that other load
 //! on the machine disturbs much less than messages per second.
 
-use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write as _};
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,13 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use serde::Serialize;
+use sockeye::http::StatusCode;
+use sockeye::proto::deflate::{CompressionPolicy, DeflateConfig, DeflateParams, PerMessageDeflate};
+use sockeye::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN, RSV1};
+use sockeye::proto::handshake::{self, ClientHandshake};
+use sockeye::proto::mask::apply_mask;
+use sockeye::proto::Role;
 use sockeye::tls::tokio_rustls::{client::TlsStream, TlsConnector};
 use sockeye::tls::ServerName;
 use sockeye::ClientTls;
@@ -178,7 +187,7 @@ async fn bench(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
         Mode::Idle => idle(&args, &target, &mut report).await,
     };
     if let Err(e) = outcome {
-        report.text("error", &e.to_string());
+        report.error = Some(e.to_string());
         report.finish();
         return Err(e.into());
     }
@@ -188,17 +197,29 @@ async fn bench(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
 
 // ---- the target and the opening handshake ----
 
-/// The RFC 6455 §1.3 sample key and its accept value: every connection may use the same key.
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// The client's masking key. RFC 6455 wants unpredictable keys against cache poisoning by
 /// browser scripts; a load generator talking to a server it chose has no such attacker, and a
 /// fixed key is what lets a frame be masked once and written many times.
 const MASK: [u8; 4] = [0x5a, 0x3c, 0x96, 0xe1];
 
+/// The most of a handshake response read before giving up.
+const MAX_RESPONSE: usize = 16 << 10;
+
+/// What --deflate offers: permessage-deflate with client_no_context_takeover, so that every
+/// message is compressed on its own and one compressed frame can be sent again and again. The
+/// server keeps its own context if it likes.
+fn deflate_offer() -> DeflateConfig {
+    DeflateConfig {
+        server_no_context_takeover: false,
+        ..DeflateConfig::with_policy(CompressionPolicy::Fast)
+    }
+}
+
 struct Target {
     addr: SocketAddr,
+    /// The Host header: the URL's host, and its port when the URL gives one.
     host: String,
+    /// The request target: the URL's path and query.
     path: String,
     /// wss://: the TLS client and the name the server's certificate must carry.
     tls: Option<(TlsConnector, ServerName<'static>)>,
@@ -206,50 +227,40 @@ struct Target {
     tls_config: Option<Arc<sockeye::tls::rustls::ClientConfig>>,
 }
 
+/// An open connection: the stream, whatever the server sent after its handshake response, and
+/// the permessage-deflate parameters it agreed to.
+struct Open {
+    conn: Conn,
+    leftover: Vec<u8>,
+    deflate: Option<DeflateParams>,
+}
+
 impl Target {
     async fn resolve(url: &str, ca: Option<&std::path::Path>) -> anyhow_like::Result<Target> {
-        let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("ws://") {
-            (rest, false, 80)
-        } else if let Some(rest) = url.strip_prefix("wss://") {
-            (rest, true, 443)
-        } else {
-            return Err(format!("{url:?} is not a ws:// or wss:// URL").into());
-        };
+        // The same checks as the library's client: ws or wss, a host, no fragment.
+        let request = sockeye::ClientRequest::new(url).map_err(|e| format!("{url:?}: {e}"))?;
+        let url = request.url();
+        let tls = request.is_secure();
         if ca.is_some() && !tls {
             return Err("--ca is for wss:// URLs".into());
         }
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_owned()),
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host = url.host().ok_or("the URL has no host")?;
+        // The certificate's name: a DNS name or an IP address, IPv6 without its brackets.
+        let (addr, name) = match host {
+            url::Host::Domain(name) => {
+                let addr = tokio::net::lookup_host((name, port))
+                    .await?
+                    .next()
+                    .ok_or_else(|| format!("{name} has no address"))?;
+                (addr, name.to_owned())
+            }
+            url::Host::Ipv4(ip) => (SocketAddr::from((ip, port)), ip.to_string()),
+            url::Host::Ipv6(ip) => (SocketAddr::from((ip, port)), ip.to_string()),
         };
-        if authority.is_empty() {
-            return Err("the URL has no host".into());
-        }
-        let has_port = match authority.rfind(':') {
-            Some(i) => !authority[i..].contains(']'),
-            None => false,
-        };
-        let lookup = if has_port {
-            authority.to_owned()
-        } else {
-            format!("{authority}:{default_port}")
-        };
-        let addr = tokio::net::lookup_host(lookup.as_str())
-            .await?
-            .next()
-            .ok_or_else(|| format!("{authority} has no address"))?;
         let tls = if tls {
-            // The host without the port, and IPv6 literals without their brackets.
-            let host = if let Some(v6) = authority.strip_prefix('[') {
-                v6.split(']').next().unwrap_or_default()
-            } else if has_port {
-                &authority[..authority.rfind(':').unwrap_or(authority.len())]
-            } else {
-                authority
-            };
-            let name = ServerName::try_from(host.to_owned())
-                .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+            let name = ServerName::try_from(name.clone())
+                .map_err(|e| format!("{name:?} is not a valid TLS server name: {e}"))?;
             let mut roots = ClientTls::new();
             if let Some(ca) = ca {
                 roots = roots.add_root_pem_file(ca)?;
@@ -259,95 +270,99 @@ impl Target {
             None
         };
         let tls_config = tls.as_ref().map(|(_, config)| config.clone());
+        let host_str = url.host_str().unwrap_or_default();
         Ok(Target {
             addr,
-            host: authority.to_owned(),
-            path,
+            host: match url.port() {
+                Some(port) => format!("{host_str}:{port}"),
+                None => host_str.to_owned(),
+            },
+            path: match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            },
             tls: tls.map(|(name, config)| (TlsConnector::from(config), name)),
             tls_config,
         })
     }
 
-    /// Opens a TCP connection (and TLS for wss://) and completes the opening handshake;
-    /// returns the stream and any bytes the server sent after its response.
-    async fn connect(&self, deflate: bool) -> io::Result<(Conn, Vec<u8>)> {
+    /// Opens a TCP connection (and TLS for wss://) and completes the opening handshake.
+    async fn connect(&self, deflate: bool) -> io::Result<Open> {
         let tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
         match &self.tls {
             None => {
                 let mut tcp = tcp;
-                let leftover = self.upgrade(&mut tcp, deflate).await?;
-                Ok((Conn::Plain(tcp), leftover))
+                let (leftover, deflate) = self.upgrade(&mut tcp, deflate).await?;
+                Ok(Open {
+                    conn: Conn::Plain(tcp),
+                    leftover,
+                    deflate,
+                })
             }
             Some((connector, name)) => {
                 let mut tls = Box::new(connector.connect(name.clone(), tcp).await?);
-                let leftover = self.upgrade(&mut tls, deflate).await?;
-                Ok((Conn::Tls(tls), leftover))
+                let (leftover, deflate) = self.upgrade(&mut tls, deflate).await?;
+                Ok(Open {
+                    conn: Conn::Tls(tls),
+                    leftover,
+                    deflate,
+                })
             }
         }
     }
 
-    /// The HTTP upgrade over an open stream; returns the bytes after the server's response.
-    async fn upgrade<S: Stream>(&self, stream: &mut S, deflate: bool) -> io::Result<Vec<u8>> {
-        let mut request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n",
-            self.path, self.host
-        );
-        if deflate {
-            request.push_str(
-                "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n",
-            );
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await?;
+    /// The opening handshake over an open stream (RFC 6455 §4.1), checked as the library's
+    /// client checks it; returns the bytes after the server's response and the agreed
+    /// permessage-deflate parameters.
+    async fn upgrade<S: Stream>(
+        &self,
+        stream: &mut S,
+        deflate: bool,
+    ) -> io::Result<(Vec<u8>, Option<DeflateParams>)> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+        let hs = ClientHandshake {
+            key: handshake::encode_key(nonce),
+            protocols: Vec::new(),
+            deflate: deflate.then(deflate_offer),
+        };
+        stream
+            .write_all(&hs.request(&self.host, &self.path, &[]))
+            .await?;
         stream.flush().await?;
         let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 1024];
-        let end = loop {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
+        let (response, len) = loop {
+            if let Some(done) =
+                handshake::parse_response(&buf, MAX_RESPONSE).map_err(io::Error::other)?
+            {
+                break done;
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the server closed the connection during the handshake",
                 ));
             }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            if buf.len() > 16 << 10 {
-                return Err(io::Error::other("handshake response over 16 KiB"));
-            }
         };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let status_line = head.lines().next().unwrap_or_default();
-        let status = status_line.split_whitespace().nth(1).unwrap_or_default();
-        if status != "101" {
+        let status = response.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
             let kind = match status {
-                "404" => io::ErrorKind::NotFound,
+                StatusCode::NOT_FOUND => io::ErrorKind::NotFound,
                 _ => io::ErrorKind::ConnectionRefused,
             };
             return Err(io::Error::new(
                 kind,
-                format!("{}: the server answered {status_line:?}", self.path),
+                format!("{}: the server answered {status}", self.path),
             ));
         }
-        if !head.contains(ACCEPT) {
-            return Err(io::Error::other("wrong Sec-WebSocket-Accept"));
+        let negotiated = hs.validate_response(&response).map_err(io::Error::other)?;
+        if deflate && negotiated.deflate.is_none() {
+            return Err(io::Error::other(
+                "--deflate: the server did not agree to permessage-deflate",
+            ));
         }
-        if deflate {
-            let agreed = head.lines().any(|line| {
-                let line = line.to_ascii_lowercase();
-                line.starts_with("sec-websocket-extensions:") && line.contains("permessage-deflate")
-            });
-            if !agreed {
-                return Err(io::Error::other(
-                    "--deflate: the server did not agree to permessage-deflate",
-                ));
-            }
-        }
-        Ok(buf.split_off(end + 4))
+        Ok((buf.split_off(len), negotiated.deflate))
     }
 }
 
@@ -404,7 +419,7 @@ async fn connect_all(
     n: usize,
     deflate: bool,
     concurrency: usize,
-) -> (Vec<(Conn, Vec<u8>)>, Vec<io::Error>, Histogram<u64>) {
+) -> (Vec<Open>, Vec<io::Error>, Histogram<u64>) {
     let results: Vec<_> = futures_util::stream::iter(0..n)
         .map(|_| {
             let target = target.clone();
@@ -433,11 +448,7 @@ async fn connect_all(
 }
 
 /// All or nothing: the throughput modes need every connection.
-async fn connect_every(
-    args: &BenchArgs,
-    target: &Arc<Target>,
-    n: usize,
-) -> io::Result<Vec<(Conn, Vec<u8>)>> {
+async fn connect_every(args: &BenchArgs, target: &Arc<Target>, n: usize) -> io::Result<Vec<Open>> {
     let (open, mut errors, _) =
         connect_all(target, n, args.deflate, args.connect_concurrency).await;
     match errors.pop() {
@@ -451,28 +462,28 @@ async fn connect_every(
 
 // ---- frames ----
 
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xa;
+/// One complete, final, masked client frame.
+fn masked_frame(opcode: OpCode, rsv: u8, payload: &[u8]) -> Vec<u8> {
+    frame(opcode, rsv, Some(MASK), payload)
+}
 
-/// One complete, masked client frame.
-fn client_frame(opcode: u8, rsv1: bool, payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(payload.len() + 14);
-    frame.push(0x80 | if rsv1 { 0x40 } else { 0 } | opcode);
-    let len = payload.len();
-    if len < 126 {
-        frame.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        frame.push(0x80 | 127);
-        frame.extend_from_slice(&(len as u64).to_be_bytes());
+/// One complete, final frame, masked with `mask` if given.
+fn frame(opcode: OpCode, rsv: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        fin: true,
+        rsv,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0; MAX_HEADER_LEN];
+    let head_len = header.encode(&mut head);
+    let mut frame = Vec::with_capacity(head_len + payload.len());
+    frame.extend_from_slice(&head[..head_len]);
+    frame.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut frame[head_len..], key, 0);
     }
-    frame.extend_from_slice(&MASK);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i & 3]));
     frame
 }
 
@@ -520,51 +531,73 @@ fn payload(size: usize) -> Vec<u8> {
     out
 }
 
-/// The message every connection sends, as wire bytes.
-fn message_frame(args: &BenchArgs, binary: bool) -> io::Result<Vec<u8>> {
+/// The message every connection sends, as wire bytes: compressed (RFC 7692 §7.2.1) when the
+/// server agreed to permessage-deflate, `deflate` being what it agreed to, even where that does
+/// not make it smaller (--deflate measures inflating every message). With
+/// client_no_context_takeover every message is compressed on its own, so one compressed frame
+/// can be sent again and again.
+fn message_frame(args: &BenchArgs, binary: bool, deflate: Option<DeflateParams>) -> Vec<u8> {
     let data = payload(args.size);
-    let opcode = if binary { OP_BINARY } else { OP_TEXT };
-    if !args.deflate {
-        return Ok(client_frame(opcode, false, &data));
+    let opcode = if binary { OpCode::Binary } else { OpCode::Text };
+    match deflate {
+        Some(params) => {
+            let mut compressed = Vec::new();
+            PerMessageDeflate::new(Role::Client, params, &deflate_offer()).compress(
+                &data,
+                &mut compressed,
+                true,
+            );
+            masked_frame(opcode, RSV1, &compressed)
+        }
+        None => masked_frame(opcode, 0, &data),
     }
-    // RFC 7692 §7.2.1: compress, flush with a sync flush, drop the final 00 00 ff ff. With
-    // client_no_context_takeover every message is compressed on its own, so one compressed
-    // frame can be sent again and again.
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
-    encoder.write_all(&data)?;
-    encoder.flush()?;
-    let mut compressed = encoder.get_ref().clone();
-    if compressed.ends_with(&[0, 0, 0xff, 0xff]) {
-        compressed.truncate(compressed.len() - 4);
-    }
-    Ok(client_frame(opcode, true, &compressed))
 }
 
 /// Counts the server's frames from their headers, skipping payloads, and queues a pong for
 /// every ping.
-#[derive(Default)]
 struct FrameReader {
-    head: [u8; 14],
+    /// A header split over reads, gathered until `FrameHeader::parse` has all of it.
+    head: [u8; MAX_HEADER_LEN],
     head_len: usize,
     in_payload: bool,
     remaining: u64,
-    opcode: u8,
+    opcode: OpCode,
     fin: bool,
     control: Vec<u8>,
     /// Pong frames to write before the next message.
     pongs: Vec<u8>,
     closed: bool,
+    /// The server sent a header `FrameHeader::parse` refused.
+    invalid: bool,
     payload_bytes: u64,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader {
+            head: [0; MAX_HEADER_LEN],
+            head_len: 0,
+            in_payload: false,
+            remaining: 0,
+            opcode: OpCode::Continuation,
+            fin: false,
+            control: Vec::new(),
+            pongs: Vec::new(),
+            closed: false,
+            invalid: false,
+            payload_bytes: 0,
+        }
+    }
 }
 
 impl FrameReader {
     /// Consumes bytes from the server; returns how many data messages they completed.
     fn feed(&mut self, mut data: &[u8]) -> u64 {
         let mut done = 0;
-        while !data.is_empty() {
+        while !data.is_empty() && !self.invalid {
             if self.in_payload {
                 let take = self.remaining.min(data.len() as u64) as usize;
-                if self.opcode & 0x8 != 0 {
+                if self.opcode.is_control() {
                     self.control.extend_from_slice(&data[..take]);
                 } else {
                     self.payload_bytes += take as u64;
@@ -576,40 +609,35 @@ impl FrameReader {
                 }
                 continue;
             }
-            if self.head_len < 2 {
-                let take = (2 - self.head_len).min(data.len());
-                self.head[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
-                self.head_len += take;
-                data = &data[take..];
-                if self.head_len < 2 {
+            // A header: parsed where it lies when one read brought all of it, else gathered.
+            let gathered = self.head_len;
+            let parsed = if gathered == 0 {
+                FrameHeader::parse(data)
+            } else {
+                let take = (MAX_HEADER_LEN - gathered).min(data.len());
+                self.head[gathered..gathered + take].copy_from_slice(&data[..take]);
+                FrameHeader::parse(&self.head[..gathered + take])
+            };
+            let (header, len) = match parsed {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => {
+                    // Shorter than a header (14 bytes at most), so it all fits in `head`.
+                    let take = (MAX_HEADER_LEN - gathered).min(data.len());
+                    self.head[gathered..gathered + take].copy_from_slice(&data[..take]);
+                    self.head_len += take;
+                    data = &data[take..];
                     continue;
                 }
-            }
-            let b1 = self.head[1];
-            let ext = match b1 & 0x7f {
-                126 => 2,
-                127 => 8,
-                _ => 0,
-            };
-            let want = 2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 };
-            if self.head_len < want {
-                let take = (want - self.head_len).min(data.len());
-                self.head[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
-                self.head_len += take;
-                data = &data[take..];
-                if self.head_len < want {
-                    continue;
+                Err(_) => {
+                    self.invalid = true;
+                    break;
                 }
-            }
-            let h = &self.head;
-            self.fin = h[0] & 0x80 != 0;
-            self.opcode = h[0] & 0x0f;
-            self.remaining = match h[1] & 0x7f {
-                126 => u16::from_be_bytes([h[2], h[3]]) as u64,
-                127 => u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
-                len => len as u64,
             };
+            data = &data[len - gathered..];
             self.head_len = 0;
+            self.fin = header.fin;
+            self.opcode = header.opcode;
+            self.remaining = header.payload_len;
             self.in_payload = true;
             self.control.clear();
             if self.remaining == 0 {
@@ -622,13 +650,13 @@ impl FrameReader {
     fn end_frame(&mut self) -> u64 {
         self.in_payload = false;
         match self.opcode {
-            0x0..=0x2 => self.fin as u64,
-            OP_CLOSE => {
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => self.fin as u64,
+            OpCode::Close => {
                 self.closed = true;
                 0
             }
-            OP_PING => {
-                let pong = client_frame(OP_PONG, false, &self.control);
+            OpCode::Ping => {
+                let pong = masked_frame(OpCode::Pong, 0, &self.control);
                 self.pongs.extend_from_slice(&pong);
                 0
             }
@@ -637,7 +665,12 @@ impl FrameReader {
     }
 
     fn check_open(&self) -> io::Result<()> {
-        if self.closed {
+        if self.invalid {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the server sent an invalid frame header",
+            ))
+        } else if self.closed {
             Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the server sent a close frame",
@@ -871,11 +904,11 @@ fn grace(args: &BenchArgs) -> Duration {
 // ---- echo: closed loop ----
 
 async fn echo(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
-    let frame: Arc<[u8]> = message_frame(args, args.binary)?.into();
     let conns = connect_every(args, target, args.connections).await?;
+    let frame: Arc<[u8]> = message_frame(args, args.binary, conns[0].deflate).into();
     let phase = Phase::new();
     let mut tasks = JoinSet::new();
-    for (conn, leftover) in conns {
+    for Open { conn, leftover, .. } in conns {
         let (frame, phase) = (frame.clone(), phase.clone());
         with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::new();
@@ -1058,13 +1091,13 @@ where
 // ---- rate: open loop ----
 
 async fn rate(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
-    let frame: Arc<[u8]> = message_frame(args, args.binary)?.into();
     let conns = connect_every(args, target, args.connections).await?;
+    let frame: Arc<[u8]> = message_frame(args, args.binary, conns[0].deflate).into();
     let phase = Phase::new();
     let per_conn = args.rate / args.connections as f64;
     let start = Instant::now() + Duration::from_millis(10);
     let mut tasks = JoinSet::new();
-    for (i, (conn, leftover)) in conns.into_iter().enumerate() {
+    for (i, Open { conn, leftover, .. }) in conns.into_iter().enumerate() {
         let (frame, phase) = (frame.clone(), phase.clone());
         // Spread the connections' schedules over one period so they do not send in step.
         let offset = Duration::from_secs_f64(i as f64 / args.connections as f64 / per_conn);
@@ -1088,10 +1121,14 @@ async fn rate(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     }
     let window = measure(args, &phase).await;
     let (counts, failed, stuck) = collect(tasks, grace(args)).await;
-    report.float("offered_per_s", args.rate);
-    report.int("sent", counts.sent);
+    report.rate = Some(RateReport {
+        offered_per_s: args.rate,
+        sent: counts.sent,
+        service_p50_us: micros(&counts.service, 0.5),
+        service_p99_us: micros(&counts.service, 0.99),
+        service_p999_us: micros(&counts.service, 0.999),
+    });
     report.throughput(args, &window, &counts, failed, stuck);
-    report.latency("service_", &counts.service);
     Ok(())
 }
 
@@ -1194,14 +1231,14 @@ async fn firehose(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -
                 target.path
             );
             eprintln!("sockeye bench: {why}");
-            report.text("skipped", &why);
+            report.skipped = Some(why);
             return Ok(());
         }
         Err(e) => return Err(e),
     };
     let phase = Phase::new();
     let mut tasks = JoinSet::new();
-    for (conn, leftover) in conns {
+    for Open { conn, leftover, .. } in conns {
         let phase = phase.clone();
         with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::without_latency();
@@ -1278,11 +1315,11 @@ impl Delivery {
 }
 
 async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
-    // Relays such as /chat pass text messages only.
-    let frame = message_frame(args, false)?;
     let n = args.connections as u64;
     let mut conns = connect_every(args, target, args.connections + 1).await?;
-    let (publisher, leftover) = conns.pop().expect("one more connection than subscribers");
+    let publisher = conns.pop().expect("one more connection than subscribers");
+    // Relays such as /chat pass text messages only.
+    let frame = message_frame(args, false, publisher.deflate);
     // A relay may join a client to its room only after answering the handshake (`sockeye
     // serve`'s /chat does): give the last subscribers a moment before publishing.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1293,7 +1330,7 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
         notify: Notify::new(),
     });
     let mut tasks = JoinSet::new();
-    for (conn, leftover) in conns {
+    for Open { conn, leftover, .. } in conns {
         let (phase, delivery) = (phase.clone(), delivery.clone());
         with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::without_latency();
@@ -1304,9 +1341,9 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
             counts
         }));
     }
-    let publisher_task = with_stream!(publisher, stream => tokio::spawn(publish(
+    let publisher_task = with_stream!(publisher.conn, stream => tokio::spawn(publish(
         stream,
-        leftover,
+        publisher.leftover,
         frame,
         n,
         phase.clone(),
@@ -1323,10 +1360,12 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
     if counts.error.is_none() {
         counts.error = published.error;
     }
-    report.int("subscribers", n);
-    report.int("published", counts.sent);
-    report.int("stalls", stalls);
-    report.float("published_per_s", counts.sent as f64 / window.seconds);
+    report.broadcast = Some(BroadcastReport {
+        subscribers: n,
+        published: counts.sent,
+        stalls,
+        published_per_s: round3(counts.sent as f64 / window.seconds),
+    });
     report.throughput(args, &window, &counts, failed, stuck);
     Ok(())
 }
@@ -1406,7 +1445,7 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     let phase = Phase::new();
     let dropped = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
-    for (conn, leftover) in conns {
+    for Open { conn, leftover, .. } in conns {
         let (phase, dropped) = (phase.clone(), dropped.clone());
         with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::without_latency();
@@ -1429,25 +1468,27 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     let cpu1 = pid.as_deref().and_then(cpu_seconds);
     phase.set(STOP);
     let (counts, _, _) = collect(tasks, grace(args)).await;
-    report.int("open", open as u64);
-    report.int("failed", errors.len() as u64);
-    if let Some(e) = errors.first() {
-        report.text("first_error", &e.to_string());
-    }
-    report.int("dropped", dropped.load(Ordering::Relaxed));
-    report.int("messages", counts.messages);
-    report.float("connect_seconds", connect_seconds);
-    report.float("connects_per_s", open as f64 / connect_seconds);
-    report.latency("connect_", &connect_hist);
-    report.opt_int("server_rss_before_kb", rss_before);
-    report.opt_int("server_rss_open_kb", rss_open);
-    report.opt_int("server_rss_held_kb", rss_held);
     let per_conn = rss_before
         .zip(rss_held)
         .filter(|_| open > 0)
         .map(|(a, b)| (b as f64 - a as f64) / open as f64);
-    report.opt_float("server_rss_per_conn_kb", per_conn);
-    report.opt_float("server_cpu_s", cpu0.zip(cpu1).map(|(a, b)| b - a));
+    report.idle = Some(IdleReport {
+        open,
+        failed: errors.len(),
+        first_error: errors.first().map(|e| e.to_string()),
+        dropped: dropped.load(Ordering::Relaxed),
+        messages: counts.messages,
+        connect_seconds: round3(connect_seconds),
+        connects_per_s: round3(open as f64 / connect_seconds),
+        connect_p50_us: micros(&connect_hist, 0.5),
+        connect_p99_us: micros(&connect_hist, 0.99),
+        connect_p999_us: micros(&connect_hist, 0.999),
+        server_rss_before_kb: rss_before,
+        server_rss_open_kb: rss_open,
+        server_rss_held_kb: rss_held,
+        server_rss_per_conn_kb: per_conn.map(round3),
+        server_cpu_s: cpu0.zip(cpu1).map(|(a, b)| round3(b - a)),
+    });
     eprintln!(
         "sockeye bench idle: {open} open, {} failed, {} dropped; server RSS per connection: {}",
         errors.len(),
@@ -1474,7 +1515,7 @@ fn record(hist: &mut Histogram<u64>, took: Duration) {
 }
 
 /// utime + stime of a process (all its threads) in seconds, from /proc/PID/stat. The kernel
-/// reports them in USER_HZ ticks, which are 1/100 s on Linux.
+/// reports them in clock ticks (USER_HZ, `sysconf(_SC_CLK_TCK)`).
 fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it are plain.
@@ -1483,7 +1524,7 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     // fields[0] is field 3 (state): utime is field 14, stime field 15.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
+    Some((utime + stime) as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
 fn rss_kb(pid: &str) -> Option<u64> {
@@ -1500,83 +1541,129 @@ fn loadavg() -> String {
 
 // ---- output: one JSON object per run ----
 
-enum Value {
-    Text(String),
-    Int(u64),
-    Float(f64),
-    Bool(bool),
-    Null,
+/// One run's results, printed as one JSON object. Fields of other modes are left out; a
+/// figure the run could not measure (no --server-pid, no messages) is `null`.
+#[derive(Serialize)]
+struct Report {
+    mode: &'static str,
+    label: String,
+    url: String,
+    connections: usize,
+    size: usize,
+    binary: bool,
+    deflate: bool,
+    warmup_s: f64,
+    duration_s: f64,
+    #[serde(flatten)]
+    rate: Option<RateReport>,
+    #[serde(flatten)]
+    broadcast: Option<BroadcastReport>,
+    #[serde(flatten)]
+    throughput: Option<Throughput>,
+    #[serde(flatten)]
+    idle: Option<IdleReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    loadavg: String,
+    /// The human summary, printed on stderr.
+    #[serde(skip)]
+    summary: String,
 }
 
-struct Report {
-    fields: Vec<(&'static str, Value)>,
-    summary: String,
+/// rate: what was offered and sent, and latency from the write that carried each message.
+#[derive(Serialize)]
+struct RateReport {
+    offered_per_s: f64,
+    sent: u64,
+    service_p50_us: Option<f64>,
+    service_p99_us: Option<f64>,
+    service_p999_us: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct BroadcastReport {
+    subscribers: u64,
+    published: u64,
+    stalls: u64,
+    published_per_s: f64,
+}
+
+/// Messages counted over the measured seconds, their latency, and the CPU time they took.
+#[derive(Serialize)]
+struct Throughput {
+    measured_s: f64,
+    messages: u64,
+    msgs_per_s: f64,
+    mib_per_s: f64,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    p999_us: Option<f64>,
+    max_us: Option<f64>,
+    mean_us: Option<f64>,
+    server_cpu_s: Option<f64>,
+    #[serde(rename = "server_cpu_s_per_M")]
+    server_cpu_s_per_m: Option<f64>,
+    client_cpu_s: Option<f64>,
+    client_cpu_util: Option<f64>,
+    failed_connections: usize,
+    stuck_connections: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
+}
+
+/// idle: the connections held, how fast they opened, and the server's memory.
+#[derive(Serialize)]
+struct IdleReport {
+    open: usize,
+    failed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
+    dropped: u64,
+    messages: u64,
+    connect_seconds: f64,
+    connects_per_s: f64,
+    connect_p50_us: Option<f64>,
+    connect_p99_us: Option<f64>,
+    connect_p999_us: Option<f64>,
+    server_rss_before_kb: Option<u64>,
+    server_rss_open_kb: Option<u64>,
+    server_rss_held_kb: Option<u64>,
+    server_rss_per_conn_kb: Option<f64>,
+    server_cpu_s: Option<f64>,
+}
+
+/// Three decimals are plenty for every figure, and keep the line readable.
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+/// The latency at quantile `q` in microseconds; `None` when nothing was recorded.
+fn micros(hist: &Histogram<u64>, q: f64) -> Option<f64> {
+    (!hist.is_empty()).then(|| round3(hist.value_at_quantile(q) as f64 / 1e3))
 }
 
 impl Report {
     fn new(args: &BenchArgs) -> Report {
-        let mut r = Report {
-            fields: Vec::new(),
+        Report {
+            mode: args.mode.name(),
+            label: args.label.clone(),
+            url: args.url.clone(),
+            connections: args.connections,
+            size: args.size,
+            binary: args.binary && args.mode != Mode::Broadcast,
+            deflate: args.deflate,
+            warmup_s: args.warmup,
+            duration_s: args.duration,
+            rate: None,
+            broadcast: None,
+            throughput: None,
+            idle: None,
+            skipped: None,
+            error: None,
+            loadavg: String::new(),
             summary: String::new(),
-        };
-        r.text("mode", args.mode.name());
-        r.text("label", &args.label);
-        r.text("url", &args.url);
-        r.int("connections", args.connections as u64);
-        r.int("size", args.size as u64);
-        let binary = args.binary && args.mode != Mode::Broadcast;
-        r.fields.push(("binary", Value::Bool(binary)));
-        r.fields.push(("deflate", Value::Bool(args.deflate)));
-        r.float("warmup_s", args.warmup);
-        r.float("duration_s", args.duration);
-        r
-    }
-
-    fn text(&mut self, key: &'static str, value: &str) {
-        self.fields.push((key, Value::Text(value.to_owned())));
-    }
-
-    fn int(&mut self, key: &'static str, value: u64) {
-        self.fields.push((key, Value::Int(value)));
-    }
-
-    fn float(&mut self, key: &'static str, value: f64) {
-        self.fields.push((key, Value::Float(value)));
-    }
-
-    fn opt_int(&mut self, key: &'static str, value: Option<u64>) {
-        self.fields
-            .push((key, value.map_or(Value::Null, Value::Int)));
-    }
-
-    fn opt_float(&mut self, key: &'static str, value: Option<f64>) {
-        self.fields
-            .push((key, value.map_or(Value::Null, Value::Float)));
-    }
-
-    /// p50, p99, p99.9, max and mean in microseconds, under `prefix`.
-    fn latency(&mut self, prefix: &'static str, hist: &Histogram<u64>) {
-        let keys: [(&'static str, f64); 3] = match prefix {
-            "connect_" => [
-                ("connect_p50_us", 0.5),
-                ("connect_p99_us", 0.99),
-                ("connect_p999_us", 0.999),
-            ],
-            "service_" => [
-                ("service_p50_us", 0.5),
-                ("service_p99_us", 0.99),
-                ("service_p999_us", 0.999),
-            ],
-            _ => [("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999)],
-        };
-        let empty = hist.is_empty();
-        for (key, q) in keys {
-            let v = (!empty).then(|| hist.value_at_quantile(q) as f64 / 1e3);
-            self.opt_float(key, v);
-        }
-        if prefix.is_empty() {
-            self.opt_float("max_us", (!empty).then(|| hist.max() as f64 / 1e3));
-            self.opt_float("mean_us", (!empty).then(|| hist.mean() / 1e3));
         }
     }
 
@@ -1589,34 +1676,33 @@ impl Report {
         stuck: usize,
     ) {
         let per_s = counts.messages as f64 / window.seconds;
-        self.float("measured_s", window.seconds);
-        self.int("messages", counts.messages);
-        self.float("msgs_per_s", per_s);
-        self.float(
-            "mib_per_s",
-            counts.bytes as f64 / window.seconds / (1 << 20) as f64,
-        );
-        self.latency("", &counts.hist);
-        self.opt_float("server_cpu_s", window.server_cpu);
         let per_million = window
             .server_cpu
             .filter(|_| counts.messages > 0)
             .map(|cpu| cpu / counts.messages as f64 * 1e6);
-        self.opt_float("server_cpu_s_per_M", per_million);
-        self.opt_float("client_cpu_s", window.client_cpu);
-        self.opt_float(
-            "client_cpu_util",
-            window.client_cpu.map(|c| c / window.seconds),
-        );
-        self.int("failed_connections", failed as u64);
-        self.int("stuck_connections", stuck as u64);
-        if let Some(e) = &counts.error {
-            self.text("first_error", &e.to_string());
-        }
-        let p99 = if counts.hist.is_empty() {
+        let hist = &counts.hist;
+        self.throughput = Some(Throughput {
+            measured_s: round3(window.seconds),
+            messages: counts.messages,
+            msgs_per_s: round3(per_s),
+            mib_per_s: round3(counts.bytes as f64 / window.seconds / (1 << 20) as f64),
+            p50_us: micros(hist, 0.5),
+            p99_us: micros(hist, 0.99),
+            p999_us: micros(hist, 0.999),
+            max_us: (!hist.is_empty()).then(|| round3(hist.max() as f64 / 1e3)),
+            mean_us: (!hist.is_empty()).then(|| round3(hist.mean() / 1e3)),
+            server_cpu_s: window.server_cpu.map(round3),
+            server_cpu_s_per_m: per_million.map(round3),
+            client_cpu_s: window.client_cpu.map(round3),
+            client_cpu_util: window.client_cpu.map(|c| round3(c / window.seconds)),
+            failed_connections: failed,
+            stuck_connections: stuck,
+            first_error: counts.error.as_ref().map(|e| e.to_string()),
+        });
+        let p99 = if hist.is_empty() {
             "n/a".to_owned()
         } else {
-            format!("{:.0} µs", counts.hist.value_at_quantile(0.99) as f64 / 1e3)
+            format!("{:.0} µs", hist.value_at_quantile(0.99) as f64 / 1e3)
         };
         self.summary = format!(
             "sockeye bench {} {}: {} connections x {} B: {per_s:.0} msg/s, p99 {p99}{}{}",
@@ -1637,79 +1723,33 @@ impl Report {
 
     /// Prints the JSON line on stdout and the summary on stderr.
     fn finish(mut self) {
-        self.text("loadavg", &loadavg());
-        let mut line = String::from("{");
-        for (i, (key, value)) in self.fields.iter().enumerate() {
-            if i > 0 {
-                line.push(',');
-            }
-            let _ = write!(line, "\"{key}\":");
-            match value {
-                Value::Text(s) => json_string(&mut line, s),
-                Value::Int(n) => {
-                    let _ = write!(line, "{n}");
-                }
-                Value::Float(f) if f.is_finite() => {
-                    let _ = write!(line, "{f:.3}");
-                }
-                Value::Float(_) | Value::Null => line.push_str("null"),
-                Value::Bool(b) => {
-                    let _ = write!(line, "{b}");
-                }
-            }
+        self.loadavg = loadavg();
+        match serde_json::to_string(&self) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("sockeye bench: the report did not serialize: {e}"),
         }
-        line.push('}');
-        println!("{line}");
         if !self.summary.is_empty() {
             eprintln!("{}", self.summary);
         }
     }
 }
 
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x80 | opcode];
-        match payload.len() {
-            n if n < 126 => f.push(n as u8),
-            n if n <= 0xffff => {
-                f.push(126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(payload);
-        f
+    fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        frame(opcode, 0, None, payload)
     }
 
     #[test]
     fn reader_counts_messages_split_at_every_byte() {
         let mut wire = Vec::new();
         for len in [0usize, 5, 125, 126, 300, 70_000] {
-            wire.extend(server_frame(OP_BINARY, &vec![7; len]));
+            wire.extend(server_frame(OpCode::Binary, &vec![7; len]));
         }
-        wire.extend(server_frame(OP_PING, b"hi"));
-        wire.extend(server_frame(OP_TEXT, b"x"));
+        wire.extend(server_frame(OpCode::Ping, b"hi"));
+        wire.extend(server_frame(OpCode::Text, b"x"));
         for cut in [1, 2, 3, 7, 13, 64, 1000, wire.len()] {
             let mut r = FrameReader::default();
             let mut total = 0;
@@ -1718,23 +1758,31 @@ mod tests {
             }
             assert_eq!(total, 7, "chunks of {cut}");
             assert_eq!(r.payload_bytes, 5 + 125 + 126 + 300 + 70_000 + 1);
-            assert_eq!(r.pongs, client_frame(OP_PONG, false, b"hi"));
-            assert!(!r.closed);
+            assert_eq!(r.pongs, masked_frame(OpCode::Pong, 0, b"hi"));
+            assert!(r.check_open().is_ok());
         }
     }
 
     #[test]
     fn reader_counts_fragmented_message_once_and_sees_close() {
         let mut wire = vec![0x01, 2, b'a', b'b', 0x00, 1, b'c', 0x80, 1, b'd'];
-        wire.extend(server_frame(OP_CLOSE, &[0x03, 0xe8]));
+        wire.extend(server_frame(OpCode::Close, &[0x03, 0xe8]));
         let mut r = FrameReader::default();
         assert_eq!(r.feed(&wire), 1);
         assert!(r.closed);
     }
 
     #[test]
+    fn reader_refuses_a_length_with_its_top_bit_set() {
+        let mut r = FrameReader::default();
+        assert_eq!(r.feed(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1]), 0);
+        let e = r.check_open().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
     fn client_frames_are_masked_with_minimal_lengths() {
-        let f = client_frame(OP_TEXT, false, b"Hello");
+        let f = masked_frame(OpCode::Text, 0, b"Hello");
         assert_eq!(&f[..2], &[0x81, 0x85]);
         assert_eq!(&f[2..6], &MASK);
         let unmasked: Vec<u8> = f[6..]
@@ -1744,10 +1792,46 @@ mod tests {
             .collect();
         assert_eq!(unmasked, b"Hello");
         assert_eq!(
-            &client_frame(OP_BINARY, true, &[0; 126])[..4],
+            &masked_frame(OpCode::Binary, RSV1, &[0; 126])[..4],
             &[0xc2, 0xfe, 0, 126]
         );
-        assert_eq!(client_frame(OP_BINARY, false, &[0; 65536])[1], 0xff);
+        assert_eq!(masked_frame(OpCode::Binary, 0, &[0; 65536])[1], 0xff);
+    }
+
+    fn bench_args(argv: &[&str]) -> BenchArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        Cli::parse_from(["bench"].iter().chain(argv)).bench
+    }
+
+    /// --deflate sends every message compressed, even a short one that does not shrink, and a
+    /// server's inflater gets the payload back.
+    #[test]
+    fn deflated_messages_inflate_to_the_payload() {
+        let params = DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        for size in ["20", "1000"] {
+            let args = bench_args(&["ws://h/echo", "-s", size, "--deflate"]);
+            let frame = message_frame(&args, false, Some(params));
+            let (header, n) = FrameHeader::parse(&frame).unwrap().unwrap();
+            assert_eq!((header.rsv, header.opcode), (RSV1, OpCode::Text));
+            let mut body = frame[n..].to_vec();
+            apply_mask(&mut body, MASK, 0);
+            let config = DeflateConfig::default();
+            let mut server = PerMessageDeflate::new(Role::Server, params, &config);
+            let mut out = Vec::new();
+            server.decompress(&body, &mut out, 1 << 20).unwrap();
+            server.finish_inbound(&mut out, 1 << 20).unwrap();
+            assert_eq!(out, payload(args.size));
+        }
     }
 
     #[test]
@@ -1765,10 +1849,34 @@ mod tests {
         assert!(rss_kb("self").unwrap() > 0);
     }
 
+    /// Every mode's fields and none of the others', unmeasured figures as null, and the
+    /// label escaped.
     #[test]
-    fn json_strings_are_escaped() {
-        let mut s = String::new();
-        json_string(&mut s, "a\"b\\c\n");
-        assert_eq!(s, r#""a\"b\\c\u000a""#);
+    fn the_report_is_one_json_object_with_the_fields_of_its_mode() {
+        let args = bench_args(&["ws://h/echo", "--mode", "rate", "--label", "a\"b\n"]);
+        let mut report = Report::new(&args);
+        let counts = Counts::with_service_latency();
+        let window = Window {
+            seconds: 2.0,
+            server_cpu: None,
+            client_cpu: Some(0.5),
+        };
+        report.rate = Some(RateReport {
+            offered_per_s: args.rate,
+            sent: 0,
+            service_p50_us: micros(&counts.service, 0.5),
+            service_p99_us: None,
+            service_p999_us: None,
+        });
+        report.throughput(&args, &window, &counts, 0, 0);
+        let line = serde_json::to_string(&report).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["mode"], "rate");
+        assert_eq!(v["label"], "a\"b\n");
+        assert_eq!(v["offered_per_s"], 10_000.0);
+        assert_eq!(v["client_cpu_util"], 0.25);
+        assert!(v["server_cpu_s_per_M"].is_null() && v["p50_us"].is_null());
+        assert!(v.get("server_cpu_s_per_M").is_some());
+        assert!(v.get("open").is_none() && v.get("first_error").is_none());
     }
 }

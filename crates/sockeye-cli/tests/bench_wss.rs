@@ -1,12 +1,14 @@
 //! `sockeye bench` over `wss://` against `sockeye serve` with certificates from a CA made at run
 //! time: it measures when told to trust that CA with `--ca`, and refuses the server otherwise.
 
+mod bench_support;
 #[path = "../../sockeye/tests/support/mod.rs"]
 mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use bench_support::{bench, field};
 use support::{Ca, TempDir};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -39,33 +41,6 @@ async fn serve_tls(dir: &TempDir, ca: &Ca, names: &[&str]) -> (Child, u16) {
         .expect("sockeye serve exited");
     let port = line.rsplit(':').next().unwrap().parse().unwrap();
     (child, port)
-}
-
-/// Runs `sockeye bench ARGS`; returns its exit status, its JSON line and its stderr.
-async fn bench(args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    let out = timeout(
-        Duration::from_secs(60),
-        Command::new(env!("CARGO_BIN_EXE_sockeye"))
-            .arg("bench")
-            .args(args)
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .expect("sockeye bench did not finish within 60 s")
-    .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let line = stdout.lines().last().unwrap_or_default().to_owned();
-    (
-        out.status,
-        line,
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn field(json: &str, key: &str) -> serde_json::Value {
-    let value: serde_json::Value = serde_json::from_str(json).expect("one JSON object");
-    value[key].clone()
 }
 
 #[tokio::test]
