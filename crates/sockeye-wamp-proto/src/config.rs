@@ -10,29 +10,34 @@ use crate::uri::{self, MatchPolicy, UriCheck};
 /// Router settings.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
-    /// Realms that exist from the start.
+    /// Realms that exist from the start. Default `["realm1"]`.
     pub realms: Vec<String>,
     /// Whether a HELLO for any other (valid) realm creates it, instead of ABORT
-    /// `wamp.error.no_such_realm`.
+    /// `wamp.error.no_such_realm`. Default `true`.
     pub auto_create_realms: bool,
-    /// Which URI rules apply to realms, topics and procedures.
+    /// Which URI rules apply to realms, topics and procedures. Default [`UriCheck::Loose`].
     pub uri_check: UriCheck,
     /// Whether the router closes the transport after answering a client's GOODBYE. WAMP lets
     /// a client start a new session on the same transport, but Autobahn clients close it right
     /// away, and autobahn-js reports a close without status code 1000 as "lost": closing
-    /// first (1000) is what makes its close clean. `false` keeps the transport open.
+    /// first (1000) is what makes its close clean. `false` keeps the transport open. Default
+    /// `true`.
     pub close_after_goodbye: bool,
-    /// Who may join, and how they authenticate (realms without their own `auth`).
+    /// Who may join, and how they authenticate (realms without their own `auth`). Default:
+    /// anonymous only.
     pub auth: AuthConfig,
-    /// Realms with their own users or roles; they exist from the start, like `realms`.
+    /// Realms with their own users or roles; they exist from the start, like `realms`. Default
+    /// none.
     pub realm_configs: Vec<RealmConfig>,
     /// Realms that HELLOs may create at once (`auto_create_realms`); a HELLO for one more gets
     /// ABORT `wamp.error.no_such_realm`. A created realm is freed when its last session leaves.
+    /// Default 1000.
     pub max_auto_realms: usize,
-    /// Retained events a realm keeps at most; past it the oldest is forgotten.
+    /// Retained events a realm keeps at most; past it the oldest is forgotten. Default 1000.
     pub max_retained_events: usize,
     /// Bytes of retained events (as [`crate::Message::size_hint`] measures them) a realm keeps
     /// at most; past it the oldest are forgotten, and a larger event is not retained at all.
+    /// Default 16 MiB.
     pub max_retained_bytes: usize,
 }
 

@@ -1,7 +1,7 @@
 //! A small WAMP client on Sockeye: join a realm (anonymously, or with [`Credentials`] for
 //! `ticket`, `wampcra` — salted keys included — or `cryptosign`), subscribe and publish,
-//! register and call, with progressive results and cancellation. It is what this crate's tests talk to the router
-//! with, and enough for simple applications.
+//! register and call, with progressive results and cancellation. It is what this crate's tests
+//! talk to the router with, and enough for simple applications.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sockeye_wamp::client::ClientError> {

@@ -55,12 +55,14 @@ pub enum SlowPolicy {
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
     /// Serializers in the server's order of preference; the first one the client offered is
-    /// chosen.
+    /// chosen. Default [`Serializer::ALL`]: MessagePack, CBOR, JSON.
     pub serializers: Vec<Serializer>,
-    /// Messages queued per session before it counts as slow.
+    /// Messages queued per session before it counts as slow. Default 1024.
     pub queue_capacity: usize,
     /// Bytes queued per session (as [`Message::size_hint`] measures them) before it counts as
-    /// slow; a message larger than this is still queued when nothing else is waiting.
+    /// slow; a message larger than this is still queued when nothing else is waiting. Default
+    /// [`DEFAULT_SESSION_QUEUE_BYTES`](sockeye_wamp_proto::config::DEFAULT_SESSION_QUEUE_BYTES),
+    /// 8 MiB.
     pub queue_bytes: usize,
     /// What to do with a session once it counts as slow. Default [`SlowPolicy::DropEvents`].
     pub slow_policy: SlowPolicy,
