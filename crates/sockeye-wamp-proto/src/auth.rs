@@ -27,24 +27,37 @@ pub enum Secret {
     /// `wampcra`: the client signs a challenge with HMAC-SHA256. With `salt`, the key is not
     /// the secret but PBKDF2-HMAC-SHA256(secret, salt, iterations, keylen), base64-encoded, as
     /// Autobahn derives it — so the router can store the derived key instead of the secret.
-    WampCra { secret: String, salt: Option<Salt> },
+    WampCra {
+        /// The shared secret (the password, when salted).
+        secret: String,
+        /// How the key is derived from `secret`; `None` signs with the secret itself.
+        salt: Option<Salt>,
+    },
     /// `cryptosign`: the client signs a random challenge with an Ed25519 key; these are the
     /// accepted public keys.
-    Cryptosign { public_keys: Vec<[u8; 32]> },
+    Cryptosign {
+        /// Raw Ed25519 public keys; a signature by any of them is accepted.
+        public_keys: Vec<[u8; 32]>,
+    },
 }
 
 /// PBKDF2 parameters of a salted WAMP-CRA secret.
 #[derive(Debug, Clone)]
 pub struct Salt {
+    /// The salt, sent to the client in the CHALLENGE so it can derive the same key.
     pub salt: String,
+    /// PBKDF2 iterations (Autobahn's default is 1000).
     pub iterations: u32,
+    /// Length in bytes of the derived key (Autobahn's default is 32).
     pub keylen: u32,
 }
 
 /// A principal the router knows.
 #[derive(Debug, Clone)]
 pub struct User {
+    /// The name the user authenticates as (HELLO's `authid`), reported in WELCOME.
     pub authid: String,
+    /// The role the user's sessions get, which authorization judges them by.
     pub authrole: String,
     /// One secret per method the user may use.
     pub secrets: Vec<Secret>,
@@ -55,6 +68,8 @@ pub struct User {
 pub struct AuthConfig {
     /// Whether `anonymous` is accepted (and assumed when a HELLO names no authmethods).
     pub allow_anonymous: bool,
+    /// The users who may authenticate with `ticket`, `wampcra` or `cryptosign`, found by the
+    /// HELLO's `authid`.
     pub users: Vec<User>,
 }
 
@@ -72,9 +87,13 @@ impl Default for AuthConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
+    /// PUBLISH to a topic.
     Publish,
+    /// SUBSCRIBE to a topic or topic pattern.
     Subscribe,
+    /// REGISTER a procedure or procedure pattern.
     Register,
+    /// CALL a procedure.
     Call,
 }
 
@@ -85,10 +104,15 @@ pub struct Permission {
     /// `wildcard` (empty components match any one component). A `prefix` of `""` matches
     /// every URI.
     pub uri: String,
+    /// How `uri` matches.
     pub policy: MatchPolicy,
+    /// Whether the rule allows PUBLISH.
     pub publish: bool,
+    /// Whether the rule allows SUBSCRIBE.
     pub subscribe: bool,
+    /// Whether the rule allows REGISTER.
     pub register: bool,
+    /// Whether the rule allows CALL.
     pub call: bool,
     /// Calls and publications this rule allows always name their caller or publisher to the
     /// callee or subscribers, as if they had asked with `disclose_me`.
@@ -133,15 +157,22 @@ impl Permission {
 /// A role of a realm: the `authrole` sessions get from authentication, and its rules.
 #[derive(Debug, Clone)]
 pub struct Role {
+    /// The authrole this role applies to.
     pub name: String,
+    /// The role's rules; see [`authorize`] for which one decides.
     pub permissions: Vec<Permission>,
 }
 
 /// The verdict on one operation: denied, or allowed by a rule (which may ask for disclosure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// No rule allows it: the router answers ERROR `wamp.error.not_authorized`.
     Denied,
-    Allowed { disclose: bool },
+    /// The deciding rule allows it.
+    Allowed {
+        /// Whether the rule asks to name the caller or publisher (see [`Permission::disclose`]).
+        disclose: bool,
+    },
 }
 
 /// Decides an operation on `uri` for a session of role `authrole`, among `roles`.

@@ -10,35 +10,41 @@ use crate::uri::{self, MatchPolicy, UriCheck};
 /// Router settings.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
-    /// Realms that exist from the start.
+    /// Realms that exist from the start. Default `["realm1"]`.
     pub realms: Vec<String>,
     /// Whether a HELLO for any other (valid) realm creates it, instead of ABORT
-    /// `wamp.error.no_such_realm`.
+    /// `wamp.error.no_such_realm`. Default `true`.
     pub auto_create_realms: bool,
-    /// Which URI rules apply to realms, topics and procedures.
+    /// Which URI rules apply to realms, topics and procedures. Default [`UriCheck::Loose`].
     pub uri_check: UriCheck,
     /// Whether the router closes the transport after answering a client's GOODBYE. WAMP lets
     /// a client start a new session on the same transport, but Autobahn clients close it right
     /// away, and autobahn-js reports a close without status code 1000 as "lost": closing
-    /// first (1000) is what makes its close clean. `false` keeps the transport open.
+    /// first (1000) is what makes its close clean. `false` keeps the transport open. Default
+    /// `true`.
     pub close_after_goodbye: bool,
-    /// Who may join, and how they authenticate (realms without their own `auth`).
+    /// Who may join, and how they authenticate (realms without their own `auth`). Default:
+    /// anonymous only.
     pub auth: AuthConfig,
-    /// Realms with their own users or roles; they exist from the start, like `realms`.
+    /// Realms with their own users or roles; they exist from the start, like `realms`. Default
+    /// none.
     pub realm_configs: Vec<RealmConfig>,
     /// Realms that HELLOs may create at once (`auto_create_realms`); a HELLO for one more gets
     /// ABORT `wamp.error.no_such_realm`. A created realm is freed when its last session leaves.
+    /// Default 1000.
     pub max_auto_realms: usize,
-    /// Retained events a realm keeps at most; past it the oldest is forgotten.
+    /// Retained events a realm keeps at most; past it the oldest is forgotten. Default 1000.
     pub max_retained_events: usize,
     /// Bytes of retained events (as [`crate::Message::size_hint`] measures them) a realm keeps
     /// at most; past it the oldest are forgotten, and a larger event is not retained at all.
+    /// Default 16 MiB.
     pub max_retained_bytes: usize,
 }
 
 /// A realm's own authentication and authorization.
 #[derive(Debug, Clone, Default)]
 pub struct RealmConfig {
+    /// The realm's URI, as HELLO names it.
     pub name: String,
     /// Who may join this realm; `None` means the router-wide [`RouterConfig::auth`].
     pub auth: Option<AuthConfig>,
@@ -76,16 +82,20 @@ pub const DEFAULT_SESSION_QUEUE_BYTES: usize = 8 << 20;
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Whether a HELLO for a realm not configured creates it (anonymous, everything
-    /// allowed), as `realm1` is.
+    /// allowed), as `realm1` is. Default `true`.
     pub auto_create_realms: Option<bool>,
-    /// Realms HELLOs may create at once.
+    /// Realms HELLOs may create at once; past it a HELLO gets ABORT
+    /// `wamp.error.no_such_realm`. Default 1000.
     pub max_auto_realms: Option<usize>,
-    /// Retained events a realm keeps.
+    /// Retained events a realm keeps; past it the oldest is forgotten. Default 1000.
     pub max_retained_events: Option<usize>,
-    /// Bytes of retained events a realm keeps.
+    /// Bytes of retained events a realm keeps; past it the oldest are forgotten. Default 16 MiB.
     pub max_retained_bytes: Option<usize>,
     /// Bytes queued for one session before it counts as slow (read by the transport).
+    /// Default [`DEFAULT_SESSION_QUEUE_BYTES`], 8 MiB.
     pub session_queue_bytes: Option<usize>,
+    /// `[[wamp.realm]]` tables: realms with their own users and roles, which exist from the
+    /// start. None by default (only `realm1`).
     #[serde(default, rename = "realm")]
     pub realms: Vec<RealmSettings>,
 }
@@ -94,13 +104,15 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealmSettings {
+    /// The realm's URI, as HELLO names it; must be a valid URI and configured once.
     pub name: String,
-    /// Whether sessions may join without authenticating (authrole `anonymous`).
+    /// Whether sessions may join without authenticating (authrole `anonymous`). Default `true`.
     #[serde(default = "yes")]
     pub anonymous: bool,
     /// Without roles every session may do everything; with roles only what its role allows.
     #[serde(rename = "role")]
     pub roles: Option<Vec<RoleSettings>>,
+    /// `[[wamp.realm.user]]` tables: who may authenticate to this realm. None by default.
     #[serde(default, rename = "user")]
     pub users: Vec<UserSettings>,
 }
@@ -113,7 +125,9 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleSettings {
+    /// The authrole this role's rules apply to; users name it in their `role`.
     pub name: String,
+    /// `[[wamp.realm.role.permission]]` tables, the role's rules; none means it may do nothing.
     #[serde(default, rename = "permission")]
     pub permissions: Vec<PermissionSettings>,
 }
@@ -122,9 +136,13 @@ pub struct RoleSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionSettings {
+    /// The URI pattern the rule covers, read under `match`; `""` with `prefix` covers every URI.
     pub uri: String,
+    /// `match`: how `uri` matches (`exact`, `prefix`, `wildcard`). Default `exact`.
     #[serde(default, rename = "match")]
     pub policy: MatchPolicy,
+    /// The operations allowed (`publish`, `subscribe`, `register`, `call`); empty by default,
+    /// so a rule without `allow` denies what it matches.
     #[serde(default)]
     pub allow: Vec<Operation>,
     /// Calls and publications allowed by this rule name their caller or publisher.
@@ -136,9 +154,13 @@ pub struct PermissionSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {
+    /// The name the user authenticates as (HELLO's `authid`).
     pub authid: String,
+    /// The authrole the user's sessions get; with `[[wamp.realm.role]]`s it must be one of them.
     pub role: String,
+    /// The user's ticket, for the `ticket` method.
     pub ticket: Option<String>,
+    /// The user's secret for the `wampcra` method.
     pub wampcra: Option<WampCraSettings>,
     /// Ed25519 public keys, 64 hex digits each.
     #[serde(default)]
@@ -149,10 +171,13 @@ pub struct UserSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WampCraSettings {
+    /// The shared secret, or the password the key is derived from when there is a salt.
     pub secret: String,
     /// With a salt the key is PBKDF2(secret, salt, iterations, keylen), as Autobahn derives it.
     pub salt: Option<String>,
+    /// PBKDF2 iterations, with a salt only. Default 1000, as in Autobahn.
     pub iterations: Option<u32>,
+    /// Length in bytes of the derived key, with a salt only. Default 32, as in Autobahn.
     pub keylen: Option<u32>,
 }
 
@@ -160,9 +185,11 @@ pub struct WampCraSettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("wamp realm {realm:?}{}: {problem}", who.as_deref().map(|w| format!(" {w}")).unwrap_or_default())]
 pub struct ConfigError {
+    /// The name of the realm whose settings are wrong.
     pub realm: String,
     /// `role "NAME"` or `user "AUTHID"`, where the problem is in one.
     pub who: Option<String>,
+    /// What is wrong, for people: "not a valid URI", "no ticket, wampcra or cryptosign", ...
     pub problem: String,
 }
 

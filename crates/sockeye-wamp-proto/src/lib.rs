@@ -19,6 +19,7 @@
 //!   RPC and the meta API each have their module there.
 //!
 //! WAMP is specified at <https://wamp-proto.org/> ("The Web Application Messaging Protocol").
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;

@@ -19,31 +19,56 @@ use crate::value::{Dict, Value};
 /// IEEE-754 double (JavaScript).
 pub const MAX_ID: u64 = 1 << 53;
 
-/// Message codes.
+/// Message codes, the first element of every message on the wire (WAMP spec, "Message Codes
+/// and Direction").
 pub mod code {
+    /// Client to router: join a realm.
     pub const HELLO: u64 = 1;
+    /// Router to client: the session is open.
     pub const WELCOME: u64 = 2;
+    /// Either way: the session is refused or torn down before it opened.
     pub const ABORT: u64 = 3;
+    /// Router to client: prove who you are (ticket, WAMP-CRA, cryptosign).
     pub const CHALLENGE: u64 = 4;
+    /// Client to router: the answer to a CHALLENGE.
     pub const AUTHENTICATE: u64 = 5;
+    /// Either way: close the session; the peer answers with GOODBYE too.
     pub const GOODBYE: u64 = 6;
+    /// A request failed; sent by the router, or by a callee failing an INVOCATION.
     pub const ERROR: u64 = 8;
+    /// Publisher to router: publish an event to a topic.
     pub const PUBLISH: u64 = 16;
+    /// Router to publisher: the acknowledgement a PUBLISH asked for.
     pub const PUBLISHED: u64 = 17;
+    /// Subscriber to router: subscribe to a topic.
     pub const SUBSCRIBE: u64 = 32;
+    /// Router to subscriber: the subscription exists.
     pub const SUBSCRIBED: u64 = 33;
+    /// Subscriber to router: end a subscription.
     pub const UNSUBSCRIBE: u64 = 34;
+    /// Router to subscriber: the subscription is gone.
     pub const UNSUBSCRIBED: u64 = 35;
+    /// Router to subscriber: an event published to a subscribed topic.
     pub const EVENT: u64 = 36;
+    /// Caller to router: call a procedure.
     pub const CALL: u64 = 48;
+    /// Caller to router: cancel a CALL still running.
     pub const CANCEL: u64 = 49;
+    /// Router to caller: the result (or a progressive part of it) of a CALL.
     pub const RESULT: u64 = 50;
+    /// Callee to router: register a procedure.
     pub const REGISTER: u64 = 64;
+    /// Router to callee: the registration exists.
     pub const REGISTERED: u64 = 65;
+    /// Callee to router: end a registration.
     pub const UNREGISTER: u64 = 66;
+    /// Router to callee: the registration is gone.
     pub const UNREGISTERED: u64 = 67;
+    /// Router to callee: run a registered procedure for a caller.
     pub const INVOCATION: u64 = 68;
+    /// Router to callee: stop an INVOCATION whose CALL was cancelled or timed out.
     pub const INTERRUPT: u64 = 69;
+    /// Callee to router: the result (or a progressive part of it) of an INVOCATION.
     pub const YIELD: u64 = 70;
 }
 
@@ -55,6 +80,7 @@ pub mod code {
 pub struct ProtocolViolation(pub String);
 
 impl ProtocolViolation {
+    /// A violation described by `text`, which should name the message and the field.
     pub fn new(text: impl Into<String>) -> Self {
         ProtocolViolation(text.into())
     }
@@ -68,9 +94,12 @@ type Result<T> = std::result::Result<T, ProtocolViolation>;
 /// variants keep exactly what was received, so a message re-encodes to the same list.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Payload {
+    /// Neither `Arguments` nor `ArgumentsKw` was sent.
     #[default]
     Empty,
+    /// Positional arguments only (`Arguments|list`), possibly an empty list.
     Args(Vec<Value>),
+    /// Positional and keyword arguments (`Arguments|list, ArgumentsKw|dict`).
     ArgsKwargs(Vec<Value>, Dict),
     /// Payload passthru mode (E2E encryption, MQTT bridging): one opaque byte string (or, as
     /// some senders do, a string) in place of `args`, announced by `enc_algo` or `ppt_scheme`
@@ -91,6 +120,8 @@ impl Payload {
         }
     }
 
+    /// The shortest payload that carries `args` and `kwargs`: what a sender should use, since
+    /// empty trailing elements are left off the wire.
     pub fn new(args: Vec<Value>, kwargs: Dict) -> Self {
         match (args.is_empty(), kwargs.is_empty()) {
             (true, true) => Payload::Empty,
@@ -99,6 +130,7 @@ impl Payload {
         }
     }
 
+    /// The positional arguments, empty for [`Payload::Empty`] and [`Payload::Opaque`].
     pub fn args(&self) -> &[Value] {
         match self {
             Payload::Args(a) | Payload::ArgsKwargs(a, _) => a,
@@ -106,6 +138,7 @@ impl Payload {
         }
     }
 
+    /// The keyword arguments, if any were sent.
     pub fn kwargs(&self) -> Option<&Dict> {
         match self {
             Payload::ArgsKwargs(_, k) => Some(k),
@@ -118,113 +151,217 @@ impl Payload {
 /// exactly as received (validated, unknown keys kept).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
+    /// `[HELLO, Realm|uri, Details|dict]`: a client asks to join a realm.
     Hello {
+        /// The realm the client wants to join.
         realm: String,
+        /// The client's `roles` (required) and features, and optionally `authmethods`,
+        /// `authid`, `authextra` and `agent`.
         details: Dict,
     },
+    /// `[WELCOME, Session|id, Details|dict]`: the router opened the session.
     Welcome {
+        /// The session id the router chose.
         session: u64,
+        /// The router's `roles` (required) and, after authentication, `authid`, `authrole`,
+        /// `authmethod`, `authprovider` and `authextra`.
         details: Dict,
     },
+    /// `[ABORT, Details|dict, Reason|uri]`: the session is refused (or dropped) before it opened.
     Abort {
+        /// Details such as a human-readable `message`.
         details: Dict,
+        /// Why, as a URI such as `wamp.error.no_such_realm` or `wamp.error.protocol_violation`.
         reason: String,
     },
+    /// `[CHALLENGE, AuthMethod|string, Extra|dict]`: the router asks the client to authenticate.
     Challenge {
+        /// The authentication method the router picked from the HELLO's `authmethods`.
         method: String,
+        /// What the method needs to answer, e.g. the WAMP-CRA `challenge` or the cryptosign
+        /// challenge.
         extra: Dict,
     },
+    /// `[AUTHENTICATE, Signature|string, Extra|dict]`: the client's answer to a CHALLENGE.
     Authenticate {
+        /// The ticket, or the signature the method computes over the challenge.
         signature: String,
+        /// Method-specific extras; usually empty.
         extra: Dict,
     },
+    /// `[GOODBYE, Details|dict, Reason|uri]`: closes an open session; the peer answers in kind.
     Goodbye {
+        /// Details such as a human-readable `message`.
         details: Dict,
+        /// Why, e.g. `wamp.close.normal` or `wamp.close.system_shutdown`, and
+        /// `wamp.close.goodbye_and_out` in the answer.
         reason: String,
     },
+    /// `[ERROR, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Arguments?,
+    /// ArgumentsKw?]`: a request failed.
     Error {
+        /// The [`code`] of the failed request (SUBSCRIBE, CALL, INVOCATION, ...).
         request_type: u64,
+        /// The request id the failed request carried.
         request: u64,
+        /// Details of the error; usually empty.
         details: Dict,
+        /// The error URI, e.g. `wamp.error.no_such_procedure` or an application's own.
         error: String,
+        /// Application data about the error, passed from a callee to the caller untouched.
         payload: Payload,
     },
+    /// `[PUBLISH, Request|id, Options|dict, Topic|uri, Arguments?, ArgumentsKw?]`: a publisher
+    /// publishes an event.
     Publish {
+        /// The request id the publisher chose, echoed in PUBLISHED or ERROR.
         request: u64,
+        /// Options the publisher set, e.g. `acknowledge`, `exclude_me`, `eligible`, `retain`.
         options: Dict,
+        /// The topic published to.
         topic: String,
+        /// The event's payload, delivered to every subscriber.
         payload: Payload,
     },
+    /// `[PUBLISHED, PUBLISH.Request|id, Publication|id]`: acknowledges a PUBLISH that set
+    /// `acknowledge`.
     Published {
+        /// The request id of the PUBLISH.
         request: u64,
+        /// The publication id the router chose; subscribers see it in EVENT.
         publication: u64,
     },
+    /// `[SUBSCRIBE, Request|id, Options|dict, Topic|uri]`: a client subscribes to a topic.
     Subscribe {
+        /// The request id the subscriber chose, echoed in SUBSCRIBED or ERROR.
         request: u64,
+        /// Options the subscriber set, e.g. `match` (`exact`, `prefix`, `wildcard`) or
+        /// `get_retained`.
         options: Dict,
+        /// The topic, or the topic pattern under the `match` policy.
         topic: String,
     },
+    /// `[SUBSCRIBED, SUBSCRIBE.Request|id, Subscription|id]`: the subscription exists.
     Subscribed {
+        /// The request id of the SUBSCRIBE.
         request: u64,
+        /// The subscription id the router chose, shared by every session subscribed to the
+        /// same topic and policy; EVENTs carry it.
         subscription: u64,
     },
+    /// `[UNSUBSCRIBE, Request|id, SUBSCRIBED.Subscription|id]`: a client ends a subscription.
     Unsubscribe {
+        /// The request id the subscriber chose, echoed in UNSUBSCRIBED or ERROR.
         request: u64,
+        /// The subscription id the router gave in SUBSCRIBED.
         subscription: u64,
     },
+    /// `[UNSUBSCRIBED, UNSUBSCRIBE.Request|id]`: the subscription is gone.
     Unsubscribed {
+        /// The request id of the UNSUBSCRIBE.
         request: u64,
     },
+    /// `[EVENT, SUBSCRIBED.Subscription|id, PUBLISHED.Publication|id, Details|dict,
+    /// Arguments?, ArgumentsKw?]`: the router delivers a published event to a subscriber.
     Event {
+        /// The subscription id (from SUBSCRIBED) the event matched.
         subscription: u64,
+        /// The publication id the router chose for the PUBLISH.
         publication: u64,
+        /// Details the router set, e.g. `topic` (for pattern subscriptions), `publisher` (when
+        /// disclosed) or `retained`.
         details: Dict,
+        /// The payload as the publisher sent it.
         payload: Payload,
     },
+    /// `[CALL, Request|id, Options|dict, Procedure|uri, Arguments?, ArgumentsKw?]`: a caller
+    /// calls a procedure.
     Call {
+        /// The request id the caller chose, echoed in RESULT or ERROR.
         request: u64,
+        /// Options the caller set, e.g. `timeout` (ms), `receive_progress`, `disclose_me`.
         options: Dict,
+        /// The procedure called.
         procedure: String,
+        /// The call's arguments, passed to the callee in INVOCATION.
         payload: Payload,
     },
+    /// `[CANCEL, CALL.Request|id, Options|dict]`: a caller cancels a call still running.
     Cancel {
+        /// The request id of the CALL to cancel.
         request: u64,
+        /// Options the caller set, e.g. `mode` (`skip`, `kill`, `killnowait`).
         options: Dict,
     },
+    /// `[RESULT, CALL.Request|id, Details|dict, Arguments?, ArgumentsKw?]`: the result of a
+    /// call, or one progressive part of it.
     Result {
+        /// The request id of the CALL.
         request: u64,
+        /// Details the router set, e.g. `progress` when more results follow.
         details: Dict,
+        /// The result as the callee yielded it.
         payload: Payload,
     },
+    /// `[REGISTER, Request|id, Options|dict, Procedure|uri]`: a callee registers a procedure.
     Register {
+        /// The request id the callee chose, echoed in REGISTERED or ERROR.
         request: u64,
+        /// Options the callee set, e.g. `match`, `invoke` (`single`, `roundrobin`, ...),
+        /// `disclose_caller`, `concurrency`.
         options: Dict,
+        /// The procedure, or the procedure pattern under the `match` policy.
         procedure: String,
     },
+    /// `[REGISTERED, REGISTER.Request|id, Registration|id]`: the registration exists.
     Registered {
+        /// The request id of the REGISTER.
         request: u64,
+        /// The registration id the router chose; INVOCATIONs carry it.
         registration: u64,
     },
+    /// `[UNREGISTER, Request|id, REGISTERED.Registration|id]`: a callee ends a registration.
     Unregister {
+        /// The request id the callee chose, echoed in UNREGISTERED or ERROR.
         request: u64,
+        /// The registration id the router gave in REGISTERED.
         registration: u64,
     },
+    /// `[UNREGISTERED, UNREGISTER.Request|id]`: the registration is gone.
     Unregistered {
+        /// The request id of the UNREGISTER.
         request: u64,
     },
+    /// `[INVOCATION, Request|id, REGISTERED.Registration|id, Details|dict, Arguments?,
+    /// ArgumentsKw?]`: the router asks a callee to run a procedure for a caller.
     Invocation {
+        /// The request id the router chose for this invocation (not the caller's), echoed in
+        /// YIELD or ERROR.
         request: u64,
+        /// The registration id (from REGISTERED) the call matched.
         registration: u64,
+        /// Details the router set, e.g. `procedure` (for pattern registrations), `caller`
+        /// (when disclosed), `receive_progress`, `timeout`.
         details: Dict,
+        /// The caller's arguments as sent.
         payload: Payload,
     },
+    /// `[INTERRUPT, INVOCATION.Request|id, Options|dict]`: the router asks a callee to stop an
+    /// invocation whose call was cancelled or timed out.
     Interrupt {
+        /// The request id of the INVOCATION to stop.
         request: u64,
+        /// Options the router set, e.g. `mode` and `reason`.
         options: Dict,
     },
+    /// `[YIELD, INVOCATION.Request|id, Options|dict, Arguments?, ArgumentsKw?]`: a callee's
+    /// result, or one progressive part of it.
     Yield {
+        /// The request id of the INVOCATION.
         request: u64,
+        /// Options the callee set, e.g. `progress` when more results follow.
         options: Dict,
+        /// The result, passed to the caller in RESULT.
         payload: Payload,
     },
 }

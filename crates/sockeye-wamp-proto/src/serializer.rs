@@ -40,15 +40,20 @@ fn nesting(v: &Value) -> usize {
 /// Transport"): JSON is UTF-8 text, the others are bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FrameType {
+    /// WebSocket text frames (opcode 1), UTF-8: `wamp.2.json`.
     Text,
+    /// WebSocket binary frames (opcode 2): `wamp.2.msgpack` and `wamp.2.cbor`.
     Binary,
 }
 
 /// A WAMP serializer, named by its WebSocket subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Serializer {
+    /// `wamp.2.json`: JSON in text frames; byte strings as `"\u0000"` + base64.
     Json,
+    /// `wamp.2.msgpack`: MessagePack in binary frames.
     MsgPack,
+    /// `wamp.2.cbor`: CBOR in binary frames.
     Cbor,
 }
 
@@ -57,6 +62,7 @@ impl Serializer {
     /// smaller and faster, and carry byte strings without base64.
     pub const ALL: [Serializer; 3] = [Serializer::MsgPack, Serializer::Cbor, Serializer::Json];
 
+    /// The WebSocket subprotocol that names it (`"wamp.2.json"`, ...).
     pub fn protocol(self) -> &'static str {
         match self {
             Serializer::Json => "wamp.2.json",
@@ -65,6 +71,7 @@ impl Serializer {
         }
     }
 
+    /// The serializer a subprotocol names, `None` for one that is not WAMP's.
     pub fn from_protocol(protocol: &str) -> Option<Self> {
         Serializer::ALL
             .into_iter()
@@ -94,14 +101,18 @@ impl Serializer {
             .find(|s| offered.iter().any(|o| o == s.protocol()))
     }
 
+    /// A message as the payload of one WebSocket message.
     pub fn encode(self, msg: &Message) -> Vec<u8> {
         self.encode_value(&msg.to_value())
     }
 
+    /// Decodes and validates one WebSocket message's payload; anything malformed, too deep
+    /// ([`MAX_NESTING`]) or not a valid message is a [`ProtocolViolation`].
     pub fn decode(self, bytes: &[u8]) -> Result<Message, ProtocolViolation> {
         Message::from_value(self.decode_value(bytes)?)
     }
 
+    /// Any value in this serialization, for what is not a [`Message`] (tests, tools).
     pub fn encode_value(self, v: &Value) -> Vec<u8> {
         match self {
             Serializer::Json => {
@@ -120,6 +131,8 @@ impl Serializer {
         }
     }
 
+    /// Decodes a payload into a [`Value`] without checking it is a message; deeper than
+    /// [`MAX_NESTING`] is refused.
     pub fn decode_value(self, bytes: &[u8]) -> Result<Value, ProtocolViolation> {
         let value = self.decode_any(bytes)?;
         if nesting(&value) > MAX_NESTING {

@@ -26,13 +26,19 @@ pub enum UriCheck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatchPolicy {
+    /// `match: "exact"` (or no `match`): the URI must equal the pattern.
     #[default]
     Exact,
+    /// `match: "prefix"`: the URI must start with the pattern, compared as strings
+    /// (`com.myapp` matches `com.myapp.x` and `com.myapp2`).
     Prefix,
+    /// `match: "wildcard"`: same number of components, each empty pattern component matching
+    /// any one component (`com..update` matches `com.user.update`).
     Wildcard,
 }
 
 impl MatchPolicy {
+    /// The policy a `match` option names, `None` for one the spec does not define.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "exact" => Some(MatchPolicy::Exact),
@@ -42,6 +48,7 @@ impl MatchPolicy {
         }
     }
 
+    /// The `match` option's value for this policy, as the meta API reports it.
     pub fn as_str(self) -> &'static str {
         match self {
             MatchPolicy::Exact => "exact",

@@ -14,16 +14,24 @@ use std::fmt;
 /// One WAMP value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// JSON `null`, MessagePack nil, CBOR null.
     Null,
+    /// A boolean.
     Bool(bool),
     /// Integers that fit `i64`. Non-negative integers above `i64::MAX` are [`Value::UInt`], so
     /// each number has one representation and `==` is numeric equality.
     Int(i64),
+    /// Integers above `i64::MAX`, up to `u64::MAX`; smaller ones are always [`Value::Int`].
     UInt(u64),
+    /// A floating-point number; `1.0` is not equal to the integer `1`.
     Float(f64),
+    /// A UTF-8 string (URIs are strings too).
     Str(String),
+    /// A byte string: MessagePack bin, CBOR bytes, in JSON `"\u0000"` + base64.
     Bytes(Vec<u8>),
+    /// An ordered list (WAMP's `list`, e.g. `Arguments`).
     List(Vec<Value>),
+    /// A string-keyed dictionary (WAMP's `dict`, e.g. `Options` and `ArgumentsKw`).
     Dict(Dict),
 }
 
@@ -51,6 +59,7 @@ impl Value {
         }
     }
 
+    /// The value as a signed integer, if it is a [`Value::Int`].
     pub fn as_i64(&self) -> Option<i64> {
         match *self {
             Value::Int(i) => Some(i),
@@ -58,6 +67,7 @@ impl Value {
         }
     }
 
+    /// The value as a string slice, if it is a [`Value::Str`].
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -65,6 +75,7 @@ impl Value {
         }
     }
 
+    /// The value as a boolean, if it is one.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             Value::Bool(b) => Some(b),
@@ -72,6 +83,7 @@ impl Value {
         }
     }
 
+    /// The value's items, if it is a list.
     pub fn as_list(&self) -> Option<&[Value]> {
         match self {
             Value::List(l) => Some(l),
@@ -79,6 +91,7 @@ impl Value {
         }
     }
 
+    /// The value as a dictionary, if it is one.
     pub fn as_dict(&self) -> Option<&Dict> {
         match self {
             Value::Dict(d) => Some(d),
@@ -172,18 +185,22 @@ impl From<Dict> for Value {
 pub struct Dict(Vec<(String, Value)>);
 
 impl Dict {
+    /// An empty dictionary.
     pub fn new() -> Self {
         Dict(Vec::new())
     }
 
+    /// An empty dictionary with room for `n` keys.
     pub fn with_capacity(n: usize) -> Self {
         Dict(Vec::with_capacity(n))
     }
 
+    /// The value under `key`, if there is one.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// Sets `key` to `value`, replacing an existing value in place (its position is kept).
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
@@ -199,15 +216,18 @@ impl Dict {
         self
     }
 
+    /// Takes the value under `key` out, keeping the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let i = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(i).1)
     }
 
+    /// Whether `key` has a value.
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
+    /// The number of keys.
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -221,30 +241,37 @@ impl Dict {
             .sum::<usize>()
     }
 
+    /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The keys and values, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The value under `key` if it is a boolean (`None` if missing or of another type).
     pub fn get_bool(&self, key: &str) -> Option<bool> {
         self.get(key).and_then(Value::as_bool)
     }
 
+    /// The value under `key` if it is a string.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(Value::as_str)
     }
 
+    /// The value under `key` if it is a non-negative integer.
     pub fn get_u64(&self, key: &str) -> Option<u64> {
         self.get(key).and_then(Value::as_u64)
     }
 
+    /// The value under `key` if it is a dictionary.
     pub fn get_dict(&self, key: &str) -> Option<&Dict> {
         self.get(key).and_then(Value::as_dict)
     }
 
+    /// The value under `key` if it is a list.
     pub fn get_list(&self, key: &str) -> Option<&[Value]> {
         self.get(key).and_then(Value::as_list)
     }

@@ -1,7 +1,7 @@
 //! A small WAMP client on Sockeye: join a realm (anonymously, or with [`Credentials`] for
 //! `ticket`, `wampcra` — salted keys included — or `cryptosign`), subscribe and publish,
-//! register and call, with progressive results and cancellation. It is what this crate's tests talk to the router
-//! with, and enough for simple applications.
+//! register and call, with progressive results and cancellation. It is what this crate's tests
+//! talk to the router with, and enough for simple applications.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sockeye_wamp::client::ClientError> {
@@ -45,19 +45,28 @@ pub enum ClientError {
     /// The router (or a callee) answered with ERROR.
     #[error("{error}")]
     Wamp {
+        /// The error URI, e.g. `wamp.error.no_such_procedure` or an application's own.
         error: String,
+        /// The ERROR's details.
         details: Dict,
+        /// The ERROR's arguments, e.g. a callee's explanation.
         payload: Payload,
     },
     /// The router refused the session.
     #[error("session refused: {reason} {message}")]
-    Aborted { reason: String, message: String },
+    Aborted {
+        /// The ABORT's reason URI, e.g. `wamp.error.no_such_realm`.
+        reason: String,
+        /// The ABORT's `message` detail, empty if it had none.
+        message: String,
+    },
     /// The router sent something this client did not expect.
     #[error("unexpected message from the router: {0}")]
     Unexpected(String),
     /// The session or the connection is gone.
     #[error("the session is closed")]
     Closed,
+    /// The WebSocket connection failed, or could not be opened.
     #[error(transparent)]
     WebSocket(#[from] sockeye::Error),
 }
@@ -79,15 +88,27 @@ pub enum Credentials {
     /// No authentication: the router's `anonymous` method.
     Anonymous,
     /// `ticket`: the shared secret is sent as is (use over TLS only).
-    Ticket { authid: String, ticket: String },
+    Ticket {
+        /// The user to authenticate as.
+        authid: String,
+        /// The user's ticket.
+        ticket: String,
+    },
     /// `wampcra`: the challenge is signed with HMAC-SHA256. When the router's challenge
     /// carries `salt`, `iterations` and `keylen`, the key is first derived from `secret` with
     /// PBKDF2 (as Autobahn does).
-    WampCra { authid: String, secret: String },
+    WampCra {
+        /// The user to authenticate as.
+        authid: String,
+        /// The user's secret (the password, when the router salts it).
+        secret: String,
+    },
     /// `cryptosign`: the challenge is signed with the Ed25519 key of this 32-byte seed; the
     /// public key is announced in HELLO. `authid` may be left to the router.
     Cryptosign {
+        /// The user to authenticate as; `None` lets the router find it by the public key.
         authid: Option<String>,
+        /// The private key's 32-byte seed.
         seed: [u8; 32],
     },
 }
@@ -171,9 +192,13 @@ fn ed25519(seed: &[u8; 32]) -> ring::signature::Ed25519KeyPair {
 /// An event received on a subscription.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The subscription id the router chose, as in [`Subscription::id`].
     pub subscription: u64,
+    /// The publication id the router chose for the PUBLISH.
     pub publication: u64,
+    /// Details the router set, e.g. `topic` (for pattern subscriptions) or `publisher`.
     pub details: Dict,
+    /// The payload as the publisher sent it.
     pub payload: Payload,
 }
 
@@ -181,27 +206,42 @@ pub struct Event {
 /// [`Client::yield_progress`] or [`Client::yield_error`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
+    /// The request id the router chose for this invocation; pass it to the `yield_*` methods.
     pub request: u64,
+    /// The registration id the router chose, as in [`Registration::id`].
     pub registration: u64,
+    /// Details the router set, e.g. `procedure` (for pattern registrations), `caller` (when
+    /// disclosed), `receive_progress` (whether progressive results may be yielded).
     pub details: Dict,
+    /// The caller's arguments.
     pub payload: Payload,
 }
 
 /// Something for a registered procedure: an invocation, or an INTERRUPT of one in flight.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CalleeEvent {
+    /// A call to run.
     Invocation(Invocation),
-    Interrupt { request: u64, options: Dict },
+    /// The router asks to stop an invocation: its call was cancelled or timed out.
+    Interrupt {
+        /// The [`Invocation::request`] of the invocation to stop.
+        request: u64,
+        /// The INTERRUPT's options, e.g. `mode` (`kill`, `killnowait`) and `reason`.
+        options: Dict,
+    },
 }
 
 /// A RESULT: progressive (`progress` in `details`) or final.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallResult {
+    /// Details the router set, e.g. `progress` for a progressive result.
     pub details: Dict,
+    /// The result as the callee yielded it.
     pub payload: Payload,
 }
 
 impl CallResult {
+    /// Whether more results follow (`progress: true` in the details).
     pub fn is_progress(&self) -> bool {
         self.details.get_bool("progress") == Some(true)
     }
@@ -210,6 +250,7 @@ impl CallResult {
 /// Events of one subscription.
 #[derive(Debug)]
 pub struct Subscription {
+    /// The subscription id the router chose; pass it to [`Client::unsubscribe`].
     pub id: u64,
     events: mpsc::UnboundedReceiver<Event>,
 }
@@ -229,6 +270,7 @@ impl Subscription {
 /// Invocations of one registered procedure.
 #[derive(Debug)]
 pub struct Registration {
+    /// The registration id the router chose; pass it to [`Client::unregister`].
     pub id: u64,
     events: mpsc::UnboundedReceiver<CalleeEvent>,
 }
@@ -244,6 +286,7 @@ impl Registration {
         }
     }
 
+    /// The next invocation or INTERRUPT; `None` once the session ended.
     pub async fn next_event(&mut self) -> Option<CalleeEvent> {
         self.events.recv().await
     }
@@ -548,6 +591,8 @@ impl Client {
         }
     }
 
+    /// Subscribes to `topic` with `options` (e.g. `match`: `prefix` or `wildcard`) and waits
+    /// for SUBSCRIBED; read the events from the returned [`Subscription`].
     pub async fn subscribe(&self, topic: &str, options: Dict) -> Result<Subscription, ClientError> {
         let (tx, events) = mpsc::unbounded_channel();
         let (_, mut rx) = self.request_with(
@@ -570,6 +615,7 @@ impl Client {
         }
     }
 
+    /// Ends a subscription and waits for UNSUBSCRIBED; its [`Subscription`] then yields `None`.
     pub async fn unsubscribe(&self, subscription: u64) -> Result<(), ClientError> {
         self.reply(|request| Message::Unsubscribe {
             request,
@@ -613,6 +659,8 @@ impl Client {
         }
     }
 
+    /// Registers `procedure` with `options` (e.g. `match`, `invoke`) and waits for
+    /// REGISTERED; read the invocations from the returned [`Registration`].
     pub async fn register(
         &self,
         procedure: &str,
@@ -639,6 +687,7 @@ impl Client {
         }
     }
 
+    /// Ends a registration and waits for UNREGISTERED; its [`Registration`] then yields `None`.
     pub async fn unregister(&self, registration: u64) -> Result<(), ClientError> {
         self.reply(|request| Message::Unregister {
             request,
@@ -693,6 +742,7 @@ impl Client {
         })
     }
 
+    /// Answers an invocation with its final result.
     pub async fn yield_result(&self, request: u64, payload: Payload) -> Result<(), ClientError> {
         self.forget_invocation(request);
         self.send_raw(Message::Yield {
@@ -702,6 +752,8 @@ impl Client {
         })
     }
 
+    /// Sends one progressive result of an invocation; finish with [`Client::yield_result`] or
+    /// [`Client::yield_error`]. Only for callers that asked (`receive_progress` in the details).
     pub async fn yield_progress(&self, request: u64, payload: Payload) -> Result<(), ClientError> {
         self.send_raw(Message::Yield {
             request,
@@ -710,6 +762,7 @@ impl Client {
         })
     }
 
+    /// Fails an invocation: the caller gets ERROR with `error` (a URI) and `payload`.
     pub async fn yield_error(
         &self,
         request: u64,

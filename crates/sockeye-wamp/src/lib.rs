@@ -27,6 +27,7 @@
 //! .await
 //! # }
 //! ```
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod framing;

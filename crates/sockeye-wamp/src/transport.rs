@@ -23,7 +23,7 @@
 //! and the shutdown part (at shutdown, the router says GOODBYE `wamp.close.system_shutdown`
 //! to the session, waits up to [`GOODBYE_REPLY_TIMEOUT`] for the client's GOODBYE, then has
 //! the writer close with 1001 "Going Away"). They end by one mechanism: the connection's
-//! [`Ending`], which any of them, or the router dropping a slow session, sets.
+//! `Ending`, which any of them, or the router dropping a slow session, sets.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,13 +55,16 @@ pub enum SlowPolicy {
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
     /// Serializers in the server's order of preference; the first one the client offered is
-    /// chosen.
+    /// chosen. Default [`Serializer::ALL`]: MessagePack, CBOR, JSON.
     pub serializers: Vec<Serializer>,
-    /// Messages queued per session before it counts as slow.
+    /// Messages queued per session before it counts as slow. Default 1024.
     pub queue_capacity: usize,
     /// Bytes queued per session (as [`Message::size_hint`] measures them) before it counts as
-    /// slow; a message larger than this is still queued when nothing else is waiting.
+    /// slow; a message larger than this is still queued when nothing else is waiting. Default
+    /// [`DEFAULT_SESSION_QUEUE_BYTES`](sockeye_wamp_proto::config::DEFAULT_SESSION_QUEUE_BYTES),
+    /// 8 MiB.
     pub queue_bytes: usize,
+    /// What to do with a session once it counts as slow. Default [`SlowPolicy::DropEvents`].
     pub slow_policy: SlowPolicy,
 }
 
@@ -213,6 +216,7 @@ where
 }
 
 impl WampRouter {
+    /// A router core with `router`'s realms and auth, served with `transport`'s settings.
     pub fn new(router: RouterConfig, transport: TransportConfig) -> Self {
         WampRouter {
             shared: Arc::new(Shared {

@@ -50,23 +50,53 @@ use session::{ConnState, Session};
 
 /// Error URIs the router sends (WAMP spec, "Predefined URIs").
 pub mod error_uri {
+    /// ABORT reason when a peer breaks the protocol: an undecodable or invalid message, one
+    /// not allowed in the session's state (HELLO twice, a CALL before WELCOME), a reused CALL
+    /// request id.
     pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+    /// ERROR (or ABORT, for HELLO's realm) when a URI fails the router's [`crate::UriCheck`], or a
+    /// REGISTER names a procedure under the reserved `wamp.` prefix.
     pub const INVALID_URI: &str = "wamp.error.invalid_uri";
+    /// ABORT reason when HELLO names a realm that is not configured and may not be created
+    /// (`auto_create_realms` off, or `max_auto_realms` reached).
     pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
+    /// ERROR to a CALL when no registration matches the procedure.
     pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
+    /// ERROR to a REGISTER of a procedure registered already, unless both ask for the same
+    /// shared `invoke` policy (not `single`) and come from different sessions.
     pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists";
+    /// ERROR to an UNREGISTER of a registration the session does not hold, and to a
+    /// registration meta procedure given an unknown registration id.
     pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
+    /// ERROR to an UNSUBSCRIBE of a subscription the session does not hold, and to a
+    /// subscription meta procedure given an unknown subscription id.
     pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
+    /// ERROR to a session meta procedure (`wamp.session.get`, `wamp.session.kill`) given a
+    /// session id that is not in the realm.
     pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
+    /// ERROR to a meta procedure whose arguments have the wrong type, or to `wamp.session.kill`
+    /// aimed at the caller itself (a session leaves with GOODBYE).
     pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
+    /// ERROR to a CALL the caller cancelled (CANCEL), or whose callee left before answering.
     pub const CANCELED: &str = "wamp.error.canceled";
+    /// ERROR to a CALL whose `timeout` ran out; also the `reason` of the INTERRUPT the callee gets.
     pub const TIMEOUT: &str = "wamp.error.timeout";
+    /// ERROR when the session's role may not subscribe, publish, register or call that URI (for a
+    /// PUBLISH only if it asked to be acknowledged); also for PUBLISH to a reserved `wamp.` topic.
     pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
+    /// ABORT reason when none of the HELLO's `authmethods` is one the realm accepts.
     pub const NO_AUTH_METHOD: &str = "wamp.error.no_auth_method";
+    /// ABORT reason when the AUTHENTICATE does not check out (wrong ticket, bad signature).
     pub const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed";
+    /// GOODBYE reason when the router shuts down ([`super::Router::goodbye`], as `sockeye-wamp`
+    /// calls it).
     pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
+    /// GOODBYE reason in the router's answer to a client's GOODBYE.
     pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
+    /// The usual GOODBYE reason of a client that leaves; the router does not send it itself.
     pub const CLOSE_NORMAL: &str = "wamp.close.normal";
+    /// GOODBYE reason a session gets when `wamp.session.kill` (or `kill_by_authid`/`_by_authrole`)
+    /// ends it and the caller gave no `reason` of its own.
     pub const CLOSE_KILLED: &str = "wamp.close.killed";
 }
 
@@ -155,10 +185,15 @@ struct Realm {
 /// Counters for operators and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RouterStats {
+    /// Sessions that got a WELCOME, counting every rejoin after GOODBYE.
     pub sessions_opened: u64,
+    /// Sessions aborted with `wamp.error.protocol_violation`.
     pub protocol_violations: u64,
+    /// PUBLISHes the router accepted and dispatched (valid URI, authorized).
     pub publications: u64,
+    /// EVENTs sent, one per receiving session, meta events included.
     pub events_sent: u64,
+    /// CALLs that reached a callee as an INVOCATION (meta procedures not counted).
     pub calls: u64,
 }
 
@@ -245,10 +280,12 @@ impl Router {
         self.deadlines.first().map(|d| d.0)
     }
 
+    /// The configuration the router was built with.
     pub fn config(&self) -> &RouterConfig {
         &self.config
     }
 
+    /// A snapshot of the counters since the router was built.
     pub fn stats(&self) -> RouterStats {
         self.stats
     }
