@@ -2,17 +2,13 @@
 //! time: it measures when told to trust that CA with `--ca`, and refuses the server otherwise.
 
 mod bench_support;
+mod common;
 #[path = "../../sockeye/tests/support/mod.rs"]
 mod support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use bench_support::{bench, field};
 use support::{Ca, TempDir};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::time::timeout;
+use tokio::process::Child;
 
 /// The tests that put load on the machine take turns: the broadcast test's publisher counts a
 /// stall when a delivery takes over a second, which another bench running beside it on two
@@ -23,23 +19,14 @@ static LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Its certificate, signed by `ca`, names `names`.
 async fn serve_tls(dir: &TempDir, ca: &Ca, names: &[&str]) -> (Child, u16) {
     let (cert, key) = ca.server(names).write(dir, "server");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("no LISTENING line within 10 s")
-        .unwrap()
-        .expect("sockeye serve exited");
-    let port = line.rsplit(':').next().unwrap().parse().unwrap();
+    let (child, addr) = common::start_on_loopback(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .await;
+    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
     (child, port)
 }
 

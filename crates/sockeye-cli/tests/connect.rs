@@ -6,6 +6,8 @@
 //! interop/.venv/bin/python). Without it those tests say so and pass vacuously, unless
 //! `SOCKEYE_REQUIRE_INTEROP=1` (set by `scripts/test.sh`), when a missing peer is a failure.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -20,34 +22,11 @@ use tokio::time::timeout;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn start_server(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(WAIT, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let addr = line.strip_prefix("LISTENING ").unwrap().to_owned();
-    (child, addr)
+    common::start_on_loopback(extra).await
 }
 
 async fn http_get(addr: &str, path: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    timeout(WAIT, tcp.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
+    common::http_get(addr, path, "").await
 }
 
 /// The next line from a child's stdout or stderr (`name`), without its newline.

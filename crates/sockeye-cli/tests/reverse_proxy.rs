@@ -5,6 +5,7 @@
 //!
 //! Without nginx the nginx tests are skipped, unless `SOCKEYE_REQUIRE_INTEROP=1` (then they fail).
 
+mod common;
 #[path = "../../sockeye/tests/support/mod.rs"]
 mod support;
 
@@ -14,7 +15,6 @@ use std::time::Duration;
 
 use sockeye::{ClientRequest, CloseCode, Config, Message};
 use support::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
@@ -28,22 +28,12 @@ struct Server {
 impl Server {
     async fn start(dir: &TempDir, args: &[&str]) -> Server {
         let log = dir.path().join("sockeye.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut command = common::serve_command(&[&["--listen", "127.0.0.1:0"], args].concat());
+        command
             .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("no LISTENING line within 10 s")
-            .unwrap()
-            .expect("sockeye serve exited");
-        let addr = line.strip_prefix("LISTENING ").unwrap().to_owned();
+            .stderr(std::fs::File::create(&log).unwrap());
+        let (child, mut addrs) = common::spawn_listening(command, 1).await;
+        let addr = addrs.remove(0);
         Server {
             _child: child,
             addr,

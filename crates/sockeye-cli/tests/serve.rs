@@ -2,32 +2,17 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::http_get;
 use sockeye::proto::CloseCode;
 use sockeye::{ClientRequest, Config, Message};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
 async fn start(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let addr = line.strip_prefix("LISTENING ").unwrap().to_owned();
-    (child, addr)
+    common::start_on_loopback(extra).await
 }
 
 async fn next(ws: &mut sockeye::WebSocket<sockeye::MaybeTlsStream>) -> Message {

@@ -9,15 +9,21 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-/// Starts `sockeye serve ARGS` and returns the addresses of its `count` LISTENING lines.
-pub async fn start(args: &[&str], count: usize) -> (Child, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
+/// `sockeye serve ARGS`, its stdout piped for the LISTENING lines, killed when dropped.
+pub fn serve_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sockeye"));
+    command
         .arg("serve")
         .args(args)
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    command
+}
+
+/// Spawns `command` (from [`serve_command`]) and returns the addresses of its `count`
+/// LISTENING lines.
+pub async fn spawn_listening(mut command: Command, count: usize) -> (Child, Vec<String>) {
+    let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut addrs = Vec::new();
     for _ in 0..count {
@@ -29,6 +35,16 @@ pub async fn start(args: &[&str], count: usize) -> (Child, Vec<String>) {
         addrs.push(line.strip_prefix("LISTENING ").unwrap().to_owned());
     }
     (child, addrs)
+}
+
+/// Starts `sockeye serve ARGS` and returns the addresses of its `count` LISTENING lines.
+pub async fn start(args: &[&str], count: usize) -> (Child, Vec<String>) {
+    spawn_listening(serve_command(args), count).await
+}
+
+/// Starts `sockeye serve --listen 127.0.0.1:0 EXTRA` and returns where it listens.
+pub async fn start_on_loopback(extra: &[&str]) -> (Child, String) {
+    start_one(&[&["--listen", "127.0.0.1:0"], extra].concat()).await
 }
 
 /// Starts `sockeye serve ARGS` with one listener and returns its address.
