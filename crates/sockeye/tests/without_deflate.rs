@@ -26,6 +26,22 @@ async fn read_head(io: &mut DuplexStream) -> String {
     String::from_utf8(head).unwrap()
 }
 
+/// Plays a server that is not Sockeye's: reads the client's request and answers 101 with
+/// `extra` headers (each ending in CRLF), whatever was offered. Returns the request head.
+async fn answer_101(io: &mut DuplexStream, extra: &str) -> String {
+    let head = read_head(io).await;
+    let key = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .expect("a key");
+    let accept = handshake::accept_key(key.trim().as_bytes());
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    );
+    io.write_all(answer.as_bytes()).await.unwrap();
+    head
+}
+
 /// Reads frames until a close frame and returns its code. Frames here are short and unmasked
 /// (a server's), or masked (a client's): both are handled.
 async fn read_close_code(io: &mut DuplexStream) -> u16 {
@@ -118,22 +134,13 @@ async fn server_ignores_a_permessage_deflate_offer_and_fails_a_compressed_frame_
 async fn client_offers_no_extension_and_fails_a_compressed_frame_with_1002() {
     let (client_io, mut server_io) = duplex(64 << 10);
     let peer = tokio::spawn(async move {
-        let head = read_head(&mut server_io).await;
+        let head = answer_101(&mut server_io, "").await;
         assert!(
             !head
                 .to_ascii_lowercase()
                 .contains("sec-websocket-extensions"),
             "{head}"
         );
-        let key = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .expect("a key");
-        let accept = handshake::accept_key(key.trim().as_bytes());
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        );
-        server_io.write_all(answer.as_bytes()).await.unwrap();
         server_io
             .write_all(&[0xc1, 0x02, b'h', b'i'])
             .await
@@ -155,16 +162,11 @@ async fn client_offers_no_extension_and_fails_a_compressed_frame_with_1002() {
 async fn client_fails_the_handshake_when_the_server_agrees_to_deflate_it_never_offered() {
     let (client_io, mut server_io) = duplex(64 << 10);
     tokio::spawn(async move {
-        let head = read_head(&mut server_io).await;
-        let key = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .expect("a key");
-        let accept = handshake::accept_key(key.trim().as_bytes());
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-        );
-        server_io.write_all(answer.as_bytes()).await.unwrap();
+        answer_101(
+            &mut server_io,
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        )
+        .await;
         // Held open until the client gives up, so that the error is the handshake's.
         let _ = server_io.read(&mut [0u8; 1]).await;
     });
