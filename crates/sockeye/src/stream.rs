@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use crate::tls::{rustls, tokio_rustls, CertificateDer};
 
 /// A TCP stream, plain or inside TLS: what [`connect`](crate::connect) returns and what
-/// [`serve_tls`] hands to its handler. With the `hyper` feature it can also be one stream of an
+/// [`serve_tls`](crate::serve_tls) hands to its handler. With the `hyper` feature it can also be one stream of an
 /// HTTP/2 connection, for handlers that serve HTTP/1.1 and HTTP/2 alike
 /// ([`crate::hyper::serve_connection`]).
 #[non_exhaustive]
