@@ -4,7 +4,8 @@
 #   2. the Python venv with the interop peers (scripts/setup-python.sh)
 #   3. Node `ws` and Debian's Chromium (scripts/setup-node.sh, scripts/setup-browser.sh),
 #      autobahn-js for the WAMP interop tests (scripts/setup-wamp-js.sh)
-#   4. cargo test for the whole workspace, with the real-peer tests required
+#   4. each feature of sockeye and sockeye-proto alone (cargo hack clippy), then cargo test for the
+#      whole workspace, with the real-peer tests required
 #   5. headless Chromium against the release `sockeye serve` and examples/axum_echo, over HTTP/1.1
 #      and HTTP/2 (node --test interop/browser)
 #   6. Autobahn|Testsuite, two runs at a time: every case (compression included) for our
@@ -57,6 +58,14 @@ export SOCKEYE_PYTHON=$PY SOCKEYE_REQUIRE_INTEROP=1
 stage "setup Node peers" bash scripts/setup-node.sh
 stage "setup autobahn-js (WAMP peers)" bash scripts/setup-wamp-js.sh
 stage "setup Chromium" bash scripts/setup-browser.sh
+# Each feature of sockeye and sockeye-proto alone, and none, is clippy-clean (cargo-hack, installed
+# once), and a sockeye without features still speaks ws:// and refuses RSV1 (tests/without_deflate.rs).
+feature_matrix() {
+  cargo hack --version >/dev/null 2>&1 || cargo install cargo-hack --locked
+  cargo hack clippy -p sockeye -p sockeye-proto --each-feature --no-dev-deps -- -D warnings &&
+    cargo test -p sockeye --no-default-features --test without_deflate
+}
+stage "feature matrix (cargo hack --each-feature)" feature_matrix
 stage "cargo test" cargo test --workspace --release --all-features
 stage "build sockeye (release)" cargo build --release -p sockeye-cli
 stage "build examples (Autobahn drivers, axum_echo)" cargo build --release -p sockeye --examples --features axum

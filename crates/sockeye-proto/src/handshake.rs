@@ -9,7 +9,7 @@ use base64::Engine as _;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
 
-use crate::deflate::{DeflateConfig, DeflateParams, EXTENSION_NAME};
+use crate::deflate::{self, DeflateConfig, DeflateParams, EXTENSION_NAME};
 use crate::extensions::{format_extensions, parse_extensions, ExtensionOffer};
 
 /// The GUID of §1.3 that `Sec-WebSocket-Accept` hashes with the key.
@@ -256,13 +256,16 @@ impl ClientOffer {
             .map(str::to_owned)
     }
 
-    /// Negotiates permessage-deflate if `deflate` is set and the client offered it.
+    /// Negotiates permessage-deflate if `deflate` is set, the client offered it and this build
+    /// has the codec ([`deflate::AVAILABLE`]).
     pub fn negotiate(
         &self,
         protocol: Option<String>,
         deflate: Option<&DeflateConfig>,
     ) -> Negotiated {
-        let accepted = deflate.and_then(|cfg| cfg.server_accept(&self.extensions));
+        let accepted = deflate
+            .filter(|_| deflate::AVAILABLE)
+            .and_then(|cfg| cfg.server_accept(&self.extensions));
         let (deflate, extensions) = match accepted {
             Some((params, response)) => (Some(params), format_extensions(&[response])),
             None => (None, String::new()),
@@ -336,10 +339,17 @@ pub fn write_response(resp: &Response<()>, body: &[u8]) -> Vec<u8> {
 pub struct ClientHandshake {
     pub key: String,
     pub protocols: Vec<String>,
+    /// The permessage-deflate offer; ignored by a build without the codec
+    /// ([`deflate::AVAILABLE`]).
     pub deflate: Option<DeflateConfig>,
 }
 
 impl ClientHandshake {
+    /// The offer to send, if this build can honour it.
+    fn deflate_offer(&self) -> Option<&DeflateConfig> {
+        self.deflate.as_ref().filter(|_| deflate::AVAILABLE)
+    }
+
     /// The request head (§4.1). `host` is the `Host` header value, `target` the path and query.
     /// `extra` headers come last; a caller cannot override the handshake's own headers with them.
     pub fn request(&self, host: &str, target: &str, extra: &[(String, String)]) -> Vec<u8> {
@@ -353,7 +363,7 @@ impl ClientHandshake {
                 self.protocols.join(", ")
             ));
         }
-        if let Some(cfg) = &self.deflate {
+        if let Some(cfg) = self.deflate_offer() {
             out.push_str(&format!(
                 "Sec-WebSocket-Extensions: {}\r\n",
                 format_extensions(&[cfg.client_offer()])
@@ -426,7 +436,7 @@ impl ClientHandshake {
                 h.insert("sec-websocket-protocol", v);
             }
         }
-        if let Some(cfg) = &self.deflate {
+        if let Some(cfg) = self.deflate_offer() {
             if let Ok(v) = HeaderValue::from_str(&format_extensions(&[cfg.client_offer()])) {
                 h.insert("sec-websocket-extensions", v);
             }
@@ -450,7 +460,7 @@ impl ClientHandshake {
         .map_err(|_| HandshakeError::BadResponse("invalid Sec-WebSocket-Extensions"))?;
         let mut deflate = None;
         for ext in &exts {
-            match (&self.deflate, ext.name.as_str()) {
+            match (self.deflate_offer(), ext.name.as_str()) {
                 (Some(cfg), EXTENSION_NAME) if deflate.is_none() => {
                     deflate =
                         Some(cfg.client_accept(ext).map_err(|_| {

@@ -18,9 +18,9 @@ pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use connection::{CloseEvent, Config, Connection, DataKind, DeflateStats, Event, Role, State};
-pub use deflate::{
-    CompressionPolicy, DeflateConfig, DeflateMemory, DeflateParams, PerMessageDeflate,
-};
+#[cfg(feature = "deflate")]
+pub use deflate::DeflateMemory;
+pub use deflate::{CompressionPolicy, DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use error::{ProtocolError, UsageError};
 pub use frame::{FrameHeader, OpCode};
 pub use message::{Message, PreparedMessage, Utf8Bytes};

@@ -1,21 +1,27 @@
 //! The client side: URLs, the opening handshake, `connect`.
+//!
+//! [`client_handshake`] over a stream you opened is always compiled; [`connect`] (TCP, proxies,
+//! then TLS for `wss://` with a rustls feature) needs the `client` feature.
 
-use std::sync::Arc;
+#[cfg(feature = "client")]
 use std::time::Duration;
 
 use bytes::BytesMut;
 use sockeye_proto::handshake::{self, ClientHandshake};
 use sockeye_proto::Role;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+#[cfg(feature = "client")]
 use tokio::net::TcpStream;
 use url::Url;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+#[cfg(feature = "client")]
 use crate::proxy::{Proxy, ProxySetting};
 use crate::server::read_head;
 use crate::socket::WebSocket;
-use crate::tls::{self, MaybeTlsStream};
+#[cfg(feature = "client")]
+use crate::stream::MaybeTlsStream;
 
 /// What to connect to and how: URL, subprotocols, extra headers, TLS, proxy, connect timeout.
 #[derive(Debug, Clone)]
@@ -23,8 +29,14 @@ pub struct ClientRequest {
     url: Url,
     pub(crate) protocols: Vec<String>,
     pub(crate) headers: Vec<(String, String)>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    #[cfg(all(
+        feature = "client",
+        any(feature = "rustls-ring", feature = "rustls-aws-lc")
+    ))]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    #[cfg(feature = "client")]
     proxy: ProxySetting,
+    #[cfg(feature = "client")]
     connect_timeout: Option<Duration>,
 }
 
@@ -47,27 +59,39 @@ impl ClientRequest {
             url,
             protocols: Vec::new(),
             headers: Vec::new(),
+            #[cfg(all(
+                feature = "client",
+                any(feature = "rustls-ring", feature = "rustls-aws-lc")
+            ))]
             tls: None,
+            #[cfg(feature = "client")]
             proxy: ProxySetting::default(),
+            #[cfg(feature = "client")]
             connect_timeout: None,
         })
     }
 
     /// The TLS configuration for `wss://` (roots, client certificate), usually made with
     /// [`ClientTls::build`](crate::ClientTls::build). Without it, `wss://` trusts the bundled
-    /// Mozilla roots and the platform's ([`tls::default_client_config`]).
-    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+    /// Mozilla roots and the platform's ([`crate::tls::default_client_config`]).
+    #[cfg(all(
+        feature = "client",
+        any(feature = "rustls-ring", feature = "rustls-aws-lc")
+    ))]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self
     }
 
     /// Tunnels through this HTTP proxy, whatever the environment says.
+    #[cfg(feature = "client")]
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = ProxySetting::Explicit(proxy);
         self
     }
 
     /// Connects directly, ignoring `HTTPS_PROXY` and friends.
+    #[cfg(feature = "client")]
     pub fn no_proxy(mut self) -> Self {
         self.proxy = ProxySetting::Direct;
         self
@@ -76,6 +100,7 @@ impl ClientRequest {
     /// Time allowed for the TCP connection, the proxy tunnel and the TLS handshake together
     /// (default: `Config::handshake_timeout`). The opening handshake has its own
     /// `Config::handshake_timeout` after that.
+    #[cfg(feature = "client")]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
@@ -147,6 +172,7 @@ impl ClientRequest {
         Ok(out)
     }
 
+    #[cfg(feature = "client")]
     fn port(&self) -> u16 {
         self.url.port_or_known_default().unwrap_or(80)
     }
@@ -168,11 +194,13 @@ impl ClientRequest {
 }
 
 /// Connects to a `ws://` or `wss://` URL with the default configuration.
+#[cfg(feature = "client")]
 pub async fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>> {
     connect_with(ClientRequest::new(url)?, Config::default()).await
 }
 
 /// Connects with a request and configuration of your own.
+#[cfg(feature = "client")]
 pub async fn connect_with(
     request: ClientRequest,
     config: Config,
@@ -183,6 +211,7 @@ pub async fn connect_with(
 }
 
 /// [`open_stream_with_alpn`] within the request's connect timeout.
+#[cfg(feature = "client")]
 pub(crate) async fn open_stream_in_time(
     request: &ClientRequest,
     config: &Config,
@@ -195,7 +224,8 @@ pub(crate) async fn open_stream_in_time(
 }
 
 /// TCP (directly or through a proxy tunnel), then TLS for `wss://`, offering `alpn` if given
-/// instead of the TLS configuration's protocols.
+/// instead of the TLS configuration's protocols. Without a rustls feature `wss://` is refused.
+#[cfg(feature = "client")]
 async fn open_stream_with_alpn(
     request: &ClientRequest,
     alpn: Option<&[&[u8]]>,
@@ -225,16 +255,26 @@ async fn open_stream_with_alpn(
     if !request.is_secure() {
         return Ok(MaybeTlsStream::Plain(tcp));
     }
-    let mut config = match &request.tls {
-        Some(config) => config.clone(),
-        None => tls::default_client_config()?,
-    };
-    if let Some(alpn) = alpn {
-        let mut custom = (*config).clone();
-        custom.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        config = Arc::new(custom);
+    #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+    {
+        let mut config = match &request.tls {
+            Some(config) => config.clone(),
+            None => crate::tls::default_client_config()?,
+        };
+        if let Some(alpn) = alpn {
+            let mut custom = (*config).clone();
+            custom.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            config = std::sync::Arc::new(custom);
+        }
+        crate::tls::connect_tls(tcp, &host, config).await
     }
-    tls::connect_tls(tcp, &host, config).await
+    #[cfg(not(any(feature = "rustls-ring", feature = "rustls-aws-lc")))]
+    {
+        let _ = (host, alpn);
+        Err(Error::Url(
+            "wss:// needs TLS: build sockeye with rustls-ring or rustls-aws-lc".into(),
+        ))
+    }
 }
 
 /// Runs the client handshake over a stream you opened yourself (a TLS stream, a proxy tunnel).

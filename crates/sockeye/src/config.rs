@@ -7,7 +7,9 @@ use sockeye_proto::{CompressionPolicy, DeflateConfig};
 pub struct Config {
     /// Frame and message size limits, auto-pong.
     pub protocol: sockeye_proto::Config,
-    /// permessage-deflate: offered by a client, accepted by a server. `None` disables it.
+    /// permessage-deflate: offered by a client, accepted by a server. `None` disables it; so
+    /// does a build without the `deflate` feature, whose default is `None` and which ignores
+    /// any value set here.
     pub deflate: Option<DeflateConfig>,
     /// The largest opening-handshake head accepted.
     pub max_handshake_size: usize,
@@ -33,7 +35,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             protocol: sockeye_proto::Config::default(),
-            deflate: Some(DeflateConfig::default()),
+            deflate: sockeye_proto::deflate::AVAILABLE.then(DeflateConfig::default),
             max_handshake_size: 16 << 10,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),

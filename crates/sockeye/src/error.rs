@@ -35,12 +35,15 @@ pub enum Error {
     /// The TLS handshake failed: an untrusted, expired or wrong-host certificate, no common
     /// protocol version or cipher suite, an alert from the peer.
     #[error("TLS handshake failed: {0}")]
+    #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
     Tls(rustls::Error),
     /// A certificate, key or CA file could not be used.
     #[error("TLS configuration: {0}")]
+    #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
     TlsConfig(String),
     /// An HTTP proxy could not be parsed, reached, or refused the tunnel.
     #[error("proxy: {0}")]
+    #[cfg(feature = "client")]
     Proxy(String),
 }
 

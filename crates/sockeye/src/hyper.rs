@@ -35,8 +35,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 use std::sync::Arc;
 use std::task::{Context, Poll};
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 use std::time::Duration;
 
 use ::hyper::body::Incoming;
@@ -50,15 +52,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sockeye_proto::handshake::{self, ClientHandshake, ClientOffer, HandshakeError};
 use sockeye_proto::Role;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::client::{open_stream_in_time, ClientRequest, MAX_REFUSAL_BODY};
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+use crate::client::open_stream_in_time;
+use crate::client::{ClientRequest, MAX_REFUSAL_BODY};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::server::Upgrade;
 use crate::socket::WebSocket;
-use crate::tls::{rustls, MaybeTlsStream};
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+use crate::stream::MaybeTlsStream;
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+use crate::tls::rustls;
 
 /// A WebSocket request that hyper has read and Sockeye has validated, not yet answered.
 #[derive(Debug)]
@@ -302,6 +310,7 @@ pub async fn connect_h2(
 /// CONNECT (which costs a second connection, with ALPN `http/1.1` only), it is the classic
 /// upgrade. A refusal (a 403, say) is final either way. `ws://` is always HTTP/1.1: the
 /// automatic choice is this function's, and [`crate::connect`] never makes it.
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 pub async fn connect(request: ClientRequest, config: Config) -> Result<WebSocket<MaybeTlsStream>> {
     request.check_headers()?;
     if !request.is_secure() {
@@ -565,6 +574,7 @@ pub const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// `http/1.1` (the configuration's own list is replaced); without, a connection that opens with
 /// the HTTP/2 preface is h2c with prior knowledge and any other is HTTP/1.1. A connection that
 /// fails (a bad TLS handshake, a stall past `config.handshake_timeout`) loses only itself.
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -610,6 +620,7 @@ where
 /// A connection after its handshakes: one HTTP/1.1 request, or an HTTP/2 connection to serve.
 // Returned once per connection and taken apart at once: boxing the request would cost an
 // allocation for nothing.
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 #[allow(clippy::large_enum_variant)]
 enum Handshaken {
     Http1(Upgrade<MaybeTlsStream>),
@@ -618,6 +629,7 @@ enum Handshaken {
 
 /// TLS, the look for the HTTP/2 preface and the request head. The caller boxes this future so
 /// that its state is freed once done rather than sizing the task for the WebSocket's life.
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 async fn handshakes(
     tcp: TcpStream,
     tls_config: Option<Arc<rustls::ServerConfig>>,
@@ -646,6 +658,7 @@ async fn handshakes(
 /// Whether a plain connection opens with the HTTP/2 preface (h2c with prior knowledge). Peeks,
 /// so that an HTTP/1.1 request stays unread; waits only while what came so far is a prefix of
 /// the preface, within the caller's handshake timeout.
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 async fn starts_with_h2_preface(tcp: &TcpStream) -> std::io::Result<bool> {
     let preface = HTTP2_PREFACE;
     let mut buf = [0u8; 24];

@@ -1,6 +1,11 @@
 //! The server side of the opening handshake, and a listener helper.
+//!
+//! [`read_request`] and [`accept`] over a stream you accepted are always compiled; [`serve`], the
+//! accept loop on a `TcpListener`, needs the `server` feature.
 
+#[cfg(feature = "server")]
 use std::future::Future;
+#[cfg(feature = "server")]
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
@@ -8,6 +13,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use sockeye_proto::handshake::{self, ClientOffer};
 use sockeye_proto::Role;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+#[cfg(feature = "server")]
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
@@ -156,15 +162,19 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
 
 /// Accept errors (EMFILE when file descriptors run out, ENOBUFS, ...) are retried after
 /// [`ACCEPT_RETRY`] and logged at most once per [`ACCEPT_LOG_EVERY`], with how many there were.
+#[cfg(feature = "server")]
 #[derive(Debug, Default)]
 pub(crate) struct AcceptErrors {
     unlogged: u64,
     last_logged: Option<std::time::Instant>,
 }
 
+#[cfg(feature = "server")]
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+#[cfg(feature = "server")]
 const ACCEPT_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
+#[cfg(feature = "server")]
 impl AcceptErrors {
     /// Counts one error; true when it should be logged now.
     fn note(&mut self, now: std::time::Instant) -> bool {
@@ -181,6 +191,7 @@ impl AcceptErrors {
 }
 
 /// The next connection on `listener`, retrying accept errors (see [`AcceptErrors`]).
+#[cfg(feature = "server")]
 pub(crate) async fn accept_next(
     listener: &TcpListener,
     errors: &mut AcceptErrors,
@@ -406,6 +417,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
 
 /// Accepts TCP connections forever, reading each request head in its own task and handing it
 /// to `handler`.
+#[cfg(feature = "server")]
 pub async fn serve<F, Fut>(listener: TcpListener, config: Config, handler: F) -> std::io::Result<()>
 where
     F: Fn(Upgrade<TcpStream>, SocketAddr) -> Fut + Clone + Send + 'static,
@@ -426,7 +438,7 @@ where
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod accept_tests {
     use super::*;
 

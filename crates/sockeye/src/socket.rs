@@ -268,10 +268,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         negotiated: sockeye_proto::handshake::Negotiated,
         leftover: &[u8],
     ) -> Self {
+        // Without the `deflate` feature negotiation never agrees on it.
+        #[cfg(feature = "deflate")]
         let deflate = match (negotiated.deflate, &config.deflate) {
             (Some(params), Some(cfg)) => Some(PerMessageDeflate::new(role, params, cfg)),
             _ => None,
         };
+        #[cfg(not(feature = "deflate"))]
+        let deflate: Option<PerMessageDeflate> = None;
         let mut conn = Connection::new(role, config.protocol.clone()).with_deflate(deflate);
         if !leftover.is_empty() {
             conn.receive_data(leftover);

@@ -1,8 +1,9 @@
-//! TLS with rustls (the `ring` provider): `wss://` for the client, TLS listeners for the server.
+//! TLS with rustls: `wss://` for the client, TLS listeners for the server. Compiled with the
+//! `rustls-ring` or `rustls-aws-lc` feature, which picks the crypto provider ([`provider`]).
 //!
 //! Client: [`connect`](crate::connect) verifies `wss://` servers against the bundled Mozilla roots
-//! (`webpki-roots`) and the platform's roots (`rustls-native-certs`), hostname verification
-//! always on. [`ClientTls`] builds a configuration with an extra CA or a client certificate
+//! (feature `webpki-roots`) and the platform's roots (feature `native-roots`), hostname
+//! verification always on. [`ClientTls`] builds a configuration with an extra CA or a client certificate
 //! (mutual TLS); give it to [`ClientRequest::tls`](crate::ClientRequest::tls).
 //!
 //! Server: [`serve_tls`] is [`serve`](crate::serve) with a TLS handshake first (bounded by
@@ -15,13 +16,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
@@ -29,12 +26,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::server::{read_request, Upgrade};
+pub use crate::stream::MaybeTlsStream;
 
 pub use rustls;
 pub use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -43,196 +38,18 @@ pub use tokio_rustls;
 /// The ALPN protocol both sides offer: WebSocket runs over HTTP/1.1 (RFC 6455 §4.1).
 pub const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
 
-/// The crypto provider every configuration made here uses (rustls with `ring`).
+/// The crypto provider every configuration made here uses: aws-lc-rs with the `rustls-aws-lc`
+/// feature (even when `rustls-ring` is on too, as with `--all-features`: a build that asks for
+/// aws-lc-rs, for FIPS say, gets it), `ring` otherwise.
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    #[cfg(feature = "rustls-aws-lc")]
+    let default_provider = rustls::crypto::aws_lc_rs::default_provider;
+    #[cfg(not(feature = "rustls-aws-lc"))]
+    let default_provider = rustls::crypto::ring::default_provider;
     PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .get_or_init(|| Arc::new(default_provider()))
         .clone()
-}
-
-// ---- the stream ----
-
-/// A TCP stream, plain or inside TLS: what [`connect`](crate::connect) returns and what
-/// [`serve_tls`] hands to its handler. With the `hyper` feature it can also be one stream of an
-/// HTTP/2 connection, for handlers that serve HTTP/1.1 and HTTP/2 alike
-/// ([`crate::hyper::serve_connection`]).
-#[non_exhaustive]
-pub enum MaybeTlsStream {
-    Plain(TcpStream),
-    /// A client or server TLS session over TCP.
-    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
-    /// One stream of an HTTP/2 connection (RFC 8441), plain or TLS underneath, which other
-    /// streams share: it has no TCP or TLS state of its own.
-    #[cfg(feature = "hyper")]
-    Http2(Box<crate::hyper::UpgradedStream>),
-}
-
-impl fmt::Debug for MaybeTlsStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self {
-            MaybeTlsStream::Plain(_) => "Plain",
-            MaybeTlsStream::Tls(_) => "Tls",
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(_) => "Http2",
-        };
-        f.debug_struct("MaybeTlsStream")
-            .field("kind", &kind)
-            .field("peer", &self.tcp().and_then(|tcp| tcp.peer_addr().ok()))
-            .field("alpn", &self.alpn_protocol().map(String::from_utf8_lossy))
-            .finish()
-    }
-}
-
-#[cfg(feature = "hyper")]
-impl From<crate::hyper::UpgradedStream> for MaybeTlsStream {
-    fn from(stream: crate::hyper::UpgradedStream) -> Self {
-        MaybeTlsStream::Http2(Box::new(stream))
-    }
-}
-
-impl From<TcpStream> for MaybeTlsStream {
-    fn from(tcp: TcpStream) -> Self {
-        MaybeTlsStream::Plain(tcp)
-    }
-}
-
-impl From<tokio_rustls::client::TlsStream<TcpStream>> for MaybeTlsStream {
-    fn from(tls: tokio_rustls::client::TlsStream<TcpStream>) -> Self {
-        MaybeTlsStream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
-    }
-}
-
-impl From<tokio_rustls::server::TlsStream<TcpStream>> for MaybeTlsStream {
-    fn from(tls: tokio_rustls::server::TlsStream<TcpStream>) -> Self {
-        MaybeTlsStream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls)))
-    }
-}
-
-impl MaybeTlsStream {
-    pub fn is_tls(&self) -> bool {
-        matches!(self, MaybeTlsStream::Tls(_))
-    }
-
-    /// The TCP stream underneath (addresses, socket options); `None` for an HTTP/2 stream.
-    pub fn tcp(&self) -> Option<&TcpStream> {
-        match self {
-            MaybeTlsStream::Plain(tcp) => Some(tcp),
-            MaybeTlsStream::Tls(tls) => Some(tls.get_ref().0),
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(_) => None,
-        }
-    }
-
-    /// The rustls session state: protocol version, cipher suite, and more.
-    pub fn tls_state(&self) -> Option<&rustls::CommonState> {
-        match self {
-            MaybeTlsStream::Tls(tls) => Some(tls.get_ref().1),
-            _ => None,
-        }
-    }
-
-    /// The certificate chain the peer presented, end-entity first: the server's on a client,
-    /// the client's on a server that asked for one (mutual TLS).
-    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
-        self.tls_state()?.peer_certificates()
-    }
-
-    /// The ALPN protocol agreed on (`http/1.1`), if any.
-    pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.tls_state()?.alpn_protocol()
-    }
-
-    pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
-        self.tls_state()?.protocol_version()
-    }
-
-    pub fn cipher_suite(&self) -> Option<rustls::SupportedCipherSuite> {
-        self.tls_state()?.negotiated_cipher_suite()
-    }
-
-    /// On a server: the host name the client sent in SNI. `None` on a client, for plain
-    /// streams, and for clients that sent none (connecting to an IP address).
-    pub fn sni_hostname(&self) -> Option<&str> {
-        match self {
-            MaybeTlsStream::Tls(tls) => match &**tls {
-                tokio_rustls::TlsStream::Server(s) => s.get_ref().1.server_name(),
-                tokio_rustls::TlsStream::Client(_) => None,
-            },
-            _ => None,
-        }
-    }
-}
-
-impl AsyncRead for MaybeTlsStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for MaybeTlsStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            MaybeTlsStream::Plain(s) => s.is_write_vectored(),
-            MaybeTlsStream::Tls(s) => s.is_write_vectored(),
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-
-    /// For TLS: sends close_notify, then shuts the TCP write side down.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            MaybeTlsStream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
-            #[cfg(feature = "hyper")]
-            MaybeTlsStream::Http2(s) => Pin::new(&mut **s).poll_shutdown(cx),
-        }
-    }
 }
 
 // ---- PEM files ----
@@ -320,7 +137,8 @@ pub fn certified_key(
 
 /// Builds the rustls configuration of a `wss://` client.
 ///
-/// `ClientTls::new()` trusts the bundled Mozilla roots and the platform's; add a private CA
+/// `ClientTls::new()` trusts the bundled Mozilla roots and the platform's (those its build has:
+/// features `webpki-roots` and `native-roots`); add a private CA
 /// with [`add_root_pem_file`](Self::add_root_pem_file), present a client certificate with
 /// [`client_identity_pem_files`](Self::client_identity_pem_files). Host names are always
 /// verified; there is deliberately no switch to turn verification off: tests trust their own
@@ -351,11 +169,12 @@ impl Default for ClientTls {
 }
 
 impl ClientTls {
-    /// Bundled Mozilla roots plus the platform's roots.
+    /// Bundled Mozilla roots plus the platform's roots, as far as the build has them (features
+    /// `webpki-roots` and `native-roots`).
     pub fn new() -> Self {
         ClientTls {
-            webpki_roots: true,
-            native_roots: true,
+            webpki_roots: cfg!(feature = "webpki-roots"),
+            native_roots: cfg!(feature = "native-roots"),
             extra_roots: Vec::new(),
             identity: None,
         }
@@ -371,6 +190,7 @@ impl ClientTls {
     }
 
     /// Whether to trust the Mozilla roots bundled at build time (`webpki-roots`).
+    #[cfg(feature = "webpki-roots")]
     pub fn webpki_roots(mut self, on: bool) -> Self {
         self.webpki_roots = on;
         self
@@ -378,6 +198,7 @@ impl ClientTls {
 
     /// Whether to trust the platform's roots (`rustls-native-certs`: on Linux
     /// `SSL_CERT_FILE`, `SSL_CERT_DIR` or the distribution's bundle).
+    #[cfg(feature = "native-roots")]
     pub fn native_roots(mut self, on: bool) -> Self {
         self.native_roots = on;
         self
@@ -419,9 +240,11 @@ impl ClientTls {
     /// The rustls configuration, with ALPN `http/1.1`.
     pub fn build(&self) -> Result<Arc<ClientConfig>> {
         let mut roots = RootCertStore::empty();
+        #[cfg(feature = "webpki-roots")]
         if self.webpki_roots {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
+        #[cfg(feature = "native-roots")]
         if self.native_roots {
             let found = rustls_native_certs::load_native_certs();
             for e in &found.errors {
@@ -464,6 +287,7 @@ pub fn default_client_config() -> Result<Arc<ClientConfig>> {
 }
 
 /// The TLS client handshake over an open stream, with SNI and verification against `host`.
+#[cfg(feature = "client")]
 pub(crate) async fn connect_tls(
     tcp: TcpStream,
     host: &url::Host<&str>,
@@ -651,15 +475,16 @@ pub async fn accept_tls(
 /// one does the TLS handshake (within `config.handshake_timeout`), then its request head is
 /// read and handed to `handler`. A client that fails the handshake (plain HTTP, garbage, an
 /// untrusted client certificate, a stall) only loses its own connection.
+#[cfg(feature = "server")]
 pub async fn serve_tls<F, Fut>(
-    listener: TcpListener,
+    listener: tokio::net::TcpListener,
     tls: Arc<ServerConfig>,
-    config: Config,
+    config: crate::Config,
     handler: F,
 ) -> std::io::Result<()>
 where
-    F: Fn(Upgrade<MaybeTlsStream>, SocketAddr) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    F: Fn(crate::Upgrade<MaybeTlsStream>, std::net::SocketAddr) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut errors = crate::server::AcceptErrors::default();
     loop {
@@ -676,7 +501,7 @@ where
                     return;
                 }
             };
-            match read_request(stream, config).await {
+            match crate::read_request(stream, config).await {
                 Ok(upgrade) => handler(upgrade, peer).await,
                 Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }
