@@ -23,7 +23,7 @@
 //! and the shutdown part (at shutdown, the router says GOODBYE `wamp.close.system_shutdown`
 //! to the session, waits up to [`GOODBYE_REPLY_TIMEOUT`] for the client's GOODBYE, then has
 //! the writer close with 1001 "Going Away"). They end by one mechanism: the connection's
-//! [`Ending`], which any of them, or the router dropping a slow session, sets.
+//! `Ending`, which any of them, or the router dropping a slow session, sets.
 
 use std::collections::HashMap;
 use std::future::Future;
