@@ -62,14 +62,19 @@ docs() {
 }
 
 install() {
-  local dir pid port status
+  local dir pid port status v
   dir=$(mktemp -d)
   # The workspace's target/: the same release build as scripts/test.sh's "build sockeye" stage.
   cargo install --locked --path crates/sockeye-cli --root "$dir" --target-dir target
-  "$dir/bin/sockeye" --version | grep -qx "sockeye $version"
-  "$dir/bin/sockeye" --version
+  v=$("$dir/bin/sockeye" --version)
+  echo "$v"
+  [[ $v == "sockeye $version" ]]
+  # Made before the server starts, so the loop below never reads a file not there yet.
+  : >"$dir/serve.out"
   "$dir/bin/sockeye" serve --listen 127.0.0.1:0 >"$dir/serve.out" 2>"$dir/serve.err" &
   pid=$!
+  # Whatever fails from here (this step runs in its own shell), the server does not stay.
+  trap "kill -TERM $pid 2>/dev/null; rm -rf '$dir'" EXIT
   port=
   for _ in $(seq 100); do
     port=$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/serve.out")
@@ -88,6 +93,7 @@ install() {
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" || { echo "sockeye serve exited with $? on SIGTERM"; status=1; }
   rm -rf "$dir"
+  trap - EXIT
   return $status
 }
 
