@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
+# The workspace's target directory, wherever CARGO_TARGET_DIR puts it.
+target=${CARGO_TARGET_DIR:-$root/target}
 
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 crates=(sockeye-proto sockeye sockeye-wamp-proto sockeye-wamp sockeye-soap sockeye-cli)
@@ -41,7 +43,7 @@ package() {
   cargo package --workspace --exclude sockeye-interop --allow-dirty
   local c f list need
   for c in "${crates[@]}"; do
-    list=$(tar -tzf "target/package/$c-$version.crate" | sed "s|^$c-$version/||")
+    list=$(tar -tzf "$target/package/$c-$version.crate" | sed "s|^$c-$version/||")
     echo "$c: $(wc -l <<<"$list") files"
     need=(Cargo.toml README.md LICENSE-MIT LICENSE-APACHE src/lib.rs)
     if [[ $c == sockeye-cli ]]; then
@@ -65,7 +67,7 @@ install() {
   local dir pid port status v
   dir=$(mktemp -d)
   # The workspace's target/: the same release build as scripts/test.sh's "build sockeye" stage.
-  cargo install --locked --path crates/sockeye-cli --root "$dir" --target-dir target
+  cargo install --locked --path crates/sockeye-cli --root "$dir" --target-dir "$target"
   v=$("$dir/bin/sockeye" --version)
   echo "$v"
   [[ $v == "sockeye $version" ]]
@@ -98,11 +100,11 @@ install() {
 }
 
 packaged() {
-  local work=$root/target/packaged c patches=() used
+  local work=$target/packaged c patches=() used
   rm -rf "$work/src" "$work/app"
   mkdir -p "$work/src" "$work/app"
   for c in sockeye-proto sockeye; do
-    tar -xzf "target/package/$c-$version.crate" -C "$work/src"
+    tar -xzf "$target/package/$c-$version.crate" -C "$work/src"
     # As if it came from crates.io: the crates-io dependency on $c resolves to these sources.
     patches+=(--config "patch.crates-io.$c.path='$work/src/$c-$version'")
   done
