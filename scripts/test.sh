@@ -53,6 +53,7 @@ fi
 
 stage "cargo fmt" cargo fmt --all -- --check
 stage "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
+stage "packaging: cargo package, doc, install, a crate on the packaged sockeye" bash scripts/check-package.sh
 PY=$(scripts/setup-python.sh)
 export SOCKEYE_PYTHON=$PY SOCKEYE_REQUIRE_INTEROP=1
 stage "setup Node peers" bash scripts/setup-node.sh

@@ -1,8 +1,8 @@
 //! RFC 6455 §4: the opening handshake, as values in and values out.
 //!
 //! Server: [`parse_request`] → [`validate_request`] → [`accept_response`] or
-//! [`HandshakeError::response`]. Client: [`client_request`] → [`parse_response`] →
-//! [`validate_response`]. Nothing here reads or writes a socket.
+//! [`HandshakeError::response`]. Client: [`ClientHandshake::request`] → [`parse_response`] →
+//! [`ClientHandshake::validate_response`]. Nothing here reads or writes a socket.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
