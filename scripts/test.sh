@@ -67,7 +67,9 @@ feature_matrix() {
     cargo test -p sockeye --no-default-features --test without_deflate
 }
 stage "feature matrix (cargo hack --each-feature)" feature_matrix
-stage "cargo test" cargo test --workspace --release --all-features
+# Not --all-features: that adds rustls-aws-lc (aws-lc-sys, minutes of C in release) for tests that
+# ring already runs; the feature matrix above checks aws-lc, and clippy checks all features.
+stage "cargo test" cargo test --workspace --release --features sockeye/hyper,sockeye/axum
 stage "build sockeye (release)" cargo build --release -p sockeye-cli
 stage "build examples (Autobahn drivers, axum_echo)" cargo build --release -p sockeye --examples --features axum
 stage "Chromium -> sockeye serve and the axum example (node --test)" node --test interop/browser/*.test.mjs
