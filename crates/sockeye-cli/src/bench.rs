@@ -270,17 +270,10 @@ impl Target {
             None
         };
         let tls_config = tls.as_ref().map(|(_, config)| config.clone());
-        let host_str = url.host_str().unwrap_or_default();
         Ok(Target {
             addr,
-            host: match url.port() {
-                Some(port) => format!("{host_str}:{port}"),
-                None => host_str.to_owned(),
-            },
-            path: match url.query() {
-                Some(query) => format!("{}?{query}", url.path()),
-                None => url.path().to_owned(),
-            },
+            host: request.host_header(),
+            path: request.target(),
             tls: tls.map(|(name, config)| (TlsConnector::from(config), name)),
             tls_config,
         })

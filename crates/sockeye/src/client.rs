@@ -177,7 +177,8 @@ impl ClientRequest {
         self.url.port_or_known_default().unwrap_or(80)
     }
 
-    fn host_header(&self) -> String {
+    /// The `Host` header of the request: the URL's host, and its port when the URL names one.
+    pub fn host_header(&self) -> String {
         let host = self.url.host_str().unwrap_or_default();
         match self.url.port() {
             Some(port) => format!("{host}:{port}"),
@@ -185,7 +186,8 @@ impl ClientRequest {
         }
     }
 
-    fn target(&self) -> String {
+    /// The request target of the request line: the URL's path and query.
+    pub fn target(&self) -> String {
         match self.url.query() {
             Some(q) => format!("{}?{q}", self.url.path()),
             None => self.url.path().to_owned(),
