@@ -142,7 +142,7 @@ fn payload(msg: &Message) -> &[u8] {
     match msg {
         Message::Text(text) => text.as_bytes(),
         Message::Binary(data) => data,
-        Message::Close(_) => &[],
+        _ => &[],
     }
 }
 
@@ -198,7 +198,7 @@ async fn echo_server(policy: CompressionPolicy) -> (String, mpsc::UnboundedRecei
                             }
                         }
                         Ok(Message::Close(event)) => seen.close = Some(event),
-                        Err(_) => {}
+                        Ok(_) | Err(_) => {}
                     }
                 }
                 let _ = tx.send(seen);

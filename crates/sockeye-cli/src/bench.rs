@@ -1047,7 +1047,7 @@ where
     let len = match &message {
         sockeye::Message::Text(t) => t.len(),
         sockeye::Message::Binary(b) => b.len(),
-        sockeye::Message::Close(_) => 0,
+        _ => 0,
     } as u64;
     while phase.get() != STOP {
         let t0 = Instant::now();

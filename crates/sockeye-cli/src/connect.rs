@@ -153,6 +153,7 @@ pub async fn run(args: ConnectArgs) -> crate::Result<ExitCode> {
                     eprintln!("close: code {} reason {:?} clean {}", event.code, event.reason, event.was_clean);
                     return Ok(if event.was_clean { ExitCode::SUCCESS } else { ExitCode::from(2) });
                 }
+                Some(Ok(_)) => {}
                 Some(Err(e)) => eprintln!("error: {e}"),
                 None => return Ok(ExitCode::from(2)),
             },

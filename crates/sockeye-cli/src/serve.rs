@@ -313,6 +313,7 @@ async fn echo(upgrade: Request, app: &App) -> sockeye::Result<()> {
                 let _ = ws.send(msg).await;
             }
             Ok(Message::Close(_)) => break,
+            Ok(_) => {}
             Err(e) => tracing::debug!("echo: {e}"),
         }
     }
@@ -339,8 +340,8 @@ async fn hello(upgrade: Request, app: &App) -> sockeye::Result<()> {
                     let _ = ws.send(reply).await;
                     bye_at.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_secs(5));
                 }
-                Some(Ok(Message::Binary(_))) => {}
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => {}
                 Some(Err(e)) => tracing::debug!("hello: {e}"),
             },
             _ = bye => {
@@ -482,6 +483,7 @@ async fn soap(mut upgrade: Request, app: &App) -> sockeye::Result<()> {
             Ok(Message::Text(text)) => answer(text.as_str().as_bytes(), &exchange.market()),
             Ok(Message::Binary(bytes)) => answer(&bytes, &exchange.market()),
             Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
             Err(e) => {
                 tracing::debug!("soap: {e}");
                 continue;

@@ -659,7 +659,6 @@ async fn chat_closes_a_member_too_slow_for_the_backlog_with_1013_and_the_others_
     let padding = "x".repeat(4 << 10);
     let started = std::time::Instant::now();
     for i in 0..COUNT {
-        use futures_util::SinkExt;
         timeout(
             Duration::from_secs(20),
             publisher.send(Message::text(format!("m{i} {padding}"))),

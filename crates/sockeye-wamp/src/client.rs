@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use sockeye::{ClientRequest, Config, Message as WsMessage};
 use tokio::sync::mpsc;
 
@@ -500,7 +500,7 @@ impl Client {
                     }
                 }
             }
-            let _ = sink.close().await;
+            let _ = sink.close(Some(1000), "").await;
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {

@@ -52,7 +52,7 @@ mod tests {
             let wrong = match frame {
                 WsMessage::Text(t) => WsMessage::binary(t.as_str().as_bytes().to_vec()),
                 WsMessage::Binary(b) => WsMessage::text(String::from_utf8_lossy(&b).into_owned()),
-                WsMessage::Close(_) => unreachable!(),
+                other => unreachable!("{other:?}"),
             };
             let err = from_frame(s, &wrong).unwrap().unwrap_err();
             assert!(err.0.contains("travels in"), "{s:?}: {err}");

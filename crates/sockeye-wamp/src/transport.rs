@@ -31,10 +31,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use sockeye::http::StatusCode;
-use sockeye::{Message as WsMessage, Upgrade, WebSocket};
+use sockeye::{Message as WsMessage, Upgrade, WebSocketReader, WebSocketWriter};
 use sockeye_wamp_proto::{error_uri, Action, ConnId, Message, Router, RouterConfig, Serializer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify};
@@ -396,7 +395,7 @@ impl WampRouter {
     async fn read_messages<S>(
         &self,
         conn: ConnId,
-        mut stream: SplitStream<WebSocket<S>>,
+        mut stream: WebSocketReader<S>,
         serializer: Serializer,
     ) -> sockeye::Result<()>
     where
@@ -452,11 +451,8 @@ impl WampRouter {
 
 /// The writer: sends what is queued for a session, many messages a write when many are
 /// waiting, and closes the WebSocket when told to (1000, or 1001 at shutdown).
-async fn write_queue<S>(
-    mut sink: SplitSink<WebSocket<S>, WsMessage>,
-    mut inbox: Inbox,
-    serializer: Serializer,
-) where
+async fn write_queue<S>(mut sink: WebSocketWriter<S>, mut inbox: Inbox, serializer: Serializer)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut ending = inbox.ending.clone();

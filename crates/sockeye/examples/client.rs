@@ -33,6 +33,7 @@ async fn main() -> sockeye::Result<()> {
                 Some(Ok(Message::Close(event))) => {
                     eprintln!("close: code {} reason {:?} clean {}", event.code, event.reason, event.was_clean);
                 }
+                Some(Ok(_)) => {}
                 Some(Err(e)) => eprintln!("error: {e}"),
                 None => return Ok(()),
             },

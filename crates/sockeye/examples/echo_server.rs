@@ -23,7 +23,7 @@ async fn main() -> std::io::Result<()> {
                     }
                 }
                 Ok(Message::Close(_)) => break,
-                Err(_) => {}
+                Ok(_) | Err(_) => {}
             }
         }
     })

@@ -3,7 +3,19 @@ use std::time::Duration;
 use sockeye_proto::{CompressionPolicy, DeflateConfig};
 
 /// Settings of a client or server connection.
+///
+/// Start from `Config::default()` and change what you need, with the setters or by assigning
+/// fields; new fields may be added, so the struct cannot be built with a literal.
+///
+/// ```
+/// let config = sockeye::Config::default()
+///     .max_message_size(1 << 20)
+///     .ping_interval(Some(std::time::Duration::from_secs(20)))
+///     .receive_pongs(true);
+/// assert_eq!(config.protocol.max_message_size, 1 << 20);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Frame and message size limits, auto-pong.
     pub protocol: sockeye_proto::Config,
@@ -29,6 +41,9 @@ pub struct Config {
     /// [`Error::Timeout`](crate::Error::Timeout): the peer stopped reading. This runs while a
     /// send waits, when keepalive cannot. `None` waits for ever.
     pub write_timeout: Option<Duration>,
+    /// Deliver received pongs to the application as [`Message::Pong`](crate::Message::Pong)
+    /// (off by default: keepalive consumes them).
+    pub receive_pongs: bool,
 }
 
 impl Default for Config {
@@ -43,11 +58,13 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(20),
             write_buffer_limit: 128 << 10,
             write_timeout: Some(Duration::from_secs(30)),
+            receive_pongs: false,
         }
     }
 }
 
 impl Config {
+    /// No permessage-deflate: not offered by a client, not accepted by a server.
     pub fn without_compression(mut self) -> Self {
         self.deflate = None;
         self
@@ -60,14 +77,60 @@ impl Config {
         self
     }
 
+    /// The largest message (after decompression) and frame accepted; larger ones fail the
+    /// connection with 1009 (RFC 6455 §7.4.1).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.protocol.max_message_size = bytes;
         self.protocol.max_frame_size = bytes;
         self
     }
 
+    /// Keepalive: ping this often while idle (`None`: never).
     pub fn ping_interval(mut self, every: Option<Duration>) -> Self {
         self.ping_interval = every;
+        self
+    }
+
+    /// How long keepalive waits for a pong before the peer is declared dead.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// The time allowed for the whole opening handshake.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The time allowed for the peer to finish the closing handshake.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The largest opening-handshake head accepted.
+    pub fn max_handshake_size(mut self, bytes: usize) -> Self {
+        self.max_handshake_size = bytes;
+        self
+    }
+
+    /// Bytes queued for the peer above which sending waits and reading pauses.
+    pub fn write_buffer_limit(mut self, bytes: usize) -> Self {
+        self.write_buffer_limit = bytes;
+        self
+    }
+
+    /// How long queued bytes may make no progress before the connection fails (`None`: for
+    /// ever).
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Deliver received pongs as [`Message::Pong`](crate::Message::Pong).
+    pub fn receive_pongs(mut self, on: bool) -> Self {
+        self.receive_pongs = on;
         self
     }
 }

@@ -9,6 +9,7 @@
 //!         sockeye::Message::Text(text) => println!("message: {text}"),
 //!         sockeye::Message::Binary(data) => println!("{} bytes", data.len()),
 //!         sockeye::Message::Close(event) => println!("close: {} {}", event.code, event.reason),
+//!         _ => {} // pings and pongs, when asked for
 //!     }
 //! }
 //! # Ok(()) }
@@ -57,6 +58,7 @@ pub mod hyper;
 pub mod proxy;
 pub mod server;
 pub mod socket;
+pub mod split;
 pub mod stream;
 #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 pub mod tls;
@@ -72,6 +74,7 @@ pub use proxy::Proxy;
 pub use server::serve;
 pub use server::{accept, read_request, Upgrade};
 pub use socket::{Message, MessageCounts, MessageStats, ReadyState, WebSocket};
+pub use split::{ReuniteError, WebSocketReader, WebSocketWriter};
 pub use stream::MaybeTlsStream;
 #[cfg(all(
     feature = "server",

@@ -21,6 +21,10 @@ use tokio::time::{sleep, Instant, Sleep};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::split::{WebSocketReader, WebSocketWriter};
+
+/// The payload of keepalive pings.
+const KEEPALIVE_PAYLOAD: &[u8] = b"sockeye";
 
 /// The smallest read; frames announced larger get reads sized to them.
 const READ_CHUNK: usize = 4 << 10;
@@ -62,22 +66,38 @@ pub enum ReadyState {
     Closed = 3,
 }
 
-/// What a socket receives, and what it can send.
+/// What a socket receives, and what it can send: the one message type of Sockeye's API.
+///
+/// More kinds may be added, so a `match` needs a `_` arm. Received control frames appear only
+/// when asked for: [`Message::Pong`] with [`Config::receive_pongs`], [`Message::Ping`] when
+/// automatic pongs are off.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
+    /// A text message: valid UTF-8, checked on arrival (RFC 6455 §8.1).
     Text(Utf8Bytes),
+    /// A binary message (the browser's `ArrayBuffer`).
     Binary(Bytes),
     /// Received: the last item of the stream, the browser's `close` event. Sent: starts the
     /// closing handshake with `code` and `reason`, checked against RFC 6455 §7.4
     /// (`was_clean` is ignored; [`WebSocket::close`] applies the browsers' stricter rule).
     Close(CloseEvent),
+    /// Received: a ping, delivered only when `Config::protocol.auto_pong` is off, in which case
+    /// answering it is the application's job (RFC 6455 §5.5.2). Sent: a ping with this payload
+    /// (at most 125 bytes), timed for [`WebSocket::latency`].
+    Ping(Bytes),
+    /// Received: a pong, delivered only with [`Config::receive_pongs`]. Sent: a pong with this
+    /// payload; an unsolicited pong is a heartbeat the peer does not answer (RFC 6455 §5.5.3).
+    Pong(Bytes),
 }
 
 impl Message {
+    /// A text message.
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
         Message::Text(text.into())
     }
 
+    /// A binary message.
     pub fn binary(data: impl Into<Bytes>) -> Self {
         Message::Binary(data.into())
     }
@@ -91,6 +111,7 @@ impl Message {
         })
     }
 
+    /// The text of a text message.
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Message::Text(t) => Some(t.as_str()),
@@ -163,6 +184,12 @@ pub struct WebSocket<S> {
     /// A client's view of the server's answer to the opening handshake.
     response: Option<Box<http::Response<()>>>,
     stats: MessageStats,
+    /// Why the transport failed, kept so that every later send can report the I/O cause.
+    failure: Option<(io::ErrorKind, String)>,
+    /// The latest ping sent, keepalive's or the application's, until its pong arrives.
+    ping_sent: Option<(Instant, Bytes)>,
+    /// The round-trip time of the last ping answered.
+    latency: Option<std::time::Duration>,
     /// The kind of the fragmented message being sent, between its first and last fragment.
     sending_fragments: Option<DataKind>,
 }
@@ -172,18 +199,25 @@ pub struct WebSocket<S> {
 /// counting costs nothing shared per message: a server adds them to its totals once, when the
 /// connection ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageStats {
     /// Queued for the peer: sent, or being sent.
     pub sent: MessageCounts,
+    /// Delivered to the application.
     pub received: MessageCounts,
 }
 
 /// Messages and payload bytes of each kind, one way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageCounts {
+    /// Text messages.
     pub text: u64,
+    /// Their payload bytes (before compression).
     pub text_bytes: u64,
+    /// Binary messages.
     pub binary: u64,
+    /// Their payload bytes (before compression).
     pub binary_bytes: u64,
 }
 
@@ -255,6 +289,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             stream_waker: None,
             response: None,
             stats: MessageStats::default(),
+            failure: None,
+            ping_sent: None,
+            latency: None,
             sending_fragments: None,
         }
     }
@@ -331,20 +368,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         &self.extensions
     }
 
+    /// The settings this connection runs with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The transport underneath (a `TcpStream`, a TLS stream, an upgraded hyper connection).
     pub fn get_ref(&self) -> &S {
         &self.io
     }
 
+    /// The round-trip time of the last ping that was answered, keepalive's
+    /// ([`Config::ping_interval`]) or one sent with [`ping`](WebSocket::ping); `None` until
+    /// one is. Only the latest ping is timed: a pong that answers an older one, or that the
+    /// peer sent unasked, does not count (RFC 6455 §5.5.3 lets a peer answer only the latest).
+    pub fn latency(&self) -> Option<std::time::Duration> {
+        self.latency
+    }
+
     /// Receives the next message; `None` after the close event.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel-safe: what has arrived stays in the socket, so dropping the
+    /// future (in a `select!` branch that lost, or on a timeout) loses nothing, and the next
+    /// call returns the message.
     pub async fn recv(&mut self) -> Option<Result<Message>> {
         poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
     /// Sends a message, waiting while the write buffer is over its limit.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once the future has been polled past the wait for room, the message is queued: dropping
+    /// it then still sends the message, with the next write. Dropped while waiting for room, it
+    /// sends nothing.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
@@ -366,6 +425,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`WebSocket::flush`] or send.
     pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
+        self.queue_prepared(message)
+    }
+
+    pub(crate) fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         self.conn.send_prepared(message)?;
         self.count_prepared(message);
         Ok(())
@@ -407,23 +470,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
     }
 
-    /// Sends a ping; its pong is consumed by the connection.
+    /// Sends a ping (at most 125 bytes) and times it for [`latency`](WebSocket::latency). Its
+    /// pong is consumed by the connection unless [`Config::receive_pongs`] is on.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<()> {
-        self.conn.send_ping(payload)?;
+        self.start_ping(payload)?;
         poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
+    fn start_ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.conn.send_ping(payload)?;
+        self.ping_sent = Some((Instant::now(), Bytes::copy_from_slice(payload)));
+        Ok(())
     }
 
     /// `WebSocket.close(code, reason)`: checks the code and reason as browsers do (1000 or
     /// 3000-4999, at most 123 bytes of reason), sends the close frame and returns. Keep reading
     /// to see the close event.
     pub async fn close(&mut self, code: Option<u16>, reason: &str) -> Result<()> {
+        self.start_application_close(code, reason)?;
+        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+    }
+
+    pub(crate) fn start_application_close(
+        &mut self,
+        code: Option<u16>,
+        reason: &str,
+    ) -> Result<()> {
         let frame = match code {
             Some(code) => Some(CloseFrame::from_application(CloseCode(code), reason)?),
             None if reason.is_empty() => None,
             None => Some(CloseFrame::from_application(CloseCode::NORMAL, reason)?),
         };
-        self.start_close(frame)?;
-        poll_fn(|cx| Pin::new(&mut *self).poll_flush(cx)).await
+        Ok(self.start_close(frame)?)
     }
 
     /// Closes with any code valid on the wire (RFC 6455 §7.4), such as 1001 on shutdown or
@@ -441,15 +519,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.send_close(frame)
     }
 
-    /// Splits into a sending half and a receiving half usable from different tasks.
-    #[allow(clippy::type_complexity)]
-    pub fn split(
-        self,
-    ) -> (
-        futures_util::stream::SplitSink<Self, Message>,
-        futures_util::stream::SplitStream<Self>,
-    ) {
-        futures_util::StreamExt::split(self)
+    /// Splits into a sending half and a receiving half for different tasks. Each keeps what
+    /// the whole socket offers (`buffered_amount`, `ready_state`, `latency`; `ping` and `close`
+    /// on the writer); [`WebSocketReader::reunite`] puts them back together.
+    pub fn split(self) -> (WebSocketWriter<S>, WebSocketReader<S>) {
+        crate::split::split(self)
     }
 
     // ---- I/O ----
@@ -540,21 +614,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     fn io_failed(&mut self, e: io::Error) {
         self.failed = true;
+        if self.failure.is_none() {
+            self.failure = Some((e.kind(), e.to_string()));
+        }
         // A reset after the closing handshake completed is how many peers end; it is not news.
         if self.conn.state() != State::Closed && self.pending_error.is_none() {
             self.pending_error = Some(stalled_or(e));
         }
     }
 
-    /// The error a failed send reports: the timeout if the peer stopped reading, else that
-    /// the connection is closed.
+    /// The error a failed send reports: the timeout if the peer stopped reading, else the I/O
+    /// error itself. The receiving side reports a copy of it.
     fn send_failed(&mut self, e: io::Error) -> Error {
-        let stalled = is_stall(&e);
-        self.io_failed(e);
-        if stalled {
-            Error::Timeout(WRITE_STALLED)
+        let copy = io::Error::new(e.kind(), e.to_string());
+        let copy = if is_stall(&e) {
+            io::Error::new(io::ErrorKind::TimedOut, WriteStalled)
         } else {
-            UsageError::Closed.into()
+            copy
+        };
+        self.io_failed(copy);
+        stalled_or(e)
+    }
+
+    /// What sending on a connection whose transport failed earlier reports: the same cause.
+    fn failed_error(&self) -> Error {
+        match &self.failure {
+            Some((io::ErrorKind::TimedOut, text)) if text == WRITE_STALLED => {
+                Error::Timeout(WRITE_STALLED)
+            }
+            Some((kind, text)) => Error::Io(io::Error::new(*kind, text.clone())),
+            None => UsageError::Closed.into(),
         }
     }
 
@@ -606,8 +695,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.pending_error = Some(Error::Timeout("keepalive: no pong"));
             return;
         }
-        if self.conn.send_ping(b"sockeye").is_ok() {
+        if self.conn.send_ping(KEEPALIVE_PAYLOAD).is_ok() {
             self.awaiting_pong = true;
+            self.ping_sent = Some((Instant::now(), Bytes::from_static(KEEPALIVE_PAYLOAD)));
             timer
                 .as_mut()
                 .reset(Instant::now() + self.config.ping_timeout);
@@ -618,7 +708,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.drive_write(cx);
     }
 
-    fn on_pong(&mut self) {
+    fn on_pong(&mut self, payload: &[u8]) {
+        if let Some((sent, _)) = self
+            .ping_sent
+            .take_if(|(_, expected)| expected.as_ref() == payload)
+        {
+            self.latency = Some(sent.elapsed());
+        }
         if let (Some(every), Some(timer)) = (self.config.ping_interval, self.ping_timer.as_mut()) {
             if self.awaiting_pong {
                 self.awaiting_pong = false;
@@ -694,7 +790,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
                         this.stats.received.add(kind_of(&m), m.len());
                         return Poll::Ready(Some(Ok(m.into())));
                     }
-                    Event::Pong(_) => this.on_pong(),
+                    Event::Pong(payload) => {
+                        this.on_pong(&payload);
+                        if this.config.receive_pongs {
+                            return Poll::Ready(Some(Ok(Message::Pong(payload))));
+                        }
+                    }
+                    Event::Ping(payload) if !this.config.protocol.auto_pong => {
+                        return Poll::Ready(Some(Ok(Message::Ping(payload))));
+                    }
                     Event::Ping(_) | Event::CloseReceived(_) => {}
                 }
             }
@@ -741,7 +845,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
         if this.failed {
-            return Poll::Ready(Err(UsageError::Closed.into()));
+            return Poll::Ready(Err(this.failed_error()));
         }
         if this.conn.buffered_amount() >= this.config.write_buffer_limit {
             match this.poll_write_buf(cx) {
@@ -774,6 +878,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             Message::Close(event) => {
                 this.start_close(Some(CloseFrame::new(event.code, event.reason)))?
             }
+            Message::Ping(payload) => this.start_ping(&payload)?,
+            Message::Pong(payload) => this.conn.send_pong(&payload)?,
         }
         Ok(())
     }
@@ -781,7 +887,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
         if this.failed {
-            return Poll::Ready(Err(UsageError::Closed.into()));
+            return Poll::Ready(Err(this.failed_error()));
         }
         match this.poll_write_buf(cx) {
             Poll::Pending => {

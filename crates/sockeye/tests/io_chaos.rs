@@ -216,7 +216,6 @@ async fn run(
         let (mut sink, mut stream) = ws.split();
         let to_send = sent.clone();
         let sender = async move {
-            use futures_util::SinkExt;
             for msg in to_send {
                 if sink.send(msg).await.is_err() {
                     return;

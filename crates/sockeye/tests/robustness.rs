@@ -180,10 +180,8 @@ async fn endless_headers_are_refused_with_431() {
 
 #[tokio::test]
 async fn slow_loris_handshake_is_cut_off_by_the_timeout() {
-    let config = Config {
-        handshake_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.handshake_timeout = Duration::from_millis(300);
     let addr = echo_server(config).await;
     let mut tcp = TcpStream::connect(&addr).await.unwrap();
     let closed = timeout(Duration::from_secs(5), async {
@@ -203,10 +201,8 @@ async fn slow_loris_handshake_is_cut_off_by_the_timeout() {
 
 #[tokio::test]
 async fn client_that_never_reads_gets_backpressure_not_unbounded_buffering() {
-    let config = Config {
-        write_buffer_limit: 256 << 10,
-        ..Config::default().without_compression()
-    };
+    let mut config = Config::default().without_compression();
+    config.write_buffer_limit = 256 << 10;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
     let addr = server_with(config, move |mut ws| {
@@ -307,11 +303,9 @@ async fn keepalive_detects_a_peer_that_stopped_answering() {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
-    let config = Config {
-        ping_interval: Some(Duration::from_millis(100)),
-        ping_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.ping_interval = Some(Duration::from_millis(100));
+    config.ping_timeout = Duration::from_millis(300);
     let request = sockeye::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
     let mut ws = sockeye::connect_with(request, config).await.unwrap();
     let mut saw_timeout = false;
@@ -418,7 +412,7 @@ async fn client_refuses_a_subprotocol_it_did_not_offer() {
 
 #[tokio::test]
 async fn split_halves_send_and_receive_from_different_tasks() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     let addr = echo_server(Config::default()).await;
     let ws = sockeye::connect(&format!("ws://{addr}/")).await.unwrap();
     let (mut sink, mut stream) = ws.split();
@@ -436,7 +430,7 @@ async fn split_halves_send_and_receive_from_different_tasks() {
                 assert_eq!(event.code, CloseCode::NORMAL);
                 assert_eq!(event.reason, "done");
             }
-            Message::Binary(_) => panic!("unexpected binary"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     writer.await.unwrap();
@@ -465,10 +459,8 @@ async fn a_ping_flood_from_a_client_that_never_reads_is_dropped_after_the_write_
     // Before, the server read everything and queued a pong for each ping (+44 MiB for 50 MB),
     // for as long as the client kept sending. Now the pongs that wait are bounded (the core's
     // `PONG_BACKLOG`) and the connection ends once they make no progress.
-    let config = Config {
-        write_timeout: Some(Duration::from_secs(1)),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.write_timeout = Some(Duration::from_secs(1));
     let addr = echo_server(config).await;
     let mut tcp = raw_client(&addr).await;
     // 1 MiB of masked 125-byte pings at a time.
@@ -498,10 +490,8 @@ async fn a_ping_flood_from_a_client_that_never_reads_is_dropped_after_the_write_
 
 #[tokio::test]
 async fn a_client_that_stops_reading_fails_a_blocked_send_after_the_write_timeout() {
-    let config = Config {
-        write_timeout: Some(Duration::from_millis(500)),
-        ..Config::default().without_compression()
-    };
+    let mut config = Config::default().without_compression();
+    config.write_timeout = Some(Duration::from_millis(500));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
     let addr = server_with(config, move |mut ws| {
@@ -570,10 +560,8 @@ async fn a_request_target_longer_than_the_head_limit_gets_414() {
 
 #[tokio::test]
 async fn an_unfinished_request_gets_408_when_the_handshake_times_out() {
-    let config = Config {
-        handshake_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.handshake_timeout = Duration::from_millis(300);
     let addr = echo_server(config).await;
     let mut tcp = TcpStream::connect(&addr).await.unwrap();
     tcp.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
@@ -619,12 +607,10 @@ async fn split_halves_both_waiting_to_write_are_both_woken() {
         },
     )
     .await;
-    let config = Config {
-        // Without the write timeout a lost wake-up would hang for ever; the test's own
-        // timeout then reports it.
-        write_timeout: None,
-        ..Config::default().without_compression()
-    };
+    let mut config = Config::default().without_compression();
+    // Without the write timeout a lost wake-up would hang for ever; the test's own
+    // timeout then reports it.
+    config.write_timeout = None;
     let request = sockeye::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
     let ws = sockeye::connect_with(request, config).await.unwrap();
     let (mut sink, mut stream) = ws.split();
@@ -635,7 +621,6 @@ async fn split_halves_both_waiting_to_write_are_both_woken() {
     });
     let chunk = sockeye::Bytes::from(vec![1u8; 256 << 10]);
     let sent = timeout(Duration::from_secs(20), async {
-        use futures_util::SinkExt;
         for _ in 0..200 {
             sink.send(Message::Binary(chunk.clone())).await.unwrap();
         }
@@ -647,7 +632,6 @@ async fn split_halves_both_waiting_to_write_are_both_woken() {
 #[tokio::test]
 async fn message_stats_count_each_kind_both_ways_whatever_way_it_was_sent() {
     use sockeye::proto::{DataKind, PreparedMessage};
-    use sockeye::{MessageCounts, MessageStats};
     let addr = echo_server(Config::default()).await;
     let mut ws = sockeye::connect(&format!("ws://{addr}/")).await.unwrap();
     ws.send("hello").await.unwrap();
@@ -665,17 +649,16 @@ async fn message_stats_count_each_kind_both_ways_whatever_way_it_was_sent() {
             .unwrap()
             .unwrap();
     }
-    let both = MessageCounts {
-        text: 2,
-        text_bytes: 9,
-        binary: 1,
-        binary_bytes: 3,
-    };
-    assert_eq!(
-        ws.message_stats(),
-        MessageStats {
-            sent: both,
-            received: both,
-        }
-    );
+    let stats = ws.message_stats();
+    for counts in [stats.sent, stats.received] {
+        assert_eq!(
+            (
+                counts.text,
+                counts.text_bytes,
+                counts.binary,
+                counts.binary_bytes
+            ),
+            (2, 9, 1, 3)
+        );
+    }
 }

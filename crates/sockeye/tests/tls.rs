@@ -341,10 +341,8 @@ async fn mutual_tls_asks_for_and_checks_the_client_certificate() {
 #[tokio::test]
 async fn plain_http_garbage_and_stalled_handshakes_only_hurt_themselves() {
     let ca = Ca::new("Sockeye test CA");
-    let config = Config {
-        handshake_timeout: Duration::from_millis(700),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.handshake_timeout = Duration::from_millis(700);
     let addr = tls_server(server_config(&ca.server(&["localhost"])), config).await;
     let url = format!("wss://localhost:{}/", addr.port());
 

@@ -84,6 +84,7 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocket<S>) -> sockey
         match msg? {
             msg @ (Message::Text(_) | Message::Binary(_)) => ws.send(msg).await?,
             Message::Close(_) => break,
+            _ => {}
         }
     }
     Ok(())
