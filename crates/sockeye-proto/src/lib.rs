@@ -5,6 +5,8 @@
 //! events and commands into bytes; an I/O layer (the `sockeye` crate, or your own) moves those
 //! bytes and runs the timers. See [`connection::Connection`] for the calling contract.
 
+#![warn(missing_docs)]
+
 pub mod close;
 pub mod connection;
 pub mod deflate;
