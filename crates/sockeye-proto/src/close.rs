@@ -2,26 +2,46 @@
 
 use crate::error::{ProtocolError, UsageError};
 
-/// A close status code (§7.4).
+/// A close status code (§7.4), as carried in the first two bytes of a close frame.
+///
+/// Any `u16` can be held, so that a code read off the wire or given by an application can be
+/// reported as it is; [`CloseCode::is_sendable`] says whether it may go in a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CloseCode(pub u16);
 
 impl CloseCode {
+    /// 1000: the connection did what it was for and is done.
     pub const NORMAL: CloseCode = CloseCode(1000);
+    /// 1001: the endpoint is going away: a server shutting down, a browser leaving the page.
     pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    /// 1002: the peer broke the protocol. Most [`ProtocolError`]s close with it.
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    /// 1003: the endpoint cannot accept this kind of data, e.g. binary where it only takes
+    /// text.
     pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
     /// Reported when a close frame had no status code; never sent.
     pub const NO_STATUS: CloseCode = CloseCode(1005);
     /// Reported when the connection ended without a close frame; never sent.
     pub const ABNORMAL: CloseCode = CloseCode(1006);
+    /// 1007: a message's data does not match its type: invalid UTF-8 in a text message, or,
+    /// in this crate, permessage-deflate data that does not inflate.
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    /// 1008: the message breaks the endpoint's policy; the generic code when no other fits.
     pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
+    /// 1009: a frame or message is larger than the endpoint accepts
+    /// ([`Config`](crate::connection::Config) limits).
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1010: sent by a client whose server did not agree to an extension it needs; the reason
+    /// should name the extensions.
     pub const MANDATORY_EXTENSION: CloseCode = CloseCode(1010);
+    /// 1011: the server met an unexpected condition and cannot go on.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    /// 1012: the server is restarting (IANA registry).
     pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
+    /// 1013: the server is overloaded for now; the client may reconnect later (IANA registry).
     pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
+    /// 1014: a gateway or proxy got an invalid response from the server behind it (IANA
+    /// registry).
     pub const BAD_GATEWAY: CloseCode = CloseCode(1014);
     /// Reported when the TLS handshake failed; never sent.
     pub const TLS_HANDSHAKE: CloseCode = CloseCode(1015);
@@ -52,17 +72,25 @@ impl std::fmt::Display for CloseCode {
     }
 }
 
-/// The longest reason that fits a control frame beside the two-byte code.
+/// The longest close reason, in bytes: a control frame's 125 bytes less the two-byte code.
 pub const MAX_REASON_LEN: usize = 123;
 
-/// The body of a close frame.
+/// The body of a close frame (§5.5.1): a status code and a UTF-8 reason.
+///
+/// A close frame with no body has no `CloseFrame`; APIs take or return `Option<CloseFrame>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseFrame {
+    /// The status code.
     pub code: CloseCode,
+    /// Text for people and logs, not for programs to parse; may be empty. At most
+    /// [`MAX_REASON_LEN`] bytes on the wire.
     pub reason: String,
 }
 
 impl CloseFrame {
+    /// A close frame with any code and reason, unchecked. The checks are made when it is sent
+    /// ([`Connection::send_close`](crate::connection::Connection::send_close)); use
+    /// [`CloseFrame::from_application`] for the stricter browser rule.
     pub fn new(code: impl Into<CloseCode>, reason: impl Into<String>) -> Self {
         CloseFrame {
             code: code.into(),
@@ -90,6 +118,9 @@ impl CloseFrame {
 
     /// Parses a close frame's payload. `None` means the frame carried no status code, which
     /// is reported as 1005.
+    ///
+    /// A one-byte payload, a code that [`CloseCode::is_sendable`] rejects, or a reason that is
+    /// not UTF-8 is an error (§5.5.1, §7.4).
     pub fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
         match payload.len() {
             0 => Ok(None),
@@ -107,7 +138,8 @@ impl CloseFrame {
         }
     }
 
-    /// Appends the payload encoding to `dst`.
+    /// Appends the payload encoding to `dst`: the code in network byte order, then the reason.
+    /// Nothing is checked here.
     pub fn encode_into(&self, dst: &mut Vec<u8>) {
         dst.extend_from_slice(&self.code.0.to_be_bytes());
         dst.extend_from_slice(self.reason.as_bytes());

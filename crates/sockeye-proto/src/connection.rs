@@ -14,12 +14,16 @@
 //! the closing handshake, keeps the error (see [`Connection::error`]) and discards further input.
 //!
 //! ```text
-//!            send_close / close frame received
-//!   Open ─────────────────────────────────────────► Closing
-//!     │                                                │ both close frames exchanged,
-//!     │ EOF without close frame, or failure            │ or EOF
-//!     └──────────────────────► Closed ◄────────────────┘
+//!            send_close, or failure
+//!   Open ─────────────────────────────────► Closing
+//!     │                                        │ peer's close frame received,
+//!     │ peer's close frame received            │ or EOF
+//!     │ (the reply is queued), or EOF          │
+//!     └───────────────────► Closed ◄───────────┘
 //! ```
+//!
+//! `Closed` means the protocol is done; the I/O layer may still have to write what is
+//! buffered (the reply to a close frame) and close the transport.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -34,28 +38,43 @@ use crate::mask::apply_mask;
 use crate::message::{Message, PreparedMessage, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
+/// Which end of the connection this is. It decides masking (§5.3) and who closes the
+/// transport first (§7.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// Masks every frame it sends, and refuses masked frames.
     Client,
+    /// Sends unmasked frames, refuses unmasked ones, and closes the transport first.
     Server,
 }
 
 /// The connection's state, as `WebSocket.readyState` reports it after the opening handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Messages flow both ways.
     Open,
+    /// This side sent a close frame (or failed the connection) and waits for the peer's.
+    /// Nothing more can be sent; the peer's data is still delivered unless the connection
+    /// failed.
     Closing,
+    /// Both close frames are sent or queued, or the transport ended. Input is no longer
+    /// parsed; events already queued are still there to poll.
     Closed,
 }
 
 /// Limits and switches of the protocol core.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The largest frame payload accepted; larger frames fail the connection with 1009.
+    /// The largest frame payload accepted, in bytes; larger frames fail the connection with
+    /// 1009. A compressed frame may be about 0.03% larger, what deflate adds to data that does
+    /// not compress. Applies to received frames only. Default 64 MiB.
     pub max_frame_size: usize,
-    /// The largest message accepted (after decompression); larger ones fail with 1009.
+    /// The largest message accepted, in bytes, after decompression; larger ones fail with
+    /// 1009. Applies to received messages only. Default 64 MiB.
     pub max_message_size: usize,
-    /// Answer every ping with a pong (§5.5.2). On by default.
+    /// Answer every ping with a pong (§5.5.2). On by default. No pong is sent once this side
+    /// has sent its close frame, and while more than [`PONG_BACKLOG`] bytes wait to be
+    /// written only the latest ping may get one (§5.5.3).
     pub auto_pong: bool,
 }
 
@@ -73,23 +92,33 @@ impl Default for Config {
 /// What the connection reports to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A complete data message, reassembled, inflated and (for text) validated.
     Message(Message),
+    /// A ping and its payload. With [`Config::auto_pong`] the pong is already queued.
     Ping(Bytes),
+    /// A pong and its payload: the answer to a ping, or an unsolicited heartbeat (§5.5.3).
     Pong(Bytes),
-    /// The peer's close frame; `None` when it carried no status code.
+    /// The peer's close frame; `None` when it carried no status code. The connection has
+    /// already queued its own close frame in reply, if it had not sent one, and ignores
+    /// further input.
     CloseReceived(Option<CloseFrame>),
 }
 
 /// How the connection ended, as the browser's `CloseEvent` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseEvent {
+    /// The peer's close code; 1005 when its close frame had none, 1006 when the connection
+    /// did not close cleanly.
     pub code: CloseCode,
+    /// The peer's close reason; empty when it gave none or the close was not clean.
     pub reason: String,
     /// True when the closing handshake completed: both sides sent a close frame.
     pub was_clean: bool,
 }
 
 impl CloseEvent {
+    /// The event of a connection that ended without a closing handshake, or that this side
+    /// failed: code 1006, no reason, not clean.
     pub fn abnormal() -> Self {
         CloseEvent {
             code: CloseCode::ABNORMAL,
@@ -100,18 +129,26 @@ impl CloseEvent {
 }
 
 /// Bytes of compressed messages before and after permessage-deflate, for both directions.
+/// Messages that went uncompressed (below the threshold, or not smaller compressed) are not
+/// counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeflateStats {
+    /// Payload bytes of compressed messages sent, before compression.
     pub sent_raw: u64,
+    /// The same messages' payload bytes on the wire.
     pub sent_compressed: u64,
+    /// Payload bytes of compressed messages received, after inflating.
     pub received_raw: u64,
+    /// The same messages' payload bytes on the wire.
     pub received_compressed: u64,
 }
 
 /// The kind of a data message being sent in fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataKind {
+    /// A text message: the fragments together must be UTF-8.
     Text,
+    /// A binary message.
     Binary,
 }
 
@@ -250,6 +287,8 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// An open connection for `role`, to be created once the opening handshake has
+    /// succeeded. Add permessage-deflate with [`Connection::with_deflate`] if it was agreed.
     pub fn new(role: Role, config: Config) -> Self {
         Connection {
             role,
@@ -278,7 +317,8 @@ impl Connection {
         }
     }
 
-    /// Enables permessage-deflate with the parameters the opening handshake agreed on.
+    /// Enables permessage-deflate with the parameters the opening handshake agreed on. The
+    /// codec must be made for the same role. Call it before any frame is sent or received.
     pub fn with_deflate(mut self, deflate: Option<PerMessageDeflate>) -> Self {
         self.deflate = deflate.map(Box::new);
         self
@@ -291,14 +331,17 @@ impl Connection {
         self.mask_keys = MaskKeys::Fixed(key);
     }
 
+    /// Which end this is.
     pub fn role(&self) -> Role {
         self.role
     }
 
+    /// The limits the connection was made with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// Where the closing handshake stands; see [`State`] and the module docs.
     pub fn state(&self) -> State {
         if self.eof_rcvd || (self.close_sent && self.close_rcvd.is_some()) {
             State::Closed
@@ -309,11 +352,13 @@ impl Connection {
         }
     }
 
-    /// The peer's protocol violation that failed the connection, if any.
+    /// The error that failed the connection, if any: the peer's protocol violation, or the
+    /// error given to [`Connection::fail`]. The first one is kept.
     pub fn error(&self) -> Option<&ProtocolError> {
         self.error.as_ref()
     }
 
+    /// Whether permessage-deflate is in use on this connection.
     pub fn is_deflate_enabled(&self) -> bool {
         self.deflate.is_some()
     }
@@ -331,6 +376,7 @@ impl Connection {
     }
 
     /// How many more bytes the frame being received needs, so the I/O layer can size its reads.
+    /// 0 between frames, even when part of a header has arrived.
     pub fn bytes_wanted(&self) -> usize {
         match &self.parse {
             Parse::Payload { remaining, .. } => remaining.saturating_sub(self.rbuf.len()),
@@ -352,7 +398,8 @@ impl Connection {
         }
     }
 
-    /// Receives bytes from the network.
+    /// Receives bytes from the network: copies them into the read buffer and processes them.
+    /// Ignored after the connection failed or the peer's close frame arrived.
     pub fn receive_data(&mut self, data: &[u8]) {
         if matches!(self.parse, Parse::Discard) {
             return;
@@ -361,8 +408,10 @@ impl Connection {
         self.process();
     }
 
-    /// Parses what [`Connection::read_buf`] holds. Afterwards drain `poll_event`, `write_buf`
-    /// and `eof_to_send`.
+    /// Parses what [`Connection::read_buf`] holds, up to the next event; the frames after it
+    /// are parsed as [`Connection::poll_event`] is drained. Afterwards drain `poll_event`,
+    /// `write_buf` and `eof_to_send`. A protocol error fails the connection
+    /// ([`Connection::fail`]) rather than being returned.
     pub fn process(&mut self) {
         if let Err(err) = self.parse_frames() {
             self.fail(err);
@@ -372,7 +421,8 @@ impl Connection {
         }
     }
 
-    /// The peer closed its side of the transport.
+    /// The peer closed its side of the transport. Buffered input and any message being
+    /// received are dropped, and the state becomes [`State::Closed`].
     pub fn receive_eof(&mut self) {
         self.eof_rcvd = true;
         self.parse = Parse::Discard;
@@ -485,7 +535,9 @@ impl Connection {
         self.close_sent || self.error.is_some()
     }
 
-    /// How the connection ended, once it has: the close event for the application.
+    /// How the connection ended, once it has: the close event for the application. Clean, with
+    /// the peer's code and reason, when both close frames were exchanged and nothing failed;
+    /// otherwise, and before the end, [`CloseEvent::abnormal`].
     pub fn close_event(&self) -> CloseEvent {
         match (&self.error, self.close_sent, &self.close_rcvd) {
             (None, true, Some(rcvd)) => match rcvd {
@@ -506,14 +558,22 @@ impl Connection {
 
     // ---- application commands ----
 
+    /// Queues a text message as one frame, compressed when permessage-deflate is in use, the
+    /// message reaches its threshold and compression makes it smaller. Fails with
+    /// [`UsageError::Closed`] once a close frame was sent, and with
+    /// [`UsageError::FragmentInProgress`] while a fragmented message is being sent. No size
+    /// limit applies.
     pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
         self.send_message(OpCode::Text, text.as_bytes())
     }
 
+    /// Queues a binary message; as [`Connection::send_text`].
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
         self.send_message(OpCode::Binary, data)
     }
 
+    /// Queues a message; as [`Connection::send_text`]. The payload is copied: see
+    /// [`Connection::send_owned`] to avoid that.
     pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
         match message {
             Message::Text(t) => self.send_message(OpCode::Text, t.as_bytes()),
@@ -523,6 +583,8 @@ impl Connection {
 
     /// Sends a message the caller gives up, so that a server can write a large payload from
     /// where it is (a received message being echoed, a shared broadcast) instead of copying it.
+    /// Only a server's uncompressed payloads of 1 KiB or more are queued that way; the rest go
+    /// as with [`Connection::send`]. Fails as [`Connection::send_text`] does.
     pub fn send_owned(&mut self, message: Message) -> Result<(), UsageError> {
         let (opcode, payload) = match message {
             Message::Text(t) => (OpCode::Text, t.into_bytes()),
@@ -597,7 +659,11 @@ impl Connection {
 
     /// Sends one fragment of a message (§5.4). `kind` starts a new message and must be `None`
     /// for the following fragments; `fin` ends the message. Control frames may be sent between
-    /// fragments.
+    /// fragments, other messages may not.
+    ///
+    /// Text fragments are not checked: the caller makes sure that together they are UTF-8
+    /// (one fragment may end inside a code point). With permessage-deflate every fragment of
+    /// the message is compressed, whatever its size.
     pub fn send_fragment(
         &mut self,
         kind: Option<DataKind>,
@@ -637,10 +703,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a ping (§5.5.2), which the peer answers with a pong carrying the same payload.
+    /// The payload is at most 125 bytes; fails with [`UsageError::Closed`] once a close frame
+    /// was sent.
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
         self.send_control(OpCode::Ping, payload)
     }
 
+    /// Queues a pong (§5.5.3): a heartbeat that needs no answer, or the answer to a ping when
+    /// [`Config::auto_pong`] is off. Limits as [`Connection::send_ping`].
     pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
         self.send_control(OpCode::Pong, payload)
     }
@@ -677,7 +748,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Fails the connection (§7.1.7) with the error's close code.
+    /// Fails the connection (§7.1.7) with the error's close code: queues a close frame (unless
+    /// one was sent or the transport has ended), discards all further input and, on a server,
+    /// asks for the transport to be closed. The application may call it too, e.g. for a
+    /// message it cannot accept.
     pub fn fail(&mut self, err: ProtocolError) {
         if !self.close_sent && !self.eof_rcvd {
             let frame = CloseFrame::new(err.close_code(), err.to_string());

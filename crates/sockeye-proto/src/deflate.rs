@@ -7,8 +7,9 @@
 //!
 //! # Memory
 //!
-//! A zlib-rs compressor holds about 250 KiB plus four bytes per window byte (380 KiB at 15
-//! bits), whatever the level; a decompressor about 47 KiB. Kept per connection, that is most of
+//! A zlib-rs compressor holds about 243 KiB plus four bytes per window byte (371 KiB at 15
+//! bits), whatever the level; a decompressor about 46 KiB (`compressor_bytes`,
+//! `DECOMPRESSOR_BYTES`). Kept per connection, that is most of
 //! what an idle browser connection costs, so what a connection keeps between messages is a
 //! [`CompressionPolicy`]:
 //!
@@ -46,6 +47,7 @@ pub use codec::{
 /// Whether this build has the codec (the `deflate` feature), and so negotiates the extension.
 pub const AVAILABLE: bool = cfg!(feature = "deflate");
 
+/// The extension token in `Sec-WebSocket-Extensions` (RFC 7692 §7).
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 
 /// What permessage-deflate may keep per connection between messages; see the module docs.
@@ -54,19 +56,27 @@ pub const EXTENSION_NAME: &str = "permessage-deflate";
 /// |---|---|---|---|
 /// | `Fast` | nothing | no context takeover | no context takeover |
 /// | `Balanced` (default) | the last 8 KiB sent | context takeover | no context takeover |
-/// | `Max` | a compressor and a decompressor (~430 KiB) | context takeover | context takeover |
+/// | `Max` | a compressor and a decompressor (~418 KiB) | context takeover | context takeover |
 ///
 /// `Balanced` asks the client for `client_no_context_takeover` (RFC 7692 §7.1.1.2), which
 /// browsers honour; what a server sends, usually the larger direction, keeps its context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CompressionPolicy {
+    /// No context takeover either way: each message is compressed on its own, and nothing is
+    /// kept between messages. Least memory, worst ratio on small similar messages.
     Fast,
+    /// Context takeover for what this side sends, through a retained window of
+    /// [`BALANCED_RETAINED_WINDOW`] bytes; none for what the client sends.
     #[default]
     Balanced,
+    /// Context takeover both ways, with a compressor and a decompressor owned by each
+    /// connection. Best ratio, most memory.
     Max,
 }
 
+/// Reads `fast`, `balanced` or `max` (lower case), as in a configuration file or a command
+/// line.
 impl std::str::FromStr for CompressionPolicy {
     type Err = String;
 
@@ -82,24 +92,37 @@ impl std::str::FromStr for CompressionPolicy {
     }
 }
 
-/// What one side wants from permessage-deflate.
+/// What one side wants from permessage-deflate: the negotiation parameters of RFC 7692 §7.1
+/// and how to compress once agreed.
+///
+/// The same struct serves both roles; each field says what it means for each. Start from
+/// [`DeflateConfig::with_policy`] rather than filling every field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
-    /// Ask (client) or require (server) that the server compress each message afresh.
+    /// That the server compress each message afresh (§7.1.1.1). A client offers it and fails
+    /// the handshake if the response does not have it; a server always does so, and says so.
     pub server_no_context_takeover: bool,
-    /// Ask (server) or promise (client) that the client compress each message afresh.
+    /// That the client compress each message afresh (§7.1.1.2). A client promises it in its
+    /// offer; a server asks for it in its response, which the client must then honour.
     pub client_no_context_takeover: bool,
-    /// The largest LZ77 window the server may use, 8..=15.
+    /// The largest LZ77 window the server may use, as a base-2 logarithm (§7.1.2.1). Must be
+    /// 8..=15 (not checked); 15 puts no limit and is not sent. A client refuses a response
+    /// above it; a server uses the smaller of it and the client's offer.
     pub server_max_window_bits: u8,
-    /// The largest LZ77 window the client may use, 8..=15.
+    /// The largest LZ77 window the client may use (§7.1.2.2). Must be 8..=15 (not checked). A
+    /// client always offers the parameter so that a server may lower it; a server can lower
+    /// it only when the client offered the parameter.
     pub client_max_window_bits: u8,
-    /// Messages shorter than this are sent uncompressed.
+    /// Whole messages shorter than this many bytes are sent uncompressed. Fragments sent with
+    /// [`Connection::send_fragment`](crate::connection::Connection::send_fragment) ignore it.
     pub threshold: usize,
-    /// zlib compression level, 0..=9.
+    /// zlib compression level, 0..=9; higher values are taken as 9. Ignored at an 8-bit
+    /// window, which is sent as stored blocks.
     pub level: u32,
     /// With context takeover on what we send: keep only this many of the last bytes sent
-    /// between messages, and borrow a shared compressor for each message. `None` keeps a
-    /// compressor per connection.
+    /// between messages (at most the negotiated window), and borrow a shared compressor for
+    /// each message. `None` keeps a compressor per connection. Unused without context
+    /// takeover.
     pub retained_window: Option<usize>,
 }
 
@@ -133,16 +156,22 @@ impl Default for DeflateConfig {
     }
 }
 
-/// The parameters agreed in the opening handshake.
+/// The parameters agreed in the opening handshake, the same for both ends. Pass them to
+/// `PerMessageDeflate::new` with the local role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeflateParams {
+    /// The server compresses each message without reference to earlier ones.
     pub server_no_context_takeover: bool,
+    /// The client compresses each message without reference to earlier ones.
     pub client_no_context_takeover: bool,
+    /// The server's LZ77 window, as a base-2 logarithm (8..=15).
     pub server_max_window_bits: u8,
+    /// The client's LZ77 window, as a base-2 logarithm (8..=15).
     pub client_max_window_bits: u8,
 }
 
-/// The negotiation failed; the client fails the connection (§7.1).
+/// The negotiation failed; the client fails the connection (§7.1). Holds what was wrong with
+/// the server's response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid permessage-deflate response: {0}")]
 pub struct NegotiationError(pub &'static str);
@@ -211,7 +240,8 @@ fn parse_params(offer: &ExtensionOffer) -> Result<RawParams, &'static str> {
 
 impl DeflateConfig {
     /// The client's offer (§7.1). `client_max_window_bits` is always offered, so a server may
-    /// ask for a smaller client window.
+    /// ask for a smaller client window. Window bits of 15 are left out (or sent without a
+    /// value), since 15 is the default.
     pub fn client_offer(&self) -> ExtensionOffer {
         let mut params = Vec::new();
         if self.server_no_context_takeover {
@@ -237,7 +267,9 @@ impl DeflateConfig {
     }
 
     /// The server's choice among the client's offers: the first acceptable permessage-deflate
-    /// offer, and the response to send for it. `None` declines them all.
+    /// offer, and the response to send for it. `None` declines them all; the handshake then
+    /// goes on without the extension (§7.1). An offer with an unknown, repeated or invalid
+    /// parameter is skipped.
     pub fn server_accept(
         &self,
         offers: &[ExtensionOffer],
@@ -303,7 +335,9 @@ impl DeflateConfig {
         ))
     }
 
-    /// Checks the server's response to [`DeflateConfig::client_offer`] (§7.1.1, §7.1.2).
+    /// Checks the server's response to [`DeflateConfig::client_offer`] (§7.1.1, §7.1.2). An
+    /// error means the client must fail the connection: the server accepted something this
+    /// side did not offer.
     pub fn client_accept(
         &self,
         response: &ExtensionOffer,
@@ -341,6 +375,8 @@ impl DeflateConfig {
 #[derive(Debug)]
 pub enum PerMessageDeflate {}
 
+// Never called: the type has no values. The signatures match the codec's, so that the
+// connection compiles the same way with or without the feature.
 #[cfg(not(feature = "deflate"))]
 impl PerMessageDeflate {
     pub(crate) fn should_compress(&self, _len: usize) -> bool {
@@ -351,14 +387,17 @@ impl PerMessageDeflate {
         match *self {}
     }
 
+    /// Compresses one fragment of a message; unreachable without the `deflate` feature.
     pub fn compress(&mut self, _input: &[u8], _out: &mut Vec<u8>, _fin: bool) {
         match *self {}
     }
 
+    /// Compresses a whole message; unreachable without the `deflate` feature.
     pub fn compress_message(&mut self, _input: &[u8], _out: &mut Vec<u8>) -> bool {
         match *self {}
     }
 
+    /// Inflates a fragment's payload; unreachable without the `deflate` feature.
     pub fn decompress(
         &mut self,
         _input: &[u8],
@@ -368,6 +407,7 @@ impl PerMessageDeflate {
         match *self {}
     }
 
+    /// Ends an inbound message; unreachable without the `deflate` feature.
     pub fn finish_inbound(
         &mut self,
         _out: &mut Vec<u8>,

@@ -9,7 +9,11 @@
 /// One extension offer or response: a name and its parameters, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionOffer {
+    /// The extension token, e.g. `permessage-deflate`. This crate matches it exactly, case
+    /// included.
     pub name: String,
+    /// Parameter names and values, in header order; `None` for a parameter without `=`.
+    /// Quoted values are stored unquoted.
     pub params: Vec<(String, Option<String>)>,
 }
 
@@ -19,6 +23,10 @@ pub struct ExtensionOffer {
 pub struct InvalidExtensionHeader;
 
 /// Parses one or more header values (repeated headers form one list, RFC 7230 §3.2.2).
+///
+/// Empty list elements are skipped. Any other deviation from the grammar above, a value that
+/// is not UTF-8, or a quoted value that is not a token once unquoted (§9.1) fails the whole
+/// header.
 pub fn parse_extensions<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Vec<ExtensionOffer>, InvalidExtensionHeader> {
@@ -71,7 +79,8 @@ pub fn parse_extensions<'a>(
     Ok(offers)
 }
 
-/// Formats offers as one header value.
+/// Formats offers as one header value, in the form [`parse_extensions`] reads. Values are
+/// written without quotes, so they must be tokens; that is not checked.
 pub fn format_extensions(offers: &[ExtensionOffer]) -> String {
     let mut out = String::new();
     for (i, offer) in offers.iter().enumerate() {

@@ -25,22 +25,37 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// RSV1, the bit permessage-deflate uses to mark a compressed message (RFC 7692 §6).
 pub const RSV1: u8 = 0b100;
+/// RSV2; no extension this crate knows gives it a meaning, so a frame with it set fails the
+/// connection.
 pub const RSV2: u8 = 0b010;
+/// RSV3; as [`RSV2`].
 pub const RSV3: u8 = 0b001;
 
+/// A frame's opcode (§5.2, §11.8): what the payload is.
+///
+/// Holds all 16 values of the 4-bit field, so parsing never fails on an opcode; the
+/// connection rejects [`OpCode::Reserved`] with [`ProtocolError::ReservedOpcode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpCode {
+    /// 0x0: a later fragment of the message in progress (§5.4).
     Continuation,
+    /// 0x1: the first frame of a text message; the whole message is UTF-8 (§5.6).
     Text,
+    /// 0x2: the first frame of a binary message (§5.6).
     Binary,
+    /// 0x8: the closing handshake (§5.5.1).
     Close,
+    /// 0x9: asks the peer for a pong (§5.5.2).
     Ping,
+    /// 0xA: the answer to a ping, or an unsolicited heartbeat (§5.5.3).
     Pong,
     /// 0x3-0x7 are reserved for further non-control frames, 0xB-0xF for control frames.
     Reserved(u8),
 }
 
 impl OpCode {
+    /// The opcode in the low four bits of `bits`; the high bits are ignored, so the first
+    /// byte of a frame can be passed as it is.
     pub fn from_u8(bits: u8) -> OpCode {
         match bits & 0x0f {
             0x0 => OpCode::Continuation,
@@ -53,6 +68,8 @@ impl OpCode {
         }
     }
 
+    /// The 4-bit value. For [`OpCode::Reserved`] only the low four bits of the held value
+    /// count.
     pub fn as_u8(self) -> u8 {
         match self {
             OpCode::Continuation => 0x0,
@@ -74,11 +91,16 @@ impl OpCode {
 /// Everything in a frame but its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// The frame is the last of its message (§5.4). Always set on control frames.
     pub fin: bool,
     /// RSV1..RSV3 as the low three bits (`RSV1 = 0b100`).
     pub rsv: u8,
+    /// What the payload is.
     pub opcode: OpCode,
+    /// The masking key, present exactly when the MASK bit is set: on every frame a client
+    /// sends and on none a server sends (§5.3).
     pub mask: Option<[u8; 4]>,
+    /// Payload length in bytes, at most 2^63 - 1 (§5.2). Not checked against any limit here.
     pub payload_len: u64,
 }
 
@@ -88,7 +110,8 @@ impl FrameHeader {
     /// Returns `Ok(None)` when more bytes are needed, or the header and its length in bytes.
     /// Only the rules of §5.2 that concern the header's encoding are checked here; what a header
     /// means in context (masking by role, control frame rules, fragmentation) is checked by the
-    /// connection.
+    /// connection. The one error is [`ProtocolError::InvalidPayloadLength`]; a length not
+    /// encoded in the fewest bytes is accepted.
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         if buf.len() < 2 {
             return Ok(None);
@@ -139,6 +162,9 @@ impl FrameHeader {
 
     /// Encodes the header with the shortest length encoding (§5.2: "the minimal number of bytes
     /// MUST be used"). Returns the bytes written to the front of `dst`.
+    ///
+    /// `payload_len` must be below 2^63 and only the low three bits of `rsv` are used; neither
+    /// is checked. The payload is not touched: masking it is the caller's job.
     pub fn encode(&self, dst: &mut [u8; MAX_HEADER_LEN]) -> usize {
         dst[0] = (self.fin as u8) << 7 | (self.rsv & 0b111) << 4 | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
@@ -161,6 +187,7 @@ impl FrameHeader {
         at
     }
 
+    /// The number of bytes [`FrameHeader::encode`] writes: 2 to [`MAX_HEADER_LEN`].
     pub fn encoded_len(&self) -> usize {
         let len = match self.payload_len {
             0..=125 => 2,

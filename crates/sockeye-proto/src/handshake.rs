@@ -23,27 +23,43 @@ pub const MAX_HEADERS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
+    /// The bytes are not an HTTP/1.x request or response head. A server answers 400.
     #[error("malformed HTTP: {0}")]
     MalformedHttp(&'static str),
+    /// The head is longer than the caller's `max_size`, or has more than [`MAX_HEADERS`]
+    /// headers. Answered with 431.
     #[error("handshake headers too large")]
     HeadersTooLarge,
     /// The request line alone is longer than the head may be.
+    /// Answered with 414.
     #[error("request target too long")]
     UriTooLong,
+    /// A valid HTTP request that is not a valid WebSocket handshake (§4.2.1); holds the rule
+    /// it broke. Answered with 400.
     #[error("bad WebSocket request: {0}")]
     BadRequest(&'static str),
+    /// `Sec-WebSocket-Version` is missing, repeated or not 13. Answered with 426 and the
+    /// version this side speaks (§4.4).
     #[error("unsupported WebSocket version")]
     UnsupportedVersion,
+    /// Client side: the server did not accept the upgrade (not 101, or not 2xx over HTTP/2).
+    /// A redirect or an authentication challenge is the caller's to handle (§4.1).
     #[error("server answered {status} instead of 101")]
-    UnexpectedStatus { status: u16 },
+    UnexpectedStatus {
+        /// The HTTP status code the server sent.
+        status: u16,
+    },
+    /// Client side: the server accepted the upgrade but broke a rule of §4.1 (accept value,
+    /// `Upgrade`, `Connection`, a subprotocol or extension not offered); holds which.
     #[error("bad WebSocket response: {0}")]
     BadResponse(&'static str),
 }
 
 impl HandshakeError {
-    /// The HTTP response a server sends for this error (§4.2.1, §4.4): 426 with the supported
-    /// version for a version mismatch, 431 for oversized headers, 400 with a short text body
-    /// otherwise.
+    /// The HTTP/1.1 response a server sends for this error (§4.2.1, §4.4), and its body: 426
+    /// with the supported version for a version mismatch, 431 for oversized headers, 414 for
+    /// an oversized request line, 400 with a short text body otherwise. Write it with
+    /// [`write_response`].
     pub fn response(&self) -> (Response<()>, String) {
         self.response_for(Version::HTTP_11)
     }
@@ -77,7 +93,8 @@ impl HandshakeError {
     }
 }
 
-/// `Sec-WebSocket-Accept` for a key (§4.2.2).
+/// `Sec-WebSocket-Accept` for a key (§4.2.2): base64 of the SHA-1 of the key and the GUID.
+/// `key` is the header value as sent, not its decoded bytes.
 pub fn accept_key(key: &[u8]) -> String {
     let mut sha = Sha1::new();
     sha.update(key);
@@ -85,7 +102,8 @@ pub fn accept_key(key: &[u8]) -> String {
     BASE64.encode(sha.finalize())
 }
 
-/// Encodes 16 random bytes as a `Sec-WebSocket-Key`.
+/// Encodes 16 bytes as a `Sec-WebSocket-Key`. They must be random and new for each
+/// connection (§4.1); the caller supplies them.
 pub fn encode_key(nonce: [u8; 16]) -> String {
     BASE64.encode(nonce)
 }
@@ -94,6 +112,10 @@ pub fn encode_key(nonce: [u8; 16]) -> String {
 
 /// Parses an HTTP request head from `buf`. `Ok(None)` needs more bytes; `max_size` bounds the
 /// head so that a peer cannot grow the buffer forever.
+///
+/// Returns the request and the length of its head; bytes after it already belong to the
+/// WebSocket. At most [`MAX_HEADERS`] headers are read. Any HTTP version but 1.1 is reported
+/// as HTTP/1.0, which [`validate_request`] refuses.
 pub fn parse_request(
     buf: &[u8],
     max_size: usize,
@@ -152,7 +174,11 @@ pub struct ClientOffer {
     pub extensions: Vec<ExtensionOffer>,
 }
 
-/// Checks a client's opening handshake over HTTP/1.1 (RFC 6455 §4.2.1).
+/// Checks a client's opening handshake over HTTP/1.1 (RFC 6455 §4.2.1): `GET`, HTTP/1.1 or
+/// later, `Host`, `Upgrade: websocket`, `Connection: Upgrade`, version 13 and one key that
+/// decodes to 16 bytes. Subprotocol and extension headers are parsed, not judged: the server
+/// picks from them with [`ClientOffer::select_protocol`] and [`ClientOffer::negotiate`].
+/// `Origin` is not checked; a server that cares checks it itself (§10.2).
 pub fn validate_request<B>(req: &Request<B>) -> Result<ClientOffer, HandshakeError> {
     if req.version() == Version::HTTP_2 {
         return Err(HandshakeError::BadRequest(
@@ -239,9 +265,12 @@ fn offer_from_headers(h: &HeaderMap, key: Option<String>) -> Result<ClientOffer,
 /// The server's half of negotiation: picks the subprotocol and the extensions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Negotiated {
+    /// The subprotocol in use (`Sec-WebSocket-Protocol`); `None` when there is none.
     pub protocol: Option<String>,
     /// The `Sec-WebSocket-Extensions` value agreed on (empty when none).
     pub extensions: String,
+    /// The permessage-deflate parameters, when the extension was agreed: build the codec
+    /// from them for the connection.
     pub deflate: Option<DeflateParams>,
 }
 
@@ -257,7 +286,8 @@ impl ClientOffer {
     }
 
     /// Negotiates permessage-deflate if `deflate` is set, the client offered it and this build
-    /// has the codec ([`deflate::AVAILABLE`]).
+    /// has the codec ([`deflate::AVAILABLE`]). `protocol` is taken as it is (usually from
+    /// [`ClientOffer::select_protocol`]): it must be one the client offered (§4.2.2).
     pub fn negotiate(
         &self,
         protocol: Option<String>,
@@ -280,7 +310,7 @@ impl ClientOffer {
 
 /// The response that accepts an offer: `101 Switching Protocols` with the accept value over
 /// HTTP/1.1 (§4.2.2), `200` over HTTP/2 (RFC 8441 §5). Both carry the negotiated subprotocol and
-/// extensions.
+/// extensions; one that is not a valid header value is left out.
 pub fn accept_response(offer: &ClientOffer, negotiated: &Negotiated) -> Response<()> {
     let mut resp = Response::new(());
     let h = resp.headers_mut();
@@ -307,7 +337,9 @@ pub fn accept_response(offer: &ClientOffer, negotiated: &Negotiated) -> Response
     resp
 }
 
-/// Serialises a response head and body. Adds `Content-Length` when there is a body.
+/// Serialises a response head and body as HTTP/1.1, whatever the response's version. Adds
+/// `Content-Length` to any response but a 101 that does not have one, so that the client
+/// knows where the body ends.
 pub fn write_response(resp: &Response<()>, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + body.len());
     let status = resp.status();
@@ -337,7 +369,10 @@ pub fn write_response(resp: &Response<()>, body: &[u8]) -> Vec<u8> {
 /// What the client asks for, kept to check the response.
 #[derive(Debug, Clone)]
 pub struct ClientHandshake {
+    /// The `Sec-WebSocket-Key` to send, from [`encode_key`] on 16 fresh random bytes.
     pub key: String,
+    /// Subprotocols to offer, in order of preference; each must be an HTTP token. The server
+    /// may pick one or none.
     pub protocols: Vec<String>,
     /// The permessage-deflate offer; ignored by a build without the codec
     /// ([`deflate::AVAILABLE`]).
@@ -351,7 +386,12 @@ impl ClientHandshake {
     }
 
     /// The request head (§4.1). `host` is the `Host` header value, `target` the path and query.
-    /// `extra` headers come last; a caller cannot override the handshake's own headers with them.
+    /// `extra` headers come last. Those named `Host`, `Upgrade`, `Connection`,
+    /// `Sec-WebSocket-Key`, `Sec-WebSocket-Version` or `Sec-WebSocket-Extensions` are dropped;
+    /// `Sec-WebSocket-Protocol` is not, so offer subprotocols through `protocols` only.
+    ///
+    /// Everything is written as given: `host`, `target` and the extra names and values must
+    /// not contain CR or LF.
     pub fn request(&self, host: &str, target: &str, extra: &[(String, String)]) -> Vec<u8> {
         let mut out = format!(
             "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
@@ -388,7 +428,8 @@ impl ClientHandshake {
     }
 
     /// Checks the server's response (§4.1, the client's "MUST _Fail the WebSocket
-    /// Connection_" list).
+    /// Connection_" list), and returns what was agreed. Any error means the client closes the
+    /// transport without a WebSocket close frame.
     pub fn validate_response<B>(&self, resp: &Response<B>) -> Result<Negotiated, HandshakeError> {
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(HandshakeError::UnexpectedStatus {
@@ -479,6 +520,10 @@ impl ClientHandshake {
 }
 
 /// Parses an HTTP response head from `buf`. `Ok(None)` needs more bytes.
+///
+/// Returns the response and the length of its head; bytes after it are already WebSocket
+/// frames. `max_size` bounds an incomplete head only: a complete head is accepted whatever
+/// its length. At most [`MAX_HEADERS`] headers are read.
 pub fn parse_response(
     buf: &[u8],
     max_size: usize,

@@ -10,7 +10,8 @@
 const AVX2_MIN: usize = 128;
 
 /// XORs `buf` with `key`, where `buf` starts at byte `offset` of the frame payload (so a payload
-/// processed in several chunks keeps the key aligned).
+/// processed in several chunks keeps the key aligned). Masking and unmasking are the same
+/// operation (§5.3).
 #[allow(unsafe_code)]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -22,10 +22,12 @@ impl Utf8Bytes {
         Ok(Utf8Bytes(bytes))
     }
 
+    /// Wraps a string literal without copying it.
     pub fn from_static(text: &'static str) -> Self {
         Utf8Bytes(Bytes::from_static(text.as_bytes()))
     }
 
+    /// The text. Costs nothing: the bytes were validated when the value was made.
     #[allow(unsafe_code)]
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor either validated the bytes (`try_from_bytes`, and
@@ -35,18 +37,22 @@ impl Utf8Bytes {
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
+    /// The UTF-8 bytes, as the shared buffer (clone it to keep a reference without a copy).
     pub fn as_bytes(&self) -> &Bytes {
         &self.0
     }
 
+    /// The UTF-8 bytes, without a copy.
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
 
+    /// Length in bytes, not characters.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the text is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -95,22 +101,28 @@ impl PartialEq<&str> for Utf8Bytes {
     }
 }
 
-/// A data message (RFC 6455 §5.6).
+/// A complete data message (RFC 6455 §5.6), however many frames it came in. Control frames
+/// (ping, pong, close) are not messages; see [`Event`](crate::connection::Event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A text message (opcode 0x1): valid UTF-8, checked on receipt.
     Text(Utf8Bytes),
+    /// A binary message (opcode 0x2): bytes the protocol does not interpret.
     Binary(Bytes),
 }
 
 impl Message {
+    /// A text message. A `String` is taken without a copy, a `&str` is copied.
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
         Message::Text(text.into())
     }
 
+    /// A binary message. `Bytes`, `Vec<u8>` and `&'static [u8]` are taken without a copy.
     pub fn binary(data: impl Into<Bytes>) -> Self {
         Message::Binary(data.into())
     }
 
+    /// The payload as bytes, whatever the type: for a text message, its UTF-8.
     pub fn payload(&self) -> &[u8] {
         match self {
             Message::Text(t) => t.as_bytes(),
@@ -118,10 +130,12 @@ impl Message {
         }
     }
 
+    /// Payload length in bytes (before any compression).
     pub fn len(&self) -> usize {
         self.payload().len()
     }
 
+    /// Whether the payload is empty. An empty message is still a message.
     pub fn is_empty(&self) -> bool {
         self.payload().is_empty()
     }
@@ -139,6 +153,7 @@ pub struct PreparedMessage {
 }
 
 impl PreparedMessage {
+    /// Frames `message`. The payload is copied once, into the frame.
     pub fn new(message: &Message) -> Self {
         let (opcode, payload) = match message {
             Message::Text(t) => (OpCode::Text, &t.as_bytes()[..]),
@@ -163,23 +178,28 @@ impl PreparedMessage {
         }
     }
 
+    /// Frames a text message.
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
         PreparedMessage::new(&Message::Text(text.into()))
     }
 
+    /// Frames a binary message.
     pub fn binary(data: impl Into<Bytes>) -> Self {
         PreparedMessage::new(&Message::Binary(data.into()))
     }
 
-    /// The whole frame as a server sends it.
+    /// The whole frame as a server sends it: unmasked, uncompressed, FIN set. A client cannot
+    /// send these bytes as they are, since it must mask.
     pub fn frame(&self) -> &Bytes {
         &self.frame
     }
 
+    /// The message's payload, inside the frame.
     pub fn payload(&self) -> &[u8] {
         &self.frame[self.header_len..]
     }
 
+    /// [`OpCode::Text`] or [`OpCode::Binary`].
     pub fn opcode(&self) -> OpCode {
         self.opcode
     }

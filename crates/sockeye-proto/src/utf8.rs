@@ -5,7 +5,8 @@
 //! an error at the first byte that can no longer start or continue valid UTF-8, so an endpoint
 //! fails the connection without waiting for the rest of the message (Autobahn 6.4.*).
 
-/// An invalid byte sequence was found.
+/// The bytes are not valid UTF-8, or a stream ended inside a code point. Carries no position:
+/// the connection only needs to know that it must close with 1007.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidUtf8;
 
@@ -17,11 +18,16 @@ pub struct Utf8Validator {
 }
 
 impl Utf8Validator {
+    /// A validator at the start of a stream.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Validates the next chunk. An error means the whole stream can never be valid UTF-8.
+    /// Validates the next chunk. An error means the whole stream can never be valid UTF-8; a
+    /// chunk that ends inside a code point is accepted, and the rest is expected next.
+    ///
+    /// After an error the validator's state is unspecified: [`Utf8Validator::reset`] it
+    /// before another stream.
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
             let have = self.partial_len as usize;
@@ -48,7 +54,8 @@ impl Utf8Validator {
         }
     }
 
-    /// Checks that the stream did not end inside a code point.
+    /// Checks that the stream did not end inside a code point. Call it at the end of each
+    /// message; it leaves the validator ready for the next one.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         let incomplete = self.partial_len != 0;
         self.partial_len = 0;
@@ -59,6 +66,7 @@ impl Utf8Validator {
         }
     }
 
+    /// Drops any unfinished code point, to start a new stream.
     pub fn reset(&mut self) {
         self.partial_len = 0;
     }

@@ -23,7 +23,7 @@ pub fn compressor_bytes(bits: u8) -> usize {
 pub const DECOMPRESSOR_BYTES: usize = 47_552;
 
 /// Compressors and decompressors lent to connections for one message at a time: at most
-/// [`set_shared_compressors`] compressors (1024 by default: 380 MiB at 15 bits, held only
+/// [`set_shared_compressors`] compressors (1024 by default: 371 MiB at 15 bits, held only
 /// while that many connections send) and 16 idle decompressors (0.7 MiB), whatever the number
 /// of connections. Up to that many connections sending at once each find their own compressor
 /// again and continue their stream, as with a compressor of their own; beyond that, a message
@@ -239,7 +239,7 @@ pub fn release_idle_shared() -> usize {
 /// Compressors the shared cache holds unless [`set_shared_compressors`] says otherwise.
 pub const DEFAULT_SHARED_COMPRESSORS: usize = 1024;
 
-/// How many compressors the process-wide cache may hold (default 1024, ~380 KiB each at 15
+/// How many compressors the process-wide cache may hold (default 1024, ~371 KiB each at 15
 /// bits): the number of connections that can send at once, under the `fast` and `balanced`
 /// policies, without a compressor being reset or primed for them. Takes effect as compressors
 /// come back; at least 1.
@@ -297,7 +297,10 @@ enum Context {
     Owned,
 }
 
-/// The compressor and decompressor of one connection.
+/// The compressor and decompressor of one connection, set up from the negotiated
+/// [`DeflateParams`]. Give it to the connection with
+/// [`Connection::with_deflate`](crate::connection::Connection::with_deflate); the connection
+/// calls the methods below, which an application rarely needs.
 pub struct PerMessageDeflate {
     /// Between messages only when `context` is `Owned`; during a message always.
     pub(super) compress: Option<Compress>,
@@ -339,6 +342,9 @@ impl std::fmt::Debug for PerMessageDeflate {
 }
 
 impl PerMessageDeflate {
+    /// The codec for the local `role`: it compresses with the window and context-takeover
+    /// rule of its own direction and inflates the peer's. From `config` only `level`,
+    /// `threshold` and `retained_window` are used; the negotiation fields are in `params`.
     pub fn new(role: Role, params: DeflateParams, config: &DeflateConfig) -> Self {
         let (compress_bits, compress_reset, decompress_reset) = match role {
             Role::Server => (
@@ -514,7 +520,8 @@ impl PerMessageDeflate {
 
     /// Compresses one fragment of a message into `out`. On the last fragment the trailing
     /// `00 00 ff ff` is removed (§7.2.1). Every fragment of a message started compressed is
-    /// compressed; [`PerMessageDeflate::compress_message`] may send a whole message as it is.
+    /// compressed, whatever its size; [`PerMessageDeflate::compress_message`] may send a whole
+    /// message as it is.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, fin: bool) {
         let mut c = self.start_message();
         Self::deflate_into(&mut c, input, out, fin);
@@ -545,6 +552,8 @@ impl PerMessageDeflate {
 
     /// Inflates a fragment's payload into `out`, failing with `MessageTooBig` as soon as the
     /// output would pass `limit`; memory never grows past `limit + 1` bytes for the message.
+    /// Call it for each fragment in order, then [`PerMessageDeflate::finish_inbound`]. Corrupt
+    /// data fails with `InvalidCompressedData`.
     pub fn decompress(
         &mut self,
         mut input: &[u8],
@@ -604,7 +613,8 @@ impl PerMessageDeflate {
         }
     }
 
-    /// Ends an inbound message: inflates the tail that §7.2.2 says to append.
+    /// Ends an inbound message: inflates the tail that §7.2.2 says to append. Call it once per
+    /// compressed message, after its last fragment, with the same `out` and `limit`.
     pub fn finish_inbound(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
         // After a final block the stream is complete; the tail would start a stored block in
         // the next message's fresh stream and desynchronise it.
