@@ -16,18 +16,18 @@
 use libfuzzer_sys::fuzz_target;
 use sockeye_proto::deflate::BALANCED_RETAINED_WINDOW;
 use sockeye_proto::{
-    CloseCode, CloseFrame, Config, Connection, DataKind, DeflateConfig, DeflateParams, Event,
-    Message, PerMessageDeflate, Role, UsageError,
+    CloseCode, CloseFrame, Connection, ConnectionConfig, DataKind, DataMessage, DeflateConfig,
+    DeflateParams, Event, PerMessageDeflate, Role, UsageError,
 };
 
 struct Side {
     conn: Connection,
     /// What this side has received: data messages, and pings and pongs.
-    messages: Vec<Message>,
+    messages: Vec<DataMessage>,
     pings: Vec<Vec<u8>>,
     pongs: Vec<Vec<u8>>,
     /// What this side sent, as the peer should see it.
-    sent: Vec<Message>,
+    sent: Vec<DataMessage>,
     sent_pings: Vec<Vec<u8>>,
     /// The fragmented message being sent.
     fragment: Option<(DataKind, Vec<u8>)>,
@@ -52,7 +52,7 @@ impl Side {
                 Event::Message(m) => self.messages.push(m),
                 Event::Ping(p) => self.pings.push(p.to_vec()),
                 Event::Pong(p) => self.pongs.push(p.to_vec()),
-                Event::CloseReceived(_) => {}
+                _ => {}
             }
         }
         assert!(
@@ -64,10 +64,10 @@ impl Side {
     }
 }
 
-fn message(kind: DataKind, payload: Vec<u8>) -> Message {
+fn message(kind: DataKind, payload: Vec<u8>) -> DataMessage {
     match kind {
-        DataKind::Text => Message::text(String::from_utf8(payload).expect("text is UTF-8")),
-        DataKind::Binary => Message::binary(payload),
+        DataKind::Text => DataMessage::text(String::from_utf8(payload).expect("text is UTF-8")),
+        DataKind::Binary => DataMessage::binary(payload),
     }
 }
 
@@ -112,18 +112,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let (setup, chunk, mut ops) = (data[0], (data[1] & 0x7f) as usize, &data[2..]);
     let own_compressor = data[1] & 0x80 != 0;
-    let mut client_conn = Connection::new(Role::Client, Config::default());
-    let mut server_conn = Connection::new(Role::Server, Config::default());
+    let mut client_conn = Connection::new(Role::Client, ConnectionConfig::default());
+    let mut server_conn = Connection::new(Role::Server, ConnectionConfig::default());
     if setup & 1 != 0 {
-        let cfg = DeflateConfig {
-            client_no_context_takeover: setup & 0b10 != 0,
-            server_no_context_takeover: setup & 0b100 != 0,
-            server_max_window_bits: [15, 12, 9, 8][(setup >> 3 & 3) as usize],
-            client_max_window_bits: [15, 12, 9, 8][(setup >> 3 & 3) as usize],
-            threshold: if setup & 0b10_0000 != 0 { 0 } else { 32 },
-            level: [0, 1, 6, 9][(setup >> 6) as usize],
-            retained_window: (!own_compressor).then_some(BALANCED_RETAINED_WINDOW),
-        };
+        let mut cfg = DeflateConfig::default();
+        cfg.client_no_context_takeover = setup & 0b10 != 0;
+        cfg.server_no_context_takeover = setup & 0b100 != 0;
+        cfg.server_max_window_bits = [15, 12, 9, 8][(setup >> 3 & 3) as usize];
+        cfg.client_max_window_bits = [15, 12, 9, 8][(setup >> 3 & 3) as usize];
+        cfg.threshold = if setup & 0b10_0000 != 0 { 0 } else { 32 };
+        cfg.level = [0, 1, 6, 9][(setup >> 6) as usize];
+        cfg.retained_window = (!own_compressor).then_some(BALANCED_RETAINED_WINDOW);
         let offer = cfg.client_offer();
         let (params, response): (DeflateParams, _) = cfg
             .server_accept(std::slice::from_ref(&offer))

@@ -29,13 +29,12 @@ use sockeye_proto::{DeflateConfig, DeflateParams, PerMessageDeflate, Role};
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 fn config(byte: u8) -> DeflateConfig {
-    DeflateConfig {
-        server_no_context_takeover: byte & 1 != 0,
-        client_no_context_takeover: byte & 2 != 0,
-        server_max_window_bits: 8 + ((byte >> 2) & 7),
-        client_max_window_bits: 8 + (byte >> 5),
-        ..DeflateConfig::default()
-    }
+    let mut config = DeflateConfig::default();
+    config.server_no_context_takeover = byte & 1 != 0;
+    config.client_no_context_takeover = byte & 2 != 0;
+    config.server_max_window_bits = 8 + ((byte >> 2) & 7);
+    config.client_max_window_bits = 8 + (byte >> 5);
+    config
 }
 
 fn bits_ok(p: &DeflateParams) {
@@ -59,13 +58,12 @@ fn window(offer: &ExtensionOffer, key: &str) -> Option<u8> {
 /// largest client window it allows (15 when it sent none or a value-less
 /// `client_max_window_bits`).
 fn client_that_offered(offer: &ExtensionOffer) -> DeflateConfig {
-    DeflateConfig {
-        server_no_context_takeover: param(offer, "server_no_context_takeover").is_some(),
-        client_no_context_takeover: param(offer, "client_no_context_takeover").is_some(),
-        server_max_window_bits: window(offer, "server_max_window_bits").unwrap_or(15),
-        client_max_window_bits: window(offer, "client_max_window_bits").unwrap_or(15),
-        ..DeflateConfig::default()
-    }
+    let mut config = DeflateConfig::default();
+    config.server_no_context_takeover = param(offer, "server_no_context_takeover").is_some();
+    config.client_no_context_takeover = param(offer, "client_no_context_takeover").is_some();
+    config.server_max_window_bits = window(offer, "server_max_window_bits").unwrap_or(15);
+    config.client_max_window_bits = window(offer, "client_max_window_bits").unwrap_or(15);
+    config
 }
 
 /// `format_extensions` writes what `parse_extensions` reads back to the same offers.

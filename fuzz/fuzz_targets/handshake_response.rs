@@ -11,9 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let client = ClientHandshake {
         key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
         protocols: vec!["chat".into(), "superchat".into()],
-        deflate: Some(DeflateConfig {
-            client_max_window_bits: 12,
-            ..DeflateConfig::default()
+        deflate: Some({
+            let mut config = DeflateConfig::default();
+            config.client_max_window_bits = 12;
+            config
         }),
     };
     let Ok(Some((resp, len))) = parse_response(data, 8192) else {

@@ -36,10 +36,10 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use sockeye_wamp_proto::auth::{
-    derive_key, wampcra_sign, AuthConfig, Permission, Role, Salt, Secret, User,
+    derive_key, wampcra_sign, AuthConfig, AuthRole, Permission, Salt, Secret, User,
 };
-use sockeye_wamp_proto::router::{Action, ConnId, RealmConfig, Router, RouterConfig};
 use sockeye_wamp_proto::message::{code, MAX_ID};
+use sockeye_wamp_proto::router::{Action, ConnId, RealmConfig, Router, RouterConfig};
 use sockeye_wamp_proto::{Dict, MatchPolicy, Message, Payload, ProtocolViolation, UriCheck, Value};
 
 const SLOTS: usize = 4;
@@ -141,14 +141,14 @@ fn router_config(byte: u8) -> RouterConfig {
     use sockeye_wamp_proto::auth::Operation::*;
     let roles = (byte & 8 != 0).then(|| {
         vec![
-            Role {
+            AuthRole {
                 name: "frontend".into(),
                 permissions: vec![Permission {
                     disclose: true,
                     ..Permission::all("com.", MatchPolicy::Prefix)
                 }],
             },
-            Role {
+            AuthRole {
                 name: "anonymous".into(),
                 permissions: vec![
                     Permission::only("com.a", MatchPolicy::Exact, &[Subscribe, Call]),

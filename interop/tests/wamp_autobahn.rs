@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde_json::Value as J;
 use sockeye_wamp::client::{Client, ClientError};
 use sockeye_wamp::proto::auth::{
-    hex32, AuthConfig, Operation, Permission, Role, Salt, Secret, User,
+    hex32, AuthConfig, AuthRole, Operation, Permission, Salt, Secret, User,
 };
 use sockeye_wamp::proto::router::RealmConfig;
 use sockeye_wamp::{
@@ -602,7 +602,7 @@ async fn authorization_python_denied_by_its_role_gets_not_authorized() {
         realm_configs: vec![RealmConfig {
             name: "guarded".into(),
             auth: None,
-            roles: Some(vec![Role {
+            roles: Some(vec![AuthRole {
                 name: "anonymous".into(),
                 permissions: vec![Permission::only(
                     "com.open.",

@@ -209,10 +209,9 @@ const MAX_RESPONSE: usize = 16 << 10;
 /// message is compressed on its own and one compressed frame can be sent again and again. The
 /// server keeps its own context if it likes.
 fn deflate_offer() -> DeflateConfig {
-    DeflateConfig {
-        server_no_context_takeover: false,
-        ..DeflateConfig::with_policy(CompressionPolicy::Fast)
-    }
+    let mut config = DeflateConfig::with_policy(CompressionPolicy::Fast);
+    config.server_no_context_takeover = false;
+    config
 }
 
 struct Target {

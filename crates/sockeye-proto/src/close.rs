@@ -29,7 +29,7 @@ impl CloseCode {
     /// 1008: the message breaks the endpoint's policy; the generic code when no other fits.
     pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
     /// 1009: a frame or message is larger than the endpoint accepts
-    /// ([`Config`](crate::connection::Config) limits).
+    /// ([`ConnectionConfig`](crate::connection::ConnectionConfig) limits).
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
     /// 1010: sent by a client whose server did not agree to an extension it needs; the reason
     /// should name the extensions.

@@ -35,7 +35,7 @@ use crate::deflate::PerMessageDeflate;
 use crate::error::{ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::mask::apply_mask;
-use crate::message::{Message, PreparedMessage, Utf8Bytes};
+use crate::message::{DataMessage, PreparedMessage, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
 /// Which end of the connection this is. It decides masking (§5.3) and who closes the
@@ -64,7 +64,8 @@ pub enum State {
 
 /// Limits and switches of the protocol core.
 #[derive(Debug, Clone)]
-pub struct Config {
+#[non_exhaustive]
+pub struct ConnectionConfig {
     /// The largest frame payload accepted, in bytes; larger frames fail the connection with
     /// 1009. A compressed frame may be about 0.03% larger, what deflate adds to data that does
     /// not compress. Applies to received frames only. Default 64 MiB.
@@ -78,10 +79,10 @@ pub struct Config {
     pub auto_pong: bool,
 }
 
-impl Default for Config {
+impl Default for ConnectionConfig {
     fn default() -> Self {
         // Autobahn's 9.* cases send 16 MiB messages in one frame.
-        Config {
+        ConnectionConfig {
             max_frame_size: 64 << 20,
             max_message_size: 64 << 20,
             auto_pong: true,
@@ -91,10 +92,11 @@ impl Default for Config {
 
 /// What the connection reports to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A complete data message, reassembled, inflated and (for text) validated.
-    Message(Message),
-    /// A ping and its payload. With [`Config::auto_pong`] the pong is already queued.
+    Message(DataMessage),
+    /// A ping and its payload. With [`ConnectionConfig::auto_pong`] the pong is already queued.
     Ping(Bytes),
     /// A pong and its payload: the answer to a ping, or an unsolicited heartbeat (§5.5.3).
     Pong(Bytes),
@@ -106,6 +108,7 @@ pub enum Event {
 
 /// How the connection ended, as the browser's `CloseEvent` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CloseEvent {
     /// The peer's close code; 1005 when its close frame had none, 1006 when the connection
     /// did not close cleanly.
@@ -117,6 +120,16 @@ pub struct CloseEvent {
 }
 
 impl CloseEvent {
+    /// A clean close with `code` and `reason`, as a completed closing handshake reports it
+    /// (and as a client library builds a close request).
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        CloseEvent {
+            code,
+            reason: reason.into(),
+            was_clean: true,
+        }
+    }
+
     /// The event of a connection that ended without a closing handshake, or that this side
     /// failed: code 1006, no reason, not clean.
     pub fn abnormal() -> Self {
@@ -132,6 +145,7 @@ impl CloseEvent {
 /// Messages that went uncompressed (below the threshold, or not smaller compressed) are not
 /// counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateStats {
     /// Payload bytes of compressed messages sent, before compression.
     pub sent_raw: u64,
@@ -244,7 +258,7 @@ pub const PONG_BACKLOG: usize = 64 << 10;
 /// One side of a WebSocket connection, after the opening handshake.
 pub struct Connection {
     role: Role,
-    config: Config,
+    config: ConnectionConfig,
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// Shared payloads to write, in order: each entry is preceded on the wire by the next
@@ -289,7 +303,7 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// An open connection for `role`, to be created once the opening handshake has
     /// succeeded. Add permessage-deflate with [`Connection::with_deflate`] if it was agreed.
-    pub fn new(role: Role, config: Config) -> Self {
+    pub fn new(role: Role, config: ConnectionConfig) -> Self {
         Connection {
             role,
             config,
@@ -337,7 +351,7 @@ impl Connection {
     }
 
     /// The limits the connection was made with.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &ConnectionConfig {
         &self.config
     }
 
@@ -574,10 +588,10 @@ impl Connection {
 
     /// Queues a message; as [`Connection::send_text`]. The payload is copied: see
     /// [`Connection::send_owned`] to avoid that.
-    pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
+    pub fn send(&mut self, message: &DataMessage) -> Result<(), UsageError> {
         match message {
-            Message::Text(t) => self.send_message(OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => self.send_message(OpCode::Binary, b),
+            DataMessage::Text(t) => self.send_message(OpCode::Text, t.as_bytes()),
+            DataMessage::Binary(b) => self.send_message(OpCode::Binary, b),
         }
     }
 
@@ -585,10 +599,10 @@ impl Connection {
     /// where it is (a received message being echoed, a shared broadcast) instead of copying it.
     /// Only a server's uncompressed payloads of 1 KiB or more are queued that way; the rest go
     /// as with [`Connection::send`]. Fails as [`Connection::send_text`] does.
-    pub fn send_owned(&mut self, message: Message) -> Result<(), UsageError> {
+    pub fn send_owned(&mut self, message: DataMessage) -> Result<(), UsageError> {
         let (opcode, payload) = match message {
-            Message::Text(t) => (OpCode::Text, t.into_bytes()),
-            Message::Binary(b) => (OpCode::Binary, b),
+            DataMessage::Text(t) => (OpCode::Text, t.into_bytes()),
+            DataMessage::Binary(b) => (OpCode::Binary, b),
         };
         let compress = self
             .deflate
@@ -711,7 +725,7 @@ impl Connection {
     }
 
     /// Queues a pong (§5.5.3): a heartbeat that needs no answer, or the answer to a ping when
-    /// [`Config::auto_pong`] is off. Limits as [`Connection::send_ping`].
+    /// [`ConnectionConfig::auto_pong`] is off. Limits as [`Connection::send_ping`].
     pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
         self.send_control(OpCode::Pong, payload)
     }
@@ -928,7 +942,7 @@ impl Connection {
                         }
                         let payload = payload.freeze();
                         let message = if !incoming.text {
-                            Message::Binary(payload)
+                            DataMessage::Binary(payload)
                         } else {
                             let valid = if checked == 0 {
                                 crate::utf8::validate(&payload)
@@ -939,7 +953,7 @@ impl Connection {
                                     .and_then(|()| incoming.utf8.finish())
                             };
                             valid.map_err(|_| ProtocolError::InvalidUtf8)?;
-                            Message::Text(Utf8Bytes::from_validated(payload))
+                            DataMessage::Text(Utf8Bytes::from_validated(payload))
                         };
                         self.incoming = None;
                         self.parse = Parse::Header;
@@ -1083,9 +1097,9 @@ impl Connection {
                 .utf8
                 .finish()
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
-            Message::Text(Utf8Bytes::from_validated(payload))
+            DataMessage::Text(Utf8Bytes::from_validated(payload))
         } else {
-            Message::Binary(payload)
+            DataMessage::Binary(payload)
         };
         self.events.push_back(Event::Message(message));
         Ok(())

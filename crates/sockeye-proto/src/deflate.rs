@@ -98,6 +98,7 @@ impl std::str::FromStr for CompressionPolicy {
 /// The same struct serves both roles; each field says what it means for each. Start from
 /// [`DeflateConfig::with_policy`] rather than filling every field.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// That the server compress each message afresh (§7.1.1.1). A client offers it and fails
     /// the handshake if the response does not have it; a server always does so, and says so.

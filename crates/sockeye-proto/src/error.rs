@@ -50,11 +50,11 @@ pub enum ProtocolError {
     /// [`CloseCode::is_sendable`]). Holds the code.
     #[error("invalid close code")]
     InvalidCloseCode(u16),
-    /// A frame's payload was over [`Config::max_frame_size`](crate::connection::Config).
+    /// A frame's payload was over [`ConnectionConfig::max_frame_size`](crate::connection::ConnectionConfig).
     /// Closes with 1009.
     #[error("frame too big")]
     FrameTooBig,
-    /// A message was over [`Config::max_message_size`](crate::connection::Config), counted
+    /// A message was over [`ConnectionConfig::max_message_size`](crate::connection::ConnectionConfig), counted
     /// after decompression. Closes with 1009.
     #[error("message too big")]
     MessageTooBig,

@@ -264,6 +264,7 @@ fn offer_from_headers(h: &HeaderMap, key: Option<String>) -> Result<ClientOffer,
 
 /// The server's half of negotiation: picks the subprotocol and the extensions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// The subprotocol in use (`Sec-WebSocket-Protocol`); `None` when there is none.
     pub protocol: Option<String>,

@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use sockeye_proto::bytes::Buf;
-//! use sockeye_proto::{handshake, Config, Connection, Event, Role};
+//! use sockeye_proto::{handshake, ConnectionConfig, Connection, Event, Role};
 //!
 //! // The client's request, and its first frame right behind it: a masked text frame
 //! // "Hello" (RFC 6455 §5.7).
@@ -29,7 +29,7 @@
 //! assert!(response.starts_with(b"HTTP/1.1 101"));
 //!
 //! // What followed the head already belongs to the WebSocket.
-//! let mut conn = Connection::new(Role::Server, Config::default());
+//! let mut conn = Connection::new(Role::Server, ConnectionConfig::default());
 //! conn.receive_data(&input[head_len..]);
 //! while let Some(event) = conn.poll_event() {
 //!     if let Event::Message(message) = event {
@@ -58,13 +58,15 @@ pub mod message;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{CloseEvent, Config, Connection, DataKind, DeflateStats, Event, Role, State};
+pub use connection::{
+    CloseEvent, Connection, ConnectionConfig, DataKind, DeflateStats, Event, Role, State,
+};
 #[cfg(feature = "deflate")]
 pub use deflate::DeflateMemory;
 pub use deflate::{CompressionPolicy, DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use error::{ProtocolError, UsageError};
 pub use frame::{FrameHeader, OpCode};
-pub use message::{Message, PreparedMessage, Utf8Bytes};
+pub use message::{DataMessage, PreparedMessage, Utf8Bytes};
 
 pub use bytes;
 pub use http;

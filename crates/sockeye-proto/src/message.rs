@@ -104,29 +104,29 @@ impl PartialEq<&str> for Utf8Bytes {
 /// A complete data message (RFC 6455 §5.6), however many frames it came in. Control frames
 /// (ping, pong, close) are not messages; see [`Event`](crate::connection::Event).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub enum DataMessage {
     /// A text message (opcode 0x1): valid UTF-8, checked on receipt.
     Text(Utf8Bytes),
     /// A binary message (opcode 0x2): bytes the protocol does not interpret.
     Binary(Bytes),
 }
 
-impl Message {
+impl DataMessage {
     /// A text message. A `String` is taken without a copy, a `&str` is copied.
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
-        Message::Text(text.into())
+        DataMessage::Text(text.into())
     }
 
     /// A binary message. `Bytes`, `Vec<u8>` and `&'static [u8]` are taken without a copy.
     pub fn binary(data: impl Into<Bytes>) -> Self {
-        Message::Binary(data.into())
+        DataMessage::Binary(data.into())
     }
 
     /// The payload as bytes, whatever the type: for a text message, its UTF-8.
     pub fn payload(&self) -> &[u8] {
         match self {
-            Message::Text(t) => t.as_bytes(),
-            Message::Binary(b) => b,
+            DataMessage::Text(t) => t.as_bytes(),
+            DataMessage::Binary(b) => b,
         }
     }
 
@@ -154,10 +154,10 @@ pub struct PreparedMessage {
 
 impl PreparedMessage {
     /// Frames `message`. The payload is copied once, into the frame.
-    pub fn new(message: &Message) -> Self {
+    pub fn new(message: &DataMessage) -> Self {
         let (opcode, payload) = match message {
-            Message::Text(t) => (OpCode::Text, &t.as_bytes()[..]),
-            Message::Binary(b) => (OpCode::Binary, &b[..]),
+            DataMessage::Text(t) => (OpCode::Text, &t.as_bytes()[..]),
+            DataMessage::Binary(b) => (OpCode::Binary, &b[..]),
         };
         let header = FrameHeader {
             fin: true,
@@ -180,12 +180,12 @@ impl PreparedMessage {
 
     /// Frames a text message.
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
-        PreparedMessage::new(&Message::Text(text.into()))
+        PreparedMessage::new(&DataMessage::Text(text.into()))
     }
 
     /// Frames a binary message.
     pub fn binary(data: impl Into<Bytes>) -> Self {
-        PreparedMessage::new(&Message::Binary(data.into()))
+        PreparedMessage::new(&DataMessage::Binary(data.into()))
     }
 
     /// The whole frame as a server sends it: unmasked, uncompressed, FIN set. A client cannot
@@ -205,17 +205,17 @@ impl PreparedMessage {
     }
 
     /// The message again, sharing the frame's bytes.
-    pub fn message(&self) -> Message {
+    pub fn message(&self) -> DataMessage {
         let payload = self.frame.slice(self.header_len..);
         match self.opcode {
-            OpCode::Text => Message::Text(Utf8Bytes(payload)),
-            _ => Message::Binary(payload),
+            OpCode::Text => DataMessage::Text(Utf8Bytes(payload)),
+            _ => DataMessage::Binary(payload),
         }
     }
 }
 
-impl From<Message> for PreparedMessage {
-    fn from(message: Message) -> Self {
+impl From<DataMessage> for PreparedMessage {
+    fn from(message: DataMessage) -> Self {
         PreparedMessage::new(&message)
     }
 }

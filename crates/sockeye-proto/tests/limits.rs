@@ -5,14 +5,13 @@
 mod common;
 
 use common::*;
-use sockeye_proto::{Config, DataKind, DeflateConfig, Event, ProtocolError, Role};
+use sockeye_proto::{ConnectionConfig, DataKind, DeflateConfig, Event, ProtocolError, Role};
 
-fn limits(max_frame_size: usize, max_message_size: usize) -> Config {
-    Config {
-        max_frame_size,
-        max_message_size,
-        ..Config::default()
-    }
+fn limits(max_frame_size: usize, max_message_size: usize) -> ConnectionConfig {
+    let mut config = ConnectionConfig::default();
+    config.max_frame_size = max_frame_size;
+    config.max_message_size = max_message_size;
+    config
 }
 
 #[test]
@@ -100,18 +99,17 @@ fn frame_too_big_is_refused_from_its_header_alone() {
 }
 
 fn deflate_threshold_0() -> DeflateConfig {
-    DeflateConfig {
-        threshold: 0,
-        ..DeflateConfig::default()
-    }
+    let mut config = DeflateConfig::default();
+    config.threshold = 0;
+    config
 }
 
 /// A pair whose `receiver` side accepts messages of at most `max` bytes.
 fn limited_pair(receiver: Role, max: usize) -> Pair {
     let small = limits(64 << 20, max);
     let (client_config, server_config) = match receiver {
-        Role::Client => (small, Config::default()),
-        Role::Server => (Config::default(), small),
+        Role::Client => (small, ConnectionConfig::default()),
+        Role::Server => (ConnectionConfig::default(), small),
     };
     Pair::with_config(
         deflate_threshold_0(),
@@ -188,8 +186,8 @@ fn compressed_frame_is_still_bound_by_max_frame_size() {
     for sender in ROLES {
         let receiver_config = limits(1024, 64 << 20);
         let (client_config, server_config) = match sender {
-            Role::Server => (receiver_config, Config::default()),
-            Role::Client => (Config::default(), receiver_config),
+            Role::Server => (receiver_config, ConnectionConfig::default()),
+            Role::Client => (ConnectionConfig::default(), receiver_config),
         };
         let mut pair = Pair::with_config(
             deflate_threshold_0(),
@@ -229,7 +227,7 @@ fn unlimited_max_message_size_with_deflate_receives_messages() {
             .unwrap();
         assert_eq!(
             pair.pump(sender),
-            [Event::Message(sockeye_proto::Message::text(
+            [Event::Message(sockeye_proto::DataMessage::text(
                 "Hello, Hello, Hello"
             ))]
         );
@@ -252,8 +250,8 @@ fn a_compressed_message_at_the_limit_is_accepted_though_its_frame_is_larger() {
         let receiver = peer(sender);
         let both = limits(1 << 20, 1 << 20);
         let (client_config, server_config) = match receiver {
-            Role::Client => (both, Config::default()),
-            Role::Server => (Config::default(), both),
+            Role::Client => (both, ConnectionConfig::default()),
+            Role::Server => (ConnectionConfig::default(), both),
         };
         let mut pair = Pair::with_config(
             deflate_threshold_0(),
@@ -271,7 +269,7 @@ fn a_compressed_message_at_the_limit_is_accepted_though_its_frame_is_larger() {
         let evs = events(to);
         assert!(to.error().is_none(), "{receiver:?}: {:?}", to.error());
         assert!(
-            matches!(&evs[..], [Event::Message(sockeye_proto::Message::Binary(b))] if b[..] == random[..]),
+            matches!(&evs[..], [Event::Message(sockeye_proto::DataMessage::Binary(b))] if b[..] == random[..]),
             "{receiver:?}"
         );
         // One byte more is over the message limit, whatever the frame's size.

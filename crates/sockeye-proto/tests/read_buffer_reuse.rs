@@ -7,7 +7,7 @@
 mod common;
 
 use common::{mask_frames, KEY};
-use sockeye_proto::{Config, Connection, Event, Message, Role};
+use sockeye_proto::{Connection, ConnectionConfig, DataMessage, Event, Role};
 
 /// An unmasked binary frame with FIN set and a payload of `len` bytes.
 fn binary_frame(len: usize) -> (Vec<u8>, Vec<u8>) {
@@ -30,8 +30,8 @@ fn binary_frame(len: usize) -> (Vec<u8>, Vec<u8>) {
 
 /// Feeds `wire` to a server whose read buffer has room for all of it, `first` bytes in the first
 /// read and the rest in 64 KiB reads, and returns the message with the buffer's start address.
-fn receive_in_reads(wire: &[u8], first: usize) -> (Message, *const u8) {
-    let mut conn = Connection::new(Role::Server, Config::default());
+fn receive_in_reads(wire: &[u8], first: usize) -> (DataMessage, *const u8) {
+    let mut conn = Connection::new(Role::Server, ConnectionConfig::default());
     conn.read_buf().reserve(wire.len());
     let start = conn.read_buf().as_ptr();
     let mut rest = wire;
@@ -62,7 +62,7 @@ fn whole_frame_message_is_handed_out_from_the_buffer_it_was_read_into_rfc6455_5_
         let header = wire.len() - len;
         for first in [header + 1, 4 << 10, 64 << 10, wire.len()] {
             let (message, start) = receive_in_reads(&wire, first);
-            let Message::Binary(bytes) = message else {
+            let DataMessage::Binary(bytes) = message else {
                 panic!("expected a binary message");
             };
             assert_eq!(&bytes[..], &payload[..], "{len} B, first read {first} B");
@@ -80,7 +80,7 @@ fn a_buffer_too_small_for_the_frame_grows_once_and_the_message_stays_whole() {
     let len = 256 << 10;
     let (frame, payload) = binary_frame(len);
     let wire = mask_frames(&frame, KEY);
-    let mut conn = Connection::new(Role::Server, Config::default());
+    let mut conn = Connection::new(Role::Server, ConnectionConfig::default());
     let (head, rest) = wire.split_at(4 << 10);
     conn.read_buf().extend_from_slice(head);
     conn.process();
@@ -92,7 +92,7 @@ fn a_buffer_too_small_for_the_frame_grows_once_and_the_message_stays_whole() {
     conn.read_buf().extend_from_slice(rest);
     conn.process();
     match conn.poll_event() {
-        Some(Event::Message(Message::Binary(bytes))) => {
+        Some(Event::Message(DataMessage::Binary(bytes))) => {
             assert_eq!(&bytes[..], &payload[..]);
             assert_eq!(bytes.as_ptr(), grown, "no second reallocation");
         }
@@ -109,7 +109,7 @@ fn read_size_hint_leaves_room_beyond_the_frame_being_received_rfc6455_5_2() {
     let (frame, _) = binary_frame(16 << 10);
     let wire = mask_frames(&frame, KEY);
     let header = wire.len() - (16 << 10);
-    let mut conn = Connection::new(Role::Server, Config::default());
+    let mut conn = Connection::new(Role::Server, ConnectionConfig::default());
     assert_eq!(conn.read_size_hint(), max_header, "nothing known yet");
 
     conn.read_buf().extend_from_slice(&wire[..4 << 10]);
@@ -136,7 +136,7 @@ fn read_size_hint_leaves_room_beyond_the_frame_being_received_rfc6455_5_2() {
 #[test]
 fn read_size_hint_follows_the_last_frame_and_stops_at_the_whole_frame_limit() {
     let max_header = sockeye_proto::frame::MAX_HEADER_LEN;
-    let mut conn = Connection::new(Role::Server, Config::default());
+    let mut conn = Connection::new(Role::Server, ConnectionConfig::default());
     for len in [2 << 20, 100, 1 << 20] {
         let (frame, _) = binary_frame(len);
         let wire = mask_frames(&frame, KEY);

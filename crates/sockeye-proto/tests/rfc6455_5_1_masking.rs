@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use sockeye_proto::frame::OpCode;
-use sockeye_proto::{CloseFrame, Config, Event, ProtocolError, Role, State};
+use sockeye_proto::{CloseFrame, ConnectionConfig, Event, ProtocolError, Role, State};
 
 /// RFC 6455 §5.7: "A single-frame masked text message".
 const MASKED_HELLO: &[u8] = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
@@ -14,20 +14,30 @@ const UNMASKED_HELLO: &[u8] = b"\x81\x05Hello";
 
 #[test]
 fn server_receives_unmasked_frame_fails_with_1002() {
-    let c = assert_fails(Role::Server, Config::default(), UNMASKED_HELLO, 1002);
+    let c = assert_fails(
+        Role::Server,
+        ConnectionConfig::default(),
+        UNMASKED_HELLO,
+        1002,
+    );
     assert_eq!(c.error(), Some(&ProtocolError::UnmaskedFrameFromClient));
 }
 
 #[test]
 fn client_receives_masked_frame_fails_with_1002() {
-    let c = assert_fails(Role::Client, Config::default(), MASKED_HELLO, 1002);
+    let c = assert_fails(
+        Role::Client,
+        ConnectionConfig::default(),
+        MASKED_HELLO,
+        1002,
+    );
     assert_eq!(c.error(), Some(&ProtocolError::MaskedFrameFromServer));
 }
 
 #[test]
 fn server_receives_unmasked_control_frames_fails_with_1002() {
     for wire in [&b"\x89\x00"[..], b"\x8a\x02hi", b"\x88\x02\x03\xe8"] {
-        let c = assert_fails(Role::Server, Config::default(), wire, 1002);
+        let c = assert_fails(Role::Server, ConnectionConfig::default(), wire, 1002);
         assert_eq!(c.error(), Some(&ProtocolError::UnmaskedFrameFromClient));
     }
 }
@@ -39,7 +49,7 @@ fn client_receives_masked_control_frames_fails_with_1002() {
         b"\x8a\x82\x01\x02\x03\x04\x69\x6b",
         b"\x88\x82\x00\x00\x00\x00\x03\xe8",
     ] {
-        let c = assert_fails(Role::Client, Config::default(), wire, 1002);
+        let c = assert_fails(Role::Client, ConnectionConfig::default(), wire, 1002);
         assert_eq!(c.error(), Some(&ProtocolError::MaskedFrameFromServer));
     }
 }
@@ -49,7 +59,7 @@ fn server_receives_unmasked_continuation_mid_message_fails_with_1002() {
     // A masked first fragment, then an unmasked continuation.
     let mut wire = mask_frames(b"\x01\x03Hel", KEY);
     wire.extend_from_slice(b"\x80\x02lo");
-    let c = assert_fails(Role::Server, Config::default(), &wire, 1002);
+    let c = assert_fails(Role::Server, ConnectionConfig::default(), &wire, 1002);
     assert_eq!(c.error(), Some(&ProtocolError::UnmaskedFrameFromClient));
 }
 
@@ -191,7 +201,7 @@ fn client_output_decodes_back_on_a_server() {
 fn client_with_random_keys_uses_different_keys() {
     // Default connections draw keys from the OS; 8 equal keys in a row would mean no masking
     // randomness at all (chance 2^-224 otherwise).
-    let mut c = sockeye_proto::Connection::new(Role::Client, Config::default());
+    let mut c = sockeye_proto::Connection::new(Role::Client, ConnectionConfig::default());
     for _ in 0..8 {
         c.send_binary(b"x").unwrap();
     }

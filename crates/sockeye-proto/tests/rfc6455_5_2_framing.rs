@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use sockeye_proto::{Config, Connection, Event, ProtocolError, Role};
+use sockeye_proto::{Connection, ConnectionConfig, Event, ProtocolError, Role};
 
 #[test]
 fn reserved_bits_without_extension_fail_with_1002() {
@@ -12,7 +12,12 @@ fn reserved_bits_without_extension_fail_with_1002() {
     for rsv in [0x40u8, 0x20, 0x10, 0x70] {
         for frame in [[0x81 | rsv, 0x00], [0x89 | rsv, 0x00]] {
             for role in ROLES {
-                let c = assert_fails(role, Config::default(), &from_peer(role, &frame), 1002);
+                let c = assert_fails(
+                    role,
+                    ConnectionConfig::default(),
+                    &from_peer(role, &frame),
+                    1002,
+                );
                 assert_eq!(
                     c.error(),
                     Some(&ProtocolError::ReservedBits),
@@ -33,11 +38,21 @@ fn reserved_opcodes_3_to_7_and_b_to_f_fail_with_1002() {
     for op in (0x3u8..=0x7).chain(0xb..=0xf) {
         for role in ROLES {
             let frame = [0x80 | op, 0x00];
-            let c = assert_fails(role, Config::default(), &from_peer(role, &frame), 1002);
+            let c = assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, &frame),
+                1002,
+            );
             assert_eq!(c.error(), Some(&ProtocolError::ReservedOpcode(op)));
             // With a payload and without FIN too.
             let frame = [op, 0x02, b'h', b'i'];
-            assert_fails(role, Config::default(), &from_peer(role, &frame), 1002);
+            assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, &frame),
+                1002,
+            );
         }
     }
 }
@@ -134,7 +149,12 @@ fn payload_lengths_in_7_16_and_64_bits_are_sent_minimally() {
 fn length_with_most_significant_bit_set_fails_with_1002() {
     for role in ROLES {
         let frame = b"\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x01";
-        let c = assert_fails(role, Config::default(), &from_peer(role, frame), 1002);
+        let c = assert_fails(
+            role,
+            ConnectionConfig::default(),
+            &from_peer(role, frame),
+            1002,
+        );
         assert_eq!(c.error(), Some(&ProtocolError::InvalidPayloadLength));
     }
 }
@@ -234,7 +254,7 @@ fn header_claiming_2_pow_63_minus_1_bytes_fails_with_1009_without_allocating() {
         let mut wire = from_peer(role, HUGE);
         // The first payload bytes, as a peer that streams would send them.
         wire.extend_from_slice(&[0u8; 64]);
-        let mut c = assert_fails(role, Config::default(), &wire, 1009);
+        let mut c = assert_fails(role, ConnectionConfig::default(), &wire, 1009);
         assert_eq!(c.error(), Some(&ProtocolError::FrameTooBig));
         assert!(
             c.read_buf().capacity() < 64 << 10,
@@ -246,11 +266,9 @@ fn header_claiming_2_pow_63_minus_1_bytes_fails_with_1009_without_allocating() {
 
 #[test]
 fn header_claiming_2_pow_63_minus_1_bytes_without_limits_reserves_at_most_1_mib() {
-    let unlimited = Config {
-        max_frame_size: usize::MAX,
-        max_message_size: usize::MAX,
-        ..Config::default()
-    };
+    let mut unlimited = ConnectionConfig::default();
+    unlimited.max_frame_size = usize::MAX;
+    unlimited.max_message_size = usize::MAX;
     for role in ROLES {
         let mut c = conn_with(role, unlimited.clone());
         let mut wire = from_peer(role, HUGE);

@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use sockeye_proto::{CloseFrame, Config, DataKind, Event, ProtocolError, Role, UsageError};
+use sockeye_proto::{
+    CloseFrame, ConnectionConfig, DataKind, Event, ProtocolError, Role, UsageError,
+};
 
 #[test]
 fn rfc_fragmented_hello_is_reassembled() {
@@ -98,7 +100,12 @@ fn close_between_fragments_drops_the_partial_message() {
 fn continuation_without_start_fails_with_1002() {
     for frames in [&b"\x80\x02lo"[..], b"\x00\x02lo", b"\x80\x00"] {
         for role in ROLES {
-            let c = assert_fails(role, Config::default(), &from_peer(role, frames), 1002);
+            let c = assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, frames),
+                1002,
+            );
             assert_eq!(c.error(), Some(&ProtocolError::UnexpectedContinuation));
         }
     }
@@ -128,7 +135,12 @@ fn new_text_while_fragmented_fails_with_1002() {
         b"\x02\x01a\x00\x01b\x81\x01c",
     ] {
         for role in ROLES {
-            let c = assert_fails(role, Config::default(), &from_peer(role, frames), 1002);
+            let c = assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, frames),
+                1002,
+            );
             assert_eq!(c.error(), Some(&ProtocolError::ExpectedContinuation));
         }
     }

@@ -6,7 +6,9 @@ mod common;
 use common::*;
 use sockeye_proto::connection::PONG_BACKLOG;
 use sockeye_proto::frame::OpCode;
-use sockeye_proto::{CloseFrame, Config, Event, Message, ProtocolError, Role, UsageError};
+use sockeye_proto::{
+    CloseFrame, ConnectionConfig, DataMessage, Event, ProtocolError, Role, UsageError,
+};
 
 fn control(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![0x80 | opcode];
@@ -25,7 +27,12 @@ fn ping_with_126_bytes_fails_with_1002() {
     let mut frame = b"\x89\x7e\x00\x7e".to_vec();
     frame.extend_from_slice(&[b'p'; 126]);
     for role in ROLES {
-        let c = assert_fails(role, Config::default(), &from_peer(role, &frame), 1002);
+        let c = assert_fails(
+            role,
+            ConnectionConfig::default(),
+            &from_peer(role, &frame),
+            1002,
+        );
         assert_eq!(c.error(), Some(&ProtocolError::ControlFrameTooBig));
     }
 }
@@ -36,7 +43,12 @@ fn control_frames_over_125_bytes_fail_with_1002_even_with_a_short_length_encodin
         for len in [126usize, 200, 65535] {
             let frame = control(opcode, &vec![b'x'; len]);
             for role in ROLES {
-                let c = assert_fails(role, Config::default(), &from_peer(role, &frame), 1002);
+                let c = assert_fails(
+                    role,
+                    ConnectionConfig::default(),
+                    &from_peer(role, &frame),
+                    1002,
+                );
                 assert_eq!(c.error(), Some(&ProtocolError::ControlFrameTooBig));
             }
         }
@@ -63,7 +75,12 @@ fn ping_with_125_bytes_is_answered() {
 #[test]
 fn fragmented_ping_fails_with_1002() {
     for role in ROLES {
-        let c = assert_fails(role, Config::default(), &from_peer(role, b"\x09\x00"), 1002);
+        let c = assert_fails(
+            role,
+            ConnectionConfig::default(),
+            &from_peer(role, b"\x09\x00"),
+            1002,
+        );
         assert_eq!(c.error(), Some(&ProtocolError::FragmentedControlFrame));
     }
 }
@@ -72,7 +89,12 @@ fn fragmented_ping_fails_with_1002() {
 fn fragmented_pong_and_close_fail_with_1002() {
     for frame in [&b"\x0a\x01x"[..], b"\x08\x02\x03\xe8"] {
         for role in ROLES {
-            let c = assert_fails(role, Config::default(), &from_peer(role, frame), 1002);
+            let c = assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, frame),
+                1002,
+            );
             assert_eq!(c.error(), Some(&ProtocolError::FragmentedControlFrame));
         }
     }
@@ -134,10 +156,8 @@ fn every_ping_gets_its_own_pong_in_order() {
 #[test]
 fn ping_is_reported_without_a_pong_when_auto_pong_is_off() {
     for role in ROLES {
-        let config = Config {
-            auto_pong: false,
-            ..Config::default()
-        };
+        let mut config = ConnectionConfig::default();
+        config.auto_pong = false;
         let mut c = conn_with(role, config);
         c.receive_data(&from_peer(role, b"\x89\x02hi"));
         assert_eq!(events(&mut c), [Event::Ping(b"hi"[..].into())]);
@@ -255,14 +275,14 @@ fn rfc6455_5_5_3_over_the_backlog_only_a_pong_with_nothing_queued_after_it_is_re
     let mut c = conn(Role::Server);
     // A peer that reads nothing, with more than the backlog waiting for it.
     for _ in 0..2 {
-        c.send(&Message::Binary(vec![0; PONG_BACKLOG / 2 + 1].into()))
+        c.send(&DataMessage::Binary(vec![0; PONG_BACKLOG / 2 + 1].into()))
             .unwrap();
     }
     for ping in [&b"one"[..], b"two"] {
         c.receive_data(&from_peer(Role::Server, &control(0x9, ping)));
         let _ = events(&mut c);
     }
-    c.send(&Message::Text("between".into())).unwrap();
+    c.send(&DataMessage::Text("between".into())).unwrap();
     for ping in [&b"three"[..], b"four"] {
         c.receive_data(&from_peer(Role::Server, &control(0x9, ping)));
         let _ = events(&mut c);

@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use sockeye_proto::frame::OpCode;
 use sockeye_proto::{
-    CloseCode, CloseFrame, Config, DataKind, Event, ProtocolError, Role, State, UsageError,
+    CloseCode, CloseFrame, ConnectionConfig, DataKind, Event, ProtocolError, Role, State,
+    UsageError,
 };
 
 #[test]
@@ -139,7 +140,12 @@ fn invalid_close_codes_fail_with_1002() {
         let mut frame = b"\x88\x02".to_vec();
         frame.extend_from_slice(&code.to_be_bytes());
         for role in ROLES {
-            let c = assert_fails(role, Config::default(), &from_peer(role, &frame), 1002);
+            let c = assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, &frame),
+                1002,
+            );
             assert_eq!(c.error(), Some(&ProtocolError::InvalidCloseCode(code)));
         }
     }
@@ -169,7 +175,7 @@ fn close_payload_of_one_byte_fails_with_1002() {
     for role in ROLES {
         let c = assert_fails(
             role,
-            Config::default(),
+            ConnectionConfig::default(),
             &from_peer(role, b"\x88\x01\x03"),
             1002,
         );
@@ -186,7 +192,12 @@ fn close_reason_with_invalid_utf8_fails_with_1007() {
         b"\x88\x04\x03\xe8\xe2\x82",
     ] {
         for role in ROLES {
-            let c = assert_fails(role, Config::default(), &from_peer(role, frame), 1007);
+            let c = assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, frame),
+                1007,
+            );
             assert_eq!(c.error(), Some(&ProtocolError::InvalidUtf8));
         }
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use sockeye_proto::{Config, Event, ProtocolError};
+use sockeye_proto::{ConnectionConfig, Event, ProtocolError};
 
 fn text_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
@@ -27,7 +27,12 @@ fn invalid_utf8_in_a_single_frame_fails_with_1007() {
     ] {
         for role in ROLES {
             let frame = text_frame(0x81, payload);
-            let c = assert_fails(role, Config::default(), &from_peer(role, &frame), 1007);
+            let c = assert_fails(
+                role,
+                ConnectionConfig::default(),
+                &from_peer(role, &frame),
+                1007,
+            );
             assert_eq!(
                 c.error(),
                 Some(&ProtocolError::InvalidUtf8),

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use sockeye_proto::frame::OpCode;
 use sockeye_proto::{
-    CompressionPolicy, Config, Connection, DataKind, DeflateConfig, Event, Message,
+    CompressionPolicy, Connection, ConnectionConfig, DataKind, DataMessage, DeflateConfig, Event,
     PerMessageDeflate, ProtocolError, Role,
 };
 
@@ -15,7 +15,7 @@ use sockeye_proto::{
 /// with `cfg`. A client masks with [`KEY`].
 fn deflate_conn(role: Role, cfg: &DeflateConfig) -> Connection {
     let params = negotiate(cfg, cfg);
-    let mut c = Connection::new(role, Config::default())
+    let mut c = Connection::new(role, ConnectionConfig::default())
         .with_deflate(Some(PerMessageDeflate::new(role, params, cfg)));
     if role == Role::Client {
         c.set_fixed_mask_key_for_tests(KEY);
@@ -25,17 +25,15 @@ fn deflate_conn(role: Role, cfg: &DeflateConfig) -> Connection {
 
 /// Context takeover both ways, each side with its own zlib state.
 fn threshold_0() -> DeflateConfig {
-    DeflateConfig {
-        threshold: 0,
-        ..DeflateConfig::with_policy(CompressionPolicy::Max)
-    }
+    let mut config = DeflateConfig::with_policy(CompressionPolicy::Max);
+    config.threshold = 0;
+    config
 }
 
 fn policy_threshold_0(policy: CompressionPolicy) -> DeflateConfig {
-    DeflateConfig {
-        threshold: 0,
-        ..DeflateConfig::with_policy(policy)
-    }
+    let mut config = DeflateConfig::with_policy(policy);
+    config.threshold = 0;
+    config
 }
 
 const POLICIES: [CompressionPolicy; 3] = [
@@ -45,12 +43,11 @@ const POLICIES: [CompressionPolicy; 3] = [
 ];
 
 fn no_context_takeover() -> DeflateConfig {
-    DeflateConfig {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        threshold: 0,
-        ..DeflateConfig::default()
-    }
+    let mut config = DeflateConfig::default();
+    config.server_no_context_takeover = true;
+    config.client_no_context_takeover = true;
+    config.threshold = 0;
+    config
 }
 
 /// Feeds frames (unmasked literals) to a deflate connection of `role` and returns the events,
@@ -363,7 +360,7 @@ fn rsv1_without_negotiated_deflate_fails_with_1002() {
     for role in ROLES {
         let c = assert_fails(
             role,
-            Config::default(),
+            ConnectionConfig::default(),
             &from_peer(role, b"\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00"),
             1002,
         );
@@ -501,12 +498,10 @@ fn round_trips_with_the_default_threshold_mix_compressed_and_plain_messages() {
 #[test]
 fn round_trips_with_small_windows() {
     for bits in [8u8, 9, 12] {
-        let cfg = DeflateConfig {
-            server_max_window_bits: bits,
-            client_max_window_bits: bits,
-            threshold: 0,
-            ..DeflateConfig::default()
-        };
+        let mut cfg = DeflateConfig::default();
+        cfg.server_max_window_bits = bits;
+        cfg.client_max_window_bits = bits;
+        cfg.threshold = 0;
         let params = negotiate(&cfg, &cfg);
         assert_eq!(
             (params.server_max_window_bits, params.client_max_window_bits),
@@ -525,11 +520,9 @@ fn round_trips_with_small_windows() {
 
 #[test]
 fn one_sided_no_context_takeover_round_trips() {
-    let server_only = DeflateConfig {
-        server_no_context_takeover: true,
-        threshold: 0,
-        ..DeflateConfig::default()
-    };
+    let mut server_only = DeflateConfig::default();
+    server_only.server_no_context_takeover = true;
+    server_only.threshold = 0;
     let mut pair = Pair::new(server_only.clone(), threshold_0());
     for sender in ROLES {
         for i in 0..5 {
@@ -598,7 +591,10 @@ fn highly_compressible_message_round_trips_with_a_small_wire_size() {
         pair.sides(sender).0.send_binary(&zeros).unwrap();
         let wire_len = pair.sides(sender).0.buffered_amount();
         assert!(wire_len < 8 << 10, "{wire_len} bytes on the wire");
-        assert_eq!(pair.pump(sender), [Event::Message(Message::binary(zeros))]);
+        assert_eq!(
+            pair.pump(sender),
+            [Event::Message(DataMessage::binary(zeros))]
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use std::io::IoSlice;
 
 use common::{conn, mask_frames, KEY};
 use sockeye_proto::bytes::Bytes;
-use sockeye_proto::{Connection, Event, Message, PreparedMessage, Role};
+use sockeye_proto::{Connection, DataMessage, Event, PreparedMessage, Role};
 
 /// Drains a connection through `write_slices`/`advance_written`, writing at most `step` bytes
 /// at a time, as a socket taking partial writes would.
@@ -41,7 +41,7 @@ fn payload(len: usize, seed: u8) -> Bytes {
 }
 
 /// The same commands on a server whose owned sends are written by copy.
-fn expected_wire(script: &[Message], ping_after: usize) -> Vec<u8> {
+fn expected_wire(script: &[DataMessage], ping_after: usize) -> Vec<u8> {
     let mut copy = conn(Role::Server);
     for (i, m) in script.iter().enumerate() {
         copy.send(m).unwrap();
@@ -55,11 +55,11 @@ fn expected_wire(script: &[Message], ping_after: usize) -> Vec<u8> {
 #[test]
 fn owned_server_payloads_reach_the_wire_unchanged_and_in_order_5_2() {
     let script = [
-        Message::Binary(payload(20, 1)),
-        Message::Binary(payload(16 << 10, 2)),
-        Message::text("x".repeat(70_000)),
-        Message::Binary(payload(1024, 3)),
-        Message::Binary(payload(1023, 4)),
+        DataMessage::Binary(payload(20, 1)),
+        DataMessage::Binary(payload(16 << 10, 2)),
+        DataMessage::text("x".repeat(70_000)),
+        DataMessage::Binary(payload(1024, 3)),
+        DataMessage::Binary(payload(1023, 4)),
     ];
     let expected = expected_wire(&script, 1);
     for step in [1, 7, 1000, 4096, usize::MAX] {
@@ -82,9 +82,9 @@ fn owned_server_payloads_reach_the_wire_unchanged_and_in_order_5_2() {
 #[test]
 fn write_buf_gathers_queued_payloads_for_a_copying_io_layer() {
     let script = [
-        Message::Binary(payload(5000, 5)),
-        Message::Binary(payload(10, 6)),
-        Message::Binary(payload(3000, 7)),
+        DataMessage::Binary(payload(5000, 5)),
+        DataMessage::Binary(payload(10, 6)),
+        DataMessage::Binary(payload(3000, 7)),
     ];
     let expected = expected_wire(&script, 0);
     let mut server = conn(Role::Server);
@@ -141,17 +141,17 @@ fn a_peer_receives_prepared_and_owned_messages_intact() {
     let prepared = PreparedMessage::binary(big.clone());
     let mut server = conn(Role::Server);
     server.send_prepared(&prepared).unwrap();
-    server.send_owned(Message::Binary(big.clone())).unwrap();
+    server.send_owned(DataMessage::Binary(big.clone())).unwrap();
     let wire = drain_vectored(&mut server, 65_536);
     let mut client = conn(Role::Client);
     client.receive_data(&wire);
     for _ in 0..2 {
         match client.poll_event() {
-            Some(Event::Message(Message::Binary(b))) => assert_eq!(b, big),
+            Some(Event::Message(DataMessage::Binary(b))) => assert_eq!(b, big),
             other => panic!("expected the binary message, got {other:?}"),
         }
     }
-    assert_eq!(prepared.message(), Message::Binary(big));
+    assert_eq!(prepared.message(), DataMessage::Binary(big));
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn sends_after_close_are_refused_on_the_shared_paths_too_7_1_2() {
     let mut server = conn(Role::Server);
     server.send_close(None).unwrap();
     assert!(server
-        .send_owned(Message::Binary(payload(4096, 1)))
+        .send_owned(DataMessage::Binary(payload(4096, 1)))
         .is_err());
     assert!(server
         .send_prepared(&PreparedMessage::text("late"))

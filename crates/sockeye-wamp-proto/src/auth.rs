@@ -156,7 +156,7 @@ impl Permission {
 
 /// A role of a realm: the `authrole` sessions get from authentication, and its rules.
 #[derive(Debug, Clone)]
-pub struct Role {
+pub struct AuthRole {
     /// The authrole this role applies to.
     pub name: String,
     /// The role's rules; see [`authorize`] for which one decides.
@@ -181,7 +181,7 @@ pub enum Verdict {
 /// dealer picks a registration: an exact rule first, then the longest matching prefix, then
 /// the wildcard with the most literal components. No matching rule, or an unknown role,
 /// denies. For SUBSCRIBE and REGISTER with a pattern, the pattern itself is the URI judged.
-pub fn authorize(roles: &[Role], authrole: &str, op: Operation, uri: &str) -> Verdict {
+pub fn authorize(roles: &[AuthRole], authrole: &str, op: Operation, uri: &str) -> Verdict {
     let Some(role) = roles.iter().find(|r| r.name == authrole) else {
         return Verdict::Denied;
     };

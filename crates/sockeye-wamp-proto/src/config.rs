@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::auth::{AuthConfig, Operation, Permission, Role, Salt, Secret, User};
+use crate::auth::{AuthConfig, AuthRole, Operation, Permission, Salt, Secret, User};
 use crate::uri::{self, MatchPolicy, UriCheck};
 
 /// Router settings.
@@ -52,7 +52,7 @@ pub struct RealmConfig {
     /// default realm `realm1`). `Some`: a session may do only what a rule of its `authrole`
     /// allows (see [`crate::auth::authorize`]); anything else gets ERROR
     /// `wamp.error.not_authorized`.
-    pub roles: Option<Vec<Role>>,
+    pub roles: Option<Vec<AuthRole>>,
 }
 
 impl Default for RouterConfig {
@@ -264,7 +264,7 @@ impl Settings {
 }
 
 impl RoleSettings {
-    fn role(&self) -> Result<Role, String> {
+    fn role(&self) -> Result<AuthRole, String> {
         let mut permissions = Vec::new();
         for p in &self.permissions {
             if !uri::is_valid_pattern(&p.uri, p.policy, UriCheck::Loose) {
@@ -278,7 +278,7 @@ impl RoleSettings {
             permission.disclose = p.disclose;
             permissions.push(permission);
         }
-        Ok(Role {
+        Ok(AuthRole {
             name: self.name.clone(),
             permissions,
         })

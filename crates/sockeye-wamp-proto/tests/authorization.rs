@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use sockeye_wamp_proto::auth::{AuthConfig, Operation, Permission, Role, Secret, User};
+use sockeye_wamp_proto::auth::{AuthConfig, AuthRole, Operation, Permission, Secret, User};
 use sockeye_wamp_proto::router::{ConnId, RealmConfig, RouterConfig};
 use sockeye_wamp_proto::{MatchPolicy, Message};
 
@@ -29,7 +29,7 @@ fn shop() -> RouterConfig {
                 }],
             }),
             roles: Some(vec![
-                Role {
+                AuthRole {
                     name: "anonymous".into(),
                     permissions: vec![
                         Permission::only("com.shop.", Prefix, &[Call, Subscribe]),
@@ -39,7 +39,7 @@ fn shop() -> RouterConfig {
                         Permission::only("wamp.session.count", Exact, &[Call]),
                     ],
                 },
-                Role {
+                AuthRole {
                     name: "staff".into(),
                     permissions: vec![
                         Permission::all("com.shop.", Prefix),

@@ -35,9 +35,11 @@ pub mod transport;
 
 pub use sockeye_wamp_proto as proto;
 pub use sockeye_wamp_proto::dict;
+/// A WAMP message, named apart from the WebSocket [`sockeye::Message`] it travels in.
+pub use sockeye_wamp_proto::Message as WampMessage;
 pub use sockeye_wamp_proto::{
-    Dict, MatchPolicy, Message, Payload, ProtocolViolation, RouterConfig, Serializer, Settings,
-    UriCheck, Value,
+    Dict, MatchPolicy, Payload, ProtocolViolation, RouterConfig, Serializer, Settings, UriCheck,
+    Value,
 };
 pub use transport::{
     serve_session, serve_session_until, LocalSession, SlowPolicy, TransportConfig, WampRouter,

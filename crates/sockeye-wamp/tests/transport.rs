@@ -432,12 +432,12 @@ async fn flood_a_stalled_subscriber(policy: SlowPolicy) -> (WampRouter, Ws, Clie
     )
     .await;
     let mut stalled = raw(&url, "wamp.2.msgpack").await;
-    let hello = Serializer::MsgPack.encode(&sockeye_wamp::Message::Hello {
+    let hello = Serializer::MsgPack.encode(&sockeye_wamp::WampMessage::Hello {
         realm: "realm1".into(),
         details: dict! {"roles" => dict!{"subscriber" => Dict::new()}},
     });
     stalled.send(hello).await.unwrap();
-    let sub = Serializer::MsgPack.encode(&sockeye_wamp::Message::Subscribe {
+    let sub = Serializer::MsgPack.encode(&sockeye_wamp::WampMessage::Subscribe {
         request: 1,
         options: Dict::new(),
         topic: "big".into(),
@@ -683,7 +683,7 @@ async fn shutdown_closes_with_1001_when_the_goodbye_is_not_answered() {
 
 #[tokio::test]
 async fn a_local_session_serves_websocket_callers_and_leaves_when_dropped() {
-    use sockeye_wamp::Message;
+    use sockeye_wamp::WampMessage as Message;
 
     let (url, router) = start(TransportConfig::default()).await;
     let mut local = router.join_local("realm1", "in-process").unwrap();
@@ -747,11 +747,11 @@ async fn a_stalled_subscribers_queue_is_bounded_in_bytes_not_only_in_messages() 
     .await;
     let mut stalled = raw(&url, "wamp.2.msgpack").await;
     for msg in [
-        sockeye_wamp::Message::Hello {
+        sockeye_wamp::WampMessage::Hello {
             realm: "realm1".into(),
             details: dict! {"roles" => dict!{"subscriber" => Dict::new()}},
         },
-        sockeye_wamp::Message::Subscribe {
+        sockeye_wamp::WampMessage::Subscribe {
             request: 1,
             options: Dict::new(),
             topic: "big".into(),

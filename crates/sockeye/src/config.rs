@@ -18,7 +18,7 @@ use sockeye_proto::{CompressionPolicy, DeflateConfig};
 #[non_exhaustive]
 pub struct Config {
     /// Frame and message size limits, auto-pong.
-    pub protocol: sockeye_proto::Config,
+    pub protocol: sockeye_proto::ConnectionConfig,
     /// permessage-deflate: offered by a client, accepted by a server. `None` disables it; so
     /// does a build without the `deflate` feature, whose default is `None` and which ignores
     /// any value set here.
@@ -49,7 +49,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            protocol: sockeye_proto::Config::default(),
+            protocol: sockeye_proto::ConnectionConfig::default(),
             deflate: sockeye_proto::deflate::AVAILABLE.then(DeflateConfig::default),
             max_handshake_size: 16 << 10,
             handshake_timeout: Duration::from_secs(10),

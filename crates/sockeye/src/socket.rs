@@ -104,11 +104,7 @@ impl Message {
 
     /// A close request with a code and reason, checked when sent.
     pub fn close(code: u16, reason: impl Into<String>) -> Self {
-        Message::Close(CloseEvent {
-            code: CloseCode(code),
-            reason: reason.into(),
-            was_clean: true,
-        })
+        Message::Close(CloseEvent::new(CloseCode(code), reason))
     }
 
     /// The text of a text message.
@@ -120,11 +116,11 @@ impl Message {
     }
 }
 
-impl From<sockeye_proto::Message> for Message {
-    fn from(m: sockeye_proto::Message) -> Self {
+impl From<sockeye_proto::DataMessage> for Message {
+    fn from(m: sockeye_proto::DataMessage) -> Self {
         match m {
-            sockeye_proto::Message::Text(t) => Message::Text(t),
-            sockeye_proto::Message::Binary(b) => Message::Binary(b),
+            sockeye_proto::DataMessage::Text(t) => Message::Text(t),
+            sockeye_proto::DataMessage::Binary(b) => Message::Binary(b),
         }
     }
 }
@@ -242,10 +238,10 @@ impl MessageCounts {
     }
 }
 
-fn kind_of(message: &sockeye_proto::Message) -> DataKind {
+fn kind_of(message: &sockeye_proto::DataMessage) -> DataKind {
     match message {
-        sockeye_proto::Message::Text(_) => DataKind::Text,
-        sockeye_proto::Message::Binary(_) => DataKind::Binary,
+        sockeye_proto::DataMessage::Text(_) => DataKind::Text,
+        sockeye_proto::DataMessage::Binary(_) => DataKind::Binary,
     }
 }
 
@@ -799,7 +795,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
                     Event::Ping(payload) if !this.config.protocol.auto_pong => {
                         return Poll::Ready(Some(Ok(Message::Ping(payload))));
                     }
-                    Event::Ping(_) | Event::CloseReceived(_) => {}
+                    // Pings are answered by the core; the close event comes when the
+                    // connection has finished.
+                    _ => {}
                 }
             }
             this.drive_write(cx);
@@ -865,12 +863,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         match message {
             Message::Text(t) => {
                 let len = t.len();
-                this.conn.send_owned(sockeye_proto::Message::Text(t))?;
+                this.conn.send_owned(sockeye_proto::DataMessage::Text(t))?;
                 this.stats.sent.add(DataKind::Text, len);
             }
             Message::Binary(b) => {
                 let len = b.len();
-                this.conn.send_owned(sockeye_proto::Message::Binary(b))?;
+                this.conn
+                    .send_owned(sockeye_proto::DataMessage::Binary(b))?;
                 this.stats.sent.add(DataKind::Binary, len);
             }
             // Any code valid on the wire (RFC 6455 §7.4): server code sends 1001 or 1011,

@@ -147,12 +147,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
 
     /// Closes with any code valid on the wire ([`WebSocket::close_with`]).
     pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        self.send(Message::Close(sockeye_proto::CloseEvent {
-            code,
-            reason: reason.to_owned(),
-            was_clean: true,
-        }))
-        .await
+        self.send(Message::Close(sockeye_proto::CloseEvent::new(code, reason)))
+            .await
     }
 }
 

@@ -395,10 +395,8 @@ async fn client_refuses_a_subprotocol_it_did_not_offer() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let negotiated = Negotiated {
-            protocol: Some("mqtt".into()),
-            ..Default::default()
-        };
+        let mut negotiated = Negotiated::default();
+        negotiated.protocol = Some("mqtt".into());
         let _ = answer_handshake_by_hand(&mut tcp, &negotiated).await;
     });
     let request = sockeye::ClientRequest::new(&format!("ws://{addr}/"))

@@ -12,7 +12,8 @@
 use sockeye_proto::close::CloseCode;
 use sockeye_proto::frame::{FrameHeader, OpCode};
 use sockeye_proto::{
-    Config, Connection, DeflateConfig, DeflateParams, Event, Message, PerMessageDeflate, Role,
+    Connection, ConnectionConfig, DataMessage, DeflateConfig, DeflateParams, Event,
+    PerMessageDeflate, Role,
 };
 
 /// A header can claim up to 2^63 bytes; the connection reserves at most 1 MiB ahead of the
@@ -24,18 +25,12 @@ pub fn run(role: Role, data: &[u8]) {
         return;
     }
     let (flags, chunking, input) = (data[0], data[1], &data[2..]);
-    let config = if flags & 0b100 != 0 {
-        Config {
-            max_frame_size: 256,
-            max_message_size: 1024,
-            auto_pong: flags & 0b1000 == 0,
-        }
-    } else {
-        Config {
-            auto_pong: flags & 0b1000 == 0,
-            ..Config::default()
-        }
-    };
+    let mut config = ConnectionConfig::default();
+    config.auto_pong = flags & 0b1000 == 0;
+    if flags & 0b100 != 0 {
+        config.max_frame_size = 256;
+        config.max_message_size = 1024;
+    }
     let mut conn = Connection::new(role, config.clone());
     if flags & 1 != 0 {
         let bits = [15, 12, 9, 8][(flags >> 6) as usize];
@@ -46,10 +41,8 @@ pub fn run(role: Role, data: &[u8]) {
             server_max_window_bits: bits,
             client_max_window_bits: bits,
         };
-        let cfg = DeflateConfig {
-            threshold: 0,
-            ..DeflateConfig::default()
-        };
+        let mut cfg = DeflateConfig::default();
+        cfg.threshold = 0;
         conn = conn.with_deflate(Some(PerMessageDeflate::new(role, params, &cfg)));
     }
     conn.set_fixed_mask_key_for_tests([0x37, 0xfa, 0x21, 0x3d]);
@@ -91,10 +84,10 @@ pub fn run(role: Role, data: &[u8]) {
     check_output(role, &conn, &written);
 }
 
-fn drain(conn: &mut Connection, config: &Config) {
+fn drain(conn: &mut Connection, config: &ConnectionConfig) {
     while let Some(event) = conn.poll_event() {
         match event {
-            Event::Message(Message::Text(t)) => {
+            Event::Message(DataMessage::Text(t)) => {
                 // `Utf8Bytes::as_str` trusts the validator: check it independently.
                 assert!(
                     std::str::from_utf8(t.as_bytes()).is_ok(),
@@ -102,10 +95,11 @@ fn drain(conn: &mut Connection, config: &Config) {
                 );
                 assert!(t.len() <= config.max_message_size);
             }
-            Event::Message(Message::Binary(b)) => assert!(b.len() <= config.max_message_size),
+            Event::Message(DataMessage::Binary(b)) => assert!(b.len() <= config.max_message_size),
             Event::Ping(p) | Event::Pong(p) => assert!(p.len() <= 125),
             Event::CloseReceived(Some(frame)) => assert!(frame.code.is_sendable()),
             Event::CloseReceived(None) => {}
+            other => panic!("an event this target does not know: {other:?}"),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types, IoUring};
 use sockeye::proto::handshake::{self, accept_response, parse_request, validate_request};
-use sockeye::proto::{Config, Connection, Event, Message, Role};
+use sockeye::proto::{Connection, ConnectionConfig, DataMessage, Event, Role};
 
 const RING_ENTRIES: u32 = 4096;
 const READ_CHUNK: usize = 4 << 10;
@@ -133,7 +133,7 @@ impl Server {
         let peer = Peer {
             stream,
             head: Some(Vec::new()),
-            conn: Connection::new(Role::Server, Config::default()),
+            conn: Connection::new(Role::Server, ConnectionConfig::default()),
             in_flight: false,
             iov: Box::new([IoSlice::new(&[]); MAX_SLICES]),
         };
@@ -209,7 +209,7 @@ impl Server {
         }
         if peer.head.is_none() {
             while let Some(event) = peer.conn.poll_event() {
-                if let Event::Message(msg @ (Message::Text(_) | Message::Binary(_))) = event {
+                if let Event::Message(msg @ (DataMessage::Text(_) | DataMessage::Binary(_))) = event {
                     let _ = peer.conn.send_owned(msg);
                 }
             }

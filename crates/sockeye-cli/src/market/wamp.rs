@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use sockeye_wamp::proto::message::code;
 use sockeye_wamp::proto::uri;
-use sockeye_wamp::{Dict, MatchPolicy, Message, Payload, Value, WampRouter};
+use sockeye_wamp::proto::Message;
+use sockeye_wamp::{Dict, MatchPolicy, Payload, Value, WampRouter};
 
 use super::{Exchange, Market, Tick, HISTORY, TICK};
 

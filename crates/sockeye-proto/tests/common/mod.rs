@@ -7,8 +7,8 @@
 
 use sockeye_proto::frame::{FrameHeader, OpCode};
 use sockeye_proto::{
-    CloseCode, Config, Connection, DeflateConfig, DeflateParams, Event, Message, PerMessageDeflate,
-    Role,
+    CloseCode, Connection, ConnectionConfig, DataMessage, DeflateConfig, DeflateParams, Event,
+    PerMessageDeflate, Role,
 };
 
 /// The masking key of the RFC 6455 §5.7 examples.
@@ -19,10 +19,10 @@ pub const ROLES: [Role; 2] = [Role::Client, Role::Server];
 /// A connection with the default configuration. A client masks with [`KEY`] so that its output
 /// can be compared byte for byte.
 pub fn conn(role: Role) -> Connection {
-    conn_with(role, Config::default())
+    conn_with(role, ConnectionConfig::default())
 }
 
-pub fn conn_with(role: Role, config: Config) -> Connection {
+pub fn conn_with(role: Role, config: ConnectionConfig) -> Connection {
     let mut c = Connection::new(role, config);
     if role == Role::Client {
         c.set_fixed_mask_key_for_tests(KEY);
@@ -149,7 +149,7 @@ pub fn close_code(f: &Frame) -> Option<u16> {
 /// Feeds `wire` to a fresh connection of `role`, then checks that the connection failed with
 /// `code`: no data message was delivered, the last frame written is a close frame with that
 /// code, and the error is kept.
-pub fn assert_fails(role: Role, config: Config, wire: &[u8], code: u16) -> Connection {
+pub fn assert_fails(role: Role, config: ConnectionConfig, wire: &[u8], code: u16) -> Connection {
     let mut c = conn_with(role, config);
     c.receive_data(wire);
     let evs = events(&mut c);
@@ -189,7 +189,12 @@ pub fn assert_failed_with(c: &mut Connection, code: u16, evs: &[Event], wire: &[
 /// the server, and checks the failure code.
 pub fn assert_both_fail(frames: &[u8], code: u16) {
     for role in ROLES {
-        assert_fails(role, Config::default(), &from_peer(role, frames), code);
+        assert_fails(
+            role,
+            ConnectionConfig::default(),
+            &from_peer(role, frames),
+            code,
+        );
     }
 }
 
@@ -209,11 +214,11 @@ pub fn receive_ok(role: Role, frames: &[u8]) -> Vec<Event> {
 }
 
 pub fn text(s: &str) -> Event {
-    Event::Message(Message::text(s))
+    Event::Message(DataMessage::text(s))
 }
 
 pub fn binary(b: &[u8]) -> Event {
-    Event::Message(Message::binary(b.to_vec()))
+    Event::Message(DataMessage::binary(b.to_vec()))
 }
 
 /// Feeds `wire` one byte at a time, draining events after each byte.
@@ -251,14 +256,19 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(client_cfg: DeflateConfig, server_cfg: DeflateConfig) -> Pair {
-        Pair::with_config(client_cfg, server_cfg, Config::default(), Config::default())
+        Pair::with_config(
+            client_cfg,
+            server_cfg,
+            ConnectionConfig::default(),
+            ConnectionConfig::default(),
+        )
     }
 
     pub fn with_config(
         client_cfg: DeflateConfig,
         server_cfg: DeflateConfig,
-        client_config: Config,
-        server_config: Config,
+        client_config: ConnectionConfig,
+        server_config: ConnectionConfig,
     ) -> Pair {
         let params = negotiate(&client_cfg, &server_cfg);
         let client = Connection::new(Role::Client, client_config).with_deflate(Some(

@@ -39,7 +39,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::auth::{self, AuthConfig, Operation, Role, Verdict};
+use crate::auth::{self, AuthConfig, AuthRole, Operation, Verdict};
 pub use crate::config::{RealmConfig, RouterConfig};
 use crate::id::IdGenerator;
 use crate::message::{code, Message, ProtocolViolation};
@@ -167,7 +167,7 @@ struct Realm {
     /// This realm's own users; `None`: the router's.
     auth: Option<Arc<AuthConfig>>,
     /// This realm's roles; `None`: everything is allowed.
-    roles: Option<Arc<Vec<Role>>>,
+    roles: Option<Arc<Vec<AuthRole>>>,
     broker: Broker,
     /// Retained events (WAMP spec, "Event Retention"): the last event published with
     /// `retain: true` on each topic.
