@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that the crates are something another project can depend on, as it would from crates.io:
-#   1. cargo package for the publishable crates (not interop), and what each .crate holds
+#   1. cargo package for the publishable crates (not interop or examples), and what each .crate holds
 #   2. cargo doc of the libraries with RUSTDOCFLAGS="-D warnings"
 #   3. cargo install of sockeye-cli into a temporary root: `sockeye --version`, and `sockeye serve`
 #      on a free port answering GET /
@@ -42,7 +42,7 @@ package() {
   # done from a clean tree anyway. --no-verify: cargo's own verification builds every package
   # from scratch (5.5 minutes here); step 4 builds the library packages from their extracted
   # sources instead, and step 3 builds the binary from the same files its package lists.
-  cargo package --workspace --exclude sockeye-interop --allow-dirty --no-verify
+  cargo package --workspace --exclude sockeye-interop --exclude sockeye-examples --allow-dirty --no-verify
   local c f list need
   for c in "${crates[@]}"; do
     list=$(tar -tzf "$target/package/$c-$version.crate" | sed "s|^$c-$version/||")
@@ -62,7 +62,7 @@ docs() {
   # The libraries, as docs.rs builds them. sockeye-cli is a binary (docs.rs documents none), its
   # clap help texts are doc comments, and its bin `sockeye` collides with the lib's doc folder.
   RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features \
-    --exclude sockeye-cli --exclude sockeye-interop
+    --exclude sockeye-cli --exclude sockeye-interop --exclude sockeye-examples
 }
 
 install() {
