@@ -94,7 +94,8 @@ async fn handle(stream: TcpStream, peer: SocketAddr, token: Arc<str>) {
                 }
             }
             // The close event ends the stream; the closing handshake was answered already.
-            Ok(Message::Close(_)) => {}
+            // Other kinds (pings, pongs) appear only when asked for in the `Config`.
+            Ok(_) => {}
             Err(_) => break,
         }
     }

@@ -53,6 +53,8 @@ async fn main() -> std::io::Result<()> {
                         }
                         // The close event (the last item) or a failed connection.
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                        // Pings and pongs, delivered only when the `Config` asks.
+                        Some(Ok(_)) => {}
                     },
                     next = inbox.recv() => match next {
                         Ok(message) => {

@@ -67,6 +67,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some(Ok(Message::Close(event))) => {
             return Err(format!("the server closed first: {} {}", event.code, event.reason).into())
         }
+        Some(Ok(other)) => return Err(format!("unexpected {other:?}").into()),
         Some(Err(e)) => return Err(e.into()),
         None => return Err("the connection ended without a reply".into()),
     }

@@ -133,6 +133,88 @@ where
         .expect("a message, not an error")
 }
 
+// ---- split_tasks ----
+
+/// A Sockeye echo server on loopback that reports the close event of each connection.
+async fn echo_server() -> (SocketAddr, mpsc::UnboundedReceiver<CloseEvent>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closes, closed) = mpsc::unbounded_channel();
+    tokio::spawn(sockeye::serve(
+        listener,
+        Config::default(),
+        move |upgrade, _| {
+            let closes = closes.clone();
+            async move {
+                let Ok(mut ws) = upgrade.accept(None).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = ws.recv().await {
+                    match message {
+                        Message::Text(_) | Message::Binary(_) => {
+                            let _ = ws.send(message).await;
+                        }
+                        Message::Close(event) => {
+                            let _ = closes.send(event);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        },
+    ));
+    (addr, closed)
+}
+
+#[tokio::test]
+async fn split_tasks_reads_every_echo_and_pong_while_the_writer_task_sends_and_closes() {
+    let (addr, mut closed) = echo_server().await;
+    let url = format!("ws://{addr}/");
+    let (status, stdout, stderr) = run_to_end("split_tasks", &[&url, "3"]).await;
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let read: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("reader: "))
+        .collect();
+    // Echoes and pongs each arrive in order; a pong can overtake the echo sent before its ping,
+    // since the server's core answers a ping as soon as it reads it.
+    let echoes: Vec<&str> = read
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("message"))
+        .collect();
+    let pongs: Vec<&str> = read
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("pong"))
+        .collect();
+    assert_eq!(echoes, ["message 0", "message 1", "message 2"], "{stdout}");
+    assert_eq!(
+        pongs,
+        ["pong ping 0", "pong ping 1", "pong ping 2"],
+        "{stdout}"
+    );
+    assert_eq!(read.len(), 7, "{stdout}");
+    assert_eq!(
+        read.last(),
+        Some(&"closed code=1000 reason=\"done\" clean=true"),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"writer: buffered 0"), "{stdout}");
+    let latency = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("latency: "))
+        .and_then(|l| l.strip_suffix(" µs"))
+        .unwrap_or_else(|| panic!("no latency line: {stdout}"));
+    assert!(latency.parse::<u64>().is_ok(), "{latency}");
+    assert!(lines.contains(&"reunited: Closed"), "{stdout}");
+    let event = within("the server's close event", closed.recv())
+        .await
+        .expect("the server saw the connection end");
+    assert_eq!(event, CloseEvent::new(sockeye::CloseCode::NORMAL, "done"));
+}
+
 // ---- auth_server ----
 
 #[tokio::test]
@@ -211,14 +293,9 @@ async fn auth_server_accepts_the_token_in_the_query_or_a_bearer_header_and_echoe
 
         ws.close(Some(1000), "bye").await.unwrap();
         match next_message(&mut ws).await {
-            Message::Close(event) => assert_eq!(
-                event,
-                CloseEvent {
-                    code: sockeye::CloseCode::NORMAL,
-                    reason: "bye".into(),
-                    was_clean: true
-                }
-            ),
+            Message::Close(event) => {
+                assert_eq!(event, CloseEvent::new(sockeye::CloseCode::NORMAL, "bye"))
+            }
             other => panic!("expected the close event, got {other:?}"),
         }
     }

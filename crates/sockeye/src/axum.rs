@@ -41,6 +41,7 @@ pub struct WebSocketUpgrade {
 pub struct WebSocketUpgradeRejection(Rejection);
 
 impl WebSocketUpgradeRejection {
+    /// The status and text of the refusal, as the client received them.
     pub fn rejection(&self) -> &Rejection {
         &self.0
     }

@@ -41,6 +41,7 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
+    /// A request for a `ws://` or `wss://` URL; anything else fails with [`Error::Url`].
     pub fn new(url: &str) -> Result<Self> {
         let url = Url::parse(url).map_err(|e| Error::Url(e.to_string()))?;
         match url.scheme() {
@@ -142,6 +143,7 @@ impl ClientRequest {
         Ok(())
     }
 
+    /// The URL being connected to.
     pub fn url(&self) -> &Url {
         &self.url
     }

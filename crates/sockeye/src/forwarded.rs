@@ -40,6 +40,7 @@ use ipnet::IpNet;
 pub struct Cidr(IpNet);
 
 impl Cidr {
+    /// Whether `ip` is in the block (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.contains(&ip.to_canonical())
     }

@@ -173,6 +173,7 @@ impl UpgradeRequest {
         self.version
     }
 
+    /// The settings the accepted socket will run with, to change before accepting.
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }

@@ -45,13 +45,19 @@
 //! `ws://` over any `AsyncRead + AsyncWrite` stream: no TLS, proxies or compression in the
 //! build.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod client;
+/// [`Config`]: the limits, timeouts and switches of a connection.
 pub mod config;
+/// [`Error`] and its predicates.
 pub mod error;
 #[cfg(any(feature = "client", feature = "server"))]
 pub mod forwarded;
+#[doc = include_str!("guide.md")]
+pub mod guide {}
 #[cfg(feature = "hyper")]
 pub mod hyper;
 #[cfg(feature = "client")]

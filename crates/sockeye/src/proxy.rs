@@ -127,10 +127,12 @@ impl Proxy {
         })
     }
 
+    /// The proxy's host name or address.
     pub fn host(&self) -> &str {
         &self.host
     }
 
+    /// The proxy's port (the scheme's default when the URL had none).
     pub fn port(&self) -> u16 {
         self.port
     }

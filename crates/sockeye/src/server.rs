@@ -258,14 +258,18 @@ impl<S> Upgrade<S> {
         }
     }
 
+    /// The client's request head: method, URI, version and headers.
     pub fn request(&self) -> &Request<()> {
         &self.request
     }
 
+    /// The request's path, without the query.
     pub fn path(&self) -> &str {
         self.request.uri().path()
     }
 
+    /// The value of the request header `name` (case-insensitive), if present and readable as
+    /// text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.request
             .headers()
@@ -309,6 +313,8 @@ impl<S> Upgrade<S> {
         self.validate().map(|o| o.protocols).unwrap_or_default()
     }
 
+    /// The settings the accepted socket will run with, to change before accepting (a larger
+    /// message limit for one path, say).
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }

@@ -60,9 +60,14 @@ fn stalled_or(e: io::Error) -> Error {
 /// `WebSocket.readyState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadyState {
+    /// The opening handshake is under way (never seen on a `WebSocket`, which exists once it
+    /// is done).
     Connecting = 0,
+    /// Messages can be sent and received.
     Open = 1,
+    /// A close frame was sent or received; the closing handshake is under way.
     Closing = 2,
+    /// The connection is over: the close event was delivered, or the transport is gone.
     Closed = 3,
 }
 

@@ -16,9 +16,10 @@ use crate::tls::{rustls, tokio_rustls, CertificateDer};
 /// A TCP stream, plain or inside TLS: what [`connect`](crate::connect) returns and what
 /// [`serve_tls`](crate::serve_tls) hands to its handler. With the `hyper` feature it can also be one stream of an
 /// HTTP/2 connection, for handlers that serve HTTP/1.1 and HTTP/2 alike
-/// ([`crate::hyper::serve_connection`]).
+/// (`sockeye::hyper::serve_connection`).
 #[non_exhaustive]
 pub enum MaybeTlsStream {
+    /// Plain TCP (`ws://`).
     Plain(TcpStream),
     /// A client or server TLS session over TCP.
     #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
@@ -75,6 +76,7 @@ impl From<tokio_rustls::server::TlsStream<TcpStream>> for MaybeTlsStream {
 }
 
 impl MaybeTlsStream {
+    /// Whether the stream runs over TLS.
     pub fn is_tls(&self) -> bool {
         match self {
             #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
@@ -116,10 +118,12 @@ impl MaybeTlsStream {
         self.tls_state()?.alpn_protocol()
     }
 
+    /// The TLS version agreed on, if TLS.
     pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
         self.tls_state()?.protocol_version()
     }
 
+    /// The cipher suite agreed on, if TLS.
     pub fn cipher_suite(&self) -> Option<rustls::SupportedCipherSuite> {
         self.tls_state()?.negotiated_cipher_suite()
     }

@@ -344,6 +344,8 @@ impl fmt::Debug for CertSet {
 }
 
 impl CertSet {
+    /// An empty set: add certificates with [`with_default`](CertSet::with_default) and
+    /// [`with_name`](CertSet::with_name).
     pub fn new() -> Self {
         Self::default()
     }
@@ -360,6 +362,7 @@ impl CertSet {
         self
     }
 
+    /// Whether no certificate was added.
     pub fn is_empty(&self) -> bool {
         self.default.is_none() && self.names.is_empty()
     }
@@ -389,6 +392,7 @@ pub struct CertResolver {
 }
 
 impl CertResolver {
+    /// A resolver serving `certs`, shared with the server config.
     pub fn new(certs: CertSet) -> Arc<Self> {
         Arc::new(CertResolver {
             current: RwLock::new(Arc::new(certs)),
@@ -400,6 +404,7 @@ impl CertResolver {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(certs);
     }
 
+    /// The certificates new handshakes are served from.
     pub fn current(&self) -> Arc<CertSet> {
         self.current
             .read()
