@@ -125,10 +125,25 @@ packaged() {
   cargo run --manifest-path "$work/app/Cargo.toml" "${patches[@]}"
 }
 
+# The public API against the last release, once there is one: a breaking change must come with
+# a new minor version (README, "API policy").
+semver() {
+  local tag
+  tag=$(git tag --list 'v[0-9]*' --sort=-version:refname | head -n 1)
+  if [[ -z $tag ]]; then
+    echo "no release tag (v*) yet: nothing to compare the API with"
+    return 0
+  fi
+  cargo semver-checks --version >/dev/null 2>&1 || cargo install cargo-semver-checks --locked
+  cargo semver-checks --workspace --exclude sockeye-cli --exclude sockeye-interop \
+    --exclude sockeye-examples --baseline-rev "$tag"
+}
+
 step "cargo package (${crates[*]})" package
 step "cargo doc (libraries, -D warnings)" docs
 step "cargo install sockeye-cli, sockeye --version, sockeye serve GET /" install
 step "tests/packaged against the .crate sources" packaged
+step "cargo semver-checks against the last release tag" semver
 
 echo
 echo "check-package timings:"
