@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sockeye::http::{header, Response, StatusCode};
+use sockeye::http::{header, HeaderValue, StatusCode};
 use sockeye::{Config, Message, Upgrade};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -51,7 +51,7 @@ async fn main() -> std::io::Result<()> {
 async fn handle(stream: TcpStream, peer: SocketAddr, token: Arc<str>) {
     // Reads the request head (within `Config::handshake_timeout`); a malformed one has
     // already been answered with 400 or 431.
-    let upgrade = match sockeye::read_request(stream, Config::default()).await {
+    let mut upgrade = match sockeye::read_request(stream, Config::default()).await {
         Ok(upgrade) => upgrade,
         Err(e) => {
             println!("refused {peer}: {e}");
@@ -60,19 +60,14 @@ async fn handle(stream: TcpStream, peer: SocketAddr, token: Arc<str>) {
     };
     if let Err(why) = check_token(&upgrade, &token) {
         println!("refused {peer}: {why}");
-        // `upgrade.reject(StatusCode::UNAUTHORIZED, "…")` would do too; `respond` lets a 401
-        // carry the `WWW-Authenticate` header HTTP asks for.
-        let response = Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header(
-                header::WWW_AUTHENTICATE,
-                "Bearer realm=\"sockeye-examples\"",
-            )
-            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(())
-            .expect("a valid response");
+        // A 401 carries the `WWW-Authenticate` header HTTP asks for; `reject` then drains what
+        // the client still sends for a moment, so that the answer is not lost to a reset.
+        upgrade.response_headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"sockeye-examples\""),
+        );
         let _ = upgrade
-            .respond(response, format!("{why}\n").as_bytes())
+            .reject(StatusCode::UNAUTHORIZED, &format!("{why}\n"))
             .await;
         return;
     }

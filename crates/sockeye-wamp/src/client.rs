@@ -431,8 +431,22 @@ impl Client {
         serializer: Serializer,
         credentials: &Credentials,
     ) -> Result<Client, ClientError> {
-        let request = ClientRequest::new(url)?.protocol(serializer.protocol());
-        let ws = sockeye::connect_with(request, Config::default()).await?;
+        let request = ClientRequest::new(url)?;
+        Self::connect_request(request, Config::default(), realm, serializer, credentials).await
+    }
+
+    /// Connects with a [`ClientRequest`] and [`Config`] of the caller's (headers such as
+    /// `Authorization` or `Origin`, a private CA for `wss://`, a proxy, timeouts, keepalive),
+    /// offering `serializer`'s subprotocol, and joins `realm` with `credentials`.
+    pub async fn connect_request(
+        request: ClientRequest,
+        config: Config,
+        realm: &str,
+        serializer: Serializer,
+        credentials: &Credentials,
+    ) -> Result<Client, ClientError> {
+        let request = request.protocol(serializer.protocol());
+        let ws = sockeye::connect_with(request, config).await?;
         let (mut sink, mut stream) = ws.split();
         let encode = move |m: &Message| to_frame(serializer, m);
         let decode = move |m: WsMessage| -> Option<Result<Message, ClientError>> {

@@ -779,3 +779,41 @@ async fn a_stalled_subscribers_queue_is_bounded_in_bytes_not_only_in_messages() 
     let dropped = router.dropped_events();
     assert!(dropped >= 150, "dropped only {dropped} of 200 1 MiB events");
 }
+
+#[tokio::test]
+async fn a_client_joins_with_its_own_request_headers_and_config() {
+    let router = WampRouter::new(RouterConfig::default(), TransportConfig::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(sockeye::serve(
+        listener,
+        Config::default(),
+        move |upgrade, _| {
+            let (router, seen_tx) = (router.clone(), seen_tx.clone());
+            async move {
+                let _ = seen_tx.send(upgrade.header("authorization").map(str::to_owned));
+                let _ = router.serve(upgrade).await;
+            }
+        },
+    ));
+    let request = ClientRequest::new(&format!("ws://{addr}/wamp"))
+        .unwrap()
+        .no_proxy()
+        .header("Authorization", "Bearer t0ken");
+    let config = Config::default().max_message_size(1 << 16);
+    let client = within(Client::connect_request(
+        request,
+        config,
+        "realm1",
+        Serializer::Json,
+        &sockeye_wamp::client::Credentials::Anonymous,
+    ))
+    .await
+    .unwrap();
+    assert!(client.session_id() > 0);
+    assert_eq!(
+        within(seen.recv()).await.unwrap().as_deref(),
+        Some("Bearer t0ken")
+    );
+}

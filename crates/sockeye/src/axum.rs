@@ -18,6 +18,9 @@
 //! let app: Router = Router::new().route("/echo", any(echo));
 //! ```
 
+/// axum-core, whose `Response` and extractor traits this module implements.
+pub use axum_core;
+
 use std::future::Future;
 
 use axum_core::extract::FromRequestParts;

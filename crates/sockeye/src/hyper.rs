@@ -31,6 +31,11 @@
 //! (`hyper::server::conn::http2::Builder::enable_connect_protocol`), and the route must take
 //! `CONNECT` as well as `GET`.
 
+/// The hyper and http-body-util crates whose types appear in this module's signatures
+/// ([`Http2Sender`]), re-exported so that a dependent names the versions Sockeye uses.
+pub use ::hyper;
+pub use http_body_util;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

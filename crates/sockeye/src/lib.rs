@@ -91,8 +91,13 @@ pub use tls::serve_tls;
 pub use tls::ClientTls;
 
 pub use sockeye_proto as proto;
+// The crates whose types and traits appear in this crate's signatures, so that a dependent can
+// name the very versions Sockeye uses (README, "API policy").
+pub use futures_core;
+pub use futures_sink;
 pub use sockeye_proto::bytes::Bytes;
 pub use sockeye_proto::http;
 pub use sockeye_proto::{
     CloseCode, CloseEvent, CompressionPolicy, DataKind, DeflateConfig, PreparedMessage, Utf8Bytes,
 };
+pub use url;

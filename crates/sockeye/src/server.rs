@@ -319,8 +319,9 @@ impl<S> Upgrade<S> {
         &mut self.config
     }
 
-    /// Headers to add to the answer that accepts the WebSocket (101 over HTTP/1.1, 200 over
-    /// HTTP/2), such as a `Set-Cookie` after authenticating on the handshake. The handshake's
+    /// Headers to add to the answer: the one that accepts the WebSocket (101 over HTTP/1.1,
+    /// 200 over HTTP/2), such as a `Set-Cookie` after authenticating on the handshake, or a
+    /// [`reject`](Upgrade::reject), such as the `WWW-Authenticate` of a 401. The handshake's
     /// own headers (`Upgrade`, `Connection`, `Sec-WebSocket-*`) are Sockeye's and are not
     /// replaced by these.
     pub fn response_headers_mut(&mut self) -> &mut http::HeaderMap {
@@ -378,10 +379,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
         }
     }
 
-    /// Refuses the request with `status` and a short text body.
-    pub async fn reject(self, status: StatusCode, body: &str) -> Result<()> {
+    /// Refuses the request with `status`, the headers of
+    /// [`response_headers_mut`](Upgrade::response_headers_mut) and a short text body. Over
+    /// HTTP/1.1 the connection then half-closes and drains what the client still sends for a
+    /// moment, so that the answer is not lost to a reset.
+    pub async fn reject(mut self, status: StatusCode, body: &str) -> Result<()> {
         let mut resp = Response::new(());
         *resp.status_mut() = status;
+        *resp.headers_mut() = std::mem::take(&mut self.response_headers);
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),

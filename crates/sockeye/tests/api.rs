@@ -300,15 +300,19 @@ async fn error_predicates_tell_the_peer_the_caller_and_the_clock_apart() {
 }
 
 #[tokio::test]
-async fn a_refused_handshake_is_a_handshake_error_with_the_status() {
+async fn a_refused_handshake_is_a_handshake_error_with_the_status_headers_and_body() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(sockeye::serve(
         listener,
         Config::default(),
-        |upgrade, _| async move {
+        |mut upgrade, _| async move {
+            upgrade.response_headers_mut().insert(
+                sockeye::http::header::WWW_AUTHENTICATE,
+                sockeye::http::HeaderValue::from_static("Bearer realm=\"demo\""),
+            );
             let _ = upgrade
-                .reject(sockeye::http::StatusCode::FORBIDDEN, "not you")
+                .reject(sockeye::http::StatusCode::UNAUTHORIZED, "not you")
                 .await;
         },
     ));
@@ -320,7 +324,11 @@ async fn a_refused_handshake_is_a_handshake_error_with_the_status() {
         .unwrap_err();
     assert!(err.is_handshake(), "{err:?}");
     let response = err.rejection().expect("the server's answer");
-    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(
+        response.headers()[sockeye::http::header::WWW_AUTHENTICATE],
+        "Bearer realm=\"demo\""
+    );
     assert_eq!(&response.body()[..], b"not you");
 }
 
