@@ -6,9 +6,10 @@
 #      autobahn-js for the WAMP interop tests (scripts/setup-wamp-js.sh)
 #   4. each feature of sockeye and sockeye-proto alone (cargo hack clippy), then cargo test for the
 #      whole workspace, with the real-peer tests required
-#   5. headless Chromium against the release `sockeye serve` and examples/axum_echo, over HTTP/1.1
+#   5. a smoke pass of every fuzz target (fuzz/run.sh --smoke)
+#   6. headless Chromium against the release `sockeye serve` and examples/axum_echo, over HTTP/1.1
 #      and HTTP/2 (node --test interop/browser)
-#   6. Autobahn|Testsuite, two runs at a time: every case (compression included) for our
+#   7. Autobahn|Testsuite, two runs at a time: every case (compression included) for our
 #      server and our client; `sockeye serve` over wss:// and the axum extractor
 #      (examples/axum_echo) without the compression cases 12.* and 13.*, which the plain server
 #      run already covers through the same code
@@ -72,6 +73,13 @@ stage "feature matrix (cargo hack --each-feature)" feature_matrix
 stage "cargo test" cargo test --workspace --release --features sockeye/hyper,sockeye/axum
 stage "build sockeye (release)" cargo build --release -p sockeye-cli
 stage "build examples (Autobahn drivers, axum_echo)" cargo build --release -p sockeye --examples --features axum
+# Every fuzz target over its committed corpus, then 5 s of fuzzing each (a debug build without
+# ASan: about 2 minutes to build, 1.5 to run). The long runs are fuzz/run.sh SECONDS.
+fuzz_smoke() {
+  cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+  bash fuzz/run.sh --smoke
+}
+stage "fuzz smoke (fuzz/run.sh --smoke)" fuzz_smoke
 stage "Chromium -> sockeye serve and the axum example (node --test)" node --test interop/browser/*.test.mjs
 
 # wstest is single-threaded Python and keeps one core busy, so two runs share the machine's two
