@@ -6,7 +6,8 @@
 #   benches/profile.sh [--size BYTES] [--binary] [--deflate] [--connections N] [--seconds S]
 #                      [--contenders "..."] [--top N] [--serve-base-bin PATH]
 #
-# Contenders: the peers of compare.sh, and `serve` (`sockeye serve`, logging at warn) and
+# Contenders: the peers of compare.sh, and `serve` (`sockeye serve`, logging at warn), `serve-1`
+# (the same with --workers 1: one thread, tokio's current-thread scheduler) and
 # `serve-base` (the `sockeye` binary of another revision, --serve-base-bin) for an A/B of the
 # server users run.
 #
@@ -56,6 +57,7 @@ cmd_of() {
     case "$1" in
         tokio-websockets) echo "$PEERS/tokio_websockets $DEFLATE" ;;
         serve) echo "$SOCKEYE serve --log-level warn --listen" ;;
+        serve-1) echo "$SOCKEYE serve --workers 1 --log-level warn --listen" ;;
         serve-base) echo "${SERVE_BASE_BIN:?--serve-base-bin is needed for serve-base} serve --log-level warn --listen" ;;
         *) echo "$PEERS/$1 $DEFLATE" ;;
     esac

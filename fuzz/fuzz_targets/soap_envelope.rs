@@ -11,19 +11,11 @@ use libfuzzer_sys::fuzz_target;
 use sockeye_soap::{fault, parse_request, response, Limits, WSA_FAULT_ACTION};
 
 /// Small limits, so that the fuzzer reaches them with short inputs.
-const LIMITS: Limits = Limits {
-    max_bytes: 64 << 10,
-    max_depth: 16,
-    max_elements: 256,
-};
+const LIMITS: Limits = Limits::new(64 << 10, 16, 256);
 
 /// For reading back what was written: escaping may grow the text, and a reply adds up to six
 /// elements (Envelope, Header, MessageID, RelatesTo, Action, Body) around the body.
-const READ_BACK: Limits = Limits {
-    max_bytes: 1 << 20,
-    max_depth: 16,
-    max_elements: 256 + 6,
-};
+const READ_BACK: Limits = Limits::new(1 << 20, 16, 256 + 6);
 
 fuzz_target!(|data: &[u8]| {
     match parse_request(data, &LIMITS) {

@@ -158,27 +158,34 @@ fn router_config(byte: u8) -> RouterConfig {
             },
         ]
     });
-    RouterConfig {
-        close_after_goodbye: byte & 1 != 0,
-        uri_check: if byte & 2 != 0 {
+    {
+        let mut config = RouterConfig::default();
+        config.close_after_goodbye = byte & 1 != 0;
+        config.uri_check = if byte & 2 != 0 {
             UriCheck::Strict
         } else {
             UriCheck::Loose
-        },
-        auto_create_realms: byte & 4 == 0,
-        auth: AuthConfig {
-            allow_anonymous: true,
-            users: if byte & 32 != 0 { users() } else { Vec::new() },
-        },
-        realm_configs: vec![RealmConfig {
-            name: "shop".into(),
-            auth: Some(AuthConfig {
-                allow_anonymous: byte & 16 != 0,
-                users: users(),
-            }),
-            roles,
-        }],
-        ..RouterConfig::default()
+        };
+        config.auto_create_realms = byte & 4 == 0;
+        config.auth = {
+            let mut config = AuthConfig::default();
+            config.allow_anonymous = true;
+            config.users = if byte & 32 != 0 { users() } else { Vec::new() };
+            config
+        };
+        config.realm_configs = vec![{
+            let mut config = RealmConfig::default();
+            config.name = "shop".into();
+            config.auth = Some({
+                let mut config = AuthConfig::default();
+                config.allow_anonymous = byte & 16 != 0;
+                config.users = users();
+                config
+            });
+            config.roles = roles;
+            config
+        }];
+        config
     }
 }
 

@@ -477,47 +477,48 @@ async fn rust_subscriber_js_publisher_msgpack() {
 // ---- authentication ----
 
 fn auth_config() -> RouterConfig {
-    RouterConfig {
-        auth: AuthConfig {
-            allow_anonymous: false,
-            users: vec![
-                User {
-                    authid: "joe".into(),
-                    authrole: "frontend".into(),
-                    secrets: vec![
-                        Secret::Ticket("secret!!!".into()),
-                        Secret::WampCra {
-                            secret: "cra-secret".into(),
-                            salt: None,
-                        },
-                    ],
-                },
-                User {
-                    authid: "peter".into(),
-                    authrole: "backend".into(),
-                    secrets: vec![
-                        // Stored salted: the router keeps only what PBKDF2 derives.
-                        Secret::WampCra {
-                            secret: "prq7+YkJ1/KlW1X0YczMHw==".into(),
-                            salt: Some(Salt {
-                                salt: "salt123".into(),
-                                iterations: 100,
-                                keylen: 16,
-                            }),
-                        },
-                        // The Ed25519 key whose seed is 32 bytes of 7.
-                        Secret::Cryptosign {
-                            public_keys: vec![hex32(
-                                "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c",
-                            )
-                            .unwrap()],
-                        },
-                    ],
-                },
-            ],
-        },
-        ..RouterConfig::default()
-    }
+    let mut config = RouterConfig::default();
+    config.auth = {
+        let mut config = AuthConfig::default();
+        config.allow_anonymous = false;
+        config.users = vec![
+            User {
+                authid: "joe".into(),
+                authrole: "frontend".into(),
+                secrets: vec![
+                    Secret::Ticket("secret!!!".into()),
+                    Secret::WampCra {
+                        secret: "cra-secret".into(),
+                        salt: None,
+                    },
+                ],
+            },
+            User {
+                authid: "peter".into(),
+                authrole: "backend".into(),
+                secrets: vec![
+                    // Stored salted: the router keeps only what PBKDF2 derives.
+                    Secret::WampCra {
+                        secret: "prq7+YkJ1/KlW1X0YczMHw==".into(),
+                        salt: Some(Salt {
+                            salt: "salt123".into(),
+                            iterations: 100,
+                            keylen: 16,
+                        }),
+                    },
+                    // The Ed25519 key whose seed is 32 bytes of 7.
+                    Secret::Cryptosign {
+                        public_keys: vec![hex32(
+                            "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c",
+                        )
+                        .unwrap()],
+                    },
+                ],
+            },
+        ];
+        config
+    };
+    config
 }
 
 /// Joins with `auth` and returns what the peer printed first: its WELCOME or why it closed.
@@ -598,20 +599,23 @@ async fn auth_wrong_secrets_are_refused() {
 #[tokio::test]
 async fn authorization_python_denied_by_its_role_gets_not_authorized() {
     // Realm "guarded": anonymous sessions may only subscribe under com.open.
-    let url = router_with(RouterConfig {
-        realm_configs: vec![RealmConfig {
-            name: "guarded".into(),
-            auth: None,
-            roles: Some(vec![AuthRole {
+    let url = router_with({
+        let mut config = RouterConfig::default();
+        config.realm_configs = vec![{
+            let mut config = RealmConfig::default();
+            config.name = "guarded".into();
+            config.auth = None;
+            config.roles = Some(vec![AuthRole {
                 name: "anonymous".into(),
                 permissions: vec![Permission::only(
                     "com.open.",
                     MatchPolicy::Prefix,
                     &[Operation::Subscribe],
                 )],
-            }]),
-        }],
-        ..RouterConfig::default()
+            }]);
+            config
+        }];
+        config
     })
     .await;
     let Some(mut p) = Peer::spawn_in(Lang::Python, &url, "guarded", "json", "denied", None).await

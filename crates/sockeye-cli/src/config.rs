@@ -128,6 +128,12 @@ pub struct Settings {
     #[arg(long, value_name = "SECS", help = default_is("Seconds a client has to complete the opening handshake (TLS and HTTP)", library_default().handshake_timeout.as_secs()))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_timeout: Option<u64>,
+    /// Threads that run connections: 1 runs everything on one thread (tokio's current-thread
+    /// scheduler, the least CPU per message), more share connections between that many
+    /// threads. Default: one per CPU.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Seconds a peer has to finish the closing handshake.
     #[arg(long, value_name = "SECS", help = default_is("Seconds a peer has to finish the closing handshake", library_default().close_timeout.as_secs()))]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -291,6 +297,8 @@ pub struct Resolved {
     pub shared_compressors: Option<usize>,
     pub max_connections: i64,
     pub shutdown_timeout: Duration,
+    /// `None`: one per CPU.
+    pub workers: Option<usize>,
     pub endpoints: Endpoints,
     pub router: sockeye_wamp::RouterConfig,
     pub transport: sockeye_wamp::TransportConfig,
@@ -418,6 +426,10 @@ impl Settings {
             shared_compressors: c.shared_compressors,
             max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
             shutdown_timeout: secs(self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT)),
+            workers: match self.workers {
+                Some(0) => return Err("workers must be at least 1".into()),
+                n => n,
+            },
             endpoints: self.endpoints,
             router: self.wamp.router_config().map_err(|e| e.to_string())?,
             transport: sockeye_wamp::TransportConfig::from_settings(&self.wamp),
@@ -506,6 +518,7 @@ mod tests {
         assert_eq!(c.handshake_timeout, secs(14));
         assert_eq!(c.close_timeout, secs(15));
         assert_eq!(c.ping_timeout, secs(16));
+        assert_eq!(r.workers, Some(1));
     }
 
     /// Every flag with a value that is not its default.
@@ -530,6 +543,7 @@ mod tests {
         "--shared-compressors=18",
         "--compression-level=1",
         "--compression-threshold=19",
+        "--workers=1",
     ];
 
     #[test]
@@ -592,6 +606,7 @@ mod tests {
         close_timeout = 15
         ping_timeout = 16
         write_timeout = 0
+        workers = 1
         [compression]
         policy = "fast"
         retained_window = 2048
@@ -680,6 +695,7 @@ mod tests {
         assert!(r.listen.is_empty(), "tls::bind picks 127.0.0.1:8080");
         assert_eq!(r.config.ping_interval, Some(secs(DEFAULT_PING_INTERVAL)));
         assert_eq!(r.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(r.workers, None);
         assert_eq!(r.shutdown_timeout, secs(DEFAULT_SHUTDOWN_TIMEOUT));
         let library = sockeye::Config::default();
         assert_eq!(

@@ -6,6 +6,7 @@ mod connect;
 mod market;
 mod metrics;
 mod serve;
+mod shutdown;
 mod tls;
 
 use clap::{Parser, Subcommand};
@@ -51,20 +52,14 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sockeye: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+    // `serve` reads its settings first: they say which runtime to make (`--workers`).
+    let result = match cli.command {
+        Command::Serve(args) => {
+            serve::runtime(*args).and_then(|(settings, rt)| rt.block_on(serve::run(settings)))
         }
+        Command::Connect(args) => default_runtime().and_then(|rt| rt.block_on(connect::run(args))),
+        Command::Bench(args) => default_runtime().and_then(|rt| rt.block_on(bench::run(args))),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(*args).await,
-            Command::Connect(args) => connect::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
-        }
-    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -72,4 +67,8 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn default_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}").into())
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use sockeye::http::{header, HeaderValue, Response, StatusCode};
 use sockeye::{CloseCode, MaybeTlsStream, Message, PreparedMessage, Upgrade, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
+use crate::shutdown::{Shutdown, ShutdownWatch};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 
@@ -27,7 +28,7 @@ struct App {
     chat_overflowing: std::sync::atomic::AtomicBool,
     metrics: Metrics,
     max_connections: i64,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     /// The WAMP router at `/wamp`, with the realms of the config file.
     wamp: sockeye_wamp::WampRouter,
     /// The demo market, unless `[endpoints] market = false`.
@@ -51,15 +52,31 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-pub async fn run(flags: ServeArgs) -> crate::Result<ExitCode> {
+/// Reads the settings (flags over the file) and makes the runtime they ask for.
+pub fn runtime(
+    flags: ServeArgs,
+) -> crate::Result<(crate::config::Resolved, tokio::runtime::Runtime)> {
     let settings = crate::config::Settings::load(flags)?.resolve()?;
+    let runtime = match settings.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+        None => tokio::runtime::Runtime::new()?,
+    };
+    Ok((settings, runtime))
+}
+
+pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
     let listeners = crate::tls::bind(&settings.listen, &settings.tls).await?;
     if let Some(n) = settings.shared_compressors {
         sockeye::proto::deflate::set_shared_compressors(n);
     }
     let config = settings.config;
     let shutdown_timeout = settings.shutdown_timeout;
-    let (stop, shutdown) = watch::channel(false);
     let wamp = sockeye_wamp::WampRouter::new(settings.router, settings.transport);
     let market = settings.endpoints.market.then(|| {
         let exchange = crate::market::Exchange::new(settings.market.seed);
@@ -78,7 +95,7 @@ pub async fn run(flags: ServeArgs) -> crate::Result<ExitCode> {
         chat_overflowing: Default::default(),
         metrics: Metrics::default(),
         max_connections: settings.max_connections,
-        shutdown,
+        shutdown: Shutdown::default(),
         wamp,
         market,
     });
@@ -103,7 +120,7 @@ pub async fn run(flags: ServeArgs) -> crate::Result<ExitCode> {
         result = accepting => result?,
         signal = shutdown_signal() => {
             tracing::info!("{signal}: closing connections with 1001 Going Away");
-            let _ = stop.send(true);
+            app.shutdown.trigger();
             let deadline = tokio::time::Instant::now() + shutdown_timeout;
             while app.metrics.open() > 0
                 && tokio::time::Instant::now() < deadline
@@ -133,38 +150,25 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// One connection's view of the server's shutdown.
-struct ShutdownWatch {
-    rx: watch::Receiver<bool>,
-    going_away: bool,
-}
-
-impl ShutdownWatch {
-    fn new(app: &App) -> Self {
-        ShutdownWatch {
-            rx: app.shutdown.clone(),
-            going_away: false,
-        }
-    }
-}
-
 /// Receives the next message, and on shutdown starts the closing handshake with 1001
 /// "Going Away" (once), then keeps receiving until the close event.
 async fn recv_until_shutdown<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocket<S>,
     app: &App,
     shutdown: &mut ShutdownWatch,
+    going_away: &mut bool,
 ) -> Option<sockeye::Result<Message>> {
-    let ShutdownWatch { rx, going_away } = shutdown;
     loop {
         tokio::select! {
+            // The message first: the shutdown is looked at only while none is ready.
+            biased;
             msg = ws.recv() => {
                 if let Some(Ok(Message::Close(event))) = &msg {
                     app.metrics.ended(event.code.0, ws.deflate_stats(), ws.message_stats());
                 }
                 return msg;
             }
-            _ = async { let _ = rx.wait_for(|stop| *stop).await; }, if !*going_away => {
+            _ = shutdown.triggered(), if !*going_away => {
                 *going_away = true;
                 let _ = ws.close_with(CloseCode::GOING_AWAY, "Going Away").await;
             }
@@ -233,7 +237,7 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
             .await;
         return;
     }
-    if *app.shutdown.borrow() {
+    if app.shutdown.is_triggered() {
         app.metrics.refused("shutdown");
         let _ = upgrade
             .reject(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n")
@@ -246,10 +250,8 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
         "/hello" => hello(upgrade, &app).await,
         "/chat" => chat(upgrade, &app).await,
         "/wamp" => {
-            let mut stop = app.shutdown.clone();
-            let shutdown = async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            };
+            let mut watch = app.shutdown.watch();
+            let shutdown = async move { watch.triggered().await };
             app.wamp.serve_until(unbox(upgrade), shutdown).await
         }
         "/soap" => soap(upgrade, &app).await,
@@ -306,8 +308,8 @@ async fn page(upgrade: Request, html: &str) -> sockeye::Result<()> {
 async fn echo(upgrade: Request, app: &App) -> sockeye::Result<()> {
     let protocol = upgrade.offered_protocols().into_iter().next();
     let mut ws = unbox(upgrade).accept(protocol).await?;
-    let mut shutdown = ShutdownWatch::new(app);
-    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown).await {
+    let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
+    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown, &mut going_away).await {
         match msg {
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
                 let _ = ws.send(msg).await;
@@ -325,7 +327,7 @@ async fn echo(upgrade: Request, app: &App) -> sockeye::Result<()> {
 async fn hello(upgrade: Request, app: &App) -> sockeye::Result<()> {
     let mut ws = unbox(upgrade).accept(None).await?;
     let mut bye_at: Option<tokio::time::Instant> = None;
-    let mut shutdown = ShutdownWatch::new(app);
+    let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
     loop {
         let bye = async {
             match bye_at {
@@ -334,7 +336,7 @@ async fn hello(upgrade: Request, app: &App) -> sockeye::Result<()> {
             }
         };
         tokio::select! {
-            msg = recv_until_shutdown(&mut ws, app, &mut shutdown) => match msg {
+            msg = recv_until_shutdown(&mut ws, app, &mut shutdown, &mut going_away) => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let reply = Message::text(greeting(&text));
                     let _ = ws.send(reply).await;
@@ -402,10 +404,10 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
     // can miss it.
     let mut room = Some(app.chat.subscribe());
     let mut ws = unbox(upgrade).accept(None).await?;
-    let mut shutdown = ShutdownWatch::new(app);
+    let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
     loop {
         tokio::select! {
-            msg = recv_until_shutdown(&mut ws, app, &mut shutdown) => match msg {
+            msg = recv_until_shutdown(&mut ws, app, &mut shutdown, &mut going_away) => match msg {
                 Some(Ok(Message::Text(text))) => {
                     wait_for_the_room(app).await;
                     let _ = app.chat.send(PreparedMessage::text(text));
@@ -477,8 +479,8 @@ async fn soap(mut upgrade: Request, app: &App) -> sockeye::Result<()> {
     let mut ws = unbox(upgrade).accept(Some(SUBPROTOCOL.into())).await?;
     // The market ticks while a SOAP session is open, so that its quotes move.
     let _watching = exchange.soap_watcher();
-    let mut shutdown = ShutdownWatch::new(app);
-    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown).await {
+    let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
+    while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown, &mut going_away).await {
         let envelope = match msg {
             Ok(Message::Text(text)) => answer(text.as_str().as_bytes(), &exchange.market()),
             Ok(Message::Binary(bytes)) => answer(&bytes, &exchange.market()),

@@ -69,6 +69,7 @@ pub const WSA_FAULT_ACTION: &str = "http://www.w3.org/2005/08/addressing/soap/fa
 /// it runs (the others): a message over any of them gets a Sender fault, having cost at most
 /// its bytes plus `max_depth` open elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest message, in bytes; 1 MiB by default.
     pub max_bytes: usize,
@@ -79,13 +80,20 @@ pub struct Limits {
     pub max_elements: usize,
 }
 
+impl Limits {
+    /// Limits of bytes, nesting depth and elements, usable in a `const`.
+    pub const fn new(max_bytes: usize, max_depth: usize, max_elements: usize) -> Self {
+        Limits {
+            max_bytes,
+            max_depth,
+            max_elements,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bytes: 1 << 20,
-            max_depth: 64,
-            max_elements: 10_000,
-        }
+        Limits::new(1 << 20, 64, 10_000)
     }
 }
 

@@ -65,6 +65,7 @@ pub struct User {
 
 /// Who may join.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AuthConfig {
     /// Whether `anonymous` is accepted (and assumed when a HELLO names no authmethods).
     pub allow_anonymous: bool,

@@ -9,6 +9,7 @@ use crate::uri::{self, MatchPolicy, UriCheck};
 
 /// Router settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RouterConfig {
     /// Realms that exist from the start. Default `["realm1"]`.
     pub realms: Vec<String>,
@@ -43,6 +44,7 @@ pub struct RouterConfig {
 
 /// A realm's own authentication and authorization.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RealmConfig {
     /// The realm's URI, as HELLO names it.
     pub name: String,

@@ -150,6 +150,7 @@ impl Payload {
 /// One WAMP message. Ids are `u64` in `[1, 2^53]`; `Dict` fields are the options or details
 /// exactly as received (validated, unknown keys kept).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Message {
     /// `[HELLO, Realm|uri, Details|dict]`: a client asks to join a realm.
     Hello {

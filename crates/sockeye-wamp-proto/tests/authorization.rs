@@ -17,42 +17,45 @@ use Operation::{Call, Publish, Subscribe};
 /// `com.shop.admin`; the ticket user `clerk` (role `staff`) may do everything under `com.shop.`
 /// and is disclosed when calling `com.shop.audit`.
 fn shop() -> RouterConfig {
-    RouterConfig {
-        realm_configs: vec![RealmConfig {
-            name: "shop".into(),
-            auth: Some(AuthConfig {
-                allow_anonymous: true,
-                users: vec![User {
-                    authid: "clerk".into(),
-                    authrole: "staff".into(),
-                    secrets: vec![Secret::Ticket("counter".into())],
-                }],
-            }),
-            roles: Some(vec![
-                AuthRole {
-                    name: "anonymous".into(),
-                    permissions: vec![
-                        Permission::only("com.shop.", Prefix, &[Call, Subscribe]),
-                        Permission::only("com.shop.admin", Prefix, &[]),
-                        Permission::only("com.shop..price", Wildcard, &[Subscribe]),
-                        Permission::only("com.shop.news", Exact, &[Subscribe, Publish]),
-                        Permission::only("wamp.session.count", Exact, &[Call]),
-                    ],
-                },
-                AuthRole {
-                    name: "staff".into(),
-                    permissions: vec![
-                        Permission::all("com.shop.", Prefix),
-                        Permission {
-                            disclose: true,
-                            ..Permission::all("com.shop.audit", Exact)
-                        },
-                    ],
-                },
-            ]),
-        }],
-        ..RouterConfig::default()
-    }
+    let mut config = RouterConfig::default();
+    config.realm_configs = vec![{
+        let mut config = RealmConfig::default();
+        config.name = "shop".into();
+        config.auth = Some({
+            let mut config = AuthConfig::default();
+            config.allow_anonymous = true;
+            config.users = vec![User {
+                authid: "clerk".into(),
+                authrole: "staff".into(),
+                secrets: vec![Secret::Ticket("counter".into())],
+            }];
+            config
+        });
+        config.roles = Some(vec![
+            AuthRole {
+                name: "anonymous".into(),
+                permissions: vec![
+                    Permission::only("com.shop.", Prefix, &[Call, Subscribe]),
+                    Permission::only("com.shop.admin", Prefix, &[]),
+                    Permission::only("com.shop..price", Wildcard, &[Subscribe]),
+                    Permission::only("com.shop.news", Exact, &[Subscribe, Publish]),
+                    Permission::only("wamp.session.count", Exact, &[Call]),
+                ],
+            },
+            AuthRole {
+                name: "staff".into(),
+                permissions: vec![
+                    Permission::all("com.shop.", Prefix),
+                    Permission {
+                        disclose: true,
+                        ..Permission::all("com.shop.audit", Exact)
+                    },
+                ],
+            },
+        ]);
+        config
+    }];
+    config
 }
 
 fn join_clerk(h: &mut H) -> ConnId {

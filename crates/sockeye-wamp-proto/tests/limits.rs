@@ -39,9 +39,10 @@ fn a_realm_a_hello_created_is_freed_with_its_last_session_and_configured_ones_st
 
 #[test]
 fn hellos_for_new_realms_past_the_limit_are_aborted() {
-    let mut h = H::with(RouterConfig {
-        max_auto_realms: 2,
-        ..RouterConfig::default()
+    let mut h = H::with({
+        let mut config = RouterConfig::default();
+        config.max_auto_realms = 2;
+        config
     });
     h.join_with("com.example.a", ALL_ROLES);
     let (b, _) = h.join_with("com.example.b", ALL_ROLES);
@@ -72,9 +73,10 @@ fn retained(h: &mut H) -> Vec<Value> {
 
 #[test]
 fn retained_events_are_capped_per_realm_in_number_oldest_forgotten_first() {
-    let mut h = H::with(RouterConfig {
-        max_retained_events: 3,
-        ..RouterConfig::default()
+    let mut h = H::with({
+        let mut config = RouterConfig::default();
+        config.max_retained_events = 3;
+        config
     });
     let (p, _) = h.join();
     for i in 0..5 {
@@ -93,9 +95,10 @@ fn retained_events_are_capped_per_realm_in_number_oldest_forgotten_first() {
 
 #[test]
 fn retained_events_are_capped_per_realm_in_bytes_and_a_larger_one_is_not_kept() {
-    let mut h = H::with(RouterConfig {
-        max_retained_bytes: 3000,
-        ..RouterConfig::default()
+    let mut h = H::with({
+        let mut config = RouterConfig::default();
+        config.max_retained_bytes = 3000;
+        config
     });
     let (p, _) = h.join();
     let text = |n: usize| "x".repeat(n);

@@ -135,9 +135,10 @@ fn malformed_messages_abort_only_their_session() {
 
 #[test]
 fn hello_checks_realm_and_roles() {
-    let mut h = H::with(RouterConfig {
-        auto_create_realms: false,
-        ..RouterConfig::default()
+    let mut h = H::with({
+        let mut config = RouterConfig::default();
+        config.auto_create_realms = false;
+        config
     });
     let c = h.r.connect();
     assert_eq!(
@@ -194,9 +195,10 @@ fn goodbye_is_answered_and_the_transport_closed() {
 
 #[test]
 fn goodbye_is_answered_and_a_new_session_may_start() {
-    let mut h = H::with(RouterConfig {
-        close_after_goodbye: false,
-        ..RouterConfig::default()
+    let mut h = H::with({
+        let mut config = RouterConfig::default();
+        config.close_after_goodbye = false;
+        config
     });
     let (c, first) = h.join();
     h.register(c, "{}", "p");
@@ -458,9 +460,10 @@ fn unsubscribe_stops_events_and_unknown_ids_are_errors() {
 
 #[test]
 fn invalid_uris_are_errors_not_aborts() {
-    let mut h = H::with(RouterConfig {
-        uri_check: UriCheck::Strict,
-        ..RouterConfig::default()
+    let mut h = H::with({
+        let mut config = RouterConfig::default();
+        config.uri_check = UriCheck::Strict;
+        config
     });
     let (a, _) = h.join();
     assert_eq!(
@@ -835,10 +838,12 @@ mod auth {
 
     fn router() -> H {
         let pk: [u8; 32] = key_pair().public_key().as_ref().try_into().unwrap();
-        H::with(RouterConfig {
-            auth: AuthConfig {
-                allow_anonymous: false,
-                users: vec![
+        H::with({
+            let mut config = RouterConfig::default();
+            config.auth = {
+                let mut config = AuthConfig::default();
+                config.allow_anonymous = false;
+                config.users = vec![
                     joe(),
                     User {
                         authid: "peter".into(),
@@ -857,9 +862,10 @@ mod auth {
                             },
                         ],
                     },
-                ],
-            },
-            ..RouterConfig::default()
+                ];
+                config
+            };
+            config
         })
     }
 

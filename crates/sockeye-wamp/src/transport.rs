@@ -42,6 +42,7 @@ use crate::framing::{from_frame, to_frame};
 
 /// What to do with a session whose outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SlowPolicy {
     /// Drop EVENTs for it and count them; disconnect it only if a non-EVENT does not fit.
     #[default]
@@ -52,6 +53,7 @@ pub enum SlowPolicy {
 
 /// Transport settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TransportConfig {
     /// Serializers in the server's order of preference; the first one the client offered is
     /// chosen. Default [`Serializer::ALL`]: MessagePack, CBOR, JSON.

@@ -24,28 +24,28 @@ async fn router() -> String {
         iterations: 100,
         keylen: 16,
     };
-    let config = RouterConfig {
-        auth: AuthConfig {
-            allow_anonymous: false,
-            users: vec![
-                common::joe(),
-                User {
-                    authid: "peter".into(),
-                    authrole: "backend".into(),
-                    secrets: vec![
-                        // Salted: the challenge carries the salt, the client derives the key.
-                        Secret::WampCra {
-                            secret: "peters-secret".into(),
-                            salt: Some(salted),
-                        },
-                        Secret::Cryptosign {
-                            public_keys: vec![sockeye_wamp::proto::auth::hex32(PUBKEY).unwrap()],
-                        },
-                    ],
-                },
-            ],
-        },
-        ..RouterConfig::default()
+    let mut config = RouterConfig::default();
+    config.auth = {
+        let mut config = AuthConfig::default();
+        config.allow_anonymous = false;
+        config.users = vec![
+            common::joe(),
+            User {
+                authid: "peter".into(),
+                authrole: "backend".into(),
+                secrets: vec![
+                    // Salted: the challenge carries the salt, the client derives the key.
+                    Secret::WampCra {
+                        secret: "peters-secret".into(),
+                        salt: Some(salted),
+                    },
+                    Secret::Cryptosign {
+                        public_keys: vec![sockeye_wamp::proto::auth::hex32(PUBKEY).unwrap()],
+                    },
+                ],
+            },
+        ];
+        config
     };
     let router = WampRouter::new(config, TransportConfig::default());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -71,9 +71,10 @@ async fn the_server_picks_its_preferred_serializer_among_the_offered() {
     let ws = sockeye::connect_with(req, Config::default()).await.unwrap();
     assert_eq!(ws.protocol(), Some("wamp.2.msgpack"));
 
-    let (url, _) = start(TransportConfig {
-        serializers: vec![Serializer::Json, Serializer::MsgPack],
-        ..TransportConfig::default()
+    let (url, _) = start({
+        let mut config = TransportConfig::default();
+        config.serializers = vec![Serializer::Json, Serializer::MsgPack];
+        config
     })
     .await;
     let req = ClientRequest::new(&url)
@@ -392,9 +393,10 @@ async fn violations_on_the_wire_abort_and_close_only_that_connection() {
 #[tokio::test]
 async fn goodbye_round_trip() {
     let router = WampRouter::new(
-        RouterConfig {
-            close_after_goodbye: false,
-            ..RouterConfig::default()
+        {
+            let mut config = RouterConfig::default();
+            config.close_after_goodbye = false;
+            config
         },
         TransportConfig::default(),
     );
@@ -423,10 +425,11 @@ async fn goodbye_closes_the_transport_with_1000_by_default() {
 async fn flood_a_stalled_subscriber(policy: SlowPolicy) -> (WampRouter, Ws, Client) {
     // Without compression, so that the bytes really pile up in the socket buffers.
     let (url, router) = start_with(
-        TransportConfig {
-            queue_capacity: 8,
-            slow_policy: policy,
-            ..TransportConfig::default()
+        {
+            let mut config = TransportConfig::default();
+            config.queue_capacity = 8;
+            config.slow_policy = policy;
+            config
         },
         Config::default().without_compression(),
     )
@@ -738,9 +741,10 @@ async fn a_local_session_serves_websocket_callers_and_leaves_when_dropped() {
 async fn a_stalled_subscribers_queue_is_bounded_in_bytes_not_only_in_messages() {
     // 1,024 messages of room, but only 2 MiB: 1 MiB events stop queueing at two.
     let (url, router) = start_with(
-        TransportConfig {
-            queue_bytes: 2 << 20,
-            ..TransportConfig::default()
+        {
+            let mut config = TransportConfig::default();
+            config.queue_bytes = 2 << 20;
+            config
         },
         Config::default().without_compression(),
     )

@@ -55,10 +55,8 @@ fn receiver_fault_on_panic(service: impl FnOnce() -> String) -> String {
 }
 
 fn serve(request: &[u8], market: &Market) -> String {
-    let limits = Limits {
-        max_bytes: MAX_ENVELOPE,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_bytes = MAX_ENVELOPE;
     let request = match sockeye_soap::parse_request(request, &limits) {
         Ok(request) => request,
         Err(e) => return sockeye_soap::fault(e.message_id.as_deref(), &e.fault),

@@ -112,6 +112,8 @@ pub struct ConnId(pub u64);
 /// What the router wants done. Drain with [`Router::poll`] after every input.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
+// Not `#[non_exhaustive]`: a transport must carry out every action, so a new one is meant to
+// break the build of every transport until it does.
 pub enum Action {
     /// Send this message on this connection.
     Send(ConnId, Arc<Message>),
@@ -184,6 +186,7 @@ struct Realm {
 
 /// Counters for operators and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RouterStats {
     /// Sessions that got a WELCOME, counting every rejoin after GOODBYE.
     pub sessions_opened: u64,
