@@ -106,11 +106,12 @@ pub struct DeflateConfig {
     /// That the client compress each message afresh (§7.1.1.2). A client promises it in its
     /// offer; a server asks for it in its response, which the client must then honour.
     pub client_no_context_takeover: bool,
-    /// The largest LZ77 window the server may use, as a base-2 logarithm (§7.1.2.1). Must be
-    /// 8..=15 (not checked); 15 puts no limit and is not sent. A client refuses a response
+    /// The largest LZ77 window the server may use, as a base-2 logarithm (§7.1.2.1), 8..=15
+    /// (values outside are taken as the nearest bound); 15 puts no limit and is not sent. A client refuses a response
     /// above it; a server uses the smaller of it and the client's offer.
     pub server_max_window_bits: u8,
-    /// The largest LZ77 window the client may use (§7.1.2.2). Must be 8..=15 (not checked). A
+    /// The largest LZ77 window the client may use (§7.1.2.2), 8..=15 (values outside are taken
+    /// as the nearest bound). A
     /// client always offers the parameter so that a server may lower it; a server can lower
     /// it only when the client offered the parameter.
     pub client_max_window_bits: u8,
@@ -132,6 +133,17 @@ pub struct DeflateConfig {
 pub const BALANCED_RETAINED_WINDOW: usize = 8 << 10;
 
 impl DeflateConfig {
+    /// `server_max_window_bits` within 8..=15, the nearest bound when set outside: zlib has no
+    /// other windows, and a value outside would otherwise reach it.
+    fn server_bits(&self) -> u8 {
+        self.server_max_window_bits.clamp(8, 15)
+    }
+
+    /// `client_max_window_bits` within 8..=15, as [`server_bits`](Self::server_bits).
+    fn client_bits(&self) -> u8 {
+        self.client_max_window_bits.clamp(8, 15)
+    }
+
     /// The configuration of a [`CompressionPolicy`], at zlib level 6 with a 32-byte threshold.
     pub fn with_policy(policy: CompressionPolicy) -> Self {
         let (server_nct, client_nct, retained) = match policy {
@@ -251,15 +263,15 @@ impl DeflateConfig {
         if self.client_no_context_takeover {
             params.push(("client_no_context_takeover".into(), None));
         }
-        if self.server_max_window_bits < 15 {
+        if self.server_bits() < 15 {
             params.push((
                 "server_max_window_bits".into(),
-                Some(self.server_max_window_bits.to_string()),
+                Some(self.server_bits().to_string()),
             ));
         }
         params.push((
             "client_max_window_bits".into(),
-            (self.client_max_window_bits < 15).then(|| self.client_max_window_bits.to_string()),
+            (self.client_bits() < 15).then(|| self.client_bits().to_string()),
         ));
         ExtensionOffer {
             name: EXTENSION_NAME.into(),
@@ -299,8 +311,8 @@ impl DeflateConfig {
         //   None    None    15, or ours when smaller
         //   N       M ≤ N   M
         let server_bits = match raw.server_max_window_bits {
-            Some(n) => n.min(self.server_max_window_bits),
-            None => self.server_max_window_bits,
+            Some(n) => n.min(self.server_bits()),
+            None => self.server_bits(),
         };
         if server_bits < 15 {
             params.push((
@@ -315,7 +327,7 @@ impl DeflateConfig {
         let client_bits = match raw.client_max_window_bits {
             None => 15,
             Some(offered) => {
-                let bits = self.client_max_window_bits.min(offered.unwrap_or(15));
+                let bits = self.client_bits().min(offered.unwrap_or(15));
                 if bits < 15 || offered.is_some() {
                     params.push(("client_max_window_bits".into(), Some(bits.to_string())));
                 }
@@ -348,13 +360,13 @@ impl DeflateConfig {
             return Err(NegotiationError("server_no_context_takeover refused"));
         }
         let server_bits = raw.server_max_window_bits.unwrap_or(15);
-        if server_bits > self.server_max_window_bits {
+        if server_bits > self.server_bits() {
             return Err(NegotiationError("server_max_window_bits above the offer"));
         }
         let client_bits = match raw.client_max_window_bits {
-            None => self.client_max_window_bits,
+            None => self.client_bits(),
             Some(None) => return Err(NegotiationError("client_max_window_bits without a value")),
-            Some(Some(bits)) if bits > self.client_max_window_bits => {
+            Some(Some(bits)) if bits > self.client_bits() => {
                 return Err(NegotiationError("client_max_window_bits above the offer"))
             }
             Some(Some(bits)) => bits,

@@ -655,3 +655,26 @@ fn balanced_connections_sharing_compressors_stay_in_step_with_their_peers() {
         }
     }
 }
+
+#[test]
+fn rfc7692_7_1_2_window_bits_configured_outside_8_to_15_are_taken_as_the_nearest_bound() {
+    for (client_bits, server_bits) in [(16, 16), (0, 0), (7, 255)] {
+        let mut client_cfg = DeflateConfig::default();
+        client_cfg.client_max_window_bits = client_bits;
+        client_cfg.server_max_window_bits = server_bits;
+        client_cfg.threshold = 0;
+        let mut server_cfg = client_cfg.clone();
+        server_cfg.client_max_window_bits = server_bits;
+        server_cfg.server_max_window_bits = client_bits;
+        let mut pair = Pair::new(client_cfg, server_cfg);
+        for sender in [Role::Client, Role::Server] {
+            let text = "a message that compresses, a message that compresses";
+            pair.sides(sender).0.send_text(text).unwrap();
+            assert_eq!(
+                pair.pump(sender),
+                [Event::Message(DataMessage::text(text))],
+                "{client_bits}/{server_bits}"
+            );
+        }
+    }
+}
