@@ -185,6 +185,22 @@ fn unbox(upgrade: Request) -> Upgrade<MaybeTlsStream> {
     *upgrade
 }
 
+/// Refuses the request with `status` and `body`, the answer's future boxed: inline, its state
+/// (the request, the lingering close) would size every connection's task.
+async fn refuse(upgrade: Request, status: StatusCode, body: &str) -> sockeye::Result<()> {
+    Box::pin(unbox(upgrade).reject(status, body)).await
+}
+
+/// Completes the handshake, its future boxed and freed once done: inline, the handshake's
+/// state (the request, the response being written) would size the connection's task for its
+/// whole life. (The task of an idle `/echo` connection was 7,936 bytes, massif.)
+async fn accept(
+    upgrade: Request,
+    protocol: Option<String>,
+) -> sockeye::Result<WebSocket<MaybeTlsStream>> {
+    Box::pin(unbox(upgrade).accept(protocol)).await
+}
+
 async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
     let on = app.endpoints;
     let path = match upgrade.path() {
@@ -199,9 +215,12 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
     };
     if !upgrade.is_websocket() {
         let _ = match path {
-            "/" => page(upgrade, INDEX_HTML).await,
-            "/metrics" => metrics_page(upgrade, &app.metrics).await,
-            "/soap" if upgrade.request().uri().query() == Some("wsdl") => wsdl_page(upgrade).await,
+            // Boxed, as `refuse` is: a page's future would size every WebSocket's task.
+            "/" => Box::pin(page(upgrade, INDEX_HTML)).await,
+            "/metrics" => Box::pin(metrics_page(upgrade, &app.metrics)).await,
+            "/soap" if upgrade.request().uri().query() == Some("wsdl") => {
+                Box::pin(wsdl_page(upgrade)).await
+            }
             "/echo" | "/hello" | "/chat" | "/wamp" | "/soap" => {
                 // 426 asks for `Upgrade`, a header HTTP/2 does not have (RFC 9113 §8.2.2).
                 let status = if upgrade.http_version() == sockeye::http::Version::HTTP_2 {
@@ -209,11 +228,9 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
                 } else {
                     StatusCode::UPGRADE_REQUIRED
                 };
-                upgrade
-                    .reject(status, "This endpoint speaks WebSocket.\n")
-                    .await
+                refuse(upgrade, status, "This endpoint speaks WebSocket.\n").await
             }
-            _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
+            _ => refuse(upgrade, StatusCode::NOT_FOUND, "Not Found\n").await,
         };
         return;
     }
@@ -224,38 +241,39 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
         if !app.allow_origin.is_empty() && !app.allow_origin.iter().any(|o| o == origin) {
             tracing::info!(%client, %peer, origin, "refused origin");
             app.metrics.refused("origin");
-            let _ = upgrade
-                .reject(StatusCode::FORBIDDEN, "Origin not allowed\n")
-                .await;
+            let _ = refuse(upgrade, StatusCode::FORBIDDEN, "Origin not allowed\n").await;
             return;
         }
     }
     if app.metrics.open() >= app.max_connections {
         app.metrics.refused("limit");
-        let _ = upgrade
-            .reject(StatusCode::SERVICE_UNAVAILABLE, "Too many connections\n")
-            .await;
+        let _ = refuse(
+            upgrade,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many connections\n",
+        )
+        .await;
         return;
     }
     if app.shutdown.is_triggered() {
         app.metrics.refused("shutdown");
-        let _ = upgrade
-            .reject(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n")
-            .await;
+        let _ = refuse(upgrade, StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n").await;
         return;
     }
     let _open = OpenConnection::new(&app.metrics, upgrade.http_version());
+    // Every endpoint but /echo is boxed: the task of each connection is as large as the largest
+    // future it may await inline, and /chat's or /wamp's would size every echo connection's.
     let result = match path {
         "/echo" => echo(upgrade, &app).await,
-        "/hello" => hello(upgrade, &app).await,
-        "/chat" => chat(upgrade, &app).await,
+        "/hello" => Box::pin(hello(upgrade, &app)).await,
+        "/chat" => Box::pin(chat(upgrade, &app)).await,
         "/wamp" => {
             let mut watch = app.shutdown.watch();
             let shutdown = async move { watch.triggered().await };
-            app.wamp.serve_until(unbox(upgrade), shutdown).await
+            Box::pin(app.wamp.serve_until(unbox(upgrade), shutdown)).await
         }
-        "/soap" => soap(upgrade, &app).await,
-        _ => upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await,
+        "/soap" => Box::pin(soap(upgrade, &app)).await,
+        _ => refuse(upgrade, StatusCode::NOT_FOUND, "Not Found\n").await,
     };
     if let Err(e) = result {
         tracing::debug!(%client, %peer, path, "connection ended: {e}");
@@ -307,7 +325,7 @@ async fn page(upgrade: Request, html: &str) -> sockeye::Result<()> {
 /// echoed by the protocol core.
 async fn echo(upgrade: Request, app: &App) -> sockeye::Result<()> {
     let protocol = upgrade.offered_protocols().into_iter().next();
-    let mut ws = unbox(upgrade).accept(protocol).await?;
+    let mut ws = accept(upgrade, protocol).await?;
     let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
     while let Some(msg) = recv_until_shutdown(&mut ws, app, &mut shutdown, &mut going_away).await {
         match msg {
@@ -325,7 +343,7 @@ async fn echo(upgrade: Request, app: &App) -> sockeye::Result<()> {
 /// The seed's demo: "My name is John" gets "Hello from server, John!", and five seconds after
 /// the first greeting the server closes with 1000 "Bye!".
 async fn hello(upgrade: Request, app: &App) -> sockeye::Result<()> {
-    let mut ws = unbox(upgrade).accept(None).await?;
+    let mut ws = accept(upgrade, None).await?;
     let mut bye_at: Option<tokio::time::Instant> = None;
     let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
     loop {
@@ -403,7 +421,7 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
     // Joined before the 101 goes out, so that nothing published once the client sees `open`
     // can miss it.
     let mut room = Some(app.chat.subscribe());
-    let mut ws = unbox(upgrade).accept(None).await?;
+    let mut ws = accept(upgrade, None).await?;
     let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
     loop {
         tokio::select! {
@@ -463,20 +481,20 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
 async fn soap(mut upgrade: Request, app: &App) -> sockeye::Result<()> {
     use crate::market::soap::{answer, MAX_ENVELOPE, SUBPROTOCOL};
     let Some(exchange) = &app.market else {
-        return upgrade.reject(StatusCode::NOT_FOUND, "Not Found\n").await;
+        return refuse(upgrade, StatusCode::NOT_FOUND, "Not Found\n").await;
     };
     if !upgrade.offered_protocols().iter().any(|p| p == SUBPROTOCOL) {
-        return upgrade
-            .reject(
-                StatusCode::BAD_REQUEST,
-                "SOAP over WebSocket needs the `soap` subprotocol\n",
-            )
-            .await;
+        return refuse(
+            upgrade,
+            StatusCode::BAD_REQUEST,
+            "SOAP over WebSocket needs the `soap` subprotocol\n",
+        )
+        .await;
     }
     let config = upgrade.config_mut();
     let limit = config.protocol.max_message_size.min(MAX_ENVELOPE);
     *config = std::mem::take(config).max_message_size(limit);
-    let mut ws = unbox(upgrade).accept(Some(SUBPROTOCOL.into())).await?;
+    let mut ws = accept(upgrade, Some(SUBPROTOCOL.into())).await?;
     // The market ticks while a SOAP session is open, so that its quotes move.
     let _watching = exchange.soap_watcher();
     let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
