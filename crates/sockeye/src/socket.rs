@@ -49,6 +49,15 @@ fn is_stall(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<WriteStalled>())
 }
 
+/// What sending on a connection whose transport failed earlier reports: the same cause.
+fn failed_error((kind, text): &(io::ErrorKind, String)) -> Error {
+    if *kind == io::ErrorKind::TimedOut && text == WRITE_STALLED {
+        Error::Timeout(WRITE_STALLED)
+    } else {
+        Error::Io(io::Error::new(*kind, text.clone()))
+    }
+}
+
 fn stalled_or(e: io::Error) -> Error {
     if is_stall(&e) {
         Error::Timeout(WRITE_STALLED)
@@ -167,7 +176,6 @@ pub struct WebSocket<S> {
     extensions: String,
     read_eof: bool,
     write_done: bool,
-    failed: bool,
     timed_out: bool,
     pending_error: Option<Error>,
     protocol_error_reported: bool,
@@ -185,7 +193,8 @@ pub struct WebSocket<S> {
     /// A client's view of the server's answer to the opening handshake.
     response: Option<Box<http::Response<()>>>,
     stats: MessageStats,
-    /// Why the transport failed, kept so that every later send can report the I/O cause.
+    /// Why the transport failed (`Some` once it has), kept so that every later send can report
+    /// the I/O cause.
     failure: Option<(io::ErrorKind, String)>,
     /// The latest ping sent, keepalive's or the application's, until its pong arrives.
     ping_sent: Option<(Instant, Bytes)>,
@@ -277,7 +286,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             extensions,
             read_eof: false,
             write_done: false,
-            failed: false,
             timed_out: false,
             pending_error: None,
             protocol_error_reported: false,
@@ -334,7 +342,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// `readyState`: Open, then Closing once either side started the closing handshake, then
     /// Closed once the close event was delivered or the transport is gone.
     pub fn ready_state(&self) -> ReadyState {
-        if self.close_reported || self.failed || self.timed_out {
+        if self.close_reported || self.failure.is_some() || self.timed_out {
             return ReadyState::Closed;
         }
         match self.conn.state() {
@@ -591,7 +599,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Writes what the core queued, then closes the transport if the core asks; failures end
     /// the connection rather than surfacing here.
     fn drive_write(&mut self, cx: &mut Context<'_>) {
-        if self.write_done || self.failed {
+        if self.write_done || self.failure.is_some() {
             return;
         }
         match self.poll_write_buf(cx) {
@@ -614,7 +622,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn io_failed(&mut self, e: io::Error) {
-        self.failed = true;
         if self.failure.is_none() {
             self.failure = Some((e.kind(), e.to_string()));
         }
@@ -627,29 +634,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The error a failed send reports: the timeout if the peer stopped reading, else the I/O
     /// error itself. The receiving side reports a copy of it.
     fn send_failed(&mut self, e: io::Error) -> Error {
-        let copy = io::Error::new(e.kind(), e.to_string());
         let copy = if is_stall(&e) {
             io::Error::new(io::ErrorKind::TimedOut, WriteStalled)
         } else {
-            copy
+            io::Error::new(e.kind(), e.to_string())
         };
         self.io_failed(copy);
         stalled_or(e)
     }
 
-    /// What sending on a connection whose transport failed earlier reports: the same cause.
-    fn failed_error(&self) -> Error {
-        match &self.failure {
-            Some((io::ErrorKind::TimedOut, text)) if text == WRITE_STALLED => {
-                Error::Timeout(WRITE_STALLED)
-            }
-            Some((kind, text)) => Error::Io(io::Error::new(*kind, text.clone())),
-            None => UsageError::Closed.into(),
-        }
-    }
-
     fn finished(&self) -> bool {
-        if self.failed || self.timed_out || self.read_eof {
+        if self.failure.is_some() || self.timed_out || self.read_eof {
             return true;
         }
         match self.conn.role() {
@@ -847,8 +842,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
-        if this.failed {
-            return Poll::Ready(Err(this.failed_error()));
+        if let Some(failure) = &this.failure {
+            return Poll::Ready(Err(failed_error(failure)));
         }
         if this.conn.buffered_amount() >= this.config.write_buffer_limit {
             match this.poll_write_buf(cx) {
@@ -890,8 +885,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
-        if this.failed {
-            return Poll::Ready(Err(this.failed_error()));
+        if let Some(failure) = &this.failure {
+            return Poll::Ready(Err(failed_error(failure)));
         }
         match this.poll_write_buf(cx) {
             Poll::Pending => {
