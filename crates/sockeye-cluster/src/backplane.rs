@@ -1,0 +1,345 @@
+//! The seam between a node and the others: one trait, an in-process implementation and a NATS
+//! one ([`crate::Nats`]). A Redis backplane would be a third implementation of the same trait.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::room::LogState;
+
+/// A boxed future, so that [`Backplane`] can be a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a backplane reports when it cannot do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The cluster could not be reached, or did not answer in time.
+    #[error("the cluster is unreachable: {0}")]
+    Unreachable(String),
+    /// The cluster answered with an error.
+    #[error("the cluster refused: {0}")]
+    Refused(String),
+}
+
+/// One message of a room's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its offset: 1 for the room's first message, counting up without gaps.
+    pub offset: u64,
+    /// What was appended.
+    pub payload: Bytes,
+}
+
+/// Part of a room's log, and where the log stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// The log's epoch, first kept offset and last offset.
+    pub state: LogState,
+    /// The entries asked for, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// A room's log as it grows: every entry appended from when [`Backplane::follow`] returned,
+/// by any node, in order and once.
+#[derive(Debug)]
+pub struct Feed {
+    /// The entries. The channel closes only when the backplane is dropped.
+    pub entries: mpsc::Receiver<Entry>,
+    _task: Option<AbortOnDrop>,
+}
+
+/// The messages on a subject (wildcards allowed) from when [`Backplane::listen`] returned;
+/// dropping it stops listening.
+#[derive(Debug)]
+pub struct Listener {
+    /// Each message's subject and payload.
+    pub messages: mpsc::Receiver<(String, Bytes)>,
+    _task: Option<AbortOnDrop>,
+}
+
+/// A task that ends when its owner is dropped.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Feed {
+    pub(crate) fn new(entries: mpsc::Receiver<Entry>, task: Option<AbortOnDrop>) -> Feed {
+        Feed {
+            entries,
+            _task: task,
+        }
+    }
+}
+
+impl Listener {
+    pub(crate) fn new(
+        messages: mpsc::Receiver<(String, Bytes)>,
+        task: Option<AbortOnDrop>,
+    ) -> Listener {
+        Listener {
+            messages,
+            _task: task,
+        }
+    }
+}
+
+/// How a node reaches the others.
+///
+/// Two kinds of traffic cross it:
+/// - **room logs**, for chat: [`append`](Backplane::append) gives a message the room's next
+///   offset and keeps the last messages; every node that [`follow`](Backplane::follow)s the
+///   room gets each entry once, in offset order; [`read`](Backplane::read) gives what a
+///   reconnecting client missed;
+/// - **subjects**, for presence and WAMP events: [`send`](Backplane::send) reaches every node
+///   [`listen`](Backplane::listen)ing on a matching subject (this node too), at most once, in
+///   the order one node sent them.
+pub trait Backplane: Send + Sync + 'static {
+    /// Appends `payload` to `room`'s log and returns its offset.
+    fn append<'a>(&'a self, room: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>>;
+    /// Every entry appended to `room`'s log from now on.
+    fn follow<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Feed, Error>>;
+    /// The entries of `room`'s log after offset `after` that are still kept, and the log's
+    /// state. `after = u64::MAX` asks for the state alone.
+    fn read<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Log, Error>>;
+    /// Sends `payload` on `subject` to every listener, at most once.
+    fn send<'a>(&'a self, subject: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), Error>>;
+    /// Listens on `subject`, which may hold NATS wildcards.
+    fn listen<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Listener, Error>>;
+    /// Whether the link to the other nodes is up now. Always true in process.
+    fn is_connected(&self) -> bool;
+    /// What [`is_connected`](Backplane::is_connected) is about: `in-process`, or the cluster's
+    /// address.
+    fn describe(&self) -> String;
+}
+
+/// How many rooms' logs [`InProcess`] keeps; past that, the log of the room appended to
+/// longest ago that no one follows is dropped.
+pub const IN_PROCESS_ROOMS: usize = 10_000;
+/// Queued messages per listener or follower of [`InProcess`]; past that, messages to it are
+/// dropped (a listener that does not keep up loses messages, as on NATS).
+const IN_PROCESS_QUEUE: usize = 65_536;
+
+/// The backplane of one process: logs in memory, subjects routed as NATS routes them. Clones
+/// share one network, so several nodes in one process (tests) see each other.
+#[derive(Clone)]
+pub struct InProcess {
+    net: Arc<Mutex<Net>>,
+    history: usize,
+}
+
+struct Net {
+    rooms: HashMap<String, RoomLog>,
+    listeners: Vec<(String, mpsc::Sender<(String, Bytes)>)>,
+    appends: u64,
+    epochs: u64,
+}
+
+struct RoomLog {
+    epoch: String,
+    last: u64,
+    kept: VecDeque<Entry>,
+    followers: Vec<mpsc::Sender<Entry>>,
+    touched: u64,
+}
+
+impl InProcess {
+    /// A backplane that keeps the last `history` messages of each room.
+    pub fn new(history: usize) -> InProcess {
+        InProcess {
+            net: Arc::new(Mutex::new(Net {
+                rooms: HashMap::new(),
+                listeners: Vec::new(),
+                appends: 0,
+                epochs: 0,
+            })),
+            history,
+        }
+    }
+
+    fn with_room<T>(&self, room: &str, f: impl FnOnce(&mut RoomLog, u64) -> T) -> T {
+        let mut net = self.net.lock().expect("no panics under this lock");
+        net.appends += 1;
+        let touched = net.appends;
+        if !net.rooms.contains_key(room) {
+            if net.rooms.len() >= IN_PROCESS_ROOMS {
+                let oldest = net
+                    .rooms
+                    .iter()
+                    .filter(|(_, log)| log.followers.iter().all(|f| f.is_closed()))
+                    .min_by_key(|(_, log)| log.touched)
+                    .map(|(name, _)| name.clone());
+                if let Some(oldest) = oldest {
+                    net.rooms.remove(&oldest);
+                }
+            }
+            net.epochs += 1;
+            let epoch = new_epoch(net.epochs);
+            net.rooms.insert(
+                room.to_owned(),
+                RoomLog {
+                    epoch,
+                    last: 0,
+                    kept: VecDeque::new(),
+                    followers: Vec::new(),
+                    touched,
+                },
+            );
+        }
+        let log = net.rooms.get_mut(room).expect("inserted above");
+        log.touched = touched;
+        f(log, touched)
+    }
+}
+
+/// An epoch unlike any other this process or an earlier one made: the time, and a count.
+fn new_epoch(count: u64) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{count}")
+}
+
+impl Backplane for InProcess {
+    fn append<'a>(&'a self, room: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>> {
+        let history = self.history;
+        let offset = self.with_room(room, |log, _| {
+            log.last += 1;
+            let entry = Entry {
+                offset: log.last,
+                payload,
+            };
+            log.followers.retain(|f| !f.is_closed());
+            for follower in &log.followers {
+                let _ = follower.try_send(entry.clone());
+            }
+            log.kept.push_back(entry);
+            while log.kept.len() > history {
+                log.kept.pop_front();
+            }
+            log.last
+        });
+        Box::pin(async move { Ok(offset) })
+    }
+
+    fn follow<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Feed, Error>> {
+        let (tx, rx) = mpsc::channel(IN_PROCESS_QUEUE);
+        self.with_room(room, |log, _| log.followers.push(tx));
+        Box::pin(async move { Ok(Feed::new(rx, None)) })
+    }
+
+    fn read<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Log, Error>> {
+        let log = self.with_room(room, |log, _| Log {
+            state: LogState {
+                epoch: log.epoch.clone(),
+                first: log.kept.front().map_or(log.last + 1, |e| e.offset),
+                last: log.last,
+            },
+            entries: log
+                .kept
+                .iter()
+                .filter(|e| e.offset > after)
+                .cloned()
+                .collect(),
+        });
+        Box::pin(async move { Ok(log) })
+    }
+
+    fn send<'a>(&'a self, subject: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), Error>> {
+        let mut net = self.net.lock().expect("no panics under this lock");
+        net.listeners.retain(|(_, l)| !l.is_closed());
+        for (pattern, listener) in &net.listeners {
+            if crate::subject::matches(pattern, subject) {
+                let _ = listener.try_send((subject.to_owned(), payload.clone()));
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn listen<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Listener, Error>> {
+        let (tx, rx) = mpsc::channel(IN_PROCESS_QUEUE);
+        self.net
+            .lock()
+            .expect("no panics under this lock")
+            .listeners
+            .push((subject.to_owned(), tx));
+        Box::pin(async move { Ok(Listener::new(rx, None)) })
+    }
+
+    fn is_connected(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        "in-process".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn offsets_count_up_per_room_and_followers_get_each_entry_once_in_order() {
+        let node_a = InProcess::new(3);
+        let node_b = node_a.clone();
+        let mut feed = node_b.follow("r").await.unwrap();
+        for i in 1..=5u64 {
+            let offset = node_a.append("r", format!("m{i}").into()).await.unwrap();
+            assert_eq!(offset, i);
+        }
+        assert_eq!(node_a.append("other", "x".into()).await.unwrap(), 1);
+        for i in 1..=5u64 {
+            let e = feed.entries.recv().await.unwrap();
+            assert_eq!((e.offset, &e.payload[..]), (i, format!("m{i}").as_bytes()));
+        }
+        assert!(feed.entries.try_recv().is_err(), "nothing twice");
+    }
+
+    #[tokio::test]
+    async fn read_gives_the_kept_entries_after_an_offset_and_the_log_state() {
+        let bp = InProcess::new(3);
+        for i in 1..=5 {
+            bp.append("r", format!("m{i}").into()).await.unwrap();
+        }
+        let log = bp.read("r", 3).await.unwrap();
+        assert_eq!(log.state.first, 3);
+        assert_eq!(log.state.last, 5);
+        assert_eq!(
+            log.entries.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            [4, 5]
+        );
+        let state = bp.read("r", u64::MAX).await.unwrap();
+        assert!(state.entries.is_empty());
+        let fresh = bp.read("new", 0).await.unwrap();
+        assert_eq!((fresh.state.first, fresh.state.last), (1, 0));
+        assert_ne!(fresh.state.epoch, log.state.epoch, "each log its own epoch");
+    }
+
+    #[tokio::test]
+    async fn subjects_reach_matching_listeners_on_every_node() {
+        let a = InProcess::new(10);
+        let b = a.clone();
+        let mut all = b.listen("sockeye.x.>").await.unwrap();
+        let mut one = a.listen("sockeye.x.*").await.unwrap();
+        let dropped = a.listen("sockeye.x.y").await.unwrap();
+        drop(dropped);
+        a.send("sockeye.x.y", "1".into()).await.unwrap();
+        a.send("sockeye.x.y.z", "2".into()).await.unwrap();
+        a.send("sockeye.other", "3".into()).await.unwrap();
+        assert_eq!(all.messages.recv().await.unwrap().1, "1");
+        assert_eq!(all.messages.recv().await.unwrap().1, "2");
+        assert_eq!(one.messages.recv().await.unwrap().1, "1");
+        assert!(one.messages.try_recv().is_err());
+        assert!(all.messages.try_recv().is_err());
+    }
+}

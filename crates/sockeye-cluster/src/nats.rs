@@ -1,0 +1,319 @@
+//! The NATS backplane: core NATS carries subjects (presence, WAMP events), JetStream keeps each
+//! room's log in a stream of its own, so that a room's offsets are its stream's sequence
+//! numbers (counting up from 1 without gaps) and its epoch is when the stream was created.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::backplane::{AbortOnDrop, Backplane, BoxFuture, Entry, Error, Feed, Listener, Log};
+use crate::room::{self, LogState};
+
+/// How long a room's messages are kept at most, besides the count limit.
+const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Entries queued from a room's stream to the node.
+const FEED_QUEUE: usize = 1024;
+/// Messages queued from a subject to the node; past that they are dropped (at most once).
+const LISTEN_QUEUE: usize = 65_536;
+/// How long the node waits before it follows a room's stream again after the stream failed.
+const REFOLLOW: Duration = Duration::from_millis(500);
+
+/// A link to a NATS server (or cluster) with JetStream on.
+pub struct Nats {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    history: usize,
+    url: String,
+    /// Rooms whose stream this node has made sure of.
+    streams: Mutex<HashSet<String>>,
+    /// Counts the connections made: a room's feed starts its consumer again on each, rather
+    /// than wait for the old one's heartbeats to be missed.
+    connections: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Nats {
+    /// Connects as `node` and keeps `history` messages per room. Returns at once, even with the
+    /// server down: the client connects in the background and reconnects for as long as the
+    /// node runs, and [`Backplane::is_connected`] says how it stands.
+    pub async fn connect(url: &str, node: &str, history: usize) -> Result<Nats, Error> {
+        let (connected, connections) = tokio::sync::watch::channel(0u64);
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("sockeye {node}"))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                if matches!(event, async_nats::Event::Connected) {
+                    connected.send_modify(|n| *n += 1);
+                }
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("cluster: connected to NATS")
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("cluster: disconnected from NATS")
+                        }
+                        other => tracing::info!("cluster: NATS {other}"),
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(|e| Error::Unreachable(e.to_string()))?;
+        let js = jetstream::new(client.clone());
+        Ok(Nats {
+            client,
+            js,
+            history,
+            url: url.to_owned(),
+            streams: Mutex::new(HashSet::new()),
+            connections,
+        })
+    }
+
+    async fn stream(&self, room: &str) -> Result<stream::Stream, Error> {
+        let stream = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: room::stream_name(room),
+                subjects: vec![room::log_subject(room)],
+                max_messages: i64::try_from(self.history).unwrap_or(i64::MAX),
+                max_age: MAX_AGE,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(unreachable_or_refused)?;
+        self.streams
+            .lock()
+            .expect("no panics under this lock")
+            .insert(room.to_owned());
+        Ok(stream)
+    }
+
+    async fn ensure_stream(&self, room: &str) -> Result<(), Error> {
+        let known = self
+            .streams
+            .lock()
+            .expect("no panics under this lock")
+            .contains(room);
+        if !known {
+            self.stream(room).await?;
+        }
+        Ok(())
+    }
+}
+
+fn unreachable_or_refused(e: impl std::fmt::Display) -> Error {
+    let text = e.to_string();
+    if text.contains("timed out") || text.contains("no responders") || text.contains("connection") {
+        Error::Unreachable(text)
+    } else {
+        Error::Refused(text)
+    }
+}
+
+/// Follows `room`'s stream from `next` (0: from what is appended next), sending each entry once
+/// and in order, and starting again after any failure from after the last entry sent.
+async fn follow_stream(
+    js: jetstream::Context,
+    room: String,
+    tx: mpsc::Sender<Entry>,
+    mut connections: tokio::sync::watch::Receiver<u64>,
+) {
+    let mut last: Option<u64> = None;
+    loop {
+        connections.mark_unchanged();
+        let deliver_policy = match last {
+            Some(seq) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: seq + 1,
+            },
+            None => consumer::DeliverPolicy::New,
+        };
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: room::log_subject(&room),
+            deliver_policy,
+            ..Default::default()
+        };
+        let messages = async {
+            let stream = js
+                .get_stream(room::stream_name(&room))
+                .await
+                .map_err(|e| e.to_string())?;
+            let consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        }
+        .await;
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::debug!(room, "cluster: following the room's log: {e}");
+                tokio::time::sleep(REFOLLOW).await;
+                continue;
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                // A new connection: the consumer may be gone with the old server.
+                _ = connections.changed() => break,
+            };
+            let message = match message {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    tracing::debug!(room, "cluster: the room's log: {e}");
+                    break;
+                }
+            };
+            let Ok(info) = message.info() else { continue };
+            let offset = info.stream_sequence;
+            // An ordered consumer never repeats itself; a restarted one must not either.
+            if last.is_some_and(|last| offset <= last) {
+                continue;
+            }
+            last = Some(offset);
+            let entry = Entry {
+                offset,
+                payload: message.payload.clone(),
+            };
+            if tx.send(entry).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(REFOLLOW).await;
+    }
+}
+
+impl Backplane for Nats {
+    fn append<'a>(&'a self, room: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            // While cut off, async-nats would buffer the message and send it on reconnecting,
+            // after this call has failed for want of an ack: the caller, told it failed, could
+            // then see it delivered. Failing before anything is written keeps one answer true.
+            if !self.is_connected() {
+                return Err(Error::Unreachable(format!("not connected to {}", self.url)));
+            }
+            self.ensure_stream(room).await?;
+            let sent = async {
+                self.js
+                    .publish(room::log_subject(room), payload)
+                    .await
+                    .map_err(unreachable_or_refused)?
+                    .await
+                    .map_err(unreachable_or_refused)
+            };
+            match sent.await {
+                Ok(ack) => Ok(ack.sequence),
+                Err(e) => {
+                    // The stream may be gone (a server that lost its store): make sure of it
+                    // again next time.
+                    self.streams
+                        .lock()
+                        .expect("no panics under this lock")
+                        .remove(room);
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn follow<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Feed, Error>> {
+        Box::pin(async move {
+            self.ensure_stream(room).await?;
+            let (tx, rx) = mpsc::channel(FEED_QUEUE);
+            let task = tokio::spawn(follow_stream(
+                self.js.clone(),
+                room.to_owned(),
+                tx,
+                self.connections.clone(),
+            ));
+            Ok(Feed::new(rx, Some(AbortOnDrop(task))))
+        })
+    }
+
+    fn read<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Log, Error>> {
+        Box::pin(async move {
+            let mut stream = self.stream(room).await?;
+            let info = stream.info().await.map_err(unreachable_or_refused)?;
+            let last = info.state.last_sequence;
+            let first = if info.state.messages == 0 {
+                last + 1
+            } else {
+                info.state.first_sequence
+            };
+            let state = LogState {
+                epoch: format!("{:x}", info.created.unix_timestamp_nanos()),
+                first,
+                last,
+            };
+            let mut entries = Vec::new();
+            for offset in after.saturating_add(1).max(first)..=last {
+                match stream.get_raw_message(offset).await {
+                    Ok(message) => entries.push(Entry {
+                        offset,
+                        payload: message.payload,
+                    }),
+                    // Dropped by the limits since the state was read: the client is told it
+                    // could not be recovered, as the first offset moved past `after`.
+                    Err(e) => {
+                        tracing::debug!(room, offset, "cluster: reading the room's log: {e}");
+                        return Ok(Log {
+                            state: LogState {
+                                first: offset + 1,
+                                ..state
+                            },
+                            entries: Vec::new(),
+                        });
+                    }
+                }
+            }
+            Ok(Log { state, entries })
+        })
+    }
+
+    fn send<'a>(&'a self, subject: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.client
+                .publish(subject.to_owned(), payload)
+                .await
+                .map_err(|e| Error::Unreachable(e.to_string()))
+        })
+    }
+
+    fn listen<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Listener, Error>> {
+        Box::pin(async move {
+            let mut subscriber = self
+                .client
+                .subscribe(subject.to_owned())
+                .await
+                .map_err(unreachable_or_refused)?;
+            let (tx, rx) = mpsc::channel(LISTEN_QUEUE);
+            let task = tokio::spawn(async move {
+                while let Some(message) = subscriber.next().await {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    let _ = tx.try_send((message.subject.to_string(), message.payload));
+                }
+            });
+            Ok(Listener::new(rx, Some(AbortOnDrop(task))))
+        })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+}

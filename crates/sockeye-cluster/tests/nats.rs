@@ -1,0 +1,226 @@
+//! The NATS backplane against a real `nats-server` with JetStream, started on loopback.
+#![cfg(feature = "nats")]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sockeye_cluster::room::recovery;
+use sockeye_cluster::{Backplane, Nats};
+
+/// A `nats-server -js` on a free loopback port with its store in a temporary directory;
+/// killed when dropped.
+struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: std::path::PathBuf,
+}
+
+impl NatsServer {
+    /// `None` when nats-server is not installed and the interop tests are not required.
+    fn start() -> Option<NatsServer> {
+        let installed = Command::new("nats-server")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !installed {
+            assert!(
+                std::env::var_os("SOCKEYE_REQUIRE_INTEROP").is_none(),
+                "nats-server is required (apt-get install nats-server)"
+            );
+            eprintln!("skipped: no nats-server");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store =
+            std::env::temp_dir().join(format!("sockeye-nats-{}-{port}", std::process::id()));
+        let mut server = NatsServer {
+            child: None,
+            port,
+            store,
+        };
+        server.run();
+        Some(server)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nats-server did not listen on {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+async fn connected(node: &Nats) {
+    for _ in 0..400 {
+        if node.is_connected() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not connected to NATS in 10 s");
+}
+
+#[tokio::test]
+async fn a_room_log_across_two_nodes_gives_offsets_in_order_once_and_keeps_the_last_n() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let a = Nats::connect(&server.url(), "a", 3).await.unwrap();
+    let b = Nats::connect(&server.url(), "b", 3).await.unwrap();
+    connected(&a).await;
+    connected(&b).await;
+    let mut feed = b.follow("r1").await.unwrap();
+    // The ordered consumer is made in the background: wait until it delivers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 1..=5u64 {
+        assert_eq!(a.append("r1", format!("m{i}").into()).await.unwrap(), i);
+    }
+    for i in 1..=5u64 {
+        let e = tokio::time::timeout(Duration::from_secs(5), feed.entries.recv())
+            .await
+            .expect("an entry within 5 s")
+            .unwrap();
+        assert_eq!((e.offset, &e.payload[..]), (i, format!("m{i}").as_bytes()));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(feed.entries.try_recv().is_err(), "nothing twice");
+
+    let log = b.read("r1", 3).await.unwrap();
+    assert_eq!((log.state.first, log.state.last), (3, 5), "the last 3 kept");
+    assert_eq!(
+        log.entries.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        [4, 5]
+    );
+    assert!(recovery(2, &log.state.epoch, &log.state));
+    assert!(
+        !recovery(1, &log.state.epoch, &log.state),
+        "offset 2 is gone"
+    );
+    let same = a.read("r1", u64::MAX).await.unwrap();
+    assert_eq!(
+        same.state.epoch, log.state.epoch,
+        "one epoch for every node"
+    );
+}
+
+#[tokio::test]
+async fn subjects_reach_listeners_on_other_nodes() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let a = Nats::connect(&server.url(), "a", 10).await.unwrap();
+    let b = Nats::connect(&server.url(), "b", 10).await.unwrap();
+    connected(&a).await;
+    connected(&b).await;
+    let mut listener = b.listen("sockeye.t.>").await.unwrap();
+    // A subscription is in place once the server has seen it: a round trip through b.
+    b.send("sockeye.flush", "x".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.send("sockeye.t.one", "1".into()).await.unwrap();
+    a.send("sockeye.u", "no".into()).await.unwrap();
+    a.send("sockeye.t.two.three", "2".into()).await.unwrap();
+    for want in [("sockeye.t.one", "1"), ("sockeye.t.two.three", "2")] {
+        let (subject, payload) =
+            tokio::time::timeout(Duration::from_secs(5), listener.messages.recv())
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            (subject.as_str(), &payload[..]),
+            (want.0, want.1.as_bytes())
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_nats_restarts_nodes_reconnect_and_the_log_resumes_where_it_was() {
+    let Some(mut server) = NatsServer::start() else {
+        return;
+    };
+    let a = Nats::connect(&server.url(), "a", 100).await.unwrap();
+    let b = Nats::connect(&server.url(), "b", 100).await.unwrap();
+    connected(&a).await;
+    connected(&b).await;
+    let mut feed = b.follow("r2").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.append("r2", "before".into()).await.unwrap(), 1);
+    let e = tokio::time::timeout(Duration::from_secs(5), feed.entries.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.offset, 1);
+    let epoch = a.read("r2", u64::MAX).await.unwrap().state.epoch;
+
+    server.kill();
+    for _ in 0..200 {
+        if !a.is_connected() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!a.is_connected(), "the link is reported down");
+    assert!(a.append("r2", "lost".into()).await.is_err());
+    // Refused at once, not buffered for later: the next offset is 2, not 3.
+
+    server.run();
+    connected(&a).await;
+    connected(&b).await;
+    // JetStream kept the stream on disk: the same epoch, and offsets go on from 2.
+    let mut offset = None;
+    for _ in 0..100 {
+        match a.append("r2", "after".into()).await {
+            Ok(o) => {
+                offset = Some(o);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(offset, Some(2));
+    assert_eq!(a.read("r2", u64::MAX).await.unwrap().state.epoch, epoch);
+    let e = tokio::time::timeout(Duration::from_secs(15), feed.entries.recv())
+        .await
+        .expect("the feed resumes within 15 s")
+        .unwrap();
+    assert_eq!((e.offset, &e.payload[..]), (2, &b"after"[..]));
+}
