@@ -15,7 +15,7 @@ root=$PWD
 target=${CARGO_TARGET_DIR:-$root/target}
 
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-crates=(sockeye-proto sockeye sockeye-wamp-proto sockeye-wamp sockeye-soap sockeye-cli)
+crates=(sockeye-proto sockeye sockeye-wamp-proto sockeye-wamp sockeye-soap sockeye-cluster sockeye-cli)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 
 timings=()

@@ -47,6 +47,9 @@ command -v microsocks >/dev/null || need+=(microsocks)
 # certificates.
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || need+=(nginx)
 command -v openssl >/dev/null || need+=(openssl)
+# The NATS server (JetStream) that joins `sockeye serve` nodes in the cluster tests
+# (crates/sockeye-cluster/tests/nats.rs, crates/sockeye-cli/tests/cluster.rs).
+[[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null || need+=(nats-server)
 if ((${#need[@]})); then
   echo "installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

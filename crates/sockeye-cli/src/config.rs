@@ -150,6 +150,9 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(default)]
     pub compression: Compression,
+    #[command(flatten)]
+    #[serde(default)]
+    pub cluster: Cluster,
     /// `[endpoints]`: which endpoints are mounted (a file key only).
     #[arg(skip)]
     #[serde(default, skip_serializing)]
@@ -235,6 +238,67 @@ impl From<Policy> for sockeye::CompressionPolicy {
     }
 }
 
+/// The rooms' history when no `[cluster] history` is given.
+pub const DEFAULT_HISTORY: usize = 100;
+
+/// `[cluster]`, `--cluster` and `--node-name`: many nodes as one over NATS.
+#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Join the nodes that use this NATS server (JetStream on): chat rooms, presence and WAMP
+    /// events reach every node. Without it the node is alone.
+    #[arg(long = "cluster", value_name = "nats://HOST:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// This node's name in the cluster, unique among the nodes (member ids start with it).
+    /// Default: the host name and the process id.
+    #[arg(long = "node-name", value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// Messages each chat room keeps for clients that reconnect (a file key only).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<usize>,
+}
+
+/// What [`Cluster`] resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `None`: one node, in process.
+    pub url: Option<String>,
+    pub node_name: String,
+    pub history: usize,
+}
+
+impl Cluster {
+    fn resolve(&self) -> Result<ClusterSettings, String> {
+        let node_name = match &self.node_name {
+            Some(name) => name.clone(),
+            None => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "node".into());
+                format!("{host}-{}", std::process::id())
+            }
+        };
+        let token = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if node_name.is_empty() || node_name.len() > 64 || !node_name.chars().all(token) {
+            return Err(format!(
+                "node name {node_name:?} is not 1 to 64 of A-Z, a-z, 0-9, '-' and '_'"
+            ));
+        }
+        let history = self.history.unwrap_or(DEFAULT_HISTORY);
+        if history == 0 {
+            return Err("cluster history must be at least 1".into());
+        }
+        Ok(ClusterSettings {
+            url: self.url.clone(),
+            node_name,
+            history,
+        })
+    }
+}
+
 /// `[market]`: the demo market.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -303,6 +367,7 @@ pub struct Resolved {
     pub router: sockeye_wamp::RouterConfig,
     pub transport: sockeye_wamp::TransportConfig,
     pub market: Market,
+    pub cluster: ClusterSettings,
 }
 
 impl Settings {
@@ -434,6 +499,7 @@ impl Settings {
             router: self.wamp.router_config().map_err(|e| e.to_string())?,
             transport: sockeye_wamp::TransportConfig::from_settings(&self.wamp),
             market: self.market.clone(),
+            cluster: self.cluster.resolve()?,
         })
     }
 }
@@ -519,6 +585,8 @@ mod tests {
         assert_eq!(c.close_timeout, secs(15));
         assert_eq!(c.ping_timeout, secs(16));
         assert_eq!(r.workers, Some(1));
+        assert_eq!(r.cluster.url.as_deref(), Some("nats://127.0.0.1:4999"));
+        assert_eq!(r.cluster.node_name, "node-7");
     }
 
     /// Every flag with a value that is not its default.
@@ -544,6 +612,8 @@ mod tests {
         "--compression-level=1",
         "--compression-threshold=19",
         "--workers=1",
+        "--cluster=nats://127.0.0.1:4999",
+        "--node-name=node-7",
     ];
 
     #[test]
@@ -636,12 +706,17 @@ mod tests {
         [market]
         realm = "trading"
         seed = 7
+        [cluster]
+        url = "nats://127.0.0.1:4999"
+        node_name = "node-7"
+        history = 20
     "#;
 
     #[test]
     fn every_file_key_reaches_the_server() {
         let r = Settings::parse(EVERY_KEY).unwrap().resolve().unwrap();
         assert_the_values_both_tests_give(&r);
+        assert_eq!(r.cluster.history, 20);
         assert_eq!(r.trust_proxy.len(), 3);
         let c = &r.config;
         assert_eq!(c.write_timeout, None);

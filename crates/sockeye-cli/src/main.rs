@@ -1,6 +1,7 @@
 //! The `sockeye` command.
 
 mod bench;
+mod chat;
 mod config;
 mod connect;
 mod market;

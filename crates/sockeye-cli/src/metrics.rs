@@ -30,6 +30,8 @@ pub struct Metrics {
     open: Gauge,
     tasks_alive: Gauge,
     chat_slow_closes: Counter,
+    cluster_connected: Gauge,
+    cluster_unsent: Gauge,
     accepted: Counters<&'static str>,
     refused: Counters<&'static str>,
     closes: Counters<u16>,
@@ -67,6 +69,16 @@ impl Default for Metrics {
                 r,
                 "sockeye_chat_slow_closes",
                 "/chat members closed with 1013 for falling too far behind the room",
+            ),
+            cluster_connected: registered(
+                r,
+                "sockeye_cluster_connected",
+                "1 while the node's link to the other nodes is up (always 1 for a node alone)",
+            ),
+            cluster_unsent: registered(
+                r,
+                "sockeye_chat_unsent",
+                "Chat messages whose append to the room's log failed with the link up (not delivered anywhere by this node)",
             ),
             accepted: registered(
                 r,
@@ -178,6 +190,13 @@ impl Metrics {
     }
 
     /// A `/chat` member closed with 1013 for falling behind.
+    /// How the cluster link stands, read when `/metrics` is asked for.
+    pub fn cluster(&self, connected: bool, unsent: u64) {
+        self.cluster_connected.set(i64::from(connected));
+        self.cluster_unsent
+            .set(i64::try_from(unsent).unwrap_or(i64::MAX));
+    }
+
     pub fn chat_slow_close(&self) {
         self.chat_slow_closes.inc();
     }

@@ -10,6 +10,8 @@ use sockeye::{CloseCode, MaybeTlsStream, Message, PreparedMessage, Upgrade, WebS
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
 
+use crate::chat::{Delivery, Hub};
+
 use crate::metrics::Metrics;
 use crate::shutdown::{Shutdown, ShutdownWatch};
 
@@ -22,10 +24,10 @@ struct App {
     endpoints: crate::config::Endpoints,
     allow_origin: Vec<String>,
     trust_proxy: Vec<sockeye::forwarded::Cidr>,
-    /// Chat messages framed once and shared by every member's connection.
-    chat: broadcast::Sender<PreparedMessage>,
-    /// The slowest member fell behind for longer than senders wait (see `wait_for_the_room`).
-    chat_overflowing: std::sync::atomic::AtomicBool,
+    /// The chat rooms, and through them the other nodes.
+    chat: Arc<Hub>,
+    /// Whether the node was told to join a cluster (`--cluster`).
+    clustered: bool,
     metrics: Metrics,
     max_connections: i64,
     shutdown: Shutdown,
@@ -77,6 +79,16 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
     }
     let config = settings.config;
     let shutdown_timeout = settings.shutdown_timeout;
+    let cluster = settings.cluster;
+    let backplane: Arc<dyn sockeye_cluster::Backplane> = match &cluster.url {
+        Some(url) => {
+            tracing::info!(url, node = cluster.node_name, "joining the cluster");
+            Arc::new(
+                sockeye_cluster::Nats::connect(url, &cluster.node_name, cluster.history).await?,
+            )
+        }
+        None => Arc::new(sockeye_cluster::InProcess::new(cluster.history)),
+    };
     let wamp = sockeye_wamp::WampRouter::new(settings.router, settings.transport);
     let market = settings.endpoints.market.then(|| {
         let exchange = crate::market::Exchange::new(settings.market.seed);
@@ -91,8 +103,8 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
         endpoints: settings.endpoints,
         allow_origin: settings.allow_origin,
         trust_proxy: settings.trust_proxy,
-        chat: broadcast::channel(CHAT_BACKLOG).0,
-        chat_overflowing: Default::default(),
+        chat: Hub::start(backplane, cluster.node_name),
+        clustered: cluster.url.is_some(),
         metrics: Metrics::default(),
         max_connections: settings.max_connections,
         shutdown: Shutdown::default(),
@@ -209,6 +221,8 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
         "/echo" if on.echo => "/echo",
         "/hello" if on.hello => "/hello",
         "/chat" if on.chat => "/chat",
+        p if on.chat && p.starts_with("/chat/") => "/chat",
+        "/healthz" => "/healthz",
         "/wamp" if on.wamp => "/wamp",
         "/soap" if on.soap && app.market.is_some() => "/soap",
         _ => "",
@@ -217,7 +231,8 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
         let _ = match path {
             // Boxed, as `refuse` is: a page's future would size every WebSocket's task.
             "/" => Box::pin(page(upgrade, INDEX_HTML)).await,
-            "/metrics" => Box::pin(metrics_page(upgrade, &app.metrics)).await,
+            "/metrics" => Box::pin(metrics_page(upgrade, &app)).await,
+            "/healthz" => Box::pin(health_page(upgrade, &app)).await,
             "/soap" if upgrade.request().uri().query() == Some("wsdl") => {
                 Box::pin(wsdl_page(upgrade)).await
             }
@@ -267,6 +282,14 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
         "/echo" => echo(upgrade, &app).await,
         "/hello" => Box::pin(hello(upgrade, &app)).await,
         "/chat" => Box::pin(chat(upgrade, &app)).await,
+        "/healthz" => {
+            refuse(
+                upgrade,
+                StatusCode::BAD_REQUEST,
+                "Not a WebSocket endpoint\n",
+            )
+            .await
+        }
         "/wamp" => {
             let mut watch = app.shutdown.watch();
             let shutdown = async move { watch.triggered().await };
@@ -280,13 +303,52 @@ async fn route(app: Arc<App>, upgrade: Request, peer: SocketAddr) {
     }
 }
 
-async fn metrics_page(upgrade: Request, metrics: &Metrics) -> sockeye::Result<()> {
+async fn metrics_page(upgrade: Request, app: &App) -> sockeye::Result<()> {
     let mut resp = Response::new(());
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
-    upgrade.respond(resp, metrics.render().as_bytes()).await
+    let backplane = app.chat.backplane();
+    app.metrics.cluster(
+        backplane.is_connected(),
+        app.chat.unsent.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    upgrade.respond(resp, app.metrics.render().as_bytes()).await
+}
+
+/// `/healthz` for load balancers: 200 while the node is ready for new clients, 503 while it
+/// is not (shutting down, or cut off from the cluster it was told to join). The body says
+/// which, and how the cluster link stands; the node is alive whenever it answers.
+async fn health_page(upgrade: Request, app: &App) -> sockeye::Result<()> {
+    let backplane = app.chat.backplane();
+    let connected = backplane.is_connected();
+    let shutting_down = app.shutdown.is_triggered();
+    let ready = !shutting_down && (connected || !app.clustered);
+    let body = serde_json::json!({
+        "live": true,
+        "ready": ready,
+        "shutting_down": shutting_down,
+        "node": app.chat.node(),
+        "cluster": {
+            "backplane": backplane.describe(),
+            "connected": connected,
+        },
+        "connections": app.metrics.open(),
+    });
+    let mut resp = Response::new(());
+    *resp.status_mut() = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    upgrade.respond(resp, format!("{body}\n").as_bytes()).await
 }
 
 /// The WSDL of `/soap`, naming the service's address on the host and scheme the client used.
@@ -377,83 +439,135 @@ pub fn greeting(text: &str) -> String {
     format!("Hello from server, {name}!")
 }
 
-/// Messages a `/chat` member may fall behind the room before it is closed.
-const CHAT_BACKLOG: usize = 1024;
 /// How long a sender waits, at most, for the slowest member when the room's backlog is three
 /// quarters full.
 const CHAT_SENDER_PATIENCE: Duration = Duration::from_secs(1);
 /// Relayed messages a member queues before one write.
 const CHAT_BATCH: usize = 64;
 
-/// Holds a sender back while the slowest `/chat` member is three quarters of the backlog
-/// behind, for up to [`CHAT_SENDER_PATIENCE`]. If that member does not catch up in that time,
-/// the room counts as overflowing and nobody waits until the backlog is down to a quarter
-/// again: one member too slow for good must not pace the room; it falls out of the backlog and
-/// is closed instead.
-async fn wait_for_the_room(app: &App) {
+/// Holds a sender back while the slowest member of its room on this node is three quarters
+/// of the backlog behind, for up to [`CHAT_SENDER_PATIENCE`]. If that member does not catch up
+/// in that time, the room counts as overflowing and nobody waits until the backlog is down to
+/// a quarter again: one member too slow for good must not pace the room; it falls out of the
+/// backlog and is closed instead.
+async fn wait_for_the_room(room: &crate::chat::Room) {
     use std::sync::atomic::Ordering::Relaxed;
-    let backlog = app.chat.len();
-    if app.chat_overflowing.load(Relaxed) {
-        if backlog < CHAT_BACKLOG / 4 {
-            app.chat_overflowing.store(false, Relaxed);
+    let backlog = room.backlog();
+    if room.overflowing.load(Relaxed) {
+        if backlog < crate::chat::BACKLOG / 4 {
+            room.overflowing.store(false, Relaxed);
         }
         return;
     }
-    let high = CHAT_BACKLOG * 3 / 4;
+    let high = crate::chat::BACKLOG * 3 / 4;
     let deadline = tokio::time::Instant::now() + CHAT_SENDER_PATIENCE;
-    while app.chat.len() >= high {
+    while room.backlog() >= high {
         if tokio::time::Instant::now() >= deadline {
-            app.chat_overflowing.store(true, Relaxed);
+            room.overflowing.store(true, Relaxed);
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-/// Relays every text message to every connected client. Each message is framed once and the
-/// same frame is queued on every member's connection.
+/// `/chat` (the room `lobby`) and `/chat/NAME`: every text message to every member of the room,
+/// on every node, framed once per node.
 ///
-/// Nothing is lost silently. When the slowest member is three quarters of [`CHAT_BACKLOG`]
-/// behind, senders wait (their sockets are not read) for up to [`CHAT_SENDER_PATIENCE`], so a
-/// burst slows to what the members can take. A member still too slow to keep the backlog is
-/// closed with 1013 "Try Again Later" and a reason saying how many messages it missed.
+/// A client that offers the `sockeye.chat.v1` subprotocol gets JSON: a welcome with its member
+/// id, the room's epoch and offset and who is there, each message with its offset and sender,
+/// presence changes, and with `?since=OFFSET&epoch=EPOCH` what it missed first (README, "Chat
+/// rooms"). Any other client gets the seed's chat: each text as it was sent.
+///
+/// Nothing is lost silently. When the slowest member is three quarters of the backlog behind,
+/// senders wait (their sockets are not read) for up to [`CHAT_SENDER_PATIENCE`], so a burst
+/// slows to what the members can take. A member still too slow to keep the backlog is closed
+/// with 1013 "Try Again Later" and a reason saying how many messages it missed.
 async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
+    use sockeye_cluster::room::{check_room_name, JoinQuery, ServerMessage, LOBBY, SUBPROTOCOL};
+    let name = match upgrade.path().strip_prefix("/chat/") {
+        None => LOBBY,
+        Some(name) => match check_room_name(name) {
+            Ok(name) => name,
+            Err(e) => return refuse(upgrade, StatusCode::NOT_FOUND, &format!("{e}\n")).await,
+        },
+    }
+    .to_owned();
+    let query = match JoinQuery::parse(upgrade.request().uri().query()) {
+        Ok(query) => query,
+        Err(e) => return refuse(upgrade, StatusCode::BAD_REQUEST, &format!("{e}\n")).await,
+    };
+    let json = upgrade.offered_protocols().iter().any(|p| p == SUBPROTOCOL);
     // Joined before the 101 goes out, so that nothing published once the client sees `open`
     // can miss it.
-    let mut room = Some(app.chat.subscribe());
-    let mut ws = accept(upgrade, None).await?;
+    let mut membership = app.chat.join(&name, query.name).await;
+    let mut ws = accept(upgrade, json.then(|| SUBPROTOCOL.into())).await?;
+    // Live messages up to here were given in the welcome's offset or by recovery.
+    let mut given = membership.offset;
+    if json {
+        let (recovered, missed) = match &query.since {
+            Some((since, epoch)) => {
+                let (recovered, missed) = app.chat.recover(&name, *since, epoch).await;
+                (Some(recovered), missed)
+            }
+            None => (None, Vec::new()),
+        };
+        let welcome = ServerMessage::Welcome {
+            room: name.clone(),
+            me: membership.member.id.clone(),
+            epoch: membership.epoch.clone(),
+            offset: membership.offset,
+            recovered,
+            members: app.chat.members(&name),
+        };
+        let _ = ws
+            .feed_prepared(&PreparedMessage::text(welcome.to_json()))
+            .await;
+        for message in missed {
+            if let ServerMessage::Message {
+                offset: Some(o), ..
+            } = &message
+            {
+                given = given.max(*o);
+            }
+            let _ = ws
+                .feed_prepared(&PreparedMessage::text(message.to_json()))
+                .await;
+        }
+        let _ = ws.flush().await;
+    }
     let (mut shutdown, mut going_away) = (app.shutdown.watch(), false);
     loop {
         tokio::select! {
             msg = recv_until_shutdown(&mut ws, app, &mut shutdown, &mut going_away) => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    wait_for_the_room(app).await;
-                    let _ = app.chat.send(PreparedMessage::text(text));
+                    wait_for_the_room(&membership.room).await;
+                    app.chat.publish(&membership.room, &membership.member, text.to_string()).await;
                 }
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 _ => {}
             },
-            relayed = async { room.as_mut().expect("guarded").recv().await }, if room.is_some() => {
+            relayed = async { membership.deliveries.as_mut().expect("guarded").recv().await }, if membership.deliveries.is_some() => {
                 let mut batch = Vec::new();
                 let mut missed = match relayed {
-                    Ok(prepared) => {
-                        batch.push(prepared);
+                    Ok(delivery) => {
+                        batch.push(delivery);
                         0
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => n,
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 };
-                let receiver = room.as_mut().expect("guarded");
+                let receiver = membership.deliveries.as_mut().expect("guarded");
                 while missed == 0 && batch.len() < CHAT_BATCH {
                     match receiver.try_recv() {
-                        Ok(prepared) => batch.push(prepared),
+                        Ok(delivery) => batch.push(delivery),
                         Err(broadcast::error::TryRecvError::Lagged(n)) => missed = n,
                         Err(_) => break,
                     }
                 }
                 if missed > 0 {
-                    // Leaving the room at once, so that senders stop waiting for this member.
-                    room = None;
+                    // Stop reading the room at once, so that senders stop waiting for this
+                    // member.
+                    membership.deliveries = None;
                     app.metrics.chat_slow_close();
                     tracing::info!("chat: closing a member that missed {missed} messages");
                     let _ = ws
@@ -464,7 +578,14 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
                         .await;
                     continue;
                 }
-                for prepared in &batch {
+                for delivery in &batch {
+                    let prepared = match (&**delivery, json) {
+                        (Delivery::Message { offset: Some(o), .. }, _) if *o <= given => continue,
+                        (Delivery::Message { json: j, .. }, true) => j,
+                        (Delivery::Message { plain, .. }, false) => plain,
+                        (Delivery::Presence(j), true) => j,
+                        (Delivery::Presence(_), false) => continue,
+                    };
                     if ws.feed_prepared(prepared).await.is_err() {
                         break;
                     }

@@ -44,8 +44,8 @@ pub struct Log {
     pub entries: Vec<Entry>,
 }
 
-/// A room's log as it grows: every entry appended from when [`Backplane::follow`] returned,
-/// by any node, in order and once.
+/// A room's log as it grows: every entry after the offset [`Backplane::follow`] was given, by
+/// any node, in order and once.
 #[derive(Debug)]
 pub struct Feed {
     /// The entries. The channel closes only when the backplane is dropped.
@@ -106,8 +106,8 @@ impl Listener {
 pub trait Backplane: Send + Sync + 'static {
     /// Appends `payload` to `room`'s log and returns its offset.
     fn append<'a>(&'a self, room: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>>;
-    /// Every entry appended to `room`'s log from now on.
-    fn follow<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Feed, Error>>;
+    /// Every entry of `room`'s log after offset `after`, those appended later included.
+    fn follow<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Feed, Error>>;
     /// The entries of `room`'s log after offset `after` that are still kept, and the log's
     /// state. `after = u64::MAX` asks for the state alone.
     fn read<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Log, Error>>;
@@ -231,9 +231,14 @@ impl Backplane for InProcess {
         Box::pin(async move { Ok(offset) })
     }
 
-    fn follow<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Feed, Error>> {
+    fn follow<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Feed, Error>> {
         let (tx, rx) = mpsc::channel(IN_PROCESS_QUEUE);
-        self.with_room(room, |log, _| log.followers.push(tx));
+        self.with_room(room, |log, _| {
+            for entry in log.kept.iter().filter(|e| e.offset > after) {
+                let _ = tx.try_send(entry.clone());
+            }
+            log.followers.push(tx)
+        });
         Box::pin(async move { Ok(Feed::new(rx, None)) })
     }
 
@@ -292,13 +297,14 @@ mod tests {
     async fn offsets_count_up_per_room_and_followers_get_each_entry_once_in_order() {
         let node_a = InProcess::new(3);
         let node_b = node_a.clone();
-        let mut feed = node_b.follow("r").await.unwrap();
-        for i in 1..=5u64 {
+        node_a.append("r", "m0".into()).await.unwrap();
+        let mut feed = node_b.follow("r", 1).await.unwrap();
+        for i in 2..=5u64 {
             let offset = node_a.append("r", format!("m{i}").into()).await.unwrap();
             assert_eq!(offset, i);
         }
         assert_eq!(node_a.append("other", "x".into()).await.unwrap(), 1);
-        for i in 1..=5u64 {
+        for i in 2..=5u64 {
             let e = feed.entries.recv().await.unwrap();
             assert_eq!((e.offset, &e.payload[..]), (i, format!("m{i}").as_bytes()));
         }

@@ -22,6 +22,9 @@ mod nats;
 pub mod presence;
 pub mod room;
 pub mod subject;
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub mod test_support;
 
 pub use backplane::{Backplane, BoxFuture, Entry, Error, Feed, InProcess, Listener, Log};
 #[cfg(feature = "nats")]

@@ -118,22 +118,20 @@ fn unreachable_or_refused(e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Follows `room`'s stream from `next` (0: from what is appended next), sending each entry once
+/// Follows `room`'s stream after offset `after`, sending each entry once
 /// and in order, and starting again after any failure from after the last entry sent.
 async fn follow_stream(
     js: jetstream::Context,
     room: String,
+    after: u64,
     tx: mpsc::Sender<Entry>,
     mut connections: tokio::sync::watch::Receiver<u64>,
 ) {
-    let mut last: Option<u64> = None;
+    let mut last = after;
     loop {
         connections.mark_unchanged();
-        let deliver_policy = match last {
-            Some(seq) => consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: seq + 1,
-            },
-            None => consumer::DeliverPolicy::New,
+        let deliver_policy = consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: last + 1,
         };
         let config = consumer::pull::OrderedConfig {
             filter_subject: room::log_subject(&room),
@@ -177,10 +175,10 @@ async fn follow_stream(
             let Ok(info) = message.info() else { continue };
             let offset = info.stream_sequence;
             // An ordered consumer never repeats itself; a restarted one must not either.
-            if last.is_some_and(|last| offset <= last) {
+            if offset <= last {
                 continue;
             }
-            last = Some(offset);
+            last = offset;
             let entry = Entry {
                 offset,
                 payload: message.payload.clone(),
@@ -226,13 +224,14 @@ impl Backplane for Nats {
         })
     }
 
-    fn follow<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Feed, Error>> {
+    fn follow<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Feed, Error>> {
         Box::pin(async move {
             self.ensure_stream(room).await?;
             let (tx, rx) = mpsc::channel(FEED_QUEUE);
             let task = tokio::spawn(follow_stream(
                 self.js.clone(),
                 room.to_owned(),
+                after,
                 tx,
                 self.connections.clone(),
             ));

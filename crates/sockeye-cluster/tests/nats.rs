@@ -1,94 +1,11 @@
 //! The NATS backplane against a real `nats-server` with JetStream, started on loopback.
-#![cfg(feature = "nats")]
+#![cfg(all(feature = "nats", feature = "test-support"))]
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sockeye_cluster::room::recovery;
+use sockeye_cluster::test_support::NatsServer;
 use sockeye_cluster::{Backplane, Nats};
-
-/// A `nats-server -js` on a free loopback port with its store in a temporary directory;
-/// killed when dropped.
-struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    store: std::path::PathBuf,
-}
-
-impl NatsServer {
-    /// `None` when nats-server is not installed and the interop tests are not required.
-    fn start() -> Option<NatsServer> {
-        let installed = Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_ok();
-        if !installed {
-            assert!(
-                std::env::var_os("SOCKEYE_REQUIRE_INTEROP").is_none(),
-                "nats-server is required (apt-get install nats-server)"
-            );
-            eprintln!("skipped: no nats-server");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let store =
-            std::env::temp_dir().join(format!("sockeye-nats-{}-{port}", std::process::id()));
-        let mut server = NatsServer {
-            child: None,
-            port,
-            store,
-        };
-        server.run();
-        Some(server)
-    }
-
-    fn run(&mut self) {
-        let child = Command::new("nats-server")
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("nats-server did not listen on {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
-}
 
 async fn connected(node: &Nats) {
     for _ in 0..400 {
@@ -109,9 +26,7 @@ async fn a_room_log_across_two_nodes_gives_offsets_in_order_once_and_keeps_the_l
     let b = Nats::connect(&server.url(), "b", 3).await.unwrap();
     connected(&a).await;
     connected(&b).await;
-    let mut feed = b.follow("r1").await.unwrap();
-    // The ordered consumer is made in the background: wait until it delivers.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut feed = b.follow("r1", 0).await.unwrap();
     for i in 1..=5u64 {
         assert_eq!(a.append("r1", format!("m{i}").into()).await.unwrap(), i);
     }
@@ -181,8 +96,7 @@ async fn after_nats_restarts_nodes_reconnect_and_the_log_resumes_where_it_was() 
     let b = Nats::connect(&server.url(), "b", 100).await.unwrap();
     connected(&a).await;
     connected(&b).await;
-    let mut feed = b.follow("r2").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut feed = b.follow("r2", 0).await.unwrap();
     assert_eq!(a.append("r2", "before".into()).await.unwrap(), 1);
     let e = tokio::time::timeout(Duration::from_secs(5), feed.entries.recv())
         .await

@@ -1,0 +1,245 @@
+//! Two `sockeye serve` nodes joined by a real `nats-server` (JetStream on), with clients on
+//! each: chat rooms across nodes, offsets, recovery, presence, and what a node does when a
+//! peer node or NATS goes away.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sockeye::{ClientRequest, Config, MaybeTlsStream, Message, WebSocket};
+use sockeye_cluster::test_support::NatsServer;
+use tokio::process::Child;
+use tokio::time::timeout;
+
+use common::{http_get, start_on_loopback};
+
+type Ws = WebSocket<MaybeTlsStream>;
+
+async fn node(nats: &NatsServer, name: &str) -> (Child, String) {
+    let (child, addr) = start_on_loopback(&[
+        "--cluster",
+        &nats.url(),
+        "--node-name",
+        name,
+        "--no-compression",
+    ])
+    .await;
+    ready(&addr, true).await;
+    (child, addr)
+}
+
+/// Waits until `/healthz` says ready (`true`) or not.
+async fn ready(addr: &str, want: bool) -> String {
+    let status = if want { "200 OK" } else { "503" };
+    for _ in 0..200 {
+        let answer = http_get(addr, "/healthz", "Connection: close\r\n").await;
+        if answer.starts_with(&format!("HTTP/1.1 {status}")) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/healthz of {addr} never answered {status}");
+}
+
+async fn join(addr: &str, path: &str) -> (Ws, Value) {
+    let request = ClientRequest::new(&format!("ws://{addr}{path}"))
+        .unwrap()
+        .protocol("sockeye.chat.v1");
+    let mut ws = sockeye::connect_with(request, Config::default())
+        .await
+        .unwrap();
+    assert_eq!(ws.protocol(), Some("sockeye.chat.v1"));
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (ws, welcome)
+}
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        match timeout(Duration::from_secs(15), ws.recv()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no message within 15 s: {other:?}"),
+        }
+    }
+}
+
+/// The next chat message, skipping presence notices.
+async fn next_message(ws: &mut Ws) -> Value {
+    loop {
+        let v = next(ws).await;
+        if v["type"] == "message" {
+            return v;
+        }
+    }
+}
+
+/// The next presence notice of `event` for the member named `name`.
+async fn presence(ws: &mut Ws, event: &str, name: &str) -> Value {
+    loop {
+        let v = next(ws).await;
+        if v["type"] == "presence" && v["event"] == event && v["member"]["name"] == name {
+            return v;
+        }
+    }
+}
+
+async fn say(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text.to_owned())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_room_s_messages_reach_its_members_on_every_node_once_in_order_with_offsets_presence_and_recovery(
+) {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (_a, node_a) = node(&nats, "a").await;
+    let (_b, node_b) = node(&nats, "b").await;
+
+    let (mut bob, welcome) = join(&node_b, "/chat/room1?name=bob").await;
+    let epoch = welcome["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(welcome["offset"], 0);
+    assert!(welcome["me"].as_str().unwrap().starts_with("b-"));
+    let (mut ann, welcome) = join(&node_a, "/chat/room1?name=ann").await;
+    assert_eq!(
+        welcome["epoch"],
+        epoch.as_str(),
+        "one log, one epoch on every node"
+    );
+    let ann_id = welcome["me"].as_str().unwrap().to_owned();
+    // Bob, on the other node, is told within the 10 s bound (a notice, or the next beat).
+    let joined = presence(&mut bob, "join", "ann").await;
+    assert_eq!(joined["count"], 2);
+    // The seed's plain chat in the same room, and a member of another room.
+    let mut plain = sockeye::connect(&format!("ws://{node_b}/chat/room1"))
+        .await
+        .unwrap();
+    let (mut lobby, _) = join(&node_b, "/chat").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for i in 1..=20 {
+        say(&mut ann, &format!("m{i}")).await;
+    }
+    let mut last = 0;
+    for i in 1..=20u64 {
+        let m = next_message(&mut bob).await;
+        assert_eq!(m["text"], format!("m{i}"));
+        assert_eq!(m["from"], ann_id.as_str());
+        assert_eq!(m["name"], "ann");
+        assert_eq!(m["offset"], i, "offsets count up from 1 without gaps");
+        last = i;
+        let m = next_message(&mut ann).await;
+        assert_eq!(
+            (m["text"].as_str(), m["offset"].as_u64()),
+            (Some(&*format!("m{i}")), Some(i))
+        );
+        match timeout(Duration::from_secs(15), plain.recv()).await {
+            Ok(Some(Ok(Message::Text(t)))) => assert_eq!(t.as_str(), format!("m{i}")),
+            other => panic!("plain member: {other:?}"),
+        }
+    }
+
+    // Bob leaves; ann is told, and sends two more while he is away.
+    bob.close(Some(1000), "").await.unwrap();
+    presence(&mut ann, "leave", "bob").await;
+    say(&mut ann, "m21").await;
+    say(&mut ann, "m22").await;
+    assert_eq!(next_message(&mut ann).await["offset"], 21);
+    assert_eq!(next_message(&mut ann).await["offset"], 22);
+
+    // Back on the other node with the offset and epoch he had: what he missed, then live.
+    let (mut bob, welcome) = join(
+        &node_a,
+        &format!("/chat/room1?name=bob&since={last}&epoch={epoch}"),
+    )
+    .await;
+    assert_eq!(welcome["recovered"], true, "{welcome}");
+    for (i, text) in [(21, "m21"), (22, "m22")] {
+        let m = next_message(&mut bob).await;
+        assert_eq!(
+            (m["offset"].as_u64(), m["text"].as_str()),
+            (Some(i), Some(text))
+        );
+    }
+    say(&mut ann, "m23").await;
+    let m = next_message(&mut bob).await;
+    assert_eq!(
+        (m["offset"].as_u64(), m["text"].as_str()),
+        (Some(23), Some("m23")),
+        "no repeat"
+    );
+
+    // Another epoch: told so, and only the live stream follows.
+    let (mut stale, welcome) =
+        join(&node_b, "/chat/room1?name=old&since=3&epoch=not-this-one").await;
+    assert_eq!(welcome["recovered"], false);
+    say(&mut ann, "m24").await;
+    assert_eq!(next_message(&mut stale).await["offset"], 24);
+
+    // Nothing of room1 reached the lobby.
+    match timeout(Duration::from_millis(300), lobby.recv()).await {
+        Err(_) => {}
+        Ok(Some(Ok(Message::Text(t)))) => {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(v["type"], "message", "the lobby got {v}");
+        }
+        Ok(other) => panic!("lobby: {other:?}"),
+    }
+    let metrics = http_get(&node_a, "/metrics", "Connection: close\r\n").await;
+    assert!(metrics.contains("sockeye_cluster_connected 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_dead_node_s_members_leave_and_a_node_cut_off_from_nats_serves_its_own_clients() {
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
+    let (_a, node_a) = node(&nats, "a").await;
+    let (mut b, node_b) = node(&nats, "b").await;
+    let (mut ann, _) = join(&node_a, "/chat/r?name=ann").await;
+    let (_bob, _) = join(&node_b, "/chat/r?name=bob").await;
+    presence(&mut ann, "join", "bob").await;
+
+    // Node b dies without a word: its members leave within the 30 s the cluster promises.
+    let killed = std::time::Instant::now();
+    b.start_kill().unwrap();
+    let left = presence(&mut ann, "leave", "bob").await;
+    assert_eq!(left["count"], 1);
+    assert!(
+        killed.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        killed.elapsed()
+    );
+
+    // NATS goes away: node a says so, and keeps its own members talking.
+    nats.kill();
+    let health = ready(&node_a, false).await;
+    assert!(health.contains(r#""connected":false"#), "{health}");
+    let metrics = http_get(&node_a, "/metrics", "Connection: close\r\n").await;
+    assert!(metrics.contains("sockeye_cluster_connected 0"), "{metrics}");
+    let (mut cat, _) = join(&node_a, "/chat/r?name=cat").await;
+    say(&mut ann, "while cut off").await;
+    let m = next_message(&mut cat).await;
+    assert_eq!(m["text"], "while cut off");
+    assert!(m.get("offset").is_none(), "not in the log: {m}");
+
+    // NATS is back: the node reconnects, and messages go through the log again.
+    nats.run();
+    ready(&node_a, true).await;
+    let mut offset = None;
+    for attempt in 0..50 {
+        say(&mut ann, &format!("back {attempt}")).await;
+        let m = next_message(&mut cat).await;
+        if let Some(o) = m["offset"].as_u64() {
+            offset = Some(o);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        offset.is_some(),
+        "no message through the log after NATS came back"
+    );
+}
