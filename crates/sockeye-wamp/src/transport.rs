@@ -654,6 +654,8 @@ impl Shared {
                     }
                 }
                 Action::Close(to) => self.enqueue(st, to, Outbound::Close),
+                // Cluster mode has no link to the other nodes in this transport yet.
+                Action::Forward(_) | Action::Interest { .. } => {}
             }
         }
     }
