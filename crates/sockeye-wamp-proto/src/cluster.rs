@@ -604,6 +604,77 @@ mod tests {
         }
     }
 
+    /// A random event: every field, every payload shape, nested values (no NaN, which is not
+    /// equal to itself).
+    fn random_event(ids: &mut crate::id::IdGenerator) -> ClusterEvent {
+        fn value(ids: &mut crate::id::IdGenerator, depth: u32) -> Value {
+            let n = ids.next_u64();
+            match n % if depth > 2 { 6 } else { 8 } {
+                0 => Value::Null,
+                1 => Value::Bool(n & 256 != 0),
+                2 => Value::from((n >> 8) as i64),
+                3 => Value::from(u64::MAX - (n >> 60)),
+                4 => Value::Float((n >> 11) as f64 / 3.0),
+                5 => Value::from(format!("s{}", n >> 50)),
+                6 => Value::List((0..n % 4).map(|_| value(ids, depth + 1)).collect()),
+                _ => Value::Dict(
+                    (0..n % 4)
+                        .map(|i| (format!("k{i}"), value(ids, depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+        let maybe = |ids: &mut crate::id::IdGenerator| ids.next_u64() % 2 == 0;
+        let strs = |ids: &mut crate::id::IdGenerator| {
+            let n = ids.next_u64() % 3;
+            Some((0..n).map(|i| format!("a{i}")).collect())
+        };
+        let args = |ids: &mut crate::id::IdGenerator| {
+            (0..ids.next_u64() % 4).map(|_| value(ids, 1)).collect()
+        };
+        let payload = match ids.next_u64() % 4 {
+            0 => Payload::Empty,
+            1 => Payload::Args(args(ids)),
+            2 => Payload::ArgsKwargs(args(ids), Dict::new().with("x", value(ids, 1))),
+            _ => Payload::Opaque(Value::Bytes(ids.challenge().to_vec())),
+        };
+        ClusterEvent {
+            origin: ids.next_u64(),
+            realm: format!("realm{}", ids.next_u64() % 3),
+            topic: format!("com.t{}", ids.next_u64() % 100),
+            publication: ids.global_id(),
+            publisher: maybe(ids).then(|| Publisher {
+                session: ids.global_id(),
+                authid: "alice".into(),
+                authrole: "user".into(),
+            }),
+            passthru: if maybe(ids) {
+                Dict::new().with("enc_algo", "cryptobox")
+            } else {
+                Dict::new()
+            },
+            audience: Audience {
+                exclude: maybe(ids).then(|| vec![ids.global_id()]),
+                eligible: maybe(ids).then(Vec::new),
+                exclude_authid: if maybe(ids) { strs(ids) } else { None },
+                eligible_authid: if maybe(ids) { strs(ids) } else { None },
+                exclude_authrole: if maybe(ids) { strs(ids) } else { None },
+                eligible_authrole: if maybe(ids) { strs(ids) } else { None },
+            },
+            retain: maybe(ids),
+            payload,
+        }
+    }
+
+    #[test]
+    fn random_events_decode_to_what_was_encoded() {
+        let mut ids = crate::id::IdGenerator::seeded(11);
+        for _ in 0..2000 {
+            let e = random_event(&mut ids);
+            assert_eq!(ClusterEvent::decode(&e.encode()).as_ref(), Ok(&e));
+        }
+    }
+
     #[test]
     fn garbage_does_not_decode_as_an_event() {
         let good = sample().encode();
