@@ -524,6 +524,9 @@ impl Harness {
                     peer.aborted = false;
                     peer.end_session();
                 }
+                Action::Forward(_) | Action::Interest { .. } => {
+                    panic!("a cluster action out of cluster mode: {action:?}")
+                }
             }
         }
         for (conn, peer) in &self.peers {

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::auth::{AuthConfig, AuthRole, Operation, Permission, Salt, Secret, User};
+use crate::cluster::ClusterConfig;
 use crate::uri::{self, MatchPolicy, UriCheck};
 
 /// Router settings.
@@ -40,6 +41,12 @@ pub struct RouterConfig {
     /// at most; past it the oldest are forgotten, and a larger event is not retained at all.
     /// Default 16 MiB.
     pub max_retained_bytes: usize,
+    /// `Some`: this router is one node of several, and its broker works across them (see
+    /// [`crate::cluster`]): it emits [`crate::Action::Forward`] for every publication it
+    /// accepts and [`crate::Action::Interest`] as local subscriptions come and go, and takes
+    /// other nodes' publications with [`crate::Router::deliver_remote`]. `None`, the default: a
+    /// single node, and neither action is ever emitted.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// A realm's own authentication and authorization.
@@ -69,6 +76,7 @@ impl Default for RouterConfig {
             max_auto_realms: 1000,
             max_retained_events: 1000,
             max_retained_bytes: 16 << 20,
+            cluster: None,
         }
     }
 }

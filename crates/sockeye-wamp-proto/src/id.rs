@@ -47,6 +47,17 @@ impl IdGenerator {
         (self.next_u64() % MAX_ID) + 1
     }
 
+    /// A session id: [`IdGenerator::global_id`] on a router without a node number; with one,
+    /// the node number in the high 16 of the 53 bits and random low 37 bits (not all zero),
+    /// so that routers with different node numbers never hand out the same id. 2^37 - 1 ids
+    /// (137 billion) per node leave a router's collision loop nothing to worry about.
+    pub fn session_id(&mut self, node: Option<u16>) -> u64 {
+        match node {
+            None => self.global_id(),
+            Some(node) => (u64::from(node) << NODE_SHIFT) | (self.next_u64() % NODE_IDS + 1),
+        }
+    }
+
     /// 32 bytes for an authentication challenge: from the operating system, unless seeded.
     pub fn challenge(&mut self) -> [u8; 32] {
         let mut out = [0u8; 32];
@@ -60,6 +71,11 @@ impl IdGenerator {
         out
     }
 }
+
+/// Bits of a session id below the node number.
+const NODE_SHIFT: u32 = 37;
+/// Session ids one node can hand out: the low 37 bits, not all zero.
+const NODE_IDS: u64 = (1 << NODE_SHIFT) - 1;
 
 /// The next session-scope or router-scope id after `last`: counting up, back to 1 after 2^53
 /// (which nothing will reach).
@@ -84,6 +100,19 @@ mod tests {
         assert_eq!(next_scoped(0), 1);
         assert_eq!(next_scoped(41), 42);
         assert_eq!(next_scoped(MAX_ID), 1);
+    }
+
+    #[test]
+    fn session_ids_of_different_nodes_never_collide_and_stay_in_range() {
+        // Same seed, so the random parts are the same: only the node number tells them apart.
+        for node in [0u16, 1, 2, 0x7fff, u16::MAX] {
+            let mut ids = IdGenerator::seeded(5);
+            for _ in 0..1000 {
+                let id = ids.session_id(Some(node));
+                assert!((1..=MAX_ID).contains(&id));
+                assert_eq!(id >> NODE_SHIFT, u64::from(node));
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! - [`id`]: the ids the router hands out.
 //! - [`config`]: the router's settings, and the `[wamp]` section of a settings file they are
 //!   read from (serde, validated).
+//! - [`cluster`]: the broker across several routers (nodes): the events they forward, their
+//!   wire format, and the NATS subjects that carry them.
 //! - [`router`]: the router as a state machine that takes `(ConnId, Message)` and emits
 //!   [`Action`]s, told the time and asked for its next deadline. Sessions, publish/subscribe,
 //!   RPC and the meta API each have their module there.
@@ -22,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod id;
 pub mod message;
@@ -30,6 +33,7 @@ pub mod serializer;
 pub mod uri;
 pub mod value;
 
+pub use cluster::{ClusterConfig, ClusterEvent};
 pub use config::{RealmConfig, RouterConfig, Settings};
 pub use message::{Message, Payload, ProtocolViolation};
 pub use router::{error_uri, Action, ConnId, Router, RouterStats, TRUSTED};

@@ -303,7 +303,7 @@ fn messages_of(out: Vec<Out>) -> Vec<(ConnId, Message)> {
                     .decode(t.as_bytes())
                     .unwrap(),
             ),
-            Out::Close(c) => panic!("unexpected close of {c:?}"),
+            other => panic!("unexpected {other:?}"),
         })
         .collect()
 }

@@ -47,7 +47,7 @@ fn messages(out: Vec<Out>) -> Vec<(ConnId, Message)> {
     out.into_iter()
         .filter_map(|o| match o {
             Out::Msg(c, t) => Some((c, Serializer::Json.decode(t.as_bytes()).unwrap())),
-            Out::Close(_) => None,
+            _ => None,
         })
         .collect()
 }

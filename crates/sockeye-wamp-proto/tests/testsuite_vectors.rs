@@ -354,6 +354,9 @@ fn multisession_sequences_replay_through_the_router() {
                             pending.extend(to.into_iter().map(|to| (to, (*m).clone())))
                         }
                         Action::Close(_) => {}
+                        Action::Forward(_) | Action::Interest { .. } => {
+                            unreachable!("not in cluster mode")
+                        }
                     }
                 }
                 continue;

@@ -38,9 +38,10 @@ pub use sockeye_wamp_proto::dict;
 /// A WAMP message, named apart from the WebSocket [`sockeye::Message`] it travels in.
 pub use sockeye_wamp_proto::Message as WampMessage;
 pub use sockeye_wamp_proto::{
-    Dict, MatchPolicy, Payload, ProtocolViolation, RouterConfig, Serializer, Settings, UriCheck,
-    Value,
+    ClusterConfig, ClusterEvent, Dict, MatchPolicy, Payload, ProtocolViolation, RouterConfig,
+    Serializer, Settings, UriCheck, Value,
 };
 pub use transport::{
-    serve_session, serve_session_until, LocalSession, SlowPolicy, TransportConfig, WampRouter,
+    serve_session, serve_session_until, ClusterLink, ClusterOut, LocalSession, SlowPolicy,
+    TransportConfig, WampRouter,
 };

@@ -19,6 +19,11 @@
 //! current time, and one timer task per router sleeps until [`Router::poll_timeout`] (call
 //! timeouts), woken early when an input brings the next deadline forward.
 //!
+//! Cluster mode ([`RouterConfig::cluster`]): [`WampRouter::cluster_link`] hands the caller what
+//! the core has for the other nodes (publications to forward, NATS subjects to subscribe to),
+//! and [`WampRouter::deliver_remote`] takes the other nodes' publications. This crate moves no
+//! bytes between nodes and knows no NATS; `sockeye-cluster` does that.
+//!
 //! A connection is three parts: the reader (messages in, routed), the writer (its queue out)
 //! and the shutdown part (at shutdown, the router says GOODBYE `wamp.close.system_shutdown`
 //! to the session, waits up to [`GOODBYE_REPLY_TIMEOUT`] for the client's GOODBYE, then has
@@ -34,7 +39,9 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use sockeye::http::StatusCode;
 use sockeye::{Message as WsMessage, Upgrade, WebSocketReader, WebSocketWriter};
-use sockeye_wamp_proto::{error_uri, Action, ConnId, Message, Router, RouterConfig, Serializer};
+use sockeye_wamp_proto::{
+    error_uri, Action, ClusterEvent, ConnId, Message, Router, RouterConfig, Serializer,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -165,6 +172,67 @@ struct State {
     outboxes: HashMap<ConnId, Outbox>,
     /// When the timer task wakes up next (`None`: it waits for a deadline).
     timer_wake: Option<Instant>,
+    /// Where cluster output goes, once [`WampRouter::cluster_link`] was called.
+    cluster: Option<ClusterTx>,
+}
+
+/// The router's side of a [`ClusterLink`].
+struct ClusterTx {
+    events: mpsc::Sender<Box<ClusterEvent>>,
+    interest: mpsc::UnboundedSender<ClusterOut>,
+}
+
+/// What a router in cluster mode has for the other nodes: see [`WampRouter::cluster_link`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClusterOut {
+    /// A publication accepted here, for the other nodes' [`WampRouter::deliver_remote`]
+    /// (send it on [`sockeye_wamp_proto::cluster::topic_subject`] of its realm and topic).
+    /// Boxed as the router emitted it.
+    Event(Box<ClusterEvent>),
+    /// Subscribe to (`on`) or unsubscribe from this NATS subject: the first local subscription
+    /// needing it appeared, or the last one went.
+    Interest {
+        /// The realm of the subscriptions.
+        realm: String,
+        /// The subject, wildcards and all.
+        subject: String,
+        /// Subscribe or unsubscribe.
+        on: bool,
+    },
+}
+
+/// The receiving end of a router's cluster output: [`WampRouter::cluster_link`].
+///
+/// Events travel in a bounded queue: the router never waits for the backplane, so when the
+/// queue is full an event is dropped and counted ([`WampRouter::cluster_dropped`]) — cluster
+/// events are at-most-once. Interest changes are never dropped (there are at most as many as
+/// subscriptions come and go), and [`ClusterLink::recv`] returns them before events.
+#[derive(Debug)]
+pub struct ClusterLink {
+    events: mpsc::Receiver<Box<ClusterEvent>>,
+    interest: mpsc::UnboundedReceiver<ClusterOut>,
+}
+
+impl ClusterLink {
+    /// The next thing to do for the other nodes, interest changes first; `None` once the
+    /// router is gone or another link replaced this one.
+    pub async fn recv(&mut self) -> Option<ClusterOut> {
+        tokio::select! {
+            biased;
+            Some(i) = self.interest.recv() => Some(i),
+            Some(e) = self.events.recv() => Some(ClusterOut::Event(e)),
+            else => None,
+        }
+    }
+
+    /// [`ClusterLink::recv`] without waiting: `None` if nothing is queued now.
+    pub fn try_recv(&mut self) -> Option<ClusterOut> {
+        self.interest
+            .try_recv()
+            .ok()
+            .or_else(|| self.events.try_recv().ok().map(ClusterOut::Event))
+    }
 }
 
 struct Shared {
@@ -172,6 +240,8 @@ struct Shared {
     config: TransportConfig,
     dropped_events: AtomicU64,
     slow_disconnects: AtomicU64,
+    /// Cluster events dropped: the link's queue was full, or there was no link.
+    cluster_dropped: AtomicU64,
     /// Wakes the timer task when a deadline earlier than `timer_wake` appears.
     timer: Arc<Notify>,
     timer_started: AtomicBool,
@@ -225,10 +295,12 @@ impl WampRouter {
                     router: Router::new(router),
                     outboxes: HashMap::new(),
                     timer_wake: None,
+                    cluster: None,
                 }),
                 config: transport,
                 dropped_events: AtomicU64::new(0),
                 slow_disconnects: AtomicU64::new(0),
+                cluster_dropped: AtomicU64::new(0),
                 timer: Arc::new(Notify::new()),
                 timer_started: AtomicBool::new(false),
             }),
@@ -243,6 +315,41 @@ impl WampRouter {
     /// Sessions disconnected for being slow so far.
     pub fn slow_disconnects(&self) -> u64 {
         self.shared.slow_disconnects.load(Ordering::Relaxed)
+    }
+
+    /// Cluster mode ([`RouterConfig::cluster`]): the receiving end of what the router has for
+    /// the other nodes, holding at most `capacity` events (at least 1). It starts with an
+    /// [`ClusterOut::Interest`] `on` for every subject the current subscriptions need. A new
+    /// link replaces the previous one, whose [`ClusterLink::recv`] then ends. Without a link,
+    /// events are dropped and counted. Out of cluster mode the link stays silent.
+    pub fn cluster_link(&self, capacity: usize) -> ClusterLink {
+        let (events_tx, events) = mpsc::channel(capacity.max(1));
+        let (interest_tx, interest) = mpsc::unbounded_channel();
+        let mut st = self.shared.lock();
+        for (realm, subject) in st.router.interests() {
+            let _ = interest_tx.send(ClusterOut::Interest {
+                realm,
+                subject,
+                on: true,
+            });
+        }
+        st.cluster = Some(ClusterTx {
+            events: events_tx,
+            interest: interest_tx,
+        });
+        ClusterLink { events, interest }
+    }
+
+    /// Delivers another node's publication to this router's subscribers (see
+    /// [`Router::deliver_remote`]): EVENTs queued as for a local PUBLISH, never forwarded
+    /// again.
+    pub fn deliver_remote(&self, event: ClusterEvent) {
+        self.with_state(|st| st.router.deliver_remote(event));
+    }
+
+    /// Cluster events dropped so far: the [`ClusterLink`]'s queue was full, or there was none.
+    pub fn cluster_dropped(&self) -> u64 {
+        self.shared.cluster_dropped.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on the router core (for statistics and tests); the lock is held meanwhile.
@@ -654,6 +761,32 @@ impl Shared {
                     }
                 }
                 Action::Close(to) => self.enqueue(st, to, Outbound::Close),
+                Action::Forward(event) => {
+                    let sent = match &st.cluster {
+                        Some(link) => link.events.try_send(event).map_err(|e| match e {
+                            mpsc::error::TrySendError::Full(_) => false,
+                            mpsc::error::TrySendError::Closed(_) => true,
+                        }),
+                        None => Err(false),
+                    };
+                    if let Err(closed) = sent {
+                        if closed {
+                            st.cluster = None;
+                        }
+                        let n = self.cluster_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            tracing::debug!(dropped = n, "cluster events dropped");
+                        }
+                    }
+                }
+                Action::Interest { realm, subject, on } => {
+                    if let Some(link) = &st.cluster {
+                        // Unbounded: there are no more of these than subscriptions made.
+                        let _ = link
+                            .interest
+                            .send(ClusterOut::Interest { realm, subject, on });
+                    }
+                }
             }
         }
     }

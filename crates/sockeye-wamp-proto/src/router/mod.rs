@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{self, AuthConfig, AuthRole, Operation, Verdict};
+pub use crate::cluster::{ClusterConfig, ClusterEvent};
 pub use crate::config::{RealmConfig, RouterConfig};
 use crate::id::IdGenerator;
 use crate::message::{code, Message, ProtocolViolation};
@@ -123,6 +124,32 @@ pub enum Action {
     /// Close this transport once the messages queued for it are sent. The router has already
     /// forgotten the connection.
     Close(ConnId),
+    /// Cluster mode only ([`RouterConfig::cluster`]): a publication this router accepted, to
+    /// be sent to the other nodes (on [`ClusterEvent`]'s
+    /// [`topic_subject`](crate::cluster::topic_subject)) and handed there to
+    /// [`Router::deliver_remote`]. The local subscribers have had their EVENTs already.
+    ///
+    /// Every accepted PUBLISH is forwarded, trusted sessions' ([`Router::join_trusted`])
+    /// included, but never the router's own meta events (`wamp.session.on_join`,
+    /// `wamp.subscription.on_create`, ...): they describe this node's sessions and
+    /// subscriptions, and every node publishes its own.
+    ///
+    /// Boxed: an event is several times larger than the other actions.
+    Forward(Box<ClusterEvent>),
+    /// Cluster mode only: this node now needs (`on`) or no longer needs (`!on`) the
+    /// publications sent to NATS `subject` (see
+    /// [`interest_subject`](crate::cluster::interest_subject)), which may hold wildcards.
+    /// Counted per subject: `on` when the first local subscription needing it is created,
+    /// `!on` when the last one is deleted, so the transport can subscribe and unsubscribe as
+    /// told without counting.
+    Interest {
+        /// The realm of the subscriptions.
+        realm: String,
+        /// The NATS subject, starting with [`ClusterConfig::subject_prefix`].
+        subject: String,
+        /// Subscribe (`true`) or unsubscribe (`false`).
+        on: bool,
+    },
 }
 
 /// The features announced in WELCOME: exactly what this router implements.
@@ -198,6 +225,14 @@ pub struct RouterStats {
     pub events_sent: u64,
     /// CALLs that reached a callee as an INVOCATION (meta procedures not counted).
     pub calls: u64,
+    /// Publications emitted as [`Action::Forward`] (cluster mode).
+    pub forwarded: u64,
+    /// Publications of other nodes given to [`Router::deliver_remote`] and delivered (or
+    /// retained) here; their EVENTs count in `events_sent`.
+    pub remote_publications: u64,
+    /// Publications of other nodes dropped: for a realm that does not exist here, or this
+    /// router's own, echoed back.
+    pub remote_dropped: u64,
 }
 
 /// The router. See the module docs for the input/output contract.
@@ -219,6 +254,11 @@ pub struct Router {
     /// Call deadlines: (when, caller, CALL request id). Entries of calls answered in time
     /// stay until they expire and are then ignored.
     deadlines: BTreeSet<(Instant, ConnId, u64)>,
+    /// Names this router in the [`ClusterEvent`]s it emits: random, drawn at construction.
+    origin: u64,
+    /// Cluster mode: the NATS subjects the local subscriptions need, with their realm and how
+    /// many subscriptions need each.
+    interests: HashMap<String, (String, usize)>,
 }
 
 impl Router {
@@ -232,7 +272,7 @@ impl Router {
         Self::with_ids(config, IdGenerator::seeded(seed))
     }
 
-    fn with_ids(config: RouterConfig, ids: IdGenerator) -> Self {
+    fn with_ids(config: RouterConfig, mut ids: IdGenerator) -> Self {
         let mut realms = HashMap::new();
         for r in &config.realms {
             realms.insert(r.clone(), Realm::default());
@@ -248,8 +288,6 @@ impl Router {
             );
         }
         Router {
-            config,
-            ids,
             next_conn: 0,
             next_router_id: 0,
             conns: HashMap::new(),
@@ -259,6 +297,15 @@ impl Router {
             stats: RouterStats::default(),
             now: None,
             deadlines: BTreeSet::new(),
+            // Drawn only in cluster mode, so that a single router's ids are what they were.
+            origin: if config.cluster.is_some() {
+                ids.next_u64()
+            } else {
+                0
+            },
+            interests: HashMap::new(),
+            config,
+            ids,
         }
     }
 

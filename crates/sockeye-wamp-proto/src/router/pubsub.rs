@@ -5,8 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use std::sync::Arc;
 
-use super::{copy_passthru, deliver, error_uri as E, ConnId, ConnState, Realm, Router, Session};
+use super::{
+    copy_passthru, deliver, error_uri as E, Action, ConnId, ConnState, Realm, Router, Session,
+};
 use crate::auth::{Operation, Verdict};
+use crate::cluster::{interest_subject, Audience, ClusterEvent, Publisher};
 use crate::message::{code, Message, Payload};
 use crate::uri::{self, MatchPolicy};
 use crate::value::{Dict, Value};
@@ -72,9 +75,9 @@ impl Broker {
         (id, added)
     }
 
-    /// Removes `conn` from subscription `id`: `None` if it was not subscribed, else whether
-    /// the subscription went with its last subscriber.
-    pub fn unsubscribe(&mut self, conn: ConnId, id: u64) -> Option<bool> {
+    /// Removes `conn` from subscription `id`: `None` if it was not subscribed, else the
+    /// subscription's (policy, pattern) if it went with its last subscriber.
+    pub fn unsubscribe(&mut self, conn: ConnId, id: u64) -> Option<Option<(MatchPolicy, String)>> {
         let sub = self.subs.get_mut(&id)?;
         if !sub.subscribers.remove(&conn) {
             return None;
@@ -84,15 +87,16 @@ impl Broker {
         }
         if sub.subscribers.is_empty() {
             let sub = self.subs.remove(&id).expect("present");
-            self.by_pattern.remove(&(sub.policy, sub.uri));
+            self.by_pattern.remove(&(sub.policy, sub.uri.clone()));
             self.patterns.remove(&id);
-            return Some(true);
+            return Some(Some((sub.policy, sub.uri)));
         }
-        Some(false)
+        Some(None)
     }
 
-    /// Drops every subscription of a session that left: (subscription, whether it went).
-    pub fn remove_session(&mut self, conn: ConnId) -> Vec<(u64, bool)> {
+    /// Drops every subscription of a session that left: (subscription, its (policy, pattern)
+    /// if it went).
+    pub fn remove_session(&mut self, conn: ConnId) -> Vec<(u64, Option<(MatchPolicy, String)>)> {
         let ids = self.by_session.remove(&conn).unwrap_or_default();
         ids.into_iter()
             .filter_map(|id| Some((id, self.unsubscribe(conn, id)?)))
@@ -220,6 +224,7 @@ impl Router {
         let created = id == candidate;
         if created {
             self.next_router_id = candidate;
+            self.interest(&session.realm, policy, topic, true);
         }
         self.send(
             conn,
@@ -284,13 +289,13 @@ impl Router {
         request: u64,
         subscription: u64,
     ) {
-        if let Some(deleted) = self
+        if let Some(gone) = self
             .realm_mut(session)
             .broker
             .unsubscribe(conn, subscription)
         {
             self.send(conn, Message::Unsubscribed { request });
-            self.subscription_gone(session, subscription, deleted);
+            self.subscription_gone(session, subscription, gone);
         } else {
             self.send(
                 conn,
@@ -341,79 +346,34 @@ impl Router {
         // Who may receive it (WAMP spec, "Subscriber Black- and Whitelisting", "Publisher
         // Exclusion"): exclude_me defaults to true.
         let exclude_me = options.get_bool("exclude_me").unwrap_or(true);
-        let ids = |key: &str| -> Option<Vec<u64>> {
-            options
-                .get_list(key)
-                .map(|l| l.iter().filter_map(Value::as_u64).collect())
-        };
-        let strs = |key: &str| -> Option<Vec<String>> {
-            options.get_list(key).map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-        };
-        let (exclude, eligible) = (ids("exclude"), ids("eligible"));
-        let (exclude_authid, eligible_authid) = (strs("exclude_authid"), strs("eligible_authid"));
-        let (exclude_authrole, eligible_authrole) =
-            (strs("exclude_authrole"), strs("eligible_authrole"));
-        let receives = |s: &Session| -> bool {
-            let in_list =
-                |l: &Option<Vec<String>>, v: &str| l.as_ref().map(|l| l.iter().any(|x| x == v));
-            !(exclude.as_ref().is_some_and(|l| l.contains(&s.id))
-                || in_list(&exclude_authid, &s.authid) == Some(true)
-                || in_list(&exclude_authrole, &s.authrole) == Some(true)
-                || eligible.as_ref().is_some_and(|l| !l.contains(&s.id))
-                || in_list(&eligible_authid, &s.authid) == Some(false)
-                || in_list(&eligible_authrole, &s.authrole) == Some(false))
-        };
-
-        let mut base = Dict::new();
-        if disclose || options.get_bool("disclose_me") == Some(true) {
-            base.insert("publisher", session.id);
-            base.insert("publisher_authid", session.authid.as_str());
-            base.insert("publisher_authrole", session.authrole.as_str());
-        }
-        copy_passthru(&options, &mut base);
-
-        let realm = &self.realms[&session.realm];
-        let mut sent = 0;
-        for sub in realm.broker.matching(&topic) {
-            let mut details = base.clone();
-            if sub.policy != MatchPolicy::Exact {
-                // Pattern subscribers need the concrete topic.
-                details.insert("topic", topic.as_str());
-            }
-            let event = Arc::new(Message::Event {
-                subscription: sub.id,
-                publication,
-                details,
-                payload: payload.clone(),
+        let audience = Audience::from_options(&options);
+        let publisher =
+            (disclose || options.get_bool("disclose_me") == Some(true)).then(|| Publisher {
+                session: session.id,
+                authid: session.authid.clone(),
+                authrole: session.authrole.clone(),
             });
-            let to: Vec<ConnId> = sub
-                .subscribers
-                .iter()
-                .copied()
-                .filter(|&to| !(to == conn && exclude_me))
-                .filter(|to| {
-                    matches!(self.conns.get(to), Some(ConnState::Established(peer)) if receives(peer))
-                })
-                .collect();
-            sent += to.len() as u64;
-            deliver(&mut self.out, to, event);
-        }
-        self.stats.events_sent += sent;
-        if options.get_bool("retain") == Some(true) {
-            // Kept for later subscribers asking for `get_retained`; black- and whitelists
-            // applied to this publication only.
-            let (max_events, max_bytes) = (
-                self.config.max_retained_events,
-                self.config.max_retained_bytes,
-            );
-            self.realms
-                .get_mut(&session.realm)
-                .expect("the session's realm")
-                .retain(topic, publication, base, payload, max_events, max_bytes);
+        let mut passthru = Dict::new();
+        copy_passthru(&options, &mut passthru);
+        let retain = options.get_bool("retain") == Some(true);
+        let event = ClusterEvent {
+            origin: self.origin,
+            realm: session.realm.clone(),
+            topic,
+            publication,
+            publisher,
+            passthru,
+            audience,
+            retain,
+            payload,
+        };
+        let skip = exclude_me.then_some(conn);
+        self.dispatch_event(&event, skip);
+        if self.config.cluster.is_some() {
+            // exclude_me is not forwarded: the publisher is on this node, so on every other
+            // node it excludes nobody.
+            self.stats.forwarded += 1;
+            self.out.push_back(Action::Forward(Box::new(event)));
         }
         if acknowledge {
             self.send(
@@ -426,8 +386,18 @@ impl Router {
         }
     }
 
-    /// Meta events after `session` left subscription `id` (deleted: it was the last one).
-    pub(super) fn subscription_gone(&mut self, session: &Session, id: u64, deleted: bool) {
+    /// Meta events after `session` left subscription `id` (`gone`: it was the last one, and
+    /// the subscription with this policy and pattern is deleted).
+    pub(super) fn subscription_gone(
+        &mut self,
+        session: &Session,
+        id: u64,
+        gone: Option<(MatchPolicy, String)>,
+    ) {
+        let deleted = gone.is_some();
+        if let Some((policy, uri)) = gone {
+            self.interest(&session.realm, policy, &uri, false);
+        }
         let args = vec![Value::from(session.id), Value::from(id)];
         self.publish_meta(
             &session.realm,
@@ -437,5 +407,133 @@ impl Router {
         if deleted {
             self.publish_meta(&session.realm, "wamp.subscription.on_delete", args);
         }
+    }
+}
+
+impl Router {
+    /// Delivers a publication of another node (its [`Action::Forward`]) to this node's
+    /// subscribers, as if it had been published here: exact, prefix and wildcard
+    /// subscriptions, the black- and whitelists applied, the publisher disclosed as the
+    /// origin disclosed it, the same publication id; and keeps it as the topic's retained
+    /// event if it was published with `retain`. Never emits [`Action::Forward`] (a forwarded
+    /// event goes no further), so nodes cannot loop.
+    ///
+    /// Dropped (and counted in [`RouterStats::remote_dropped`](super::RouterStats)) if its
+    /// realm does not exist here (a realm is never created for it: a realm HELLOs create
+    /// exists only while it has sessions, and has then no subscribers), or if this router
+    /// emitted it itself. Drain [`Router::poll`] afterwards.
+    pub fn deliver_remote(&mut self, event: ClusterEvent) {
+        if (self.config.cluster.is_some() && event.origin == self.origin)
+            || !self.realms.contains_key(&event.realm)
+        {
+            self.stats.remote_dropped += 1;
+            return;
+        }
+        self.stats.remote_publications += 1;
+        self.dispatch_event(&event, None);
+    }
+
+    /// Sends the EVENTs of a publication to the subscribers in its realm (but `skip`, the
+    /// publisher when `exclude_me`), and retains it if asked to.
+    fn dispatch_event(&mut self, event: &ClusterEvent, skip: Option<ConnId>) {
+        let base = event.details();
+        let topic = event.topic.as_str();
+        let realm = &self.realms[&event.realm];
+        let mut sent = 0;
+        for sub in realm.broker.matching(topic) {
+            let mut details = base.clone();
+            if sub.policy != MatchPolicy::Exact {
+                // Pattern subscribers need the concrete topic.
+                details.insert("topic", topic);
+            }
+            let msg = Arc::new(Message::Event {
+                subscription: sub.id,
+                publication: event.publication,
+                details,
+                payload: event.payload.clone(),
+            });
+            let to: Vec<ConnId> = sub
+                .subscribers
+                .iter()
+                .copied()
+                .filter(|&to| Some(to) != skip)
+                .filter(|to| {
+                    matches!(self.conns.get(to), Some(ConnState::Established(peer)) if event.audience.admits(peer.id, &peer.authid, &peer.authrole))
+                })
+                .collect();
+            sent += to.len() as u64;
+            deliver(&mut self.out, to, msg);
+        }
+        self.stats.events_sent += sent;
+        if event.retain {
+            // Kept for later subscribers asking for `get_retained`; black- and whitelists
+            // applied to this publication only.
+            let (max_events, max_bytes) = (
+                self.config.max_retained_events,
+                self.config.max_retained_bytes,
+            );
+            self.realms
+                .get_mut(&event.realm)
+                .expect("checked by the caller")
+                .retain(
+                    event.topic.clone(),
+                    event.publication,
+                    base,
+                    event.payload.clone(),
+                    max_events,
+                    max_bytes,
+                );
+        }
+    }
+
+    /// Cluster mode: counts one more (`on`) or one fewer subscription needing the interest
+    /// subject of (`policy`, `uri`) in `realm`, and emits [`Action::Interest`] when the count
+    /// leaves or reaches zero.
+    fn interest(&mut self, realm: &str, policy: MatchPolicy, uri: &str, on: bool) {
+        let Some(cluster) = &self.config.cluster else {
+            return;
+        };
+        let subject = interest_subject(&cluster.subject_prefix, realm, policy, uri);
+        let changed = if on {
+            let n = &mut self
+                .interests
+                .entry(subject.clone())
+                .or_insert_with(|| (realm.to_owned(), 0))
+                .1;
+            *n += 1;
+            *n == 1
+        } else {
+            match self.interests.get_mut(&subject) {
+                Some((_, n)) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    self.interests.remove(&subject);
+                    true
+                }
+                None => false,
+            }
+        };
+        if changed {
+            self.out.push_back(Action::Interest {
+                realm: realm.to_owned(),
+                subject,
+                on,
+            });
+        }
+    }
+
+    /// Cluster mode: every NATS subject the local subscriptions need now, with its realm, as
+    /// `(realm, subject)` sorted by subject (what the [`Action::Interest`]s so far add up
+    /// to), for a transport that attaches late or subscribes again.
+    pub fn interests(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .interests
+            .iter()
+            .map(|(subject, (realm, _))| (realm.clone(), subject.clone()))
+            .collect();
+        v.sort_by(|a, b| a.1.cmp(&b.1));
+        v
     }
 }

@@ -124,7 +124,8 @@ impl Router {
     /// A session id no session has now.
     pub(super) fn fresh_session_id(&mut self) -> u64 {
         loop {
-            let id = self.ids.global_id();
+            let node = self.config.cluster.as_ref().and_then(|c| c.node_id);
+            let id = self.ids.session_id(node);
             if !self.session_ids.contains_key(&id) {
                 return id;
             }
@@ -354,8 +355,8 @@ impl Router {
         realm.sessions.remove(&conn);
         let subs = realm.broker.remove_session(conn);
         let regs = self.leave_dealer(conn, session);
-        for (id, deleted) in subs {
-            self.subscription_gone(session, id, deleted);
+        for (id, gone) in subs {
+            self.subscription_gone(session, id, gone);
         }
         for (id, deleted) in regs {
             self.registration_gone(session, id, deleted);

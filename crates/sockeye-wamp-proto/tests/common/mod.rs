@@ -4,7 +4,7 @@
 
 use sockeye_wamp_proto::auth::{Secret, User};
 use sockeye_wamp_proto::router::{Action, ConnId, Router, RouterConfig};
-use sockeye_wamp_proto::{Message, Serializer, Value};
+use sockeye_wamp_proto::{ClusterEvent, Message, Serializer, Value};
 
 /// The user both authentication tests know: `joe`, role `frontend`, with a ticket and an
 /// unsalted wampcra secret.
@@ -32,6 +32,10 @@ pub enum Out {
     /// A message, as JSON text.
     Msg(ConnId, String),
     Close(ConnId),
+    /// A publication for the other nodes (cluster mode only).
+    Forward(Box<ClusterEvent>),
+    /// A NATS subject needed (`true`) or no longer (cluster mode only).
+    Interest(String, bool),
 }
 
 pub const ALL_ROLES: &str = r#"{"roles":{"publisher":{},"subscriber":{},"caller":{"features":{"progressive_call_results":true,"call_canceling":true}},"callee":{"features":{"progressive_call_results":true,"call_canceling":true}}}}"#;
@@ -58,6 +62,8 @@ impl H {
                     out.extend(to.into_iter().map(|c| Out::Msg(c, json(&m))));
                 }
                 Action::Close(c) => out.push(Out::Close(c)),
+                Action::Forward(e) => out.push(Out::Forward(e)),
+                Action::Interest { subject, on, .. } => out.push(Out::Interest(subject, on)),
             }
         }
         out
@@ -78,7 +84,7 @@ impl H {
             .into_iter()
             .map(|o| match o {
                 Out::Msg(c, text) => (c, Serializer::Json.decode(text.as_bytes()).unwrap()),
-                Out::Close(c) => panic!("unexpected close of {c:?}"),
+                other => panic!("unexpected {other:?}"),
             })
             .collect()
     }
