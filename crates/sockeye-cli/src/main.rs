@@ -2,6 +2,7 @@
 
 mod bench;
 mod chat;
+mod cluster;
 mod config;
 mod connect;
 mod market;

@@ -89,7 +89,18 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
         }
         None => Arc::new(sockeye_cluster::InProcess::new(cluster.history)),
     };
-    let wamp = sockeye_wamp::WampRouter::new(settings.router, settings.transport);
+    let mut router = settings.router;
+    if cluster.url.is_some() {
+        router.cluster = Some(sockeye_wamp::ClusterConfig::node(cluster.node_id));
+    }
+    let wamp = sockeye_wamp::WampRouter::new(router, settings.transport);
+    if let Some(cluster_config) = wamp.with_router(|r| r.config().cluster.clone()) {
+        tokio::spawn(crate::cluster::run(
+            wamp.clone(),
+            backplane.clone(),
+            cluster_config.subject_prefix,
+        ));
+    }
     let market = settings.endpoints.market.then(|| {
         let exchange = crate::market::Exchange::new(settings.market.seed);
         tokio::spawn(crate::market::wamp::run(

@@ -243,3 +243,113 @@ async fn a_dead_node_s_members_leave_and_a_node_cut_off_from_nats_serves_its_own
         "no message through the log after NATS came back"
     );
 }
+
+#[tokio::test]
+async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subscribers_on_another()
+{
+    use sockeye_wamp::client::Client;
+    use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
+
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (_a, node_a) = node(&nats, "a").await;
+    let (_b, node_b) = node(&nats, "b").await;
+    let url = |addr: &str| format!("ws://{addr}/wamp");
+    let subscriber = Client::connect(&url(&node_b), "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    let publisher = Client::connect(&url(&node_a), "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    assert_ne!(subscriber.session_id(), publisher.session_id());
+    let mut exact = subscriber
+        .subscribe("com.market.tick", Dict::new())
+        .await
+        .unwrap();
+    let mut prefix = subscriber
+        .subscribe("com.mar", dict! { "match" => "prefix" })
+        .await
+        .unwrap();
+    let mut wildcard = subscriber
+        .subscribe("com..tick", dict! { "match" => "wildcard" })
+        .await
+        .unwrap();
+    // Each subscription's subject is subscribed on NATS by node b; a publish acknowledged by
+    // node a is sent. Publish until the first arrives, then count.
+    let tick = |n: i64| Payload::Args(vec![Value::Int(n)]);
+    let mut first = None;
+    for n in 0..100 {
+        publisher
+            .publish("com.market.tick", tick(n), dict! { "acknowledge" => true })
+            .await
+            .unwrap();
+        if let Ok(Some(e)) = timeout(Duration::from_millis(100), exact.next()).await {
+            first = Some(e);
+            break;
+        }
+    }
+    let first = first.expect("an event crossed the nodes");
+    let Payload::Args(args) = &first.payload else {
+        panic!("{first:?}")
+    };
+    let n0 = args[0].as_i64().unwrap();
+    publisher
+        .publish(
+            "com.market.tick",
+            tick(1000),
+            dict! { "acknowledge" => true, "disclose_me" => true },
+        )
+        .await
+        .unwrap();
+    let e = timeout(Duration::from_secs(5), exact.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.payload, tick(1000));
+    assert_eq!(
+        e.details.get("publisher").and_then(|v| v.as_u64()),
+        Some(publisher.session_id()),
+        "disclose_me holds across nodes"
+    );
+    // The prefix and wildcard subscriptions got the same events, each once.
+    for sub in [&mut prefix, &mut wildcard] {
+        let mut got = Vec::new();
+        while let Ok(Some(e)) = timeout(Duration::from_millis(500), sub.next()).await {
+            got.push(e.payload);
+        }
+        assert!(
+            got.contains(&tick(n0)) && got.contains(&tick(1000)),
+            "{got:?}"
+        );
+        let mut unique = got.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), got.len(), "no event twice: {got:?}");
+    }
+    // Excluded by session id on the other node.
+    publisher
+        .publish(
+            "com.market.tick",
+            tick(2000),
+            dict! { "acknowledge" => true, "exclude" => vec![Value::from(subscriber.session_id())] },
+        )
+        .await
+        .unwrap();
+    publisher
+        .publish(
+            "com.market.tick",
+            tick(3000),
+            dict! { "acknowledge" => true },
+        )
+        .await
+        .unwrap();
+    let e = timeout(Duration::from_secs(5), exact.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        e.payload,
+        tick(3000),
+        "the excluded event was not delivered"
+    );
+}

@@ -407,6 +407,8 @@ mod tests {
             Action::Send(to, msg) => vec![(to, msg)],
             Action::Broadcast(to, msg) => to.into_iter().map(|to| (to, msg.clone())).collect(),
             Action::Close(to) => panic!("the router closed {to:?}"),
+            // A router of one node: nothing for other nodes.
+            Action::Forward(_) | Action::Interest { .. } => Vec::new(),
         }
     }
 
