@@ -47,8 +47,9 @@ pub struct ClusterConfig {
     /// hence: give node ids. Default `None`.
     pub node_id: Option<u16>,
     /// The first token(s) of every subject [`Action::Interest`](crate::Action::Interest) names,
-    /// used as given (it must be valid NATS tokens, without wildcards). Default
-    /// `"sockeye.wamp"`.
+    /// used as given (it must be valid NATS tokens, without wildcards); the subjects of
+    /// [`Action::Registered`](crate::Action::Registered) start with it and `-rpc` (see
+    /// [`procedure_subject`]). Default `"sockeye.wamp"`.
     pub subject_prefix: String,
 }
 
