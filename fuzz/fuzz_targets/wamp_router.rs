@@ -524,7 +524,12 @@ impl Harness {
                     peer.aborted = false;
                     peer.end_session();
                 }
-                Action::Forward(_) | Action::Interest { .. } => {
+                Action::Forward(_)
+                | Action::Interest { .. }
+                | Action::RemoteCall(_)
+                | Action::RemoteAnswer(_)
+                | Action::RemoteCancel(_)
+                | Action::Registered { .. } => {
                     panic!("a cluster action out of cluster mode: {action:?}")
                 }
             }

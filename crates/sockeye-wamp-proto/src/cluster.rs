@@ -22,7 +22,11 @@
 //! each URI component one token, each escaped with [`escape_token`] so that no NATS wildcard,
 //! separator or whitespace ever appears raw.
 
+pub mod rpc;
+
 use std::fmt::Write as _;
+
+pub use rpc::procedure_subject;
 
 use crate::message::{Payload, MAX_ID};
 use crate::serializer::Serializer;
@@ -43,8 +47,9 @@ pub struct ClusterConfig {
     /// hence: give node ids. Default `None`.
     pub node_id: Option<u16>,
     /// The first token(s) of every subject [`Action::Interest`](crate::Action::Interest) names,
-    /// used as given (it must be valid NATS tokens, without wildcards). Default
-    /// `"sockeye.wamp"`.
+    /// used as given (it must be valid NATS tokens, without wildcards); the subjects of
+    /// [`Action::Registered`](crate::Action::Registered) start with it and `-rpc` (see
+    /// [`procedure_subject`]). Default `"sockeye.wamp"`.
     pub subject_prefix: String,
 }
 
@@ -225,13 +230,40 @@ pub struct ClusterEvent {
     pub payload: Payload,
 }
 
-/// A [`ClusterEvent::decode`] that failed: the bytes are not an event this version encodes.
+/// A [`ClusterEvent::decode`] (or a decode of one of the [`rpc`] messages) that failed: the
+/// bytes are not a message of that kind that this version encodes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a cluster event: {0}")]
+#[error("not a cluster message: {0}")]
 pub struct ClusterDecodeError(String);
 
 fn bad(what: &str) -> ClusterDecodeError {
     ClusterDecodeError(format!("bad {what}"))
+}
+
+/// A payload as three flat values: its shape (0 none, 1 args, 2 args and kwargs, 3 opaque),
+/// then the arguments (or the opaque value) and the keyword arguments, `Null` where absent.
+fn payload_values(payload: &Payload) -> [Value; 3] {
+    match payload {
+        Payload::Empty => [Value::from(0u64), Value::Null, Value::Null],
+        Payload::Args(a) => [Value::from(1u64), Value::List(a.clone()), Value::Null],
+        Payload::ArgsKwargs(a, k) => [
+            Value::from(2u64),
+            Value::List(a.clone()),
+            Value::Dict(k.clone()),
+        ],
+        Payload::Opaque(v) => [Value::from(3u64), v.clone(), Value::Null],
+    }
+}
+
+/// The payload [`payload_values`] gave these values for.
+fn payload_from_values(kind: Value, a: Value, k: Value) -> Result<Payload, ClusterDecodeError> {
+    Ok(match (kind.as_u64(), a, k) {
+        (Some(0), Value::Null, Value::Null) => Payload::Empty,
+        (Some(1), Value::List(a), Value::Null) => Payload::Args(a),
+        (Some(2), Value::List(a), Value::Dict(k)) => Payload::ArgsKwargs(a, k),
+        (Some(3), v, Value::Null) => Payload::Opaque(v),
+        _ => return Err(bad("payload")),
+    })
 }
 
 /// The first element of an encoded event: what it is, and which version of the layout.
@@ -256,12 +288,7 @@ impl ClusterEvent {
     /// The event as bytes: one MessagePack array, flat, so that a payload nests no deeper
     /// than in the PUBLISH it came from (and decodes under the same nesting limit).
     pub fn encode(&self) -> Vec<u8> {
-        let (kind, a, k) = match &self.payload {
-            Payload::Empty => (0, Value::Null, Value::Null),
-            Payload::Args(a) => (1, Value::List(a.clone()), Value::Null),
-            Payload::ArgsKwargs(a, k) => (2, Value::List(a.clone()), Value::Dict(k.clone())),
-            Payload::Opaque(v) => (3, v.clone(), Value::Null),
-        };
+        let [kind, a, k] = payload_values(&self.payload);
         let (session, authid, authrole) = match &self.publisher {
             Some(p) => (
                 Value::from(p.session),
@@ -282,7 +309,7 @@ impl ClusterEvent {
             authrole,
             Value::Dict(self.passthru.clone()),
             Value::Dict(self.audience.to_dict()),
-            Value::from(kind as u64),
+            kind,
             a,
             k,
         ]);
@@ -323,13 +350,7 @@ impl ClusterEvent {
             Value::Dict(d) => Ok(d),
             _ => Err(bad(what)),
         };
-        let payload = match (kind.as_u64(), a, k) {
-            (Some(0), Value::Null, Value::Null) => Payload::Empty,
-            (Some(1), Value::List(a), Value::Null) => Payload::Args(a),
-            (Some(2), Value::List(a), Value::Dict(k)) => Payload::ArgsKwargs(a, k),
-            (Some(3), v, Value::Null) => Payload::Opaque(v),
-            _ => return Err(bad("payload")),
-        };
+        let payload = payload_from_values(kind, a, k)?;
         Ok(ClusterEvent {
             origin: origin.as_u64().ok_or_else(|| bad("origin"))?,
             realm: string(realm, "realm")?,

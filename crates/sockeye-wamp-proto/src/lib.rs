@@ -15,7 +15,8 @@
 //! - [`config`]: the router's settings, and the `[wamp]` section of a settings file they are
 //!   read from (serde, validated).
 //! - [`cluster`]: the broker across several routers (nodes): the events they forward, their
-//!   wire format, and the NATS subjects that carry them.
+//!   wire format, and the NATS subjects that carry them; [`cluster::rpc`] does the same for
+//!   the dealer (calls, answers, cancels).
 //! - [`router`]: the router as a state machine that takes `(ConnId, Message)` and emits
 //!   [`Action`]s, told the time and asked for its next deadline. Sessions, publish/subscribe,
 //!   RPC and the meta API each have their module there.
@@ -36,7 +37,9 @@ pub mod value;
 pub use cluster::{ClusterConfig, ClusterEvent};
 pub use config::{RealmConfig, RouterConfig, Settings};
 pub use message::{Message, Payload, ProtocolViolation};
-pub use router::{error_uri, Action, ConnId, Router, RouterStats, TRUSTED};
+pub use router::{
+    error_uri, Action, ConnId, RemoteAnswer, RemoteCall, RemoteCancel, Router, RouterStats, TRUSTED,
+};
 pub use serializer::{FrameType, Serializer};
 pub use uri::{MatchPolicy, UriCheck};
 pub use value::{Dict, Value};

@@ -1,12 +1,21 @@
-//! The broker across nodes, sans-I/O: two routers in cluster mode joined by a loop that
-//! carries every `Action::Forward` of one, through `ClusterEvent::encode`/`decode`, into the
-//! other's `deliver_remote` — what a NATS backplane does, without NATS.
+//! The broker and the dealer across nodes, sans-I/O: two routers in cluster mode joined by a
+//! loop that carries every cluster action of one, through the wire format, into the other —
+//! `Forward` to `deliver_remote`, `RemoteCall` to `invoke_remote`, `RemoteAnswer` to
+//! `remote_answer`, `RemoteCancel` to `cancel_remote` — what a NATS backplane does, without
+//! NATS.
 
 mod common;
 
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
 use common::{Out, ALL_ROLES, H};
+use sockeye_wamp_proto::cluster::procedure_subject;
+use sockeye_wamp_proto::cluster::rpc::{
+    Answer, CancelMode, RemoteAnswer, RemoteCall, RemoteCancel, RpcMessage,
+};
 use sockeye_wamp_proto::router::{ConnId, Router, RouterConfig};
-use sockeye_wamp_proto::{ClusterConfig, ClusterEvent, Message, Serializer, Value};
+use sockeye_wamp_proto::{ClusterConfig, ClusterEvent, Dict, Message, Serializer, Value};
 
 /// Two nodes, `a` (node 1) and `b` (node 2), and what crossed between them.
 struct Pair {
@@ -16,6 +25,12 @@ struct Pair {
     carried: Vec<ClusterEvent>,
     /// Interest changes seen, per node: (node, subject, on).
     interest: Vec<(char, String, bool)>,
+    /// Procedure subjects announced, per node: (node, subject, on).
+    registered: Vec<(char, String, bool)>,
+    /// Every call, answer and cancel carried, in order, with the node it came from.
+    rpc: Vec<(char, RpcMessage)>,
+    /// A node whose cluster messages are lost (it died, as far as the others can tell).
+    dead: Option<char>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -41,6 +56,9 @@ impl Pair {
             },
             carried: Vec::new(),
             interest: Vec::new(),
+            registered: Vec::new(),
+            rpc: Vec::new(),
+            dead: None,
         }
     }
 
@@ -63,30 +81,76 @@ impl Pair {
         self.settle(a, b)
     }
 
+    /// Carries every cluster action of either node to where a backplane would take it,
+    /// through the wire format, until nothing more crosses; returns the rest: (a's, b's).
+    ///
+    /// A RemoteCall goes to the other node if it announced the procedure's subject
+    /// (`Registered`), else its node is told "no responders" (`remote_call_failed` with
+    /// `no_such_procedure`), as NATS answers a request nobody subscribes to. Cluster actions
+    /// of a node in `dead` are lost.
     fn settle(&mut self, a: Vec<Out>, b: Vec<Out>) -> (Vec<Out>, Vec<Out>) {
         let (mut done_a, mut done_b) = (Vec::new(), Vec::new());
-        let (mut todo_a, mut todo_b) = (a, b);
-        while !todo_a.is_empty() || !todo_b.is_empty() {
-            let (mut next_a, mut next_b) = (Vec::new(), Vec::new());
-            for (from, todo, done, other, next_other) in [
-                ('a', &mut todo_a, &mut done_a, &mut self.b, &mut next_b),
-                ('b', &mut todo_b, &mut done_b, &mut self.a, &mut next_a),
-            ] {
-                for o in todo.drain(..) {
-                    match o {
-                        Out::Forward(e) => {
-                            // Through the wire format, as a backplane carries it.
-                            let e = ClusterEvent::decode(&e.encode()).expect("decodes");
-                            self.carried.push(e.clone());
-                            other.r.deliver_remote(e);
-                            next_other.extend(other.drain());
-                        }
-                        Out::Interest(s, on) => self.interest.push((from, s, on)),
-                        o => done.push(o),
+        let mut queue: VecDeque<(char, Out)> = a.into_iter().map(|o| ('a', o)).collect();
+        queue.extend(b.into_iter().map(|o| ('b', o)));
+        while let Some((from, o)) = queue.pop_front() {
+            let (me, other, to) = match from {
+                'a' => (&mut self.a, &mut self.b, 'b'),
+                _ => (&mut self.b, &mut self.a, 'a'),
+            };
+            let cluster = !matches!(o, Out::Msg(..) | Out::Close(_));
+            if cluster && self.dead == Some(from) {
+                continue;
+            }
+            // Where the output of this step comes from.
+            let mut on = to;
+            match o {
+                Out::Forward(e) => {
+                    // Through the wire format, as a backplane carries it.
+                    let e = ClusterEvent::decode(&e.encode()).expect("decodes");
+                    self.carried.push(e.clone());
+                    other.r.deliver_remote(e);
+                }
+                Out::Interest(s, on) => self.interest.push((from, s, on)),
+                Out::Registered(s, on) => self.registered.push((from, s, on)),
+                Out::RemoteCall(c) => {
+                    let c = RemoteCall::decode(&c.encode()).expect("decodes");
+                    self.rpc.push((from, RpcMessage::Call(c.clone())));
+                    let subject = procedure_subject("sockeye.wamp", &c.realm, &c.procedure);
+                    if self.dead != Some(to)
+                        && other.r.registrations().iter().any(|(_, s)| *s == subject)
+                    {
+                        other.r.invoke_remote(c);
+                    } else {
+                        me.r.remote_call_failed(c.key, "wamp.error.no_such_procedure");
+                        on = from;
                     }
                 }
+                Out::RemoteAnswer(x) => {
+                    let x = RemoteAnswer::decode(&x.encode()).expect("decodes");
+                    self.rpc.push((from, RpcMessage::Answer(x.clone())));
+                    assert_eq!(
+                        x.key.origin,
+                        other.r.origin(),
+                        "addressed to the caller's node"
+                    );
+                    assert_eq!(x.node, me.r.origin());
+                    other.r.remote_answer(x);
+                }
+                Out::RemoteCancel(x) => {
+                    let x = RemoteCancel::decode(&x.encode()).expect("decodes");
+                    self.rpc.push((from, RpcMessage::Cancel(x.clone())));
+                    other.r.cancel_remote(x);
+                }
+                o => {
+                    match from {
+                        'a' => done_a.push(o),
+                        _ => done_b.push(o),
+                    }
+                    continue;
+                }
             }
-            (todo_a, todo_b) = (next_a, next_b);
+            let h = if on == 'a' { &mut self.a } else { &mut self.b };
+            queue.extend(h.drain().into_iter().map(|o| (on, o)));
         }
         (done_a, done_b)
     }
@@ -412,4 +476,611 @@ fn out_of_cluster_mode_a_router_emits_no_cluster_actions() {
     assert!(out.iter().all(|o| matches!(o, Out::Msg(..))), "{out:?}");
     assert_eq!(h.r.stats().forwarded, 0);
     assert!(h.r.interests().is_empty());
+}
+
+// ---- The dealer across nodes ----
+
+/// Messages sent, decoded, with their connection.
+type Msgs = Vec<(ConnId, Message)>;
+
+impl Pair {
+    /// Feeds one JSON message and returns the messages each node sent, decoded.
+    fn msgs(&mut self, n: Node, c: ConnId, json: &str) -> (Msgs, Msgs) {
+        let (a, b) = self.send(n, c, json);
+        (messages(a), messages(b))
+    }
+
+    fn register(&mut self, n: Node, c: ConnId, options: &str, procedure: &str) -> u64 {
+        let (a, b) = self.msgs(n, c, &format!(r#"[64,1,{options},"{procedure}"]"#));
+        match &(if n == Node::A { a } else { b })[..] {
+            [(_, Message::Registered { registration, .. })] => *registration,
+            other => panic!("not registered: {other:?}"),
+        }
+    }
+
+    /// Carries what a node has to say after a direct call of its router.
+    fn settle_node(&mut self, n: Node) -> (Vec<Out>, Vec<Out>) {
+        let out = self.node(n).drain();
+        match n {
+            Node::A => self.settle(out, Vec::new()),
+            Node::B => self.settle(Vec::new(), out),
+        }
+    }
+
+    /// Tells both routers the time and carries what follows.
+    fn at(&mut self, now: Instant) -> (Msgs, Msgs) {
+        self.a.r.handle_timeout(now);
+        self.b.r.handle_timeout(now);
+        let (a, b) = (self.a.drain(), self.b.drain());
+        let (a, b) = self.settle(a, b);
+        (messages(a), messages(b))
+    }
+
+    /// A caller on a, a callee on b that registered `p`: (caller, callee, registration).
+    fn caller_and_callee_of_p() -> (Self, ConnId, ConnId, u64) {
+        let mut p = Pair::new();
+        let (caller, _) = p.join(Node::A);
+        let (callee, _) = p.join(Node::B);
+        let reg = p.register(Node::B, callee, "{}", "com.p");
+        (p, caller, callee, reg)
+    }
+
+    /// The cancels carried: (from, mode, reason).
+    fn cancels(&self) -> Vec<(char, CancelMode, Option<String>)> {
+        self.rpc
+            .iter()
+            .filter_map(|(from, m)| match m {
+                RpcMessage::Cancel(c) => Some((*from, c.mode, c.reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The one INVOCATION in `out`: (callee, request, registration, details, args).
+fn invocation(out: &[(ConnId, Message)]) -> (ConnId, u64, u64, Dict, Vec<Value>) {
+    match out {
+        [(
+            to,
+            Message::Invocation {
+                request,
+                registration,
+                details,
+                payload,
+            },
+        )] => (
+            *to,
+            *request,
+            *registration,
+            details.clone(),
+            payload.args().to_vec(),
+        ),
+        other => panic!("no INVOCATION: {other:?}"),
+    }
+}
+
+/// The one RESULT or ERROR in `out`, as (to, request, Ok((details, args)) or Err(uri)).
+#[allow(clippy::type_complexity)]
+fn answer(out: &[(ConnId, Message)]) -> (ConnId, u64, Result<(Dict, Vec<Value>), String>) {
+    match out {
+        [(
+            to,
+            Message::Result {
+                request,
+                details,
+                payload,
+            },
+        )] => (
+            *to,
+            *request,
+            Ok((details.clone(), payload.args().to_vec())),
+        ),
+        [(
+            to,
+            Message::Error {
+                request_type: 48,
+                request,
+                error,
+                ..
+            },
+        )] => (*to, *request, Err(error.clone())),
+        other => panic!("no RESULT or ERROR: {other:?}"),
+    }
+}
+
+#[test]
+fn a_call_on_a_reaches_a_callee_on_b_and_gets_its_result() {
+    let (mut p, caller, callee, reg) = Pair::caller_and_callee_of_p();
+    assert_eq!(
+        p.registered,
+        vec![('b', "sockeye.wamp-rpc.realm1.com.p".to_owned(), true)]
+    );
+    let caller_id = p.a.r.session_id(caller).unwrap();
+    let (on_a, on_b) = p.msgs(
+        Node::A,
+        caller,
+        r#"[48,7,{"disclose_me":true},"com.p",[2,3],{"k":"v"}]"#,
+    );
+    assert!(on_a.is_empty(), "the caller waits: {on_a:?}");
+    let (to, inv, registration, details, args) = invocation(&on_b);
+    assert_eq!((to, registration), (callee, reg));
+    assert_eq!(args, vec![Value::from(2), Value::from(3)]);
+    assert_eq!(details.get_u64("caller"), Some(caller_id));
+    assert_eq!(details.get_str("caller_authrole"), Some("anonymous"));
+    let (on_a, on_b) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[5]]"#));
+    assert!(on_b.is_empty());
+    assert_eq!(
+        answer(&on_a),
+        (caller, 7, Ok((Dict::new(), vec![Value::from(5)])))
+    );
+    // The callee's node said it took the call, then answered; nothing else crossed.
+    let kinds: Vec<String> = p
+        .rpc
+        .iter()
+        .map(|(from, m)| match m {
+            RpcMessage::Call(_) => format!("{from} call"),
+            RpcMessage::Answer(a) => format!("{from} {:?}", std::mem::discriminant(&a.answer)),
+            other => format!("{from} {other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(p.a.r.stats().remote_calls, 1);
+    assert_eq!(p.b.r.stats().remote_invocations, 1);
+    // An ERROR from the callee reaches the caller unchanged.
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,8,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    let (on_a, _) = p.msgs(
+        Node::B,
+        callee,
+        &format!(r#"[8,68,{inv},{{}},"com.myapp.oops",["why"]]"#),
+    );
+    match &on_a[..] {
+        [(
+            to,
+            Message::Error {
+                request: 8,
+                error,
+                payload,
+                ..
+            },
+        )] => {
+            assert_eq!(*to, caller);
+            assert_eq!(error, "com.myapp.oops");
+            assert_eq!(payload.args(), &[Value::from("why")]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn progressive_results_arrive_in_order_and_then_the_final() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    let (_, on_b) = p.msgs(
+        Node::A,
+        caller,
+        r#"[48,1,{"receive_progress":true},"com.p",[]]"#,
+    );
+    let (_, inv, _, details, _) = invocation(&on_b);
+    assert_eq!(details.get_bool("receive_progress"), Some(true));
+    for i in 0..3 {
+        let (on_a, _) = p.msgs(
+            Node::B,
+            callee,
+            &format!(r#"[70,{inv},{{"progress":true}},[{i}]]"#),
+        );
+        let (to, request, got) = answer(&on_a);
+        let (details, args) = got.unwrap();
+        assert_eq!((to, request, args), (caller, 1, vec![Value::from(i)]));
+        assert_eq!(details.get_bool("progress"), Some(true));
+    }
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},["done"]]"#));
+    let (details, args) = answer(&on_a).2.unwrap();
+    assert_eq!(details.get("progress"), None);
+    assert_eq!(args, vec![Value::from("done")]);
+    // A progressive result after the final one goes nowhere.
+    let (on_a, _) = p.msgs(
+        Node::B,
+        callee,
+        &format!(r#"[70,{inv},{{"progress":true}},[9]]"#),
+    );
+    assert!(on_a.is_empty());
+    // A caller that did not ask for progress gets the final result only.
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,2,{},"com.p",[]]"#);
+    let (_, inv, _, details, _) = invocation(&on_b);
+    assert_eq!(details.get("receive_progress"), None);
+    let (on_a, _) = p.msgs(
+        Node::B,
+        callee,
+        &format!(r#"[70,{inv},{{"progress":true}},[1]]"#),
+    );
+    assert!(on_a.is_empty());
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[2]]"#));
+    assert_eq!(answer(&on_a).2.unwrap().1, vec![Value::from(2)]);
+}
+
+#[test]
+fn a_call_for_a_procedure_registered_nowhere_gets_no_such_procedure() {
+    let mut p = Pair::new();
+    let (caller, _) = p.join(Node::A);
+    let (callee, _) = p.join(Node::B);
+    let (on_a, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"com.nowhere",[]]"#);
+    assert!(on_b.is_empty());
+    assert_eq!(
+        answer(&on_a),
+        (caller, 1, Err("wamp.error.no_such_procedure".into()))
+    );
+    // A node given a call it has no registration for (a transport that broadcasts) says so.
+    p.register(Node::B, callee, "{}", "com.p");
+    let call = match &p.rpc[0].1 {
+        RpcMessage::Call(c) => c.clone(),
+        other => panic!("{other:?}"),
+    };
+    p.b.r.invoke_remote(call);
+    match &p.b.drain()[..] {
+        [Out::RemoteAnswer(a)] => assert!(matches!(
+            &a.answer,
+            Answer::Error { error, .. } if error == "wamp.error.no_such_procedure"
+        )),
+        other => panic!("{other:?}"),
+    }
+    // The caller's node had forgotten the call: nothing for the caller twice.
+    let (on_a, _) = p.settle(Vec::new(), Vec::new());
+    assert!(on_a.is_empty());
+}
+
+#[test]
+fn the_callers_timeout_gives_error_timeout_on_a_and_interrupt_on_b() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    let t0 = Instant::now();
+    p.at(t0);
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,1,{"timeout":100},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    assert_eq!(p.a.r.poll_timeout(), Some(t0 + Duration::from_millis(100)));
+    let (on_a, on_b) = p.at(t0 + Duration::from_millis(99));
+    assert!(on_a.is_empty() && on_b.is_empty());
+    let (on_a, on_b) = p.at(t0 + Duration::from_millis(100));
+    assert_eq!(answer(&on_a), (caller, 1, Err("wamp.error.timeout".into())));
+    match &on_b[..] {
+        [(to, Message::Interrupt { request, options })] => {
+            assert_eq!((*to, *request), (callee, inv));
+            assert_eq!(options.get_str("mode"), Some("killnowait"));
+            assert_eq!(options.get_str("reason"), Some("wamp.error.timeout"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        p.cancels(),
+        vec![(
+            'a',
+            CancelMode::KillNoWait,
+            Some("wamp.error.timeout".into())
+        )]
+    );
+    // The callee's late answer is dropped on b (it forgot the call): nothing crosses.
+    let before = p.rpc.len();
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[1]]"#));
+    assert!(on_a.is_empty());
+    assert_eq!(p.rpc.len(), before);
+}
+
+#[test]
+fn a_callers_cancel_interrupts_the_callee_on_b_and_the_caller_gets_canceled() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    // kill: the callee is interrupted, its ERROR ends the call.
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    let (on_a, on_b) = p.msgs(Node::A, caller, r#"[49,1,{"mode":"kill"}]"#);
+    assert!(on_a.is_empty(), "kill waits for the callee");
+    match &on_b[..] {
+        [(to, Message::Interrupt { request, options })] => {
+            assert_eq!((*to, *request), (callee, inv));
+            assert_eq!(options.get_str("mode"), Some("kill"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let (on_a, _) = p.msgs(
+        Node::B,
+        callee,
+        &format!(r#"[8,68,{inv},{{}},"wamp.error.canceled"]"#),
+    );
+    assert_eq!(
+        answer(&on_a),
+        (caller, 1, Err("wamp.error.canceled".into()))
+    );
+    // killnowait: the caller is answered at once, the callee interrupted.
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,2,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    let (on_a, on_b) = p.msgs(Node::A, caller, r#"[49,2,{"mode":"killnowait"}]"#);
+    assert_eq!(
+        answer(&on_a),
+        (caller, 2, Err("wamp.error.canceled".into()))
+    );
+    assert!(matches!(&on_b[..], [(_, Message::Interrupt { request, .. })] if *request == inv));
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[1]]"#));
+    assert!(on_a.is_empty(), "no result after the cancel");
+    // skip: the caller is answered at once, the callee is not interrupted.
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,3,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    let (on_a, on_b) = p.msgs(Node::A, caller, r#"[49,3,{"mode":"skip"}]"#);
+    assert_eq!(
+        answer(&on_a),
+        (caller, 3, Err("wamp.error.canceled".into()))
+    );
+    assert!(on_b.is_empty());
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[1]]"#));
+    assert!(on_a.is_empty());
+    let modes: Vec<CancelMode> = p.cancels().into_iter().map(|c| c.1).collect();
+    assert_eq!(
+        modes,
+        vec![CancelMode::Kill, CancelMode::KillNoWait, CancelMode::Skip]
+    );
+}
+
+#[test]
+fn kill_for_a_callee_that_cannot_be_interrupted_answers_canceled_at_once() {
+    let mut p = Pair::new();
+    let (caller, _) = p.join(Node::A);
+    let c = p.b.r.connect();
+    let (_, on_b) = p.msgs(Node::B, c, r#"[1,"realm1",{"roles":{"callee":{}}}]"#);
+    assert!(matches!(&on_b[..], [(_, Message::Welcome { .. })]));
+    p.register(Node::B, c, "{}", "com.p");
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"com.p",[]]"#);
+    invocation(&on_b);
+    let (on_a, on_b) = p.msgs(Node::A, caller, r#"[49,1,{}]"#);
+    assert!(
+        on_b.is_empty(),
+        "no INTERRUPT for a callee without call_canceling"
+    );
+    assert_eq!(
+        answer(&on_a),
+        (caller, 1, Err("wamp.error.canceled".into()))
+    );
+}
+
+#[test]
+fn the_callees_node_gone_mid_call_gives_canceled_and_a_late_result_is_never_delivered() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    let (_, on_b) = p.msgs(
+        Node::A,
+        caller,
+        r#"[48,1,{"receive_progress":true},"com.p",[]]"#,
+    );
+    let inv = invocation(&on_b).1;
+    let (on_a, _) = p.msgs(
+        Node::B,
+        callee,
+        &format!(r#"[70,{inv},{{"progress":true}},[1]]"#),
+    );
+    assert_eq!(answer(&on_a).1, 1);
+    // b goes silent; what it sends from now on is lost until a hears of it again.
+    p.dead = Some('b');
+    let b_origin = p.b.r.origin();
+    p.a.r.node_gone(b_origin);
+    let (on_a, _) = p.settle_node(Node::A);
+    let (to, request, got) = answer(&messages(on_a));
+    assert_eq!(
+        (to, request, got),
+        (caller, 1, Err("wamp.error.canceled".into()))
+    );
+    // b was only cut off: its late RESULT arrives after all, and is dropped.
+    p.dead = None;
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[2]]"#));
+    assert!(on_a.is_empty());
+    assert_eq!(p.a.r.stats().remote_answers_dropped, 1);
+    // Another node's death changes nothing for a call served by b.
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,2,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    p.a.r.node_gone(b_origin ^ 1);
+    assert!(p.a.drain().is_empty());
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[3]]"#));
+    assert_eq!(answer(&on_a).2.unwrap().1, vec![Value::from(3)]);
+}
+
+#[test]
+fn the_callers_node_gone_interrupts_its_calls_on_the_callees_node() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    let a_origin = p.a.r.origin();
+    p.b.r.node_gone(a_origin);
+    let on_b = messages(p.b.drain());
+    match &on_b[..] {
+        [(to, Message::Interrupt { request, options })] => {
+            assert_eq!((*to, *request), (callee, inv));
+            assert_eq!(options.get_str("mode"), Some("killnowait"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The callee's answer now goes nowhere.
+    let before = p.rpc.len();
+    let _ = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[1]]"#));
+    assert_eq!(p.rpc.len(), before);
+}
+
+#[test]
+fn a_second_final_result_for_the_same_key_is_ignored() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[1]]"#));
+    assert_eq!(answer(&on_a).2.unwrap().1, vec![Value::from(1)]);
+    // The backplane delivers the final answer again (a redelivery): dropped.
+    let again = p
+        .rpc
+        .iter()
+        .rev()
+        .find_map(|(_, m)| match m {
+            RpcMessage::Answer(a) if a.answer.is_final() => Some(a.clone()),
+            _ => None,
+        })
+        .unwrap();
+    p.a.r.remote_answer(again.clone());
+    assert!(p.a.drain().is_empty());
+    // An error for it, too; and an answer from a node that never took the call.
+    p.a.r.remote_answer(RemoteAnswer {
+        answer: Answer::Error {
+            error: "x.y".into(),
+            details: Dict::new(),
+            payload: Default::default(),
+        },
+        ..again.clone()
+    });
+    p.a.r.remote_call_failed(again.key, "wamp.error.canceled");
+    assert!(p.a.drain().is_empty());
+    assert_eq!(p.a.r.stats().remote_answers_dropped, 2);
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,2,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    let key = match &p
+        .rpc
+        .iter()
+        .rev()
+        .find(|(_, m)| matches!(m, RpcMessage::Call(_)))
+        .unwrap()
+        .1
+    {
+        RpcMessage::Call(c) => c.key,
+        _ => unreachable!(),
+    };
+    p.a.r.remote_answer(RemoteAnswer {
+        key,
+        node: p.b.r.origin() ^ 1,
+        answer: Answer::Result {
+            progress: false,
+            details: Dict::new(),
+            payload: Default::default(),
+        },
+    });
+    assert!(p.a.drain().is_empty(), "not from the node that accepted it");
+    let (on_a, _) = p.msgs(Node::B, callee, &format!(r#"[70,{inv},{{}},[2]]"#));
+    assert_eq!(answer(&on_a).2.unwrap().1, vec![Value::from(2)]);
+}
+
+#[test]
+fn a_callee_leaving_mid_call_fails_the_call_on_the_callers_node_with_canceled() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    let _ = p.msgs(Node::A, caller, r#"[48,1,{},"com.p",[]]"#);
+    p.registered.clear();
+    p.b.r.disconnect(callee);
+    let (on_a, _) = p.settle_node(Node::B);
+    assert_eq!(
+        answer(&messages(on_a)),
+        (caller, 1, Err("wamp.error.canceled".into()))
+    );
+    assert_eq!(
+        p.registered,
+        vec![('b', "sockeye.wamp-rpc.realm1.com.p".to_owned(), false)]
+    );
+}
+
+#[test]
+fn a_caller_leaving_cancels_its_remote_calls() {
+    let (mut p, caller, callee, _) = Pair::caller_and_callee_of_p();
+    let (_, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"com.p",[]]"#);
+    let inv = invocation(&on_b).1;
+    p.a.r.disconnect(caller);
+    let (_, on_b) = p.settle_node(Node::A);
+    assert!(matches!(
+        &messages(on_b)[..],
+        [(to, Message::Interrupt { request, .. })] if (*to, *request) == (callee, inv)
+    ));
+    assert_eq!(p.cancels(), vec![('a', CancelMode::KillNoWait, None)]);
+}
+
+#[test]
+fn meta_procedures_stay_on_their_node() {
+    let mut p = Pair::new();
+    let (caller, _) = p.join(Node::A);
+    let _ = p.join(Node::B);
+    let _ = p.join(Node::B);
+    let (on_a, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"wamp.session.count",[]]"#);
+    assert!(on_b.is_empty());
+    assert_eq!(
+        answer(&on_a).2.unwrap().1,
+        vec![Value::from(1)],
+        "a's sessions only"
+    );
+    // An unknown meta procedure is not sent to the cluster either.
+    let (on_a, _) = p.msgs(Node::A, caller, r#"[48,2,{},"wamp.no.such",[]]"#);
+    assert_eq!(
+        answer(&on_a),
+        (caller, 2, Err("wamp.error.no_such_procedure".into()))
+    );
+    assert!(p.rpc.is_empty());
+}
+
+#[test]
+fn a_local_registration_serves_the_call_and_only_exact_registrations_are_announced() {
+    let mut p = Pair::new();
+    let (caller, _) = p.join(Node::A);
+    let (local, _) = p.join(Node::A);
+    let (remote, _) = p.join(Node::B);
+    p.register(Node::B, remote, "{}", "com.p.x");
+    p.register(Node::A, local, r#"{"match":"prefix"}"#, "com.p");
+    p.register(Node::A, local, r#"{"match":"wildcard"}"#, "com..y");
+    assert_eq!(
+        p.registered,
+        vec![('b', "sockeye.wamp-rpc.realm1.com.p.x".to_owned(), true)]
+    );
+    assert_eq!(p.a.r.registrations(), vec![]);
+    let (on_a, on_b) = p.msgs(Node::A, caller, r#"[48,1,{},"com.p.x",[]]"#);
+    assert!(on_b.is_empty());
+    assert_eq!(invocation(&on_a).0, local);
+    assert!(p.rpc.is_empty());
+}
+
+#[test]
+fn registrations_are_announced_with_the_first_exact_registration_and_withdrawn_with_the_last() {
+    let mut p = Pair::new();
+    let (c1, _) = p.join(Node::B);
+    let (c2, _) = p.join(Node::B);
+    let id = p.register(Node::B, c1, r#"{"invoke":"roundrobin"}"#, "com.s");
+    assert_eq!(
+        p.register(Node::B, c2, r#"{"invoke":"roundrobin"}"#, "com.s"),
+        id
+    );
+    let subject = "sockeye.wamp-rpc.realm1.com.s".to_owned();
+    assert_eq!(p.registered, vec![('b', subject.clone(), true)]);
+    assert_eq!(
+        p.b.r.registrations(),
+        vec![("realm1".to_owned(), subject.clone())]
+    );
+    let _ = p.msgs(Node::B, c1, &format!("[66,2,{id}]"));
+    assert_eq!(p.registered.len(), 1, "c2 still holds it");
+    p.b.r.disconnect(c2);
+    let _ = p.settle_node(Node::B);
+    assert_eq!(p.registered[1], ('b', subject, false));
+    assert!(p.b.r.registrations().is_empty());
+}
+
+#[test]
+fn a_shared_registration_follows_its_invoke_policy_within_the_node() {
+    let mut p = Pair::new();
+    let (caller, _) = p.join(Node::A);
+    let (c1, _) = p.join(Node::B);
+    let (c2, _) = p.join(Node::B);
+    p.register(Node::B, c1, r#"{"invoke":"roundrobin"}"#, "com.s");
+    p.register(Node::B, c2, r#"{"invoke":"roundrobin"}"#, "com.s");
+    let callees: Vec<ConnId> = (1..=4)
+        .map(|i| {
+            let (_, on_b) = p.msgs(Node::A, caller, &format!(r#"[48,{i},{{}},"com.s",[]]"#));
+            invocation(&on_b).0
+        })
+        .collect();
+    assert_eq!(callees, vec![c1, c2, c1, c2]);
+}
+
+#[test]
+fn out_of_cluster_mode_a_call_without_a_registration_is_answered_at_once() {
+    let (mut h, a, _) = H::two_sessions();
+    let out = h.send(a, r#"[48,1,{},"com.nowhere",[]]"#);
+    assert_eq!(
+        out,
+        vec![common::msg(
+            a,
+            r#"[8,48,1,{},"wamp.error.no_such_procedure"]"#
+        )]
+    );
+    h.register(a, "{}", "com.p");
+    assert!(h.r.registrations().is_empty());
+    assert_eq!(h.r.stats().remote_calls, 0);
 }

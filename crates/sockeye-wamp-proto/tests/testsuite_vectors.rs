@@ -354,7 +354,12 @@ fn multisession_sequences_replay_through_the_router() {
                             pending.extend(to.into_iter().map(|to| (to, (*m).clone())))
                         }
                         Action::Close(_) => {}
-                        Action::Forward(_) | Action::Interest { .. } => {
+                        Action::Forward(_)
+                        | Action::Interest { .. }
+                        | Action::RemoteCall(_)
+                        | Action::RemoteAnswer(_)
+                        | Action::RemoteCancel(_)
+                        | Action::Registered { .. } => {
                             unreachable!("not in cluster mode")
                         }
                     }

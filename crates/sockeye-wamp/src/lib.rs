@@ -38,8 +38,8 @@ pub use sockeye_wamp_proto::dict;
 /// A WAMP message, named apart from the WebSocket [`sockeye::Message`] it travels in.
 pub use sockeye_wamp_proto::Message as WampMessage;
 pub use sockeye_wamp_proto::{
-    ClusterConfig, ClusterEvent, Dict, MatchPolicy, Payload, ProtocolViolation, RouterConfig,
-    Serializer, Settings, UriCheck, Value,
+    ClusterConfig, ClusterEvent, Dict, MatchPolicy, Payload, ProtocolViolation, RemoteAnswer,
+    RemoteCall, RemoteCancel, RouterConfig, Serializer, Settings, UriCheck, Value,
 };
 pub use transport::{
     serve_session, serve_session_until, ClusterLink, ClusterOut, LocalSession, SlowPolicy,

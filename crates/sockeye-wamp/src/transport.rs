@@ -20,9 +20,13 @@
 //! timeouts), woken early when an input brings the next deadline forward.
 //!
 //! Cluster mode ([`RouterConfig::cluster`]): [`WampRouter::cluster_link`] hands the caller what
-//! the core has for the other nodes (publications to forward, NATS subjects to subscribe to),
-//! and [`WampRouter::deliver_remote`] takes the other nodes' publications. This crate moves no
-//! bytes between nodes and knows no NATS; `sockeye-cluster` does that.
+//! the core has for the other nodes (publications to forward, calls for procedures registered
+//! elsewhere, answers to other nodes' calls, cancels, NATS subjects to subscribe to), and
+//! [`WampRouter::deliver_remote`], [`WampRouter::invoke_remote`],
+//! [`WampRouter::remote_answer`], [`WampRouter::cancel_remote`],
+//! [`WampRouter::remote_call_failed`] and [`WampRouter::node_gone`] take what the other nodes
+//! send. This crate moves no bytes between nodes and knows no NATS; `sockeye-cluster` does
+//! that.
 //!
 //! A connection is three parts: the reader (messages in, routed), the writer (its queue out)
 //! and the shutdown part (at shutdown, the router says GOODBYE `wamp.close.system_shutdown`
@@ -39,8 +43,10 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use sockeye::http::StatusCode;
 use sockeye::{Message as WsMessage, Upgrade, WebSocketReader, WebSocketWriter};
+use sockeye_wamp_proto::cluster::rpc::CallKey;
 use sockeye_wamp_proto::{
-    error_uri, Action, ClusterEvent, ConnId, Message, Router, RouterConfig, Serializer,
+    error_uri, Action, ClusterEvent, ConnId, Message, RemoteAnswer, RemoteCall, RemoteCancel,
+    Router, RouterConfig, Serializer,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify};
@@ -180,6 +186,11 @@ struct State {
 struct ClusterTx {
     events: mpsc::Sender<Box<ClusterEvent>>,
     interest: mpsc::UnboundedSender<ClusterOut>,
+    /// Calls, answers and cancels, in the order the router emitted them.
+    rpc: mpsc::UnboundedSender<ClusterOut>,
+    /// Calls in `rpc` not yet taken by the link, and how many may be.
+    calls_queued: Arc<AtomicUsize>,
+    max_calls: usize,
 }
 
 /// What a router in cluster mode has for the other nodes: see [`WampRouter::cluster_link`].
@@ -200,38 +211,85 @@ pub enum ClusterOut {
         /// Subscribe or unsubscribe.
         on: bool,
     },
+    /// A call no local registration matches, for the node that has the procedure (send it
+    /// to [`sockeye_wamp_proto::cluster::procedure_subject`] of its realm and procedure,
+    /// whose subscribers form one queue group): that node's [`WampRouter::invoke_remote`].
+    /// If nobody subscribes there, tell [`WampRouter::remote_call_failed`] with
+    /// `wamp.error.no_such_procedure`.
+    Call(Box<RemoteCall>),
+    /// An answer to another node's call served here, for the node whose router is
+    /// `key.origin`: that node's [`WampRouter::remote_answer`]. A call's answers must arrive
+    /// in the order given.
+    Answer(Box<RemoteAnswer>),
+    /// A call made here is canceled: for [`WampRouter::cancel_remote`] on the node serving
+    /// it (`node`), or on every node when `node` is `None`.
+    Cancel(Box<RemoteCancel>),
+    /// Subscribe to (`on`) or unsubscribe from this NATS subject in a queue group: the first
+    /// local exact registration of a procedure appeared, or the last one went.
+    Registered {
+        /// The realm of the registration.
+        realm: String,
+        /// The subject (no wildcards).
+        subject: String,
+        /// Subscribe or unsubscribe.
+        on: bool,
+    },
 }
 
 /// The receiving end of a router's cluster output: [`WampRouter::cluster_link`].
 ///
 /// Events travel in a bounded queue: the router never waits for the backplane, so when the
 /// queue is full an event is dropped and counted ([`WampRouter::cluster_dropped`]) — cluster
-/// events are at-most-once. Interest changes are never dropped (there are at most as many as
-/// subscriptions come and go), and [`ClusterLink::recv`] returns them before events.
+/// events are at-most-once. Interest and registration changes are never dropped (there are at
+/// most as many as subscriptions and registrations come and go), and [`ClusterLink::recv`]
+/// returns them first.
+///
+/// Calls, answers and cancels share one queue, in the order the router emitted them, and are
+/// never dropped silently: a call finding `capacity` calls queued and not yet taken (or no
+/// link, or a replaced one) is failed at once — its caller gets ERROR `wamp.error.canceled`
+/// — so the calls waiting here are bounded. Answers and cancels are not bounded: there is
+/// one per call in flight, plus the progressive results its callee sends while the link is
+/// not read. With no link they have nowhere to go and are dropped and counted; their calls
+/// end as their caller's node decides (timeout, [`WampRouter::node_gone`]).
 #[derive(Debug)]
 pub struct ClusterLink {
     events: mpsc::Receiver<Box<ClusterEvent>>,
     interest: mpsc::UnboundedReceiver<ClusterOut>,
+    rpc: mpsc::UnboundedReceiver<ClusterOut>,
+    calls_queued: Arc<AtomicUsize>,
 }
 
 impl ClusterLink {
     /// The next thing to do for the other nodes, interest changes first; `None` once the
     /// router is gone or another link replaced this one.
     pub async fn recv(&mut self) -> Option<ClusterOut> {
-        tokio::select! {
+        let out = tokio::select! {
             biased;
             Some(i) = self.interest.recv() => Some(i),
+            Some(r) = self.rpc.recv() => Some(r),
             Some(e) = self.events.recv() => Some(ClusterOut::Event(e)),
             else => None,
-        }
+        };
+        self.taken(out)
     }
 
     /// [`ClusterLink::recv`] without waiting: `None` if nothing is queued now.
     pub fn try_recv(&mut self) -> Option<ClusterOut> {
-        self.interest
+        let out = self
+            .interest
             .try_recv()
             .ok()
-            .or_else(|| self.events.try_recv().ok().map(ClusterOut::Event))
+            .or_else(|| self.rpc.try_recv().ok())
+            .or_else(|| self.events.try_recv().ok().map(ClusterOut::Event));
+        self.taken(out)
+    }
+
+    /// A call taken out makes room for another.
+    fn taken(&self, out: Option<ClusterOut>) -> Option<ClusterOut> {
+        if let Some(ClusterOut::Call(_)) = out {
+            self.calls_queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        out
     }
 }
 
@@ -240,7 +298,8 @@ struct Shared {
     config: TransportConfig,
     dropped_events: AtomicU64,
     slow_disconnects: AtomicU64,
-    /// Cluster events dropped: the link's queue was full, or there was no link.
+    /// Cluster events dropped (the link's queue was full, or there was no link), calls failed
+    /// for the same reasons, and answers and cancels with no link to go to.
     cluster_dropped: AtomicU64,
     /// Wakes the timer task when a deadline earlier than `timer_wake` appears.
     timer: Arc<Notify>,
@@ -322,9 +381,15 @@ impl WampRouter {
     /// [`ClusterOut::Interest`] `on` for every subject the current subscriptions need. A new
     /// link replaces the previous one, whose [`ClusterLink::recv`] then ends. Without a link,
     /// events are dropped and counted. Out of cluster mode the link stays silent.
+    ///
+    /// It also starts with a [`ClusterOut::Registered`] `on` for every procedure subject the
+    /// current exact registrations need, and at most `capacity` calls wait in it (see
+    /// [`ClusterLink`]).
     pub fn cluster_link(&self, capacity: usize) -> ClusterLink {
         let (events_tx, events) = mpsc::channel(capacity.max(1));
         let (interest_tx, interest) = mpsc::unbounded_channel();
+        let (rpc_tx, rpc) = mpsc::unbounded_channel();
+        let calls_queued = Arc::new(AtomicUsize::new(0));
         let mut st = self.shared.lock();
         for (realm, subject) in st.router.interests() {
             let _ = interest_tx.send(ClusterOut::Interest {
@@ -333,11 +398,64 @@ impl WampRouter {
                 on: true,
             });
         }
+        for (realm, subject) in st.router.registrations() {
+            let _ = interest_tx.send(ClusterOut::Registered {
+                realm,
+                subject,
+                on: true,
+            });
+        }
         st.cluster = Some(ClusterTx {
             events: events_tx,
             interest: interest_tx,
+            rpc: rpc_tx,
+            calls_queued: calls_queued.clone(),
+            max_calls: capacity.max(1),
         });
-        ClusterLink { events, interest }
+        ClusterLink {
+            events,
+            interest,
+            rpc,
+            calls_queued,
+        }
+    }
+
+    /// This router's name in the cluster ([`Router::origin`]): what the other nodes give
+    /// [`WampRouter::node_gone`] when this node goes, and where answers to its calls go.
+    pub fn origin(&self) -> u64 {
+        self.with_router(Router::origin)
+    }
+
+    /// Serves another node's call ([`ClusterOut::Call`] there) with a local callee (see
+    /// [`Router::invoke_remote`]); its answers come out of this router's link as
+    /// [`ClusterOut::Answer`].
+    pub fn invoke_remote(&self, call: RemoteCall) {
+        self.with_state(|st| st.router.invoke_remote(call));
+    }
+
+    /// An answer to a call made here ([`ClusterOut::Answer`] on the serving node): the
+    /// caller gets RESULT or ERROR (see [`Router::remote_answer`]).
+    pub fn remote_answer(&self, answer: RemoteAnswer) {
+        self.with_state(|st| st.router.remote_answer(answer));
+    }
+
+    /// A call made here cannot be served (NATS "no responders": `wamp.error.no_such_procedure`),
+    /// see [`Router::remote_call_failed`].
+    pub fn remote_call_failed(&self, key: CallKey, error: &str) {
+        self.with_state(|st| st.router.remote_call_failed(key, error));
+    }
+
+    /// The caller's node cancels a call served here ([`ClusterOut::Cancel`] there), see
+    /// [`Router::cancel_remote`].
+    pub fn cancel_remote(&self, cancel: RemoteCancel) {
+        self.with_state(|st| st.router.cancel_remote(cancel));
+    }
+
+    /// Another node (its [`WampRouter::origin`]) is gone: the calls it serves fail with
+    /// ERROR `wamp.error.canceled`, the calls of its callers are interrupted (see
+    /// [`Router::node_gone`]).
+    pub fn node_gone(&self, node: u64) {
+        self.with_state(|st| st.router.node_gone(node));
     }
 
     /// Delivers another node's publication to this router's subscribers (see
@@ -347,7 +465,8 @@ impl WampRouter {
         self.with_state(|st| st.router.deliver_remote(event));
     }
 
-    /// Cluster events dropped so far: the [`ClusterLink`]'s queue was full, or there was none.
+    /// Cluster events dropped so far (the [`ClusterLink`]'s queue was full, or there was
+    /// none), plus calls failed and answers and cancels dropped for the same reasons.
     pub fn cluster_dropped(&self) -> u64 {
         self.shared.cluster_dropped.load(Ordering::Relaxed)
     }
@@ -787,6 +906,46 @@ impl Shared {
                             .send(ClusterOut::Interest { realm, subject, on });
                     }
                 }
+                Action::Registered { realm, subject, on } => {
+                    if let Some(link) = &st.cluster {
+                        // Unbounded: no more of these than registrations made.
+                        let _ = link
+                            .interest
+                            .send(ClusterOut::Registered { realm, subject, on });
+                    }
+                }
+                Action::RemoteCall(call) => {
+                    let key = call.key;
+                    let queued = st.cluster.as_ref().is_some_and(|link| {
+                        let n = link.calls_queued.fetch_add(1, Ordering::Relaxed);
+                        let sent =
+                            n < link.max_calls && link.rpc.send(ClusterOut::Call(call)).is_ok();
+                        if !sent {
+                            link.calls_queued.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        sent
+                    });
+                    if !queued {
+                        // Never a silent loss: the caller is told now (the router's answer
+                        // is an action this loop carries out next).
+                        self.cluster_dropped.fetch_add(1, Ordering::Relaxed);
+                        st.router.remote_call_failed(key, error_uri::CANCELED);
+                    }
+                }
+                Action::RemoteAnswer(answer) => self.send_rpc(st, ClusterOut::Answer(answer)),
+                Action::RemoteCancel(cancel) => self.send_rpc(st, ClusterOut::Cancel(cancel)),
+            }
+        }
+    }
+
+    /// Queues an answer or a cancel for the other nodes, or counts it lost if there is no
+    /// link.
+    fn send_rpc(&self, st: &mut State, out: ClusterOut) {
+        let sent = st.cluster.as_ref().is_some_and(|l| l.rpc.send(out).is_ok());
+        if !sent {
+            let n = self.cluster_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::debug!(dropped = n, "cluster messages dropped: no link");
             }
         }
     }

@@ -32,6 +32,7 @@
 
 mod meta;
 mod pubsub;
+mod remote;
 mod rpc;
 mod session;
 
@@ -40,12 +41,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{self, AuthConfig, AuthRole, Operation, Verdict};
+pub use crate::cluster::rpc::{RemoteAnswer, RemoteCall, RemoteCancel};
 pub use crate::cluster::{ClusterConfig, ClusterEvent};
 pub use crate::config::{RealmConfig, RouterConfig};
 use crate::id::IdGenerator;
 use crate::message::{code, Message, ProtocolViolation};
 use crate::value::Dict;
 use pubsub::{Broker, Retained};
+use remote::PendingRemote;
 use rpc::Dealer;
 use session::{ConnState, Session};
 
@@ -150,6 +153,37 @@ pub enum Action {
         /// Subscribe (`true`) or unsubscribe (`false`).
         on: bool,
     },
+    /// Cluster mode only ([`crate::cluster::rpc`]): a CALL no local registration matched (and
+    /// not a meta procedure), to be sent to the node that has the procedure — on
+    /// [`procedure_subject`](crate::cluster::procedure_subject) of its realm and procedure,
+    /// whose subscribers form one queue group — and handed there to
+    /// [`Router::invoke_remote`]. The caller waits: answer with [`Router::remote_answer`]
+    /// (what that node's [`Action::RemoteAnswer`]s say), or [`Router::remote_call_failed`]
+    /// (no node has it: `wamp.error.no_such_procedure`). Boxed, as `Forward`.
+    RemoteCall(Box<RemoteCall>),
+    /// Cluster mode only: about a call of another node's caller, served here, for the
+    /// node whose router is [`RemoteAnswer::key`]'s `origin`, there given to
+    /// [`Router::remote_answer`]: accepted, a (progressive) result, or an error. In order:
+    /// a transport must keep a call's answers in the order emitted.
+    RemoteAnswer(Box<RemoteAnswer>),
+    /// Cluster mode only: a call made here and served by another node is canceled (CANCEL,
+    /// the call timeout, the caller left), for [`Router::cancel_remote`] on the node serving
+    /// it ([`RemoteCancel::node`], or every node when not known yet).
+    RemoteCancel(Box<RemoteCancel>),
+    /// Cluster mode only: this node now has (`on`) or no longer has (`!on`) an exact
+    /// registration of a procedure, whose calls arrive on NATS `subject` (see
+    /// [`procedure_subject`](crate::cluster::procedure_subject)): the transport subscribes
+    /// to it in a queue group, so that one node takes each call, and unsubscribes when told.
+    /// Prefix and wildcard registrations are not announced: they serve their own node's
+    /// calls only.
+    Registered {
+        /// The realm of the registration.
+        realm: String,
+        /// The NATS subject, starting with [`ClusterConfig::subject_prefix`] and `-rpc`.
+        subject: String,
+        /// Subscribe (`true`) or unsubscribe (`false`).
+        on: bool,
+    },
 }
 
 /// The features announced in WELCOME: exactly what this router implements.
@@ -233,6 +267,15 @@ pub struct RouterStats {
     /// Publications of other nodes dropped: for a realm that does not exist here, or this
     /// router's own, echoed back.
     pub remote_dropped: u64,
+    /// CALLs emitted as [`Action::RemoteCall`] (cluster mode).
+    pub remote_calls: u64,
+    /// Calls of other nodes given to [`Router::invoke_remote`] that reached a callee here
+    /// (counted in `calls` too).
+    pub remote_invocations: u64,
+    /// Answers given to [`Router::remote_answer`] for calls no longer pending here (answered,
+    /// timed out, canceled, their node gone) or from a node other than the one serving them:
+    /// dropped.
+    pub remote_answers_dropped: u64,
 }
 
 /// The router. See the module docs for the input/output contract.
@@ -259,6 +302,14 @@ pub struct Router {
     /// Cluster mode: the NATS subjects the local subscriptions need, with their realm and how
     /// many subscriptions need each.
     interests: HashMap<String, (String, usize)>,
+    /// Cluster mode: the number of the last call sent to another node ([`CallKey::call`]).
+    ///
+    /// [`CallKey::call`]: crate::cluster::rpc::CallKey::call
+    next_remote_call: u64,
+    /// Cluster mode: the calls made here that other nodes serve, by call number.
+    remote_calls: HashMap<u64, PendingRemote>,
+    /// The same, by (caller, CALL request id).
+    remote_by_request: HashMap<(ConnId, u64), u64>,
 }
 
 impl Router {
@@ -304,6 +355,9 @@ impl Router {
                 0
             },
             interests: HashMap::new(),
+            next_remote_call: 0,
+            remote_calls: HashMap::new(),
+            remote_by_request: HashMap::new(),
             config,
             ids,
         }

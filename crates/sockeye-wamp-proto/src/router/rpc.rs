@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{copy_passthru, error_uri as E, Action, ConnId, ConnState, Router, Session};
 use crate::auth::{Operation, Verdict};
+use crate::cluster::rpc::CallKey;
 use crate::message::{code, Message, Payload};
 use crate::uri::{self, MatchPolicy};
 use crate::value::{Dict, Value};
@@ -105,6 +106,21 @@ pub(crate) struct Dealer {
     pub calls: HashMap<(ConnId, u64), (ConnId, u64)>,
     /// The last INVOCATION request id sent to each callee (session scope, counting up).
     last_invocation: HashMap<ConnId, u64>,
+    /// Cluster mode: (callee, invocation request) → a call of another node's caller.
+    pub remote_invocations: HashMap<(ConnId, u64), RemoteInvocation>,
+    /// Cluster mode: the calls of `remote_invocations` by their key.
+    pub remote_keys: HashMap<CallKey, (ConnId, u64)>,
+}
+
+/// A call of another node's caller in flight to a callee here, keyed by the callee and the
+/// INVOCATION's request id.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteInvocation {
+    pub key: CallKey,
+    /// The caller asked for progressive results and the callee supports them.
+    pub progress: bool,
+    /// A cancel in mode `kill` was passed on; the callee's answer ends the call.
+    pub interrupted: bool,
 }
 
 impl Dealer {
@@ -164,8 +180,9 @@ impl Dealer {
     }
 
     /// Removes `callee` from registration `id`; the registration goes with its last callee.
-    /// `None` if `callee` was not registered there, else whether the registration went.
-    pub fn unregister(&mut self, callee: ConnId, id: u64) -> Option<bool> {
+    /// `None` if `callee` was not registered there, else `Some` of the registration's policy
+    /// and URI if it went.
+    pub fn unregister(&mut self, callee: ConnId, id: u64) -> Option<Option<(MatchPolicy, String)>> {
         let reg = self.regs.get_mut(&id)?;
         let i = reg.callees.iter().position(|c| *c == callee)?;
         reg.callees.remove(i);
@@ -174,16 +191,17 @@ impl Dealer {
         }
         if reg.callees.is_empty() {
             let reg = self.regs.remove(&id).expect("present");
-            self.by_pattern.remove(&(reg.policy, reg.uri));
+            self.by_pattern.remove(&(reg.policy, reg.uri.clone()));
             self.prefix.remove(&id);
             self.wildcard.remove(&id);
-            return Some(true);
+            return Some(Some((reg.policy, reg.uri)));
         }
-        Some(false)
+        Some(None)
     }
 
-    /// Drops every registration of a callee that left: (registration, whether it went).
-    pub fn remove_callee(&mut self, callee: ConnId) -> Vec<(u64, bool)> {
+    /// Drops every registration of a callee that left: (registration, its policy and URI if
+    /// it went).
+    pub fn remove_callee(&mut self, callee: ConnId) -> Vec<(u64, Option<(MatchPolicy, String)>)> {
         let ids = self.by_callee.remove(&callee).unwrap_or_default();
         ids.into_iter()
             .filter_map(|id| Some((id, self.unregister(callee, id)?)))
@@ -297,6 +315,9 @@ impl Router {
                     },
                 );
                 let realm = session.realm.as_str();
+                if created && policy == MatchPolicy::Exact {
+                    self.announce_procedure(realm, procedure, true);
+                }
                 if created {
                     let info = Dict::new()
                         .with("id", id)
@@ -329,13 +350,13 @@ impl Router {
         request: u64,
         registration: u64,
     ) {
-        if let Some(deleted) = self
+        if let Some(gone) = self
             .realm_mut(session)
             .dealer
             .unregister(conn, registration)
         {
             self.send(conn, Message::Unregistered { request });
-            self.registration_gone(session, registration, deleted);
+            self.registration_gone(session, registration, gone);
         } else {
             self.send(
                 conn,
@@ -385,7 +406,9 @@ impl Router {
             }
         }
         let realm = &self.realms[&session.realm];
-        if realm.dealer.calls.contains_key(&(conn, request)) {
+        if realm.dealer.calls.contains_key(&(conn, request))
+            || self.remote_by_request.contains_key(&(conn, request))
+        {
             self.abort(
                 conn,
                 E::PROTOCOL_VIOLATION,
@@ -394,6 +417,13 @@ impl Router {
             return;
         }
         let Some(reg) = realm.dealer.lookup(&procedure) else {
+            // Cluster mode: another node may have it (meta procedures are this node's own).
+            if self.config.cluster.is_some() && !procedure.starts_with("wamp.") {
+                self.call_remote(
+                    conn, session, request, &options, procedure, payload, disclose,
+                );
+                return;
+            }
             self.send(
                 conn,
                 Message::error(code::CALL, request, E::NO_SUCH_PROCEDURE),
@@ -471,6 +501,7 @@ impl Router {
         // An unknown request is a call that was canceled (mode skip/killnowait) or whose
         // caller left: the result has nowhere to go.
         let Some(inv) = dealer.invocations.get(&(conn, request)).cloned() else {
+            self.yield_remote(conn, &session.realm, request, options, payload);
             return;
         };
         let progress = options.get_bool("progress") == Some(true);
@@ -504,6 +535,7 @@ impl Router {
     ) {
         let dealer = &mut self.realm_mut(session).dealer;
         let Some(inv) = dealer.invocations.remove(&(conn, request)) else {
+            self.invocation_error_remote(conn, &session.realm, request, details, error, payload);
             return;
         };
         dealer.calls.remove(&(inv.caller, inv.call_request));
@@ -527,7 +559,8 @@ impl Router {
     pub(super) fn cancel(&mut self, conn: ConnId, session: &Session, request: u64, options: &Dict) {
         let dealer = &self.realms[&session.realm].dealer;
         let Some(&(callee, inv_request)) = dealer.calls.get(&(conn, request)) else {
-            return; // already answered
+            self.cancel_call_remote(conn, request, options);
+            return; // else already answered
         };
         if dealer.invocations[&(callee, inv_request)].interrupted {
             return;
@@ -571,7 +604,8 @@ impl Router {
         };
         let dealer = &self.realms[&session.realm].dealer;
         let Some(&(callee, inv_request)) = dealer.calls.get(&(caller, request)) else {
-            return; // answered in time
+            self.time_out_remote(caller, request, at);
+            return; // else answered in time
         };
         if dealer.invocations[&(callee, inv_request)].deadline != Some(at) {
             return;
@@ -605,8 +639,19 @@ impl Router {
         }
     }
 
-    /// Meta events after `session` left registration `id` (deleted: it was the last callee).
-    pub(super) fn registration_gone(&mut self, session: &Session, id: u64, deleted: bool) {
+    /// Meta events after `session` left registration `id` (`gone`: it was the last callee,
+    /// and the registration with this policy and URI is deleted); in cluster mode, the end
+    /// of an exact registration is announced ([`Action::Registered`]).
+    pub(super) fn registration_gone(
+        &mut self,
+        session: &Session,
+        id: u64,
+        gone: Option<(MatchPolicy, String)>,
+    ) {
+        let deleted = gone.is_some();
+        if let Some((MatchPolicy::Exact, uri)) = gone {
+            self.announce_procedure(&session.realm, &uri, false);
+        }
         let args = vec![Value::from(session.id), Value::from(id)];
         self.publish_meta(
             &session.realm,
@@ -620,7 +665,12 @@ impl Router {
 
     /// A session left: its registrations go (returned, with whether each was deleted), the
     /// calls it was serving fail and the calls it made are interrupted.
-    pub(super) fn leave_dealer(&mut self, conn: ConnId, session: &Session) -> Vec<(u64, bool)> {
+    pub(super) fn leave_dealer(
+        &mut self,
+        conn: ConnId,
+        session: &Session,
+    ) -> Vec<(u64, Option<(MatchPolicy, String)>)> {
+        self.leave_remote(conn, &session.realm);
         let Some(realm) = self.realms.get_mut(&session.realm) else {
             return Vec::new();
         };

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use sockeye_wamp_proto::auth::{Secret, User};
-use sockeye_wamp_proto::router::{Action, ConnId, Router, RouterConfig};
+use sockeye_wamp_proto::router::{
+    Action, ConnId, RemoteAnswer, RemoteCall, RemoteCancel, Router, RouterConfig,
+};
 use sockeye_wamp_proto::{ClusterEvent, Message, Serializer, Value};
 
 /// The user both authentication tests know: `joe`, role `frontend`, with a ticket and an
@@ -36,6 +38,14 @@ pub enum Out {
     Forward(Box<ClusterEvent>),
     /// A NATS subject needed (`true`) or no longer (cluster mode only).
     Interest(String, bool),
+    /// A call for another node (cluster mode only).
+    RemoteCall(Box<RemoteCall>),
+    /// An answer to another node's call (cluster mode only).
+    RemoteAnswer(Box<RemoteAnswer>),
+    /// A cancel of a call another node serves (cluster mode only).
+    RemoteCancel(Box<RemoteCancel>),
+    /// A procedure subject needed (`true`) or no longer (cluster mode only).
+    Registered(String, bool),
 }
 
 pub const ALL_ROLES: &str = r#"{"roles":{"publisher":{},"subscriber":{},"caller":{"features":{"progressive_call_results":true,"call_canceling":true}},"callee":{"features":{"progressive_call_results":true,"call_canceling":true}}}}"#;
@@ -64,6 +74,10 @@ impl H {
                 Action::Close(c) => out.push(Out::Close(c)),
                 Action::Forward(e) => out.push(Out::Forward(e)),
                 Action::Interest { subject, on, .. } => out.push(Out::Interest(subject, on)),
+                Action::RemoteCall(c) => out.push(Out::RemoteCall(c)),
+                Action::RemoteAnswer(a) => out.push(Out::RemoteAnswer(a)),
+                Action::RemoteCancel(c) => out.push(Out::RemoteCancel(c)),
+                Action::Registered { subject, on, .. } => out.push(Out::Registered(subject, on)),
             }
         }
         out
