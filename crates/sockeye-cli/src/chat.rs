@@ -374,7 +374,7 @@ async fn listen_to_presence(hub: std::sync::Weak<Hub>) {
             continue;
         };
         let mut listener = listener;
-        while let Some((_, payload)) = listener.messages.recv().await {
+        while let Some(sockeye_cluster::Received { payload, .. }) = listener.messages.recv().await {
             let Some(hub) = hub.upgrade() else { return };
             match Report::decode(&payload) {
                 Some(report) if report.node() != hub.node => hub.apply(report),

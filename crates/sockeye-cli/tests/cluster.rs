@@ -353,3 +353,131 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
         "the excluded event was not delivered"
     );
 }
+
+#[tokio::test]
+async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_results_and_fails_cleanly(
+) {
+    use sockeye_wamp::client::Client;
+    use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
+
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (_a, node_a) = node(&nats, "a").await;
+    let (mut b, node_b) = node(&nats, "b").await;
+    let url = |addr: &str| format!("ws://{addr}/wamp");
+    let callee = Client::connect(&url(&node_b), "realm1", Serializer::MsgPack)
+        .await
+        .unwrap();
+    let caller = Client::connect(&url(&node_a), "realm1", Serializer::Json)
+        .await
+        .unwrap();
+
+    // Registered nowhere: told at once (NATS has no responder), not after a timeout.
+    let started = std::time::Instant::now();
+    let err = caller
+        .call("com.calc.nowhere", Payload::Empty, Dict::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.error_uri(),
+        Some("wamp.error.no_such_procedure"),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut countdown = callee
+        .register("com.calc.countdown", Dict::new())
+        .await
+        .unwrap();
+    let serving = tokio::spawn(async move {
+        while let Some(inv) = countdown.next().await {
+            let Payload::Args(args) = &inv.payload else {
+                panic!("{inv:?}")
+            };
+            let n = args[0].as_i64().unwrap();
+            for i in (1..=n).rev() {
+                callee
+                    .yield_progress(inv.request, Payload::Args(vec![Value::Int(i)]))
+                    .await
+                    .unwrap();
+            }
+            callee
+                .yield_result(inv.request, Payload::Args(vec![Value::from("liftoff")]))
+                .await
+                .unwrap();
+        }
+    });
+    // The registration reaches NATS shortly after REGISTERED: retry until it is there.
+    let mut call = None;
+    for _ in 0..50 {
+        let mut c = caller
+            .start_call(
+                "com.calc.countdown",
+                Payload::Args(vec![Value::Int(3)]),
+                dict! { "receive_progress" => true },
+            )
+            .unwrap();
+        match timeout(Duration::from_secs(10), c.next()).await.unwrap() {
+            Some(Ok(first)) => {
+                call = Some((c, first));
+                break;
+            }
+            Some(Err(e)) if e.error_uri() == Some("wamp.error.no_such_procedure") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let (mut call, first) = call.expect("the call reached the other node");
+    let mut results = vec![first];
+    while let Some(r) = timeout(Duration::from_secs(10), call.next()).await.unwrap() {
+        let r = r.unwrap();
+        let done = !r.is_progress();
+        results.push(r);
+        if done {
+            break;
+        }
+    }
+    let payloads: Vec<Payload> = results.iter().map(|r| r.payload.clone()).collect();
+    assert_eq!(
+        payloads,
+        [3, 2, 1]
+            .map(|i| Payload::Args(vec![Value::Int(i)]))
+            .into_iter()
+            .chain([Payload::Args(vec![Value::from("liftoff")])])
+            .collect::<Vec<_>>()
+    );
+    assert!(results[..3].iter().all(|r| r.is_progress()) && !results[3].is_progress());
+    serving.abort();
+
+    // A callee that never answers, on a node that dies: the caller gets an ERROR, no hang.
+    let silent = Client::connect(&url(&node_b), "realm1", Serializer::Json)
+        .await
+        .unwrap();
+    let _hold = silent
+        .register("com.calc.silent", Dict::new())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut pending = caller
+        .start_call("com.calc.silent", Payload::Empty, Dict::new())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.start_kill().unwrap();
+    let killed = std::time::Instant::now();
+    let answer = timeout(Duration::from_secs(30), pending.next())
+        .await
+        .expect("an answer within 30 s of the callee's node dying");
+    let err = answer.unwrap().unwrap_err();
+    assert_eq!(err.error_uri(), Some("wamp.error.canceled"), "{err:?}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        killed.elapsed()
+    );
+}

@@ -24,6 +24,12 @@ pub enum Error {
     /// The cluster answered with an error.
     #[error("the cluster refused: {0}")]
     Refused(String),
+    /// A request found no listener on its subject.
+    #[error("no node listens on {0}")]
+    NoResponders(String),
+    /// A request's answer did not come in time.
+    #[error("no answer on {0} in time")]
+    TimedOut(String),
 }
 
 /// One message of a room's log.
@@ -57,9 +63,20 @@ pub struct Feed {
 /// dropping it stops listening.
 #[derive(Debug)]
 pub struct Listener {
-    /// Each message's subject and payload.
-    pub messages: mpsc::Receiver<(String, Bytes)>,
+    /// The messages, in the order each sender sent them.
+    pub messages: mpsc::Receiver<Received>,
     _task: Option<AbortOnDrop>,
+}
+
+/// A message a [`Listener`] received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The subject it was sent on.
+    pub subject: String,
+    /// What was sent.
+    pub payload: Bytes,
+    /// Where the answer goes, if it is a [`Backplane::request`]: [`Backplane::send`] it there.
+    pub reply: Option<String>,
 }
 
 /// A task that ends when its owner is dropped.
@@ -82,10 +99,7 @@ impl Feed {
 }
 
 impl Listener {
-    pub(crate) fn new(
-        messages: mpsc::Receiver<(String, Bytes)>,
-        task: Option<AbortOnDrop>,
-    ) -> Listener {
+    pub(crate) fn new(messages: mpsc::Receiver<Received>, task: Option<AbortOnDrop>) -> Listener {
         Listener {
             messages,
             _task: task,
@@ -115,6 +129,21 @@ pub trait Backplane: Send + Sync + 'static {
     fn send<'a>(&'a self, subject: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), Error>>;
     /// Listens on `subject`, which may hold NATS wildcards.
     fn listen<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Listener, Error>>;
+    /// Listens on `subject` as one of the group `group`: each message reaches one listener of
+    /// the group (any one), besides the listeners outside it.
+    fn listen_in_group<'a>(
+        &'a self,
+        subject: &'a str,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Listener, Error>>;
+    /// Sends `payload` to one listener on `subject` and waits up to `timeout` for its answer.
+    /// [`Error::NoResponders`] at once when no node listens.
+    fn request<'a>(
+        &'a self,
+        subject: &'a str,
+        payload: Bytes,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Bytes, Error>>;
     /// Whether the link to the other nodes is up now. Always true in process.
     fn is_connected(&self) -> bool;
     /// What [`is_connected`](Backplane::is_connected) is about: `in-process`, or the cluster's
@@ -139,9 +168,18 @@ pub struct InProcess {
 
 struct Net {
     rooms: HashMap<String, RoomLog>,
-    listeners: Vec<(String, mpsc::Sender<(String, Bytes)>)>,
+    listeners: Vec<InProcessListener>,
+    /// Requests waiting for their answer, by reply subject.
+    inboxes: HashMap<String, tokio::sync::oneshot::Sender<Bytes>>,
     appends: u64,
     epochs: u64,
+    requests: u64,
+}
+
+struct InProcessListener {
+    pattern: String,
+    group: Option<String>,
+    tx: mpsc::Sender<Received>,
 }
 
 struct RoomLog {
@@ -159,8 +197,10 @@ impl InProcess {
             net: Arc::new(Mutex::new(Net {
                 rooms: HashMap::new(),
                 listeners: Vec::new(),
+                inboxes: HashMap::new(),
                 appends: 0,
                 epochs: 0,
+                requests: 0,
             })),
             history,
         }
@@ -207,6 +247,50 @@ fn new_epoch(count: u64) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}-{count}")
+}
+
+impl InProcess {
+    fn listener(&self, subject: &str, group: Option<&str>) -> Listener {
+        let (tx, rx) = mpsc::channel(IN_PROCESS_QUEUE);
+        self.net
+            .lock()
+            .expect("no panics under this lock")
+            .listeners
+            .push(InProcessListener {
+                pattern: subject.to_owned(),
+                group: group.map(str::to_owned),
+                tx,
+            });
+        Listener::new(rx, None)
+    }
+}
+
+impl Net {
+    /// Gives the message to every matching listener outside a group and to one listener of
+    /// each group (the first that matches); whether any listener took it.
+    fn deliver(&mut self, subject: &str, payload: &Bytes, reply: Option<&str>) -> bool {
+        self.listeners.retain(|l| !l.tx.is_closed());
+        let mut groups_served: Vec<&str> = Vec::new();
+        let mut reached = false;
+        for l in &self.listeners {
+            if !crate::subject::matches(&l.pattern, subject) {
+                continue;
+            }
+            if let Some(group) = &l.group {
+                if groups_served.contains(&group.as_str()) {
+                    continue;
+                }
+                groups_served.push(group);
+            }
+            let received = Received {
+                subject: subject.to_owned(),
+                payload: payload.clone(),
+                reply: reply.map(str::to_owned),
+            };
+            reached |= l.tx.try_send(received).is_ok();
+        }
+        reached
+    }
 }
 
 impl Backplane for InProcess {
@@ -261,23 +345,52 @@ impl Backplane for InProcess {
 
     fn send<'a>(&'a self, subject: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), Error>> {
         let mut net = self.net.lock().expect("no panics under this lock");
-        net.listeners.retain(|(_, l)| !l.is_closed());
-        for (pattern, listener) in &net.listeners {
-            if crate::subject::matches(pattern, subject) {
-                let _ = listener.try_send((subject.to_owned(), payload.clone()));
-            }
+        if let Some(inbox) = net.inboxes.remove(subject) {
+            let _ = inbox.send(payload);
+        } else {
+            net.deliver(subject, &payload, None);
         }
         Box::pin(async { Ok(()) })
     }
 
     fn listen<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Listener, Error>> {
-        let (tx, rx) = mpsc::channel(IN_PROCESS_QUEUE);
-        self.net
-            .lock()
-            .expect("no panics under this lock")
-            .listeners
-            .push((subject.to_owned(), tx));
-        Box::pin(async move { Ok(Listener::new(rx, None)) })
+        Box::pin(async move { Ok(self.listener(subject, None)) })
+    }
+
+    fn listen_in_group<'a>(
+        &'a self,
+        subject: &'a str,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Listener, Error>> {
+        Box::pin(async move { Ok(self.listener(subject, Some(group))) })
+    }
+
+    fn request<'a>(
+        &'a self,
+        subject: &'a str,
+        payload: Bytes,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Bytes, Error>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let reached = {
+            let mut net = self.net.lock().expect("no panics under this lock");
+            net.requests += 1;
+            let inbox = format!("_INBOX.in-process.{}", net.requests);
+            let reached = net.deliver(subject, &payload, Some(&inbox));
+            if reached {
+                net.inboxes.insert(inbox, tx);
+            }
+            reached
+        };
+        Box::pin(async move {
+            if !reached {
+                return Err(Error::NoResponders(subject.to_owned()));
+            }
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(answer)) => Ok(answer),
+                _ => Err(Error::TimedOut(subject.to_owned())),
+            }
+        })
     }
 
     fn is_connected(&self) -> bool {
@@ -342,10 +455,38 @@ mod tests {
         a.send("sockeye.x.y", "1".into()).await.unwrap();
         a.send("sockeye.x.y.z", "2".into()).await.unwrap();
         a.send("sockeye.other", "3".into()).await.unwrap();
-        assert_eq!(all.messages.recv().await.unwrap().1, "1");
-        assert_eq!(all.messages.recv().await.unwrap().1, "2");
-        assert_eq!(one.messages.recv().await.unwrap().1, "1");
+        assert_eq!(all.messages.recv().await.unwrap().payload, "1");
+        assert_eq!(all.messages.recv().await.unwrap().payload, "2");
+        assert_eq!(one.messages.recv().await.unwrap().payload, "1");
         assert!(one.messages.try_recv().is_err());
         assert!(all.messages.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_reaches_one_member_of_a_group_and_gets_its_answer() {
+        let a = InProcess::new(10);
+        let b = a.clone();
+        let second = std::time::Duration::from_secs(1);
+        let err = a.request("sockeye.rpc.x", "q".into(), second).await;
+        assert!(matches!(err, Err(Error::NoResponders(_))), "{err:?}");
+        let mut one = b.listen_in_group("sockeye.rpc.x", "g").await.unwrap();
+        let mut other = b.listen_in_group("sockeye.rpc.x", "g").await.unwrap();
+        let answering = tokio::spawn(async move {
+            let q = one.messages.recv().await.unwrap();
+            b.send(q.reply.as_deref().unwrap(), "answer".into())
+                .await
+                .unwrap();
+        });
+        assert_eq!(
+            a.request("sockeye.rpc.x", "q".into(), second)
+                .await
+                .unwrap(),
+            "answer"
+        );
+        answering.await.unwrap();
+        assert!(
+            other.messages.try_recv().is_err(),
+            "one member of the group only"
+        );
     }
 }

@@ -26,7 +26,7 @@ pub mod subject;
 #[doc(hidden)]
 pub mod test_support;
 
-pub use backplane::{Backplane, BoxFuture, Entry, Error, Feed, InProcess, Listener, Log};
+pub use backplane::{Backplane, BoxFuture, Entry, Error, Feed, InProcess, Listener, Log, Received};
 #[cfg(feature = "nats")]
 pub use nats::Nats;
 

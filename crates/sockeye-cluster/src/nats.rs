@@ -11,7 +11,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::backplane::{AbortOnDrop, Backplane, BoxFuture, Entry, Error, Feed, Listener, Log};
+use crate::backplane::{
+    AbortOnDrop, Backplane, BoxFuture, Entry, Error, Feed, Listener, Log, Received,
+};
 use crate::room::{self, LogState};
 
 /// How long a room's messages are kept at most, besides the count limit.
@@ -191,6 +193,24 @@ async fn follow_stream(
     }
 }
 
+/// A subscriber's messages, through a queue of [`LISTEN_QUEUE`]: past that they are dropped.
+fn listener(mut subscriber: async_nats::Subscriber) -> Listener {
+    let (tx, rx) = mpsc::channel(LISTEN_QUEUE);
+    let task = tokio::spawn(async move {
+        while let Some(message) = subscriber.next().await {
+            if tx.is_closed() {
+                return;
+            }
+            let _ = tx.try_send(Received {
+                subject: message.subject.to_string(),
+                payload: message.payload,
+                reply: message.reply.map(|r| r.to_string()),
+            });
+        }
+    });
+    Listener::new(rx, Some(AbortOnDrop(task)))
+}
+
 impl Backplane for Nats {
     fn append<'a>(&'a self, room: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>> {
         Box::pin(async move {
@@ -290,21 +310,53 @@ impl Backplane for Nats {
 
     fn listen<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Listener, Error>> {
         Box::pin(async move {
-            let mut subscriber = self
+            let subscriber = self
                 .client
                 .subscribe(subject.to_owned())
                 .await
                 .map_err(unreachable_or_refused)?;
-            let (tx, rx) = mpsc::channel(LISTEN_QUEUE);
-            let task = tokio::spawn(async move {
-                while let Some(message) = subscriber.next().await {
-                    if tx.is_closed() {
-                        return;
+            Ok(listener(subscriber))
+        })
+    }
+
+    fn listen_in_group<'a>(
+        &'a self,
+        subject: &'a str,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Listener, Error>> {
+        Box::pin(async move {
+            let subscriber = self
+                .client
+                .queue_subscribe(subject.to_owned(), group.to_owned())
+                .await
+                .map_err(unreachable_or_refused)?;
+            Ok(listener(subscriber))
+        })
+    }
+
+    fn request<'a>(
+        &'a self,
+        subject: &'a str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Bytes, Error>> {
+        Box::pin(async move {
+            if !self.is_connected() {
+                return Err(Error::Unreachable(format!("not connected to {}", self.url)));
+            }
+            let request = async_nats::Request::new()
+                .payload(payload)
+                .timeout(Some(timeout));
+            match self.client.send_request(subject.to_owned(), request).await {
+                Ok(answer) => Ok(answer.payload),
+                Err(e) => Err(match e.kind() {
+                    async_nats::RequestErrorKind::NoResponders => {
+                        Error::NoResponders(subject.to_owned())
                     }
-                    let _ = tx.try_send((message.subject.to_string(), message.payload));
-                }
-            });
-            Ok(Listener::new(rx, Some(AbortOnDrop(task))))
+                    async_nats::RequestErrorKind::TimedOut => Error::TimedOut(subject.to_owned()),
+                    _ => Error::Unreachable(e.to_string()),
+                }),
+            }
         })
     }
 

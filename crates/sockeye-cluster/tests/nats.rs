@@ -75,16 +75,61 @@ async fn subjects_reach_listeners_on_other_nodes() {
     a.send("sockeye.u", "no".into()).await.unwrap();
     a.send("sockeye.t.two.three", "2".into()).await.unwrap();
     for want in [("sockeye.t.one", "1"), ("sockeye.t.two.three", "2")] {
-        let (subject, payload) =
-            tokio::time::timeout(Duration::from_secs(5), listener.messages.recv())
-                .await
-                .unwrap()
-                .unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(5), listener.messages.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            (subject.as_str(), &payload[..]),
+            (m.subject.as_str(), &m.payload[..]),
             (want.0, want.1.as_bytes())
         );
     }
+}
+
+#[tokio::test]
+async fn a_request_reaches_one_node_of_a_group_and_no_responders_is_told_at_once() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let a = Nats::connect(&server.url(), "a", 10).await.unwrap();
+    let b = Nats::connect(&server.url(), "b", 10).await.unwrap();
+    let c = Nats::connect(&server.url(), "c", 10).await.unwrap();
+    for node in [&a, &b, &c] {
+        connected(node).await;
+    }
+    let started = std::time::Instant::now();
+    let err = a
+        .request("sockeye.rpc.p", "q".into(), Duration::from_secs(5))
+        .await;
+    assert!(
+        matches!(err, Err(sockeye_cluster::Error::NoResponders(_))),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "at once, not after the timeout"
+    );
+    let mut on_b = b.listen_in_group("sockeye.rpc.p", "g").await.unwrap();
+    let mut on_c = c.listen_in_group("sockeye.rpc.p", "g").await.unwrap();
+    b.send("sockeye.flush", "x".into()).await.unwrap();
+    c.send("sockeye.flush", "x".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asking = tokio::spawn(async move {
+        a.request("sockeye.rpc.p", "q".into(), Duration::from_secs(5))
+            .await
+    });
+    let (q, by) = tokio::select! {
+        q = on_b.messages.recv() => (q.unwrap(), &b),
+        q = on_c.messages.recv() => (q.unwrap(), &c),
+    };
+    by.send(q.reply.as_deref().unwrap(), "answer".into())
+        .await
+        .unwrap();
+    assert_eq!(asking.await.unwrap().unwrap(), "answer");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let copies = usize::from(on_b.messages.try_recv().is_ok())
+        + usize::from(on_c.messages.try_recv().is_ok());
+    assert_eq!(copies, 0, "one node of the group took it");
 }
 
 #[tokio::test]

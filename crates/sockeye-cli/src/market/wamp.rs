@@ -408,7 +408,12 @@ mod tests {
             Action::Broadcast(to, msg) => to.into_iter().map(|to| (to, msg.clone())).collect(),
             Action::Close(to) => panic!("the router closed {to:?}"),
             // A router of one node: nothing for other nodes.
-            Action::Forward(_) | Action::Interest { .. } => Vec::new(),
+            Action::Forward(_)
+            | Action::Interest { .. }
+            | Action::RemoteCall(_)
+            | Action::RemoteAnswer(_)
+            | Action::RemoteCancel(_)
+            | Action::Registered { .. } => Vec::new(),
         }
     }
 
