@@ -54,8 +54,6 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::anyhow_like;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     Echo,
@@ -138,7 +136,7 @@ pub struct BenchArgs {
 }
 
 /// Runs the benchmark on a runtime of its own, on a thread of its own.
-pub async fn run(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
+pub async fn run(args: BenchArgs) -> crate::Result<ExitCode> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("sockeye-bench".into())
@@ -162,7 +160,7 @@ pub async fn run(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
     rx.await.map_err(|_| "the benchmark thread panicked")?
 }
 
-async fn bench(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
+async fn bench(args: BenchArgs) -> crate::Result<ExitCode> {
     if args.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
@@ -235,7 +233,7 @@ struct Open {
 }
 
 impl Target {
-    async fn resolve(url: &str, ca: Option<&std::path::Path>) -> anyhow_like::Result<Target> {
+    async fn resolve(url: &str, ca: Option<&std::path::Path>) -> crate::Result<Target> {
         // The same checks as the library's client: ws or wss, a host, no fragment.
         let request = sockeye::ClientRequest::new(url).map_err(|e| format!("{url:?}: {e}"))?;
         let url = request.url();
