@@ -28,7 +28,8 @@ What it measures, per contender and round (a fresh server process each time, pin
    against the raw message bytes: ratio = server payload bytes / raw bytes. Echoes are checked
    byte for byte. The negotiated `Sec-WebSocket-Extensions` response header is reported, and
    the server's CPU time per message goes to the raw results only (utime+stime from
-   /proc/PID/stat in 10 ms ticks, with a Python client: indicative at best).
+   /proc/PID/stat, in clock ticks of 1/SC_CLK_TCK s, usually 10 ms; with a Python client:
+   indicative at best).
 
 3. Bytes on the wire with many connections at once (skip with `--no-wire-many`). K connections
    (`--wire-connections`, default 100, also with --quick), each with Chromium's offer, each sent
@@ -43,8 +44,9 @@ What it measures, per contender and round (a fresh server process each time, pin
    cache of 64; with more than 64 connections active, a message may find its connection's
    compressor taken and prime a fresh one from the retained window, so it can compress worse
    than on one connection. The report also gives the server's CPU time over the cell per
-   message echoed (utime+stime from /proc/PID/stat, 10 ms ticks; coarse: it counts everything
-   the server does, paced by a Python client). Runs on the same server process, after 2.
+   message echoed (utime+stime from /proc/PID/stat in ticks of 1/SC_CLK_TCK s; coarse: it
+   counts everything the server does, paced by a Python client). Runs on the same server
+   process, after 2.
 
 The client is python-websockets' sans-I/O `ClientProtocol` with
 `ClientPerMessageDeflateFactory(client_max_window_bits=True)` (whose offer is checked to be

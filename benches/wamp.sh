@@ -150,9 +150,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# CPU seconds (utime + stime) of one process, from /proc/PID/stat.
+# CPU seconds (utime + stime) of one process, from /proc/PID/stat, whose times are in clock
+# ticks of 1/CLK_TCK s (USER_HZ: 100 on most kernels, but not all).
+CLK_TCK=$(getconf CLK_TCK)
 cpu_seconds() {
-    awk '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / 100 }' "/proc/$1/stat" 2>/dev/null || echo null
+    awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo null
 }
 
 # A free TCP port on loopback (Crossbar takes its port from the config file).

@@ -632,14 +632,12 @@ async fn join_all(
 
 // ---- measurement ----
 
-/// utime + stime of a process in seconds, from clock ticks (USER_HZ, `sysconf(_SC_CLK_TCK)`).
+/// utime + stime of a process in seconds, from /proc/PID/stat ("self" for this one) in clock
+/// ticks (USER_HZ, `sysconf(_SC_CLK_TCK)`).
 fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / rustix::param::clock_ticks_per_second() as f64)
+    let process = procfs::process::Process::new_with_root(format!("/proc/{pid}").into()).ok()?;
+    let stat = process.stat().ok()?;
+    Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 fn cpu_of(pids: &[String]) -> Option<f64> {

@@ -54,8 +54,6 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::anyhow_like;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     Echo,
@@ -138,7 +136,7 @@ pub struct BenchArgs {
 }
 
 /// Runs the benchmark on a runtime of its own, on a thread of its own.
-pub async fn run(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
+pub async fn run(args: BenchArgs) -> crate::Result<ExitCode> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("sockeye-bench".into())
@@ -162,7 +160,7 @@ pub async fn run(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
     rx.await.map_err(|_| "the benchmark thread panicked")?
 }
 
-async fn bench(args: BenchArgs) -> anyhow_like::Result<ExitCode> {
+async fn bench(args: BenchArgs) -> crate::Result<ExitCode> {
     if args.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
@@ -235,7 +233,7 @@ struct Open {
 }
 
 impl Target {
-    async fn resolve(url: &str, ca: Option<&std::path::Path>) -> anyhow_like::Result<Target> {
+    async fn resolve(url: &str, ca: Option<&std::path::Path>) -> crate::Result<Target> {
         // The same checks as the library's client: ws or wss, a host, no fragment.
         let request = sockeye::ClientRequest::new(url).map_err(|e| format!("{url:?}: {e}"))?;
         let url = request.url();
@@ -1522,17 +1520,12 @@ fn record(hist: &mut Histogram<u64>, took: Duration) {
     hist.saturating_record((took.as_nanos() as u64).max(1));
 }
 
-/// utime + stime of a process (all its threads) in seconds, from /proc/PID/stat. The kernel
-/// reports them in clock ticks (USER_HZ, `sysconf(_SC_CLK_TCK)`).
+/// utime + stime of a process (all its threads) in seconds, from /proc/PID/stat ("self" for
+/// this one). The kernel reports them in clock ticks (USER_HZ, `sysconf(_SC_CLK_TCK)`).
 fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; fields after it are plain.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state): utime is field 14, stime field 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / rustix::param::clock_ticks_per_second() as f64)
+    let process = procfs::process::Process::new_with_root(format!("/proc/{pid}").into()).ok()?;
+    let stat = process.stat().ok()?;
+    Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 fn rss_kb(pid: &str) -> Option<u64> {
@@ -1854,6 +1847,7 @@ mod tests {
     #[test]
     fn cpu_and_memory_of_this_process_are_readable() {
         assert!(cpu_seconds("self").is_some());
+        assert!(cpu_seconds(&std::process::id().to_string()).is_some());
         assert!(rss_kb("self").unwrap() > 0);
     }
 

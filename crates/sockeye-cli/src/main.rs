@@ -16,11 +16,6 @@ use clap::{Parser, Subcommand};
 /// A boxed error that carries a message, for `main`.
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// The name `bench` knows it by.
-pub mod anyhow_like {
-    pub use crate::Result;
-}
-
 #[derive(Parser)]
 #[command(
     name = "sockeye",

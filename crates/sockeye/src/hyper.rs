@@ -596,15 +596,12 @@ where
         config.alpn_protocols = vec![b"h2".to_vec(), crate::tls::ALPN_HTTP_1_1.to_vec()];
         Arc::new(config)
     });
-    let mut errors = crate::server::AcceptErrors::default();
-    loop {
-        let (tcp, peer) = crate::server::accept_next(&listener, &mut errors).await;
-        let _ = tcp.set_nodelay(true);
+    let never = crate::server::accept_loop(listener, move |tcp, peer| {
         // What only the handshakes need travels boxed: a value an async block captures keeps its
         // room in the task for the task's whole life, here the WebSocket's.
         let setup = Box::new((tcp, tls_config.clone(), config.clone()));
         let handler = handler.clone();
-        let connection = async move {
+        async move {
             let (tcp, tls_config, config) = *setup;
             match Box::pin(handshakes(tcp, tls_config, config)).await {
                 Ok(Handshaken::Http1(upgrade)) => handler(upgrade, peer).await,
@@ -618,9 +615,10 @@ where
                 }
                 Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }
-        };
-        tokio::spawn(connection);
-    }
+        }
+    })
+    .await;
+    match never {}
 }
 
 /// A connection after its handshakes: one HTTP/1.1 request, or an HTTP/2 connection to serve.

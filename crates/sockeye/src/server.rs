@@ -4,6 +4,8 @@
 //! accept loop on a `TcpListener`, needs the `server` feature.
 
 #[cfg(feature = "server")]
+use std::convert::Infallible;
+#[cfg(feature = "server")]
 use std::future::Future;
 #[cfg(feature = "server")]
 use std::net::SocketAddr;
@@ -167,7 +169,7 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
 /// [`ACCEPT_RETRY`] and logged at most once per [`ACCEPT_LOG_EVERY`], with how many there were.
 #[cfg(feature = "server")]
 #[derive(Debug, Default)]
-pub(crate) struct AcceptErrors {
+struct AcceptErrors {
     unlogged: u64,
     last_logged: Option<std::time::Instant>,
 }
@@ -195,10 +197,7 @@ impl AcceptErrors {
 
 /// The next connection on `listener`, retrying accept errors (see [`AcceptErrors`]).
 #[cfg(feature = "server")]
-pub(crate) async fn accept_next(
-    listener: &TcpListener,
-    errors: &mut AcceptErrors,
-) -> (TcpStream, SocketAddr) {
+async fn accept_next(listener: &TcpListener, errors: &mut AcceptErrors) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(conn) => return conn,
@@ -437,18 +436,37 @@ where
     F: Fn(Upgrade<TcpStream>, SocketAddr) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut errors = AcceptErrors::default();
-    loop {
-        let (stream, peer) = accept_next(&listener, &mut errors).await;
-        let _ = stream.set_nodelay(true);
+    let never = accept_loop(listener, move |stream, peer| {
         let handler = handler.clone();
         let config = config.clone();
-        tokio::spawn(async move {
+        async move {
             match read_request(stream, config).await {
                 Ok(upgrade) => handler(upgrade, peer).await,
                 Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }
-        });
+        }
+    })
+    .await;
+    match never {}
+}
+
+/// The accept loop of [`serve`], [`serve_tls`](crate::serve_tls) and
+/// [`hyper::serve`](crate::hyper::serve): takes connections forever (see [`accept_next`]), turns
+/// Nagle's algorithm off on each, and runs `connection` on it in a task of its own, so that a
+/// connection that fails or stalls (in TLS, in its request head, in its handler) holds up
+/// nothing but itself. The future of `connection` is the task's whole state: what it captures
+/// stays for the connection's life.
+#[cfg(feature = "server")]
+pub(crate) async fn accept_loop<C, Fut>(listener: TcpListener, connection: C) -> Infallible
+where
+    C: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut errors = AcceptErrors::default();
+    loop {
+        let (stream, peer) = accept_next(&listener, &mut errors).await;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, peer));
     }
 }
 

@@ -491,14 +491,11 @@ where
     F: Fn(crate::Upgrade<MaybeTlsStream>, std::net::SocketAddr) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut errors = crate::server::AcceptErrors::default();
-    loop {
-        let (stream, peer) = crate::server::accept_next(&listener, &mut errors).await;
-        let _ = stream.set_nodelay(true);
+    let never = crate::server::accept_loop(listener, move |stream, peer| {
         let handler = handler.clone();
         let config = config.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        async move {
             let stream = match accept_tls(stream, tls, config.handshake_timeout).await {
                 Ok(stream) => stream,
                 Err(e) => {
@@ -510,6 +507,8 @@ where
                 Ok(upgrade) => handler(upgrade, peer).await,
                 Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }
-        });
-    }
+        }
+    })
+    .await;
+    match never {}
 }
