@@ -44,6 +44,9 @@ pub enum Delivery {
 pub struct Hub {
     backplane: Arc<dyn Backplane>,
     node: String,
+    /// When this node started (Unix seconds, hex), in every member id: a node restarted under
+    /// the same name never hands out an id its previous run gave.
+    boot: String,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     presence: Mutex<Presence>,
     members: AtomicU64,
@@ -134,6 +137,12 @@ impl Hub {
         let hub = Arc::new(Hub {
             backplane,
             node,
+            boot: format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            ),
             rooms: Mutex::new(HashMap::new()),
             presence: Mutex::new(Presence::new()),
             members: AtomicU64::new(0),
@@ -158,7 +167,12 @@ impl Hub {
         let mut linked = room.linked.subscribe();
         let _ = tokio::time::timeout(LINK_WAIT, linked.wait_for(|l| *l)).await;
         let member = Member {
-            id: format!("{}-{}", self.node, self.members.fetch_add(1, Relaxed) + 1),
+            id: format!(
+                "{}-{}-{}",
+                self.node,
+                self.boot,
+                self.members.fetch_add(1, Relaxed) + 1
+            ),
             name,
         };
         let (deliveries, epoch, offset) = {

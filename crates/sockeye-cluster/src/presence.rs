@@ -29,7 +29,7 @@ pub fn subject() -> String {
 /// A room member.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Member {
-    /// Unique in the cluster: the node's name, `-`, and a number the node counts up.
+    /// Unique in the cluster: the node's name, when it started, and a number it counts up.
     pub id: String,
     /// The name the client gave, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
