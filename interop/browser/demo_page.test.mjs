@@ -1,8 +1,9 @@
 // The demo page `sockeye serve` puts at /, driven by clicks in headless Chromium (playwright-core)
 // as a person would use it: connect to /echo, send text, close with a chosen code and reason; an
 // invalid close code shows the browser's own exception; a file sent as binary; the throttled
-// send; two tabs chatting. Screenshots at desktop (1280×900) and phone (390×844) widths go to
-// interop/out/demo-{console,chat}-{desktop,phone}.png, and neither width may scroll sideways.
+// send; two tabs chatting in the lobby (chat_rooms.test.mjs has the other rooms). Screenshots at
+// desktop (1280×900) and phone (390×844) widths go to interop/out/demo-{console,chat}-{desktop,phone}.png,
+// and neither width may scroll sideways.
 //
 //   node --test interop/browser/*.test.mjs
 //
@@ -206,7 +207,7 @@ test('the throttled send moves 2 MiB, sending only when bufferedAmount is 0, and
   await logLine(page, 'wasClean=true');
 });
 
-test('two tabs join the chat with names and see each other\'s messages', { skip, timeout: 30000 }, async (t) => {
+test('two tabs join the chat (the lobby) with names and see each other\'s messages', { skip, timeout: 30000 }, async (t) => {
   const alice = await openPage(t);
   const bob = await openPage(t);
   for (const [page, name] of [
@@ -216,11 +217,13 @@ test('two tabs join the chat with names and see each other\'s messages', { skip,
     await page.click('#tab-chat');
     assert.equal(await page.isVisible('#view-console'), false);
     assert.equal(await page.textContent('#chat-state'), '(offline)');
+    // An empty room field is the lobby.
     await page.fill('#chat-name', name);
     await page.click('#chat-join');
-    await page.locator('#chat-state', { hasText: `(as ${name})` }).waitFor();
+    await page.locator('#chat-state', { hasText: `(as ${name} in lobby)` }).waitFor();
   }
-  await alice.locator('#chat-log div', { hasText: 'Bob: joined the room' }).waitFor();
+  await alice.locator('#chat-log div', { hasText: 'Bob joined · 2 here' }).waitFor();
+  assert.equal(await alice.textContent('#chat-count'), '2');
   await alice.fill('#chat-text', 'hi Bob 🐟');
   await alice.click('#chat-send');
   await bob.locator('#chat-log div', { hasText: 'Alice: hi Bob 🐟' }).waitFor();
@@ -230,31 +233,36 @@ test('two tabs join the chat with names and see each other\'s messages', { skip,
   await alice.locator('#chat-log div', { hasText: 'Bob: <b>hello</b> Alice' }).waitFor();
   // Names are bold, and markup in messages stays text.
   assert.equal(await alice.locator('#chat-log b').count(), 0);
-  assert.equal(await alice.locator('#chat-log .name', { hasText: 'Bob:' }).count(), 2);
+  assert.equal(await alice.locator('#chat-log .name', { hasText: 'Bob:' }).count(), 1);
   const aliceSees = await alice.locator('#chat-log div').allTextContents();
   const bobSees = await bob.locator('#chat-log div').allTextContents();
   assert.deepEqual(aliceSees, [
-    'Alice: joined the room',
-    'Bob: joined the room',
+    'you joined lobby as Alice',
+    'Bob joined · 2 here',
     'Alice: hi Bob 🐟',
     'Bob: <b>hello</b> Alice',
   ]);
-  assert.deepEqual(bobSees, aliceSees.slice(1));
+  assert.deepEqual(bobSees, ['you joined lobby as Bob', ...aliceSees.slice(2)]);
   // Joining again under another name replaces Alice's socket rather than adding a second one,
-  // so she sees each message once.
+  // and picks up where she was (since/epoch), so she sees each message once.
   await alice.fill('#chat-name', 'Alicia');
   await alice.click('#chat-join');
-  await alice.locator('#chat-state', { hasText: '(as Alicia)' }).waitFor();
-  await bob.locator('#chat-log div', { hasText: 'Alicia: joined the room' }).waitFor();
+  await alice.locator('#chat-state', { hasText: '(as Alicia in lobby)' }).waitFor();
+  await bob.locator('#chat-log div', { hasText: 'Alicia joined' }).waitFor();
+  await bob.locator('#chat-log div', { hasText: 'Alice left' }).waitFor();
+  assert.equal(await alice.textContent('#chat-recovery'), 'recovered 0');
   await alice.fill('#chat-text', 'once');
   await alice.click('#chat-send');
   await bob.locator('#chat-log div', { hasText: 'Alicia: once' }).waitFor();
   await alice.locator('#chat-log div', { hasText: 'Alicia: once' }).waitFor();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.deepEqual((await alice.locator('#chat-log div').allTextContents()).slice(4), [
-    'Alicia: joined the room',
-    'Alicia: once',
-  ]);
+  const messages = (page) => page.locator('#chat-log div:has(.name)').allTextContents();
+  assert.deepEqual(await messages(alice), ['Alice: hi Bob 🐟', 'Bob: <b>hello</b> Alice', 'Alicia: once']);
+  assert.deepEqual(await messages(bob), await messages(alice));
+  assert.ok(
+    (await alice.locator('#chat-log div').allTextContents()).includes('back in lobby as Alicia: recovered 0 missed messages'),
+  );
+  assert.equal(await bob.textContent('#chat-count'), '2');
 });
 
 test('screenshots at desktop (1280×900) and phone (390×844) widths, with no sideways scrolling', { skip, timeout: 60000 }, async (t) => {
@@ -288,11 +296,12 @@ test('screenshots at desktop (1280×900) and phone (390×844) widths, with no si
     [other, 'Bob'],
   ]) {
     await p.click('#tab-chat');
+    await p.fill('#chat-room', 'upstream');
     await p.fill('#chat-name', who);
     await p.click('#chat-join');
-    await p.locator('#chat-state', { hasText: `(as ${who})` }).waitFor();
+    await p.locator('#chat-state', { hasText: `(as ${who} in upstream)` }).waitFor();
   }
-  await page.locator('#chat-log div', { hasText: 'Bob: joined' }).waitFor();
+  await page.locator('#chat-log div', { hasText: 'Bob joined' }).waitFor();
   await other.fill('#chat-text', 'Anyone up for a swim upstream?');
   await other.click('#chat-send');
   await page.locator('#chat-log div', { hasText: 'swim upstream' }).waitFor();
