@@ -11,7 +11,7 @@
 //! - liveness: each node says it is alive every [`ALIVE_EVERY`]; a node silent for
 //!   [`ALIVE_SILENCE`] is gone, and the calls it served fail with `wamp.error.canceled`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sockeye_cluster::Backplane;
@@ -53,32 +53,44 @@ impl Subjects {
     }
 }
 
-/// Publications remembered to drop the copies of one event: the node listens on one subject
-/// per kind of subscription, so an event that several of its subscriptions match arrives once
-/// per subject.
-const RECENT: usize = 16_384;
-
-/// The last [`RECENT`] events delivered, by origin and publication id.
+/// Which events to deliver. Each node numbers the events it sends. An event travels on one
+/// subject, but a node listening on several subjects that match it (an exact and a prefix
+/// subscription, say) gets a copy per subject, through as many listeners whose order among
+/// themselves is not kept. Delivering only an event numbered above the last one delivered from
+/// its node gives each event once and each node's events in the order it sent them; a copy
+/// that arrives after a later event is dropped (events are at most once).
 #[derive(Default)]
-struct Recent {
-    seen: HashSet<(u64, u64)>,
-    order: VecDeque<(u64, u64)>,
+struct InOrder {
+    last: HashMap<u64, u64>,
 }
 
-impl Recent {
-    /// Whether `key` is new (and remembers it).
-    fn first(&mut self, key: (u64, u64)) -> bool {
-        if !self.seen.insert(key) {
-            return false;
+impl InOrder {
+    /// Whether event `number` of the node `origin` is to be delivered (and remembers it).
+    fn admit(&mut self, origin: u64, number: u64) -> bool {
+        let last = self.last.entry(origin).or_insert(0);
+        if number > *last {
+            *last = number;
+            true
+        } else {
+            false
         }
-        self.order.push_back(key);
-        if self.order.len() > RECENT {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
     }
+}
+
+/// An event as it travels: its number from its node (8 bytes, big-endian), then the event.
+fn numbered(number: u64, event: &ClusterEvent) -> bytes::Bytes {
+    let mut bytes = number.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&event.encode());
+    bytes.into()
+}
+
+/// The number and the event of [`numbered`]'s bytes.
+fn unnumbered(bytes: &[u8]) -> Result<(u64, ClusterEvent), String> {
+    let (number, event) = bytes
+        .split_first_chunk::<8>()
+        .ok_or("shorter than an event number")?;
+    let event = ClusterEvent::decode(event).map_err(|e| e.to_string())?;
+    Ok((u64::from_be_bytes(*number), event))
 }
 
 /// Carries `wamp`'s cluster traffic over `backplane` for as long as the node runs.
@@ -88,10 +100,10 @@ pub async fn run(wamp: WampRouter, backplane: Arc<dyn Backplane>, prefix: String
     let (arrived, mut arrivals) = tokio::sync::mpsc::channel::<bytes::Bytes>(EVENT_QUEUE);
     let delivering = wamp.clone();
     tokio::spawn(async move {
-        let mut recent = Recent::default();
+        let mut in_order = InOrder::default();
         while let Some(payload) = arrivals.recv().await {
-            match ClusterEvent::decode(&payload) {
-                Ok(event) if recent.first((event.origin, event.publication)) => {
+            match unnumbered(&payload) {
+                Ok((number, event)) if in_order.admit(event.origin, number) => {
                     delivering.deliver_remote(event)
                 }
                 Ok(_) => {}
@@ -118,11 +130,16 @@ pub async fn run(wamp: WampRouter, backplane: Arc<dyn Backplane>, prefix: String
     // One listener per subject the router needs, dropped (unsubscribed) when it needs it no more.
     let mut listening: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut registered: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut events_sent = 0u64;
     while let Some(out) = link.recv().await {
         match out {
             ClusterOut::Event(event) => {
                 let subject = topic_subject(&prefix, &event.realm, &event.topic);
-                if let Err(e) = backplane.send(&subject, event.encode().into()).await {
+                events_sent += 1;
+                if let Err(e) = backplane
+                    .send(&subject, numbered(events_sent, &event))
+                    .await
+                {
                     tracing::debug!(subject, "cluster: a WAMP event was not sent: {e}");
                 }
             }
@@ -323,18 +340,35 @@ async fn keep_alive(wamp: WampRouter, backplane: Arc<dyn Backplane>, subjects: A
 
 #[cfg(test)]
 mod tests {
-    use super::{Recent, RECENT};
+    use super::{numbered, unnumbered, InOrder};
 
     #[test]
-    fn an_event_is_delivered_once_however_many_subjects_bring_it() {
-        let mut recent = Recent::default();
-        assert!(recent.first((1, 10)));
-        assert!(!recent.first((1, 10)));
-        assert!(recent.first((2, 10)), "another node's publication");
-        for i in 0..RECENT as u64 {
-            recent.first((3, i));
-        }
-        assert!(recent.first((1, 10)), "forgotten after RECENT others");
-        assert_eq!(recent.order.len(), RECENT);
+    fn each_node_s_events_are_delivered_once_and_in_the_order_it_sent_them() {
+        let mut in_order = InOrder::default();
+        assert!(in_order.admit(1, 1));
+        assert!(!in_order.admit(1, 1), "a second copy");
+        assert!(in_order.admit(2, 1), "another node counts on its own");
+        assert!(in_order.admit(1, 3));
+        assert!(!in_order.admit(1, 2), "a copy late after a later event");
+        assert!(in_order.admit(1, 4));
+    }
+
+    #[test]
+    fn an_event_travels_with_its_number() {
+        let event = sockeye_wamp::ClusterEvent {
+            origin: 7,
+            realm: "realm1".into(),
+            topic: "com.tick".into(),
+            publication: 99,
+            publisher: None,
+            passthru: Default::default(),
+            audience: Default::default(),
+            retain: false,
+            payload: sockeye_wamp::Payload::Args(vec![1.into()]),
+        };
+        let (number, back) = unnumbered(&numbered(42, &event)).unwrap();
+        assert_eq!((number, back), (42, event));
+        assert!(unnumbered(&[0; 7]).is_err(), "shorter than a number");
+        assert!(unnumbered(&[0; 9]).is_err(), "a number and no event");
     }
 }

@@ -250,7 +250,7 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
     use sockeye_wamp::client::Client;
     use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
 
-    let Some(nats) = NatsServer::start() else {
+    let Some(mut nats) = NatsServer::start() else {
         return;
     };
     let (_a, node_a) = node(&nats, "a").await;
@@ -352,6 +352,26 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
         tick(3000),
         "the excluded event was not delivered"
     );
+
+    // NATS restarts: both nodes reconnect, subscribe again, and events cross again.
+    nats.kill();
+    ready(&node_a, false).await;
+    nats.run();
+    ready(&node_a, true).await;
+    ready(&node_b, true).await;
+    let mut resumed = false;
+    for n in 4000..4100 {
+        publisher
+            .publish("com.market.tick", tick(n), dict! { "acknowledge" => true })
+            .await
+            .unwrap();
+        if let Ok(Some(e)) = timeout(Duration::from_millis(100), exact.next()).await {
+            assert!(matches!(&e.payload, Payload::Args(a) if a[0].as_i64() >= Some(4000)));
+            resumed = true;
+            break;
+        }
+    }
+    assert!(resumed, "no event crossed after NATS came back");
 }
 
 #[tokio::test]
