@@ -17,7 +17,7 @@ use std::sync::Arc;
 use sockeye_cluster::Backplane;
 use std::time::{Duration, Instant};
 
-use sockeye_wamp::proto::cluster::rpc::{RemoteCall, RpcMessage};
+use sockeye_wamp::proto::cluster::rpc::{Answer, RemoteAnswer, RemoteCall, RpcMessage};
 use sockeye_wamp::proto::cluster::{procedure_subject, topic_subject};
 use sockeye_wamp::proto::error_uri;
 use sockeye_wamp::ClusterEvent;
@@ -236,7 +236,17 @@ async fn place_call(
         .request(&subject, call.encode().into(), TAKE_TIMEOUT)
         .await;
     match taken {
-        Ok(_) => {}
+        // The callee's node names itself: from now on the call is its, and if it goes silent
+        // the call fails (`node_gone`), even before its own "accepted" comes.
+        Ok(node) => {
+            if let Ok(node) = <[u8; 8]>::try_from(&node[..]) {
+                wamp.remote_answer(RemoteAnswer {
+                    key,
+                    node: u64::from_be_bytes(node),
+                    answer: Answer::Accepted,
+                });
+            }
+        }
         Err(sockeye_cluster::Error::NoResponders(_)) => {
             wamp.remote_call_failed(key, error_uri::NO_SUCH_PROCEDURE)
         }
@@ -265,7 +275,8 @@ async fn take_calls(wamp: WampRouter, backplane: Arc<dyn Backplane>, subject: St
             }
         };
         if let Some(reply) = &request.reply {
-            let _ = backplane.send(reply, bytes::Bytes::new()).await;
+            let own = wamp.origin().to_be_bytes().to_vec();
+            let _ = backplane.send(reply, own.into()).await;
         }
         wamp.invoke_remote(call);
     }
