@@ -4,38 +4,16 @@
 
 use std::time::Duration;
 
-use sockeye::Config;
 use sockeye_wamp::client::Client;
 use sockeye_wamp::proto::cluster::procedure_subject;
 use sockeye_wamp::{
     dict, ClusterConfig, ClusterEvent, ClusterOut, Dict, Payload, RemoteAnswer, RemoteCall,
     RemoteCancel, RouterConfig, Serializer, TransportConfig, Value, WampRouter,
 };
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::time::timeout;
 
-async fn serve(router: WampRouter) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
-    tokio::spawn(sockeye::serve(
-        listener,
-        Config::default(),
-        move |upgrade, _| {
-            let r = router.clone();
-            async move {
-                let _ = r.serve(upgrade).await;
-            }
-        },
-    ));
-    url
-}
-
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    timeout(Duration::from_secs(10), f)
-        .await
-        .expect("timed out")
-}
+mod support;
+use support::{serve, within};
 
 fn node(id: u16) -> WampRouter {
     let mut config = RouterConfig::default();

@@ -10,7 +10,9 @@ use sockeye_wamp::{
     dict, Dict, Payload, RouterConfig, Serializer, SlowPolicy, TransportConfig, Value, WampRouter,
 };
 use tokio::net::TcpListener;
-use tokio::time::timeout;
+
+mod support;
+use support::{serve, serve_with, within};
 
 async fn start(transport: TransportConfig) -> (String, WampRouter) {
     start_with(transport, Config::default()).await
@@ -19,29 +21,6 @@ async fn start(transport: TransportConfig) -> (String, WampRouter) {
 async fn start_with(transport: TransportConfig, config: Config) -> (String, WampRouter) {
     let router = WampRouter::new(RouterConfig::default(), transport);
     (serve_with(router.clone(), config).await, router)
-}
-
-async fn serve(router: WampRouter) -> String {
-    serve_with(router, Config::default()).await
-}
-
-async fn serve_with(router: WampRouter, config: Config) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
-    let r = router;
-    tokio::spawn(sockeye::serve(listener, config, move |upgrade, _| {
-        let r = r.clone();
-        async move {
-            let _ = r.serve(upgrade).await;
-        }
-    }));
-    url
-}
-
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    timeout(Duration::from_secs(10), f)
-        .await
-        .expect("timed out")
 }
 
 /// A session on realm1.
