@@ -29,6 +29,16 @@ async fn node(nats: &NatsServer, name: &str) -> (Child, String) {
     (child, addr)
 }
 
+/// A WAMP session on realm1 at the node at `addr`.
+async fn wamp_session(
+    addr: &str,
+    serializer: sockeye_wamp::Serializer,
+) -> sockeye_wamp::client::Client {
+    sockeye_wamp::client::Client::connect(&format!("ws://{addr}/wamp"), "realm1", serializer)
+        .await
+        .unwrap()
+}
+
 /// Waits until `/healthz` says ready (`true`) or not.
 async fn ready(addr: &str, want: bool) -> String {
     let status = if want { "200 OK" } else { "503" };
@@ -247,7 +257,6 @@ async fn a_dead_node_s_members_leave_and_a_node_cut_off_from_nats_serves_its_own
 #[tokio::test]
 async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subscribers_on_another()
 {
-    use sockeye_wamp::client::Client;
     use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
 
     let Some(nats) = NatsServer::start() else {
@@ -255,13 +264,8 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
     };
     let (_a, node_a) = node(&nats, "a").await;
     let (_b, node_b) = node(&nats, "b").await;
-    let url = |addr: &str| format!("ws://{addr}/wamp");
-    let subscriber = Client::connect(&url(&node_b), "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
-    let publisher = Client::connect(&url(&node_a), "realm1", Serializer::Json)
-        .await
-        .unwrap();
+    let subscriber = wamp_session(&node_b, Serializer::MsgPack).await;
+    let publisher = wamp_session(&node_a, Serializer::Json).await;
     assert_ne!(subscriber.session_id(), publisher.session_id());
     let mut exact = subscriber
         .subscribe("com.market.tick", Dict::new())
@@ -357,7 +361,6 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
 #[tokio::test]
 async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_results_and_fails_cleanly(
 ) {
-    use sockeye_wamp::client::Client;
     use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
 
     let Some(nats) = NatsServer::start() else {
@@ -365,13 +368,8 @@ async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_re
     };
     let (_a, node_a) = node(&nats, "a").await;
     let (mut b, node_b) = node(&nats, "b").await;
-    let url = |addr: &str| format!("ws://{addr}/wamp");
-    let callee = Client::connect(&url(&node_b), "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
-    let caller = Client::connect(&url(&node_a), "realm1", Serializer::Json)
-        .await
-        .unwrap();
+    let callee = wamp_session(&node_b, Serializer::MsgPack).await;
+    let caller = wamp_session(&node_a, Serializer::Json).await;
 
     // Registered nowhere: told at once (NATS has no responder), not after a timeout.
     let started = std::time::Instant::now();
@@ -456,9 +454,7 @@ async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_re
     serving.abort();
 
     // A callee that never answers, on a node that dies: the caller gets an ERROR, no hang.
-    let silent = Client::connect(&url(&node_b), "realm1", Serializer::Json)
-        .await
-        .unwrap();
+    let silent = wamp_session(&node_b, Serializer::Json).await;
     let _hold = silent
         .register("com.calc.silent", Dict::new())
         .await
