@@ -13,7 +13,7 @@ use sockeye_wamp::{
 use tokio::sync::mpsc;
 
 mod support;
-use support::{serve, within};
+use support::{assert_counts_down, serve, within};
 
 fn node(id: u16) -> WampRouter {
     let mut config = RouterConfig::default();
@@ -210,27 +210,14 @@ async fn a_call_on_one_node_gets_progressive_results_from_a_callee_on_the_other(
         }
     });
 
-    let mut call = caller
+    let call = caller
         .start_call(
             "com.x.countdown",
             Payload::Args(vec![3.into()]),
             dict! {"receive_progress" => true, "disclose_me" => true},
         )
         .unwrap();
-    let mut seen = Vec::new();
-    while let Some(r) = within(call.next()).await {
-        let r = r.unwrap();
-        seen.push((r.is_progress(), r.payload.args()[0].clone()));
-    }
-    assert_eq!(
-        seen,
-        vec![
-            (true, 3.into()),
-            (true, 2.into()),
-            (true, 1.into()),
-            (false, "liftoff".into())
-        ]
-    );
+    assert_counts_down(call).await;
 
     // Registered nowhere: no_such_procedure, at once.
     let err = within(caller.call("com.x.nowhere", Payload::Empty, Dict::new()))

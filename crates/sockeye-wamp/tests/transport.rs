@@ -12,7 +12,7 @@ use sockeye_wamp::{
 use tokio::net::TcpListener;
 
 mod support;
-use support::{serve, serve_with, within};
+use support::{assert_counts_down, serve, serve_with, within};
 
 async fn start(transport: TransportConfig) -> (String, WampRouter) {
     start_with(transport, Config::default()).await
@@ -215,27 +215,14 @@ async fn progressive_results_errors_and_cancel_end_to_end() {
             .unwrap();
     });
 
-    let mut call = caller
+    let call = caller
         .start_call(
             "com.example.countdown",
             args(vec![3.into()]),
             dict! {"receive_progress" => true},
         )
         .unwrap();
-    let mut seen = Vec::new();
-    while let Some(r) = within(call.next()).await {
-        let r = r.unwrap();
-        seen.push((r.is_progress(), r.payload.args()[0].clone()));
-    }
-    assert_eq!(
-        seen,
-        vec![
-            (true, 3.into()),
-            (true, 2.into()),
-            (true, 1.into()),
-            (false, "liftoff".into())
-        ]
-    );
+    assert_counts_down(call).await;
 
     match within(caller.call("com.example.fail", Payload::Empty, Dict::new())).await {
         Err(ClientError::Wamp { error, payload, .. }) => {

@@ -1,9 +1,10 @@
-//! What the integration tests share: serving a router on a loopback WebSocket listener, and a
-//! timeout for anything awaited.
+//! What the integration tests share: serving a router on a loopback WebSocket listener, a
+//! timeout for anything awaited, and reading a countdown's progressive results.
 
 use std::time::Duration;
 
 use sockeye::Config;
+use sockeye_wamp::client::Call;
 use sockeye_wamp::WampRouter;
 use tokio::net::TcpListener;
 use tokio::time::timeout;
@@ -33,4 +34,24 @@ pub async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     timeout(Duration::from_secs(10), f)
         .await
         .expect("timed out")
+}
+
+/// Reads `call` to its end: a countdown from 3 gives progressive results 3, 2, 1 and then
+/// the final "liftoff".
+#[allow(dead_code)] // only the RPC tests count down
+pub async fn assert_counts_down(mut call: Call) {
+    let mut seen = Vec::new();
+    while let Some(r) = within(call.next()).await {
+        let r = r.unwrap();
+        seen.push((r.is_progress(), r.payload.args()[0].clone()));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (true, 3.into()),
+            (true, 2.into()),
+            (true, 1.into()),
+            (false, "liftoff".into())
+        ]
+    );
 }
