@@ -282,12 +282,10 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
     // Each subscription's subject is subscribed on NATS by node b; a publish acknowledged by
     // node a is sent. Publish until the first arrives, then count.
     let tick = |n: i64| Payload::Args(vec![Value::Int(n)]);
+    let publish = |n: i64, options| publisher.publish("com.market.tick", tick(n), options);
     let mut first = None;
     for n in 0..100 {
-        publisher
-            .publish("com.market.tick", tick(n), dict! { "acknowledge" => true })
-            .await
-            .unwrap();
+        publish(n, dict! { "acknowledge" => true }).await.unwrap();
         if let Ok(Some(e)) = timeout(Duration::from_millis(100), exact.next()).await {
             first = Some(e);
             break;
@@ -298,12 +296,7 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
         panic!("{first:?}")
     };
     let n0 = args[0].as_i64().unwrap();
-    publisher
-        .publish(
-            "com.market.tick",
-            tick(1000),
-            dict! { "acknowledge" => true, "disclose_me" => true },
-        )
+    publish(1000, dict! { "acknowledge" => true, "disclose_me" => true })
         .await
         .unwrap();
     let e = timeout(Duration::from_secs(5), exact.next())
@@ -331,20 +324,13 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
         assert_eq!(unique.len(), got.len(), "no event twice: {got:?}");
     }
     // Excluded by session id on the other node.
-    publisher
-        .publish(
-            "com.market.tick",
-            tick(2000),
-            dict! { "acknowledge" => true, "exclude" => vec![Value::from(subscriber.session_id())] },
-        )
-        .await
-        .unwrap();
-    publisher
-        .publish(
-            "com.market.tick",
-            tick(3000),
-            dict! { "acknowledge" => true },
-        )
+    publish(
+        2000,
+        dict! { "acknowledge" => true, "exclude" => vec![Value::from(subscriber.session_id())] },
+    )
+    .await
+    .unwrap();
+    publish(3000, dict! { "acknowledge" => true })
         .await
         .unwrap();
     let e = timeout(Duration::from_secs(5), exact.next())
