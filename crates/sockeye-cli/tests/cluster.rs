@@ -39,6 +39,16 @@ async fn wamp_session(
         .unwrap()
 }
 
+/// The next event of `subscription`, within 5 s.
+async fn next_event(
+    subscription: &mut sockeye_wamp::client::Subscription,
+) -> sockeye_wamp::client::Event {
+    timeout(Duration::from_secs(5), subscription.next())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// Waits until `/healthz` says ready (`true`) or not.
 async fn ready(addr: &str, want: bool) -> String {
     let status = if want { "200 OK" } else { "503" };
@@ -299,10 +309,7 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
     publish(1000, dict! { "acknowledge" => true, "disclose_me" => true })
         .await
         .unwrap();
-    let e = timeout(Duration::from_secs(5), exact.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let e = next_event(&mut exact).await;
     assert_eq!(e.payload, tick(1000));
     assert_eq!(
         e.details.get("publisher").and_then(|v| v.as_u64()),
@@ -333,10 +340,7 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
     publish(3000, dict! { "acknowledge" => true })
         .await
         .unwrap();
-    let e = timeout(Duration::from_secs(5), exact.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let e = next_event(&mut exact).await;
     assert_eq!(
         e.payload,
         tick(3000),
