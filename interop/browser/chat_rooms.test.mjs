@@ -21,57 +21,28 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { launchChromium, skipUnlessReady, startServer, stopServer } from './common.mjs';
+import { openDemoPage, servePlainInChromium, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
 const NATS = process.env.SOCKEYE_NATS_SERVER ?? '/usr/sbin/nats-server';
 const skip = skipUnlessReady();
 const skipCluster = skip || skipUnlessReady([[NATS, 'apt-get install nats-server']]);
 
-let server;
-let browser;
+let served;
 let context;
 let base;
 
 before(async () => {
   if (skip) return;
-  let addr;
-  ({ proc: server, addr } = await startServer());
-  base = `http://${addr}`;
-  browser = await launchChromium();
-  context = browser.context;
+  served = await servePlainInChromium();
+  ({ base, context } = served);
 });
 
 after(async () => {
-  await browser?.close();
-  await stopServer(server);
+  await served?.close();
 });
 
-/**
- * A fresh tab on the demo page at `origin`, closed after the test. Errors in the page fail the
- * test, except those `expected(text)` accepts. `sockets` collects the URL of every WebSocket
- * the page opens, and `sent` the text frames it sends on them.
- */
-async function openPage(t, origin = base, expected = () => false) {
-  const page = await context.newPage();
-  const problems = [];
-  const sockets = [];
-  const sent = [];
-  page.on('console', (msg) => {
-    console.log(`page: ${msg.text()}`);
-    if (msg.type() === 'error' && !expected(msg.text())) problems.push(msg.text());
-  });
-  page.on('pageerror', (e) => problems.push(`uncaught ${e.name}: ${e.message}`));
-  page.on('websocket', (ws) => {
-    sockets.push(ws.url());
-    ws.on('framesent', ({ payload }) => typeof payload === 'string' && sent.push(payload));
-  });
-  t.after(async () => {
-    await page.close();
-    assert.deepEqual(problems, [], 'errors in the page');
-  });
-  await page.goto(`${origin}/`);
-  return { page, sockets, sent };
-}
+/** A fresh tab on the demo page at `origin`: `openDemoPage` in common.mjs. */
+const openPage = (t, origin = base, expected) => openDemoPage(t, context, origin, { expected });
 
 /** Joins `room` as `name` from the Chat tab and waits for the welcome. */
 async function join(page, room, name) {

@@ -1,5 +1,7 @@
 // What the browser tests share: where the binary, Chromium and playwright-core live, the
-// skip-or-fail rule for missing pieces, Chromium's launch flags, and starting `sockeye serve`.
+// skip-or-fail rule for missing pieces, Chromium's launch flags, starting `sockeye serve`, and
+// opening the demo page in a tab that fails the test on page errors.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -97,6 +99,66 @@ export async function stopServer(proc) {
   }
 }
 
+/**
+ * `sockeye serve` on a plain listener (`startServer(extra)`) and Chromium
+ * (`launchChromium(launch)`): `base` is the server's http:// origin and `context` the browser's.
+ * `close()` ends both.
+ */
+export async function servePlainInChromium(extra = [], launch = {}) {
+  const { proc, addr } = await startServer(extra);
+  let browser;
+  try {
+    browser = await launchChromium(launch);
+  } catch (e) {
+    await stopServer(proc);
+    throw e;
+  }
+  return {
+    proc,
+    base: `http://${addr}`,
+    context: browser.context,
+    async close() {
+      await browser.close();
+      await stopServer(proc);
+    },
+  };
+}
+
+/** The browser's first tab (or a new one), its console copied to ours. */
+export async function firstPage(context) {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (msg) => console.log(`page: ${msg.text()}`));
+  return page;
+}
+
+/**
+ * A fresh tab in `context` on the demo page at `origin`, closed after the test `t`. Errors in
+ * the page fail the test, except those `expected(text)` accepts. `sockets` collects the URL of
+ * every WebSocket the page opens, and `sent` the text frames it sends on them, each passed
+ * through `decode`.
+ */
+export async function openDemoPage(t, context, origin, { expected = () => false, decode = (text) => text } = {}) {
+  const page = await context.newPage();
+  const problems = [];
+  const sockets = [];
+  const sent = [];
+  page.on('console', (msg) => {
+    console.log(`page: ${msg.text()}`);
+    if (msg.type() === 'error' && !expected(msg.text())) problems.push(msg.text());
+  });
+  page.on('pageerror', (e) => problems.push(`uncaught ${e.name}: ${e.message}`));
+  page.on('websocket', (ws) => {
+    sockets.push(ws.url());
+    ws.on('framesent', ({ payload }) => typeof payload === 'string' && sent.push(decode(payload)));
+  });
+  t.after(async () => {
+    await page.close();
+    assert.deepEqual(problems, [], 'errors in the page');
+  });
+  await page.goto(`${origin}/`);
+  return { page, sockets, sent };
+}
+
 // ---- certificates for the wss:// and HTTP/2 tests ----
 
 export const OPENSSL = process.env.SOCKEYE_OPENSSL ?? '/usr/bin/openssl';
@@ -138,8 +200,7 @@ export async function serveTlsInChromium(extra = []) {
     { plain: false },
   );
   const browser = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${spkiHash}`] });
-  const page = browser.context.pages()[0] ?? (await browser.context.newPage());
-  page.on('console', (msg) => console.log(`page: ${msg.text()}`));
+  const page = await firstPage(browser.context);
   const origin = `https://${addr}`;
   const response = await page.goto(`${origin}/`);
   return {

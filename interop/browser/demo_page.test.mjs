@@ -14,48 +14,31 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { launchChromium, repo, skipUnlessReady, startServer, stopServer } from './common.mjs';
+import { openDemoPage, repo, servePlainInChromium, skipUnlessReady } from './common.mjs';
 
 const skip = skipUnlessReady();
 const OUT = path.join(repo, 'interop/out');
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
-let server;
-let browser;
+let served;
 let context;
 let base;
 
 before(async () => {
   if (skip) return;
-  let addr;
-  ({ proc: server, addr } = await startServer());
-  base = `http://${addr}`;
-  browser = await launchChromium({ viewport: DESKTOP });
-  context = browser.context;
+  served = await servePlainInChromium([], { viewport: DESKTOP });
+  ({ base, context } = served);
   mkdirSync(OUT, { recursive: true });
 });
 
 after(async () => {
-  await browser?.close();
-  await stopServer(server);
+  await served?.close();
 });
 
 /** A fresh tab on the demo page, closed after the test; page errors fail the test. */
 async function openPage(t) {
-  const page = await context.newPage();
-  const problems = [];
-  page.on('console', (msg) => {
-    console.log(`page: ${msg.text()}`);
-    if (msg.type() === 'error') problems.push(msg.text());
-  });
-  page.on('pageerror', (e) => problems.push(`uncaught ${e.name}: ${e.message}`));
-  t.after(async () => {
-    await page.close();
-    assert.deepEqual(problems, [], 'errors in the page');
-  });
-  await page.goto(`${base}/`);
-  return page;
+  return (await openDemoPage(t, context, base)).page;
 }
 
 /** Waits for a line of the event log (#log) containing `text`, and returns it. */

@@ -13,32 +13,26 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { launchChromium, repo, skipUnlessReady, startServer, stopServer } from './common.mjs';
+import { firstPage, repo, servePlainInChromium, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
 const skip = skipUnlessReady();
 
-let server;
-let browser;
+let served;
 let context;
 let page;
 let base;
 
 before(async () => {
   if (skip) return;
-  let addr;
-  ({ proc: server, addr } = await startServer([]));
-  base = `http://${addr}`;
-  browser = await launchChromium();
-  context = browser.context;
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (msg) => console.log(`page: ${msg.text()}`));
+  served = await servePlainInChromium([]);
+  ({ base, context } = served);
+  page = await firstPage(context);
   // The demo page: same origin as the sockets, and a secure context (loopback) for crypto.subtle.
   await page.goto(`${base}/`);
 });
 
 after(async () => {
-  await browser?.close();
-  await stopServer(server);
+  await served?.close();
 });
 
 test('permessage-deflate is negotiated with Chromium', { skip }, async () => {

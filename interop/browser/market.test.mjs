@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { launchChromium, repo, skipUnlessReady, startServer, stopServer } from './common.mjs';
+import { openDemoPage, repo, servePlainInChromium, skipUnlessReady, startServer, stopServer } from './common.mjs';
 
 const skip = skipUnlessReady();
 const OUT = path.join(repo, 'interop/out');
@@ -24,52 +24,23 @@ const PHONE = { width: 390, height: 844 };
 const SYMBOLS = ['SOCK', 'EYE', 'RUST', 'CRAB', 'TOKIO'];
 const PRICE = /^\d+\.\d\d$/;
 
-let server;
-let browser;
+let served;
 let context;
 let base;
 
 before(async () => {
   if (skip) return;
-  let addr;
-  ({ proc: server, addr } = await startServer());
-  base = `http://${addr}`;
-  browser = await launchChromium({ viewport: DESKTOP });
-  context = browser.context;
+  served = await servePlainInChromium([], { viewport: DESKTOP });
+  ({ base, context } = served);
   mkdirSync(OUT, { recursive: true });
 });
 
 after(async () => {
-  await browser?.close();
-  await stopServer(server);
+  await served?.close();
 });
 
-/**
- * A fresh tab on the demo page at `origin`, closed after the test. Errors in the page fail the
- * test, except those `expected(text)` accepts. `sockets` collects the URL of every WebSocket
- * the page opens, and `sent` the text frames it sends on them.
- */
-async function openPage(t, origin = base, expected = () => false) {
-  const page = await context.newPage();
-  const problems = [];
-  const sockets = [];
-  const sent = [];
-  page.on('console', (msg) => {
-    console.log(`page: ${msg.text()}`);
-    if (msg.type() === 'error' && !expected(msg.text())) problems.push(msg.text());
-  });
-  page.on('pageerror', (e) => problems.push(`uncaught ${e.name}: ${e.message}`));
-  page.on('websocket', (ws) => {
-    sockets.push(ws.url());
-    ws.on('framesent', ({ payload }) => typeof payload === 'string' && sent.push(JSON.parse(payload)));
-  });
-  t.after(async () => {
-    await page.close();
-    assert.deepEqual(problems, [], 'errors in the page');
-  });
-  await page.goto(`${origin}/`);
-  return { page, sockets, sent };
-}
+/** A fresh tab on the demo page at `origin` (`openDemoPage` in common.mjs); `sent` holds WAMP messages. */
+const openPage = (t, origin = base, expected) => openDemoPage(t, context, origin, { expected, decode: JSON.parse });
 
 /** Opens the Market tab and waits for its WAMP session. */
 async function openMarket(page) {

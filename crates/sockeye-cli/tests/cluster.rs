@@ -29,6 +29,26 @@ async fn node(nats: &NatsServer, name: &str) -> (Child, String) {
     (child, addr)
 }
 
+/// A WAMP session on realm1 at the node at `addr`.
+async fn wamp_session(
+    addr: &str,
+    serializer: sockeye_wamp::Serializer,
+) -> sockeye_wamp::client::Client {
+    sockeye_wamp::client::Client::connect(&format!("ws://{addr}/wamp"), "realm1", serializer)
+        .await
+        .unwrap()
+}
+
+/// The next event of `subscription`, within 5 s.
+async fn next_event(
+    subscription: &mut sockeye_wamp::client::Subscription,
+) -> sockeye_wamp::client::Event {
+    timeout(Duration::from_secs(5), subscription.next())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// Waits until `/healthz` says ready (`true`) or not.
 async fn ready(addr: &str, want: bool) -> String {
     let status = if want { "200 OK" } else { "503" };
@@ -247,7 +267,6 @@ async fn a_dead_node_s_members_leave_and_a_node_cut_off_from_nats_serves_its_own
 #[tokio::test]
 async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subscribers_on_another()
 {
-    use sockeye_wamp::client::Client;
     use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
 
     let Some(mut nats) = NatsServer::start() else {
@@ -255,13 +274,8 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
     };
     let (_a, node_a) = node(&nats, "a").await;
     let (_b, node_b) = node(&nats, "b").await;
-    let url = |addr: &str| format!("ws://{addr}/wamp");
-    let subscriber = Client::connect(&url(&node_b), "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
-    let publisher = Client::connect(&url(&node_a), "realm1", Serializer::Json)
-        .await
-        .unwrap();
+    let subscriber = wamp_session(&node_b, Serializer::MsgPack).await;
+    let publisher = wamp_session(&node_a, Serializer::Json).await;
     assert_ne!(subscriber.session_id(), publisher.session_id());
     let mut exact = subscriber
         .subscribe("com.market.tick", Dict::new())
@@ -278,12 +292,10 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
     // Each subscription's subject is subscribed on NATS by node b; a publish acknowledged by
     // node a is sent. Publish until the first arrives, then count.
     let tick = |n: i64| Payload::Args(vec![Value::Int(n)]);
+    let publish = |n: i64, options| publisher.publish("com.market.tick", tick(n), options);
     let mut first = None;
     for n in 0..100 {
-        publisher
-            .publish("com.market.tick", tick(n), dict! { "acknowledge" => true })
-            .await
-            .unwrap();
+        publish(n, dict! { "acknowledge" => true }).await.unwrap();
         if let Ok(Some(e)) = timeout(Duration::from_millis(100), exact.next()).await {
             first = Some(e);
             break;
@@ -294,18 +306,10 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
         panic!("{first:?}")
     };
     let n0 = args[0].as_i64().unwrap();
-    publisher
-        .publish(
-            "com.market.tick",
-            tick(1000),
-            dict! { "acknowledge" => true, "disclose_me" => true },
-        )
+    publish(1000, dict! { "acknowledge" => true, "disclose_me" => true })
         .await
         .unwrap();
-    let e = timeout(Duration::from_secs(5), exact.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let e = next_event(&mut exact).await;
     assert_eq!(e.payload, tick(1000));
     assert_eq!(
         e.details.get("publisher").and_then(|v| v.as_u64()),
@@ -327,26 +331,16 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
         assert_eq!(unique.len(), got.len(), "no event twice: {got:?}");
     }
     // Excluded by session id on the other node.
-    publisher
-        .publish(
-            "com.market.tick",
-            tick(2000),
-            dict! { "acknowledge" => true, "exclude" => vec![Value::from(subscriber.session_id())] },
-        )
+    publish(
+        2000,
+        dict! { "acknowledge" => true, "exclude" => vec![Value::from(subscriber.session_id())] },
+    )
+    .await
+    .unwrap();
+    publish(3000, dict! { "acknowledge" => true })
         .await
         .unwrap();
-    publisher
-        .publish(
-            "com.market.tick",
-            tick(3000),
-            dict! { "acknowledge" => true },
-        )
-        .await
-        .unwrap();
-    let e = timeout(Duration::from_secs(5), exact.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let e = next_event(&mut exact).await;
     assert_eq!(
         e.payload,
         tick(3000),
@@ -377,7 +371,6 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
 #[tokio::test]
 async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_results_and_fails_cleanly(
 ) {
-    use sockeye_wamp::client::Client;
     use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
 
     let Some(nats) = NatsServer::start() else {
@@ -385,13 +378,8 @@ async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_re
     };
     let (_a, node_a) = node(&nats, "a").await;
     let (mut b, node_b) = node(&nats, "b").await;
-    let url = |addr: &str| format!("ws://{addr}/wamp");
-    let callee = Client::connect(&url(&node_b), "realm1", Serializer::MsgPack)
-        .await
-        .unwrap();
-    let caller = Client::connect(&url(&node_a), "realm1", Serializer::Json)
-        .await
-        .unwrap();
+    let callee = wamp_session(&node_b, Serializer::MsgPack).await;
+    let caller = wamp_session(&node_a, Serializer::Json).await;
 
     // Registered nowhere: told at once (NATS has no responder), not after a timeout.
     let started = std::time::Instant::now();
@@ -476,9 +464,7 @@ async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_re
     serving.abort();
 
     // A callee that never answers, on a node that dies: the caller gets an ERROR, no hang.
-    let silent = Client::connect(&url(&node_b), "realm1", Serializer::Json)
-        .await
-        .unwrap();
+    let silent = wamp_session(&node_b, Serializer::Json).await;
     let _hold = silent
         .register("com.calc.silent", Dict::new())
         .await

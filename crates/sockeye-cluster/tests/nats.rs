@@ -17,15 +17,20 @@ async fn connected(node: &Nats) {
     panic!("not connected to NATS in 10 s");
 }
 
+/// Node `name` on `server`'s NATS, keeping `history` messages per room, once connected.
+async fn node(server: &NatsServer, name: &str, history: usize) -> Nats {
+    let node = Nats::connect(&server.url(), name, history).await.unwrap();
+    connected(&node).await;
+    node
+}
+
 #[tokio::test]
 async fn a_room_log_across_two_nodes_gives_offsets_in_order_once_and_keeps_the_last_n() {
     let Some(server) = NatsServer::start() else {
         return;
     };
-    let a = Nats::connect(&server.url(), "a", 3).await.unwrap();
-    let b = Nats::connect(&server.url(), "b", 3).await.unwrap();
-    connected(&a).await;
-    connected(&b).await;
+    let a = node(&server, "a", 3).await;
+    let b = node(&server, "b", 3).await;
     let mut feed = b.follow("r1", 0).await.unwrap();
     for i in 1..=5u64 {
         assert_eq!(a.append("r1", format!("m{i}").into()).await.unwrap(), i);
@@ -63,10 +68,8 @@ async fn subjects_reach_listeners_on_other_nodes() {
     let Some(server) = NatsServer::start() else {
         return;
     };
-    let a = Nats::connect(&server.url(), "a", 10).await.unwrap();
-    let b = Nats::connect(&server.url(), "b", 10).await.unwrap();
-    connected(&a).await;
-    connected(&b).await;
+    let a = node(&server, "a", 10).await;
+    let b = node(&server, "b", 10).await;
     let mut listener = b.listen("sockeye.t.>").await.unwrap();
     // A subscription is in place once the server has seen it: a round trip through b.
     b.send("sockeye.flush", "x".into()).await.unwrap();
@@ -91,12 +94,9 @@ async fn a_request_reaches_one_node_of_a_group_and_no_responders_is_told_at_once
     let Some(server) = NatsServer::start() else {
         return;
     };
-    let a = Nats::connect(&server.url(), "a", 10).await.unwrap();
-    let b = Nats::connect(&server.url(), "b", 10).await.unwrap();
-    let c = Nats::connect(&server.url(), "c", 10).await.unwrap();
-    for node in [&a, &b, &c] {
-        connected(node).await;
-    }
+    let a = node(&server, "a", 10).await;
+    let b = node(&server, "b", 10).await;
+    let c = node(&server, "c", 10).await;
     let started = std::time::Instant::now();
     let err = a
         .request("sockeye.rpc.p", "q".into(), Duration::from_secs(5))
@@ -137,10 +137,8 @@ async fn after_nats_restarts_nodes_reconnect_and_the_log_resumes_where_it_was() 
     let Some(mut server) = NatsServer::start() else {
         return;
     };
-    let a = Nats::connect(&server.url(), "a", 100).await.unwrap();
-    let b = Nats::connect(&server.url(), "b", 100).await.unwrap();
-    connected(&a).await;
-    connected(&b).await;
+    let a = node(&server, "a", 100).await;
+    let b = node(&server, "b", 100).await;
     let mut feed = b.follow("r2", 0).await.unwrap();
     assert_eq!(a.append("r2", "before".into()).await.unwrap(), 1);
     let e = tokio::time::timeout(Duration::from_secs(5), feed.entries.recv())

@@ -11,8 +11,10 @@ use std::time::Duration;
 use sockeye_wamp::client::{Client, ClientError, Credentials};
 use sockeye_wamp::proto::auth::{AuthConfig, Salt, Secret, User};
 use sockeye_wamp::{Dict, RouterConfig, Serializer, TransportConfig, WampRouter};
-use tokio::net::TcpListener;
 use tokio::time::timeout;
+
+mod support;
+use support::serve;
 
 const SEED: [u8; 32] = [7; 32];
 /// The Ed25519 public key of `SEED`.
@@ -47,20 +49,7 @@ async fn router() -> String {
         ];
         config
     };
-    let router = WampRouter::new(config, TransportConfig::default());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
-    tokio::spawn(sockeye::serve(
-        listener,
-        sockeye::Config::default(),
-        move |upgrade, _| {
-            let router = router.clone();
-            async move {
-                let _ = router.serve(upgrade).await;
-            }
-        },
-    ));
-    url
+    serve(WampRouter::new(config, TransportConfig::default())).await
 }
 
 async fn login(url: &str, credentials: Credentials) -> Result<Client, ClientError> {

@@ -4,38 +4,16 @@
 
 use std::time::Duration;
 
-use sockeye::Config;
 use sockeye_wamp::client::Client;
 use sockeye_wamp::proto::cluster::procedure_subject;
 use sockeye_wamp::{
     dict, ClusterConfig, ClusterEvent, ClusterOut, Dict, Payload, RemoteAnswer, RemoteCall,
     RemoteCancel, RouterConfig, Serializer, TransportConfig, Value, WampRouter,
 };
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::time::timeout;
 
-async fn serve(router: WampRouter) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
-    tokio::spawn(sockeye::serve(
-        listener,
-        Config::default(),
-        move |upgrade, _| {
-            let r = router.clone();
-            async move {
-                let _ = r.serve(upgrade).await;
-            }
-        },
-    ));
-    url
-}
-
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    timeout(Duration::from_secs(10), f)
-        .await
-        .expect("timed out")
-}
+mod support;
+use support::{assert_counts_down, serve, within};
 
 fn node(id: u16) -> WampRouter {
     let mut config = RouterConfig::default();
@@ -232,27 +210,14 @@ async fn a_call_on_one_node_gets_progressive_results_from_a_callee_on_the_other(
         }
     });
 
-    let mut call = caller
+    let call = caller
         .start_call(
             "com.x.countdown",
             Payload::Args(vec![3.into()]),
             dict! {"receive_progress" => true, "disclose_me" => true},
         )
         .unwrap();
-    let mut seen = Vec::new();
-    while let Some(r) = within(call.next()).await {
-        let r = r.unwrap();
-        seen.push((r.is_progress(), r.payload.args()[0].clone()));
-    }
-    assert_eq!(
-        seen,
-        vec![
-            (true, 3.into()),
-            (true, 2.into()),
-            (true, 1.into()),
-            (false, "liftoff".into())
-        ]
-    );
+    assert_counts_down(call).await;
 
     // Registered nowhere: no_such_procedure, at once.
     let err = within(caller.call("com.x.nowhere", Payload::Empty, Dict::new()))

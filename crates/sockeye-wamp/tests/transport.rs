@@ -10,7 +10,9 @@ use sockeye_wamp::{
     dict, Dict, Payload, RouterConfig, Serializer, SlowPolicy, TransportConfig, Value, WampRouter,
 };
 use tokio::net::TcpListener;
-use tokio::time::timeout;
+
+mod support;
+use support::{assert_counts_down, serve, serve_with, within};
 
 async fn start(transport: TransportConfig) -> (String, WampRouter) {
     start_with(transport, Config::default()).await
@@ -19,29 +21,6 @@ async fn start(transport: TransportConfig) -> (String, WampRouter) {
 async fn start_with(transport: TransportConfig, config: Config) -> (String, WampRouter) {
     let router = WampRouter::new(RouterConfig::default(), transport);
     (serve_with(router.clone(), config).await, router)
-}
-
-async fn serve(router: WampRouter) -> String {
-    serve_with(router, Config::default()).await
-}
-
-async fn serve_with(router: WampRouter, config: Config) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/wamp", listener.local_addr().unwrap());
-    let r = router;
-    tokio::spawn(sockeye::serve(listener, config, move |upgrade, _| {
-        let r = r.clone();
-        async move {
-            let _ = r.serve(upgrade).await;
-        }
-    }));
-    url
-}
-
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    timeout(Duration::from_secs(10), f)
-        .await
-        .expect("timed out")
 }
 
 /// A session on realm1.
@@ -236,27 +215,14 @@ async fn progressive_results_errors_and_cancel_end_to_end() {
             .unwrap();
     });
 
-    let mut call = caller
+    let call = caller
         .start_call(
             "com.example.countdown",
             args(vec![3.into()]),
             dict! {"receive_progress" => true},
         )
         .unwrap();
-    let mut seen = Vec::new();
-    while let Some(r) = within(call.next()).await {
-        let r = r.unwrap();
-        seen.push((r.is_progress(), r.payload.args()[0].clone()));
-    }
-    assert_eq!(
-        seen,
-        vec![
-            (true, 3.into()),
-            (true, 2.into()),
-            (true, 1.into()),
-            (false, "liftoff".into())
-        ]
-    );
+    assert_counts_down(call).await;
 
     match within(caller.call("com.example.fail", Payload::Empty, Dict::new())).await {
         Err(ClientError::Wamp { error, payload, .. }) => {

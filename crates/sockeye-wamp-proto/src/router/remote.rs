@@ -31,7 +31,7 @@ use crate::message::{code, Message, Payload};
 use crate::uri::MatchPolicy;
 use crate::value::Dict;
 
-use super::rpc::RemoteInvocation;
+use super::rpc::{call_timed_out, RemoteInvocation};
 
 /// A call of a caller here that another node serves.
 #[derive(Debug, Clone)]
@@ -319,6 +319,29 @@ impl Router {
         cancels
     }
 
+    /// Tells the node serving remote call `call` (every node while `node` is not known) to
+    /// cancel it in `mode`, the INTERRUPT carrying `reason`.
+    fn send_remote_cancel(
+        &mut self,
+        call: u64,
+        realm: String,
+        node: Option<u64>,
+        mode: CancelMode,
+        reason: Option<&str>,
+    ) {
+        self.out
+            .push_back(Action::RemoteCancel(Box::new(RemoteCancel {
+                key: CallKey {
+                    origin: self.origin,
+                    call,
+                },
+                realm,
+                node,
+                mode,
+                reason: reason.map(str::to_owned),
+            })));
+    }
+
     /// The CANCEL of a call that may be a remote one: see [`Router::cancel`]'s modes. `skip`
     /// and `killnowait` answer the caller at once; `kill` waits for the callee's node.
     pub(super) fn cancel_call_remote(&mut self, conn: ConnId, request: u64, options: &Dict) {
@@ -344,17 +367,7 @@ impl Router {
             self.take_remote(call);
             self.send(conn, Message::error(code::CALL, request, E::CANCELED));
         }
-        self.out
-            .push_back(Action::RemoteCancel(Box::new(RemoteCancel {
-                key: CallKey {
-                    origin: self.origin,
-                    call,
-                },
-                realm,
-                node,
-                mode,
-                reason: None,
-            })));
+        self.send_remote_cancel(call, realm, node, mode, None);
     }
 
     /// A deadline passed that may be a remote call's: as for a local call, the caller gets
@@ -367,27 +380,14 @@ impl Router {
             return;
         }
         let p = self.take_remote(call).expect("present");
-        self.send(
-            caller,
-            Message::Error {
-                request_type: code::CALL,
-                request,
-                details: Dict::new(),
-                error: E::TIMEOUT.to_owned(),
-                payload: Payload::Args(vec!["the call timed out".into()]),
-            },
+        self.send(caller, call_timed_out(request));
+        self.send_remote_cancel(
+            call,
+            p.realm,
+            p.node,
+            CancelMode::KillNoWait,
+            Some(E::TIMEOUT),
         );
-        self.out
-            .push_back(Action::RemoteCancel(Box::new(RemoteCancel {
-                key: CallKey {
-                    origin: self.origin,
-                    call,
-                },
-                realm: p.realm,
-                node: p.node,
-                mode: CancelMode::KillNoWait,
-                reason: Some(E::TIMEOUT.to_owned()),
-            })));
     }
 
     /// A session left: the remote calls it made are canceled (`killnowait`), the remote
@@ -402,17 +402,7 @@ impl Router {
         made.sort_unstable();
         for call in made {
             let p = self.take_remote(call).expect("listed");
-            self.out
-                .push_back(Action::RemoteCancel(Box::new(RemoteCancel {
-                    key: CallKey {
-                        origin: self.origin,
-                        call,
-                    },
-                    realm: p.realm,
-                    node: p.node,
-                    mode: CancelMode::KillNoWait,
-                    reason: None,
-                })));
+            self.send_remote_cancel(call, p.realm, p.node, CancelMode::KillNoWait, None);
         }
         let Some(r) = self.realms.get_mut(realm) else {
             return;

@@ -613,16 +613,7 @@ impl Router {
         let dealer = &mut self.realm_mut(&session).dealer;
         dealer.calls.remove(&(caller, request));
         dealer.invocations.remove(&(callee, inv_request));
-        self.send(
-            caller,
-            Message::Error {
-                request_type: code::CALL,
-                request,
-                details: Dict::new(),
-                error: E::TIMEOUT.to_owned(),
-                payload: Payload::Args(vec!["the call timed out".into()]),
-            },
-        );
+        self.send(caller, call_timed_out(request));
         if self
             .peer(callee)
             .is_some_and(|s| s.feature("callee", "call_canceling"))
@@ -725,5 +716,16 @@ impl Router {
             }
         }
         regs
+    }
+}
+
+/// The ERROR a caller gets when its call's deadline passes: `wamp.error.timeout`, saying so.
+pub(super) fn call_timed_out(request: u64) -> Message {
+    Message::Error {
+        request_type: code::CALL,
+        request,
+        details: Dict::new(),
+        error: E::TIMEOUT.to_owned(),
+        payload: Payload::Args(vec!["the call timed out".into()]),
     }
 }
