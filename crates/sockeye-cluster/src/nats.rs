@@ -22,6 +22,8 @@ const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 const FEED_QUEUE: usize = 1024;
 /// Messages queued from a subject to the node; past that they are dropped (at most once).
 const LISTEN_QUEUE: usize = 65_536;
+/// How long [`Backplane::follow`] waits for the stream's consumer before it returns.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 /// How long the node waits before it follows a room's stream again after the stream failed.
 const REFOLLOW: Duration = Duration::from_millis(500);
 
@@ -128,7 +130,9 @@ async fn follow_stream(
     after: u64,
     tx: mpsc::Sender<Entry>,
     mut connections: tokio::sync::watch::Receiver<u64>,
+    ready: tokio::sync::oneshot::Sender<()>,
 ) {
+    let mut ready = Some(ready);
     let mut last = after;
     loop {
         connections.mark_unchanged();
@@ -153,7 +157,12 @@ async fn follow_stream(
         }
         .await;
         let mut messages = match messages {
-            Ok(messages) => messages,
+            Ok(messages) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+                messages
+            }
             Err(e) => {
                 tracing::debug!(room, "cluster: following the room's log: {e}");
                 tokio::time::sleep(REFOLLOW).await;
@@ -248,13 +257,20 @@ impl Backplane for Nats {
         Box::pin(async move {
             self.ensure_stream(room).await?;
             let (tx, rx) = mpsc::channel(FEED_QUEUE);
+            let (ready, following) = tokio::sync::oneshot::channel();
             let task = tokio::spawn(follow_stream(
                 self.js.clone(),
                 room.to_owned(),
                 after,
                 tx,
                 self.connections.clone(),
+                ready,
             ));
+            // Returns once the stream's consumer exists, so that the caller's next appends are
+            // delivered from the log as it is, not from what the log still keeps of them by
+            // the time a late consumer starts; after FOLLOW_WAIT it returns anyway, the feed
+            // still starting in the background.
+            let _ = tokio::time::timeout(FOLLOW_WAIT, following).await;
             Ok(Feed::new(rx, Some(AbortOnDrop(task))))
         })
     }
