@@ -21,14 +21,15 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 passed=0
 failed=0
 stage() {
-  local name=$1
+  local name=$1 start=$SECONDS
   shift
   echo "=== $name"
   if "$@"; then
     passed=$((passed + 1))
+    echo "=== done in $((SECONDS - start)) s: $name"
   else
     failed=$((failed + 1))
-    echo "=== FAILED: $name"
+    echo "=== FAILED after $((SECONDS - start)) s: $name"
   fi
 }
 
@@ -73,7 +74,10 @@ feature_matrix() {
 stage "feature matrix (cargo hack --each-feature)" feature_matrix
 # Not --all-features: that adds rustls-aws-lc (aws-lc-sys, minutes of C in release) for tests that
 # ring already runs; the feature matrix above checks aws-lc, and clippy checks all features.
-stage "cargo test" cargo test --workspace --release --features sockeye/hyper,sockeye/axum
+# The `ci` profile (Cargo.toml) is release without LTO: the tests push real traffic, and thin LTO
+# of every test binary took 22 of the build's minutes. Browsers and Autobahn meet the release
+# build users get (below, and the packaging stage's cargo install).
+stage "cargo test" cargo test --workspace --profile ci --features sockeye/hyper,sockeye/axum
 stage "build sockeye (release)" cargo build --release -p sockeye-cli
 stage "build examples (Autobahn drivers, axum_echo)" cargo build --release -p sockeye --examples --features axum
 # Every fuzz target over its committed corpus, then 5 s of fuzzing each (a debug build without
@@ -122,5 +126,5 @@ echo
 for mode in server client server-tls axum server-fast server-max; do
   [[ -f interop/out/autobahn-$mode/summary.md ]] && { echo "Autobahn, $mode:"; cat "interop/out/autobahn-$mode/summary.md"; echo; }
 done
-echo "test stages: $passed passed, $failed failed"
+echo "test stages: $passed passed, $failed failed, in $SECONDS s"
 ((failed == 0))
