@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sockeye::PreparedMessage;
@@ -27,17 +27,41 @@ const LINK_WAIT: Duration = Duration::from_secs(2);
 /// How long a room waits before it tries its log again.
 const RELINK: Duration = Duration::from_secs(1);
 
-/// What a room's members receive: each message framed once for plain members (the text as
-/// it was sent) and once for JSON members ([`room::SUBPROTOCOL`]).
+/// What a room's members receive. A message is framed at most once for plain members (the text
+/// as it was sent) and once for JSON members ([`room::SUBPROTOCOL`]), when the first member of
+/// each kind needs it: a room with no JSON member never builds the JSON.
 pub enum Delivery {
     /// A message sent to the room.
-    Message {
-        offset: Option<u64>,
-        plain: PreparedMessage,
-        json: PreparedMessage,
-    },
+    Message(Framed),
     /// A presence change, for JSON members.
     Presence(PreparedMessage),
+}
+
+/// A message and its frames, made on first use.
+pub struct Framed {
+    pub offset: Option<u64>,
+    posted: Posted,
+    plain: OnceLock<PreparedMessage>,
+    json: OnceLock<PreparedMessage>,
+}
+
+impl Framed {
+    pub fn plain(&self) -> &PreparedMessage {
+        self.plain
+            .get_or_init(|| PreparedMessage::text(self.posted.text.clone()))
+    }
+
+    pub fn json(&self) -> &PreparedMessage {
+        self.json.get_or_init(|| {
+            let json = ServerMessage::Message {
+                offset: self.offset,
+                from: self.posted.from.clone(),
+                name: self.posted.name.clone(),
+                text: self.posted.text.clone(),
+            };
+            PreparedMessage::text(json.to_json())
+        })
+    }
 }
 
 /// The rooms of this node.
@@ -99,18 +123,12 @@ impl Room {
 }
 
 fn message(offset: Option<u64>, posted: Posted) -> Delivery {
-    let json = ServerMessage::Message {
+    Delivery::Message(Framed {
         offset,
-        from: posted.from,
-        name: posted.name,
-        text: posted.text.clone(),
-    }
-    .to_json();
-    Delivery::Message {
-        offset,
-        plain: PreparedMessage::text(posted.text),
-        json: PreparedMessage::text(json),
-    }
+        posted,
+        plain: OnceLock::new(),
+        json: OnceLock::new(),
+    })
 }
 
 /// A member's place in a room; leaving is dropping it.

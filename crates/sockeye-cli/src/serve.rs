@@ -591,9 +591,11 @@ async fn chat(upgrade: Request, app: &App) -> sockeye::Result<()> {
                 }
                 for delivery in &batch {
                     let prepared = match (&**delivery, json) {
-                        (Delivery::Message { offset: Some(o), .. }, _) if *o <= given => continue,
-                        (Delivery::Message { json: j, .. }, true) => j,
-                        (Delivery::Message { plain, .. }, false) => plain,
+                        (Delivery::Message(m), _) if m.offset.is_some_and(|o| o <= given) => {
+                            continue
+                        }
+                        (Delivery::Message(m), true) => m.json(),
+                        (Delivery::Message(m), false) => m.plain(),
                         (Delivery::Presence(j), true) => j,
                         (Delivery::Presence(_), false) => continue,
                     };
