@@ -9,7 +9,11 @@
 # instructions and the deliveries cover the same seconds (both ends late by the same
 # callgrind_control delay). Prints one JSON object; the profile stays in OUT (default: a
 # fresh temporary folder).
+# SERVE_FLAGS (default --no-compression) and BENCH_FLAGS (default none) change the two sides:
+# SERVE_FLAGS= BENCH_FLAGS=--deflate measures `sockeye serve` as it ships, permessage-deflate on.
 set -euo pipefail
+SERVE_FLAGS=${SERVE_FLAGS---no-compression}
+BENCH_FLAGS=${BENCH_FLAGS-}
 SERVE=$1
 BENCH=$2
 SUBS=${3:-100}
@@ -22,7 +26,7 @@ mkdir -p "$OUT"
 # make glibc use its vector loops instead (as benches/profile.sh does).
 GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=2147483647:glibc.cpu.x86_rep_stosb_threshold=2147483647 \
 taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
-    "$SERVE" serve --no-compression --workers 1 --log-level warn --listen 127.0.0.1:0 \
+    "$SERVE" serve $SERVE_FLAGS --workers 1 --log-level warn --listen 127.0.0.1:0 \
     > "$OUT/serve.out" 2> "$OUT/serve.err" &
 VALGRIND=$!
 trap 'kill "$VALGRIND" 2>/dev/null || true' EXIT
@@ -34,7 +38,7 @@ for _ in $(seq 300); do
 done
 [ -n "$ADDR" ] || { echo "chat_callgrind.sh: the server did not start: $(cat "$OUT/serve.err")" >&2; exit 1; }
 
-taskset -c 0 "$BENCH" bench "ws://$ADDR/chat" --mode broadcast -c "$SUBS" -s 20 \
+taskset -c 0 "$BENCH" bench "ws://$ADDR/chat" --mode broadcast -c "$SUBS" -s 20 $BENCH_FLAGS \
     -w "$WARMUP" -d "$DURATION" --progress > "$OUT/bench.json" 2> "$OUT/bench.err" &
 BENCHPID=$!
 
