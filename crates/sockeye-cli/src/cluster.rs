@@ -8,17 +8,22 @@
 //!   callee's node takes it at once ("no responders" is `wamp.error.no_such_procedure`), then
 //!   its answers (accepted, progressive and final results, errors) go to the caller's node's
 //!   own subject, as do cancels;
+//! - retained events: the node stores each retained publication it accepts in the backplane's
+//!   latest values (one per realm and topic, [`retained_key`]) and tells the router how that
+//!   went; it loads every one kept there at start, and follows the later ones, for the
+//!   router's `get_retained` (its realms, and those it creates later);
 //! - liveness: each node says it is alive every [`ALIVE_EVERY`]; a node silent for
 //!   [`ALIVE_SILENCE`] is gone, and the calls it served fail with `wamp.error.canceled`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use sockeye_cluster::Backplane;
+use sockeye_cluster::{Backplane, Kept};
 use std::time::{Duration, Instant};
 
 use sockeye_wamp::proto::cluster::rpc::{Answer, RemoteAnswer, RemoteCall, RpcMessage};
-use sockeye_wamp::proto::cluster::{procedure_subject, topic_subject};
+use sockeye_wamp::proto::cluster::{procedure_subject, retained_key, topic_subject};
 use sockeye_wamp::proto::error_uri;
 use sockeye_wamp::ClusterEvent;
 use sockeye_wamp::{ClusterOut, WampRouter};
@@ -26,6 +31,12 @@ use sockeye_wamp::{ClusterOut, WampRouter};
 /// Router events queued for the backplane; past that they are dropped and counted (events are
 /// at-most-once).
 const EVENT_QUEUE: usize = 4096;
+
+/// Retained publications waiting to be stored; past that one is not stored, and its router is
+/// told so.
+const STORE_QUEUE: usize = 1024;
+/// How long the node waits before it asks again for the retained events after failing to.
+const RETRY: Duration = Duration::from_millis(500);
 
 /// How long a call waits for a node to take it.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,9 +104,30 @@ fn unnumbered(bytes: &[u8]) -> Result<(u64, ClusterEvent), String> {
     Ok((u64::from_be_bytes(*number), event))
 }
 
-/// Carries `wamp`'s cluster traffic over `backplane` for as long as the node runs.
-pub async fn run(wamp: WampRouter, backplane: Arc<dyn Backplane>, prefix: String) {
+/// Carries `wamp`'s cluster traffic over `backplane` for as long as the node runs; sets
+/// `retained_loaded` once the retained events the cluster kept are all in the router.
+pub async fn run(
+    wamp: WampRouter,
+    backplane: Arc<dyn Backplane>,
+    prefix: String,
+    retained_loaded: Arc<AtomicBool>,
+) {
     let mut link = wamp.cluster_link(EVENT_QUEUE);
+    tokio::spawn(follow_retained(
+        wamp.clone(),
+        backplane.clone(),
+        prefix.clone(),
+        retained_loaded,
+    ));
+    // In their own task, in order: storing waits for the store's answer, which the other
+    // traffic need not.
+    let (to_store, storing) = tokio::sync::mpsc::channel::<Box<ClusterEvent>>(STORE_QUEUE);
+    tokio::spawn(store_retained(
+        wamp.clone(),
+        backplane.clone(),
+        prefix.clone(),
+        storing,
+    ));
     // Every listener's events, to be delivered once each.
     let (arrived, mut arrivals) = tokio::sync::mpsc::channel::<bytes::Bytes>(EVENT_QUEUE);
     let delivering = wamp.clone();
@@ -141,6 +173,16 @@ pub async fn run(wamp: WampRouter, backplane: Arc<dyn Backplane>, prefix: String
                     .await
                 {
                     tracing::debug!(subject, "cluster: a WAMP event was not sent: {e}");
+                }
+                if event.retain {
+                    if let Err(full) = to_store.try_send(event) {
+                        let event = full.into_inner();
+                        tracing::debug!(
+                            subject,
+                            "cluster: a retained WAMP event was not stored: too many waiting"
+                        );
+                        wamp.retained_stored(&event.realm, &event.topic, event.publication, None);
+                    }
                 }
             }
             ClusterOut::Interest {
@@ -218,6 +260,62 @@ pub async fn run(wamp: WampRouter, backplane: Arc<dyn Backplane>, prefix: String
                 }
             }
             other => tracing::warn!("cluster: a router output this node does not carry: {other:?}"),
+        }
+    }
+}
+
+/// Stores each retained publication of this node as its topic's latest, and tells the router
+/// where it was put or that it was not.
+async fn store_retained(
+    wamp: WampRouter,
+    backplane: Arc<dyn Backplane>,
+    prefix: String,
+    mut storing: tokio::sync::mpsc::Receiver<Box<ClusterEvent>>,
+) {
+    while let Some(event) = storing.recv().await {
+        let key = retained_key(&prefix, &event.realm, &event.topic);
+        let revision = match backplane.put_latest(&key, event.encode().into()).await {
+            Ok(revision) => Some(revision),
+            Err(e) => {
+                tracing::debug!(key, "cluster: a retained WAMP event was not stored: {e}");
+                None
+            }
+        };
+        wamp.retained_stored(&event.realm, &event.topic, event.publication, revision);
+    }
+}
+
+/// Gives the router every retained event the cluster keeps, then each one stored later; sets
+/// `loaded` once those kept at the start are in.
+async fn follow_retained(
+    wamp: WampRouter,
+    backplane: Arc<dyn Backplane>,
+    prefix: String,
+    loaded: Arc<AtomicBool>,
+) {
+    let mut feed = loop {
+        match backplane.latest(&prefix).await {
+            Ok(feed) => break feed,
+            Err(e) => {
+                tracing::debug!("cluster: the retained WAMP events: {e}");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    };
+    while let Some(kept) = feed.values.recv().await {
+        match kept {
+            Kept::Value {
+                key,
+                revision,
+                payload,
+            } => match ClusterEvent::decode(&payload) {
+                Ok(event) => wamp.offer_retained(event, revision),
+                Err(e) => tracing::debug!(key, "cluster: not a retained WAMP event: {e}"),
+            },
+            Kept::Loaded => {
+                tracing::info!("cluster: the retained WAMP events are loaded");
+                loaded.store(true, Ordering::Relaxed);
+            }
         }
     }
 }

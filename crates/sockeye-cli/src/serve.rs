@@ -28,6 +28,9 @@ struct App {
     chat: Arc<Hub>,
     /// Whether the node was told to join a cluster (`--cluster`).
     clustered: bool,
+    /// Whether the WAMP retained events the cluster kept have all been loaded (always, out
+    /// of a cluster): until then the node is not ready.
+    retained_loaded: Arc<std::sync::atomic::AtomicBool>,
     metrics: Metrics,
     max_connections: i64,
     shutdown: Shutdown,
@@ -91,14 +94,19 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
     };
     let mut router = settings.router;
     if cluster.url.is_some() {
-        router.cluster = Some(sockeye_wamp::ClusterConfig::node(cluster.node_id));
+        let mut cluster_config = sockeye_wamp::ClusterConfig::node(cluster.node_id);
+        cluster_config.shared_retention = true;
+        router.cluster = Some(cluster_config);
     }
     let wamp = sockeye_wamp::WampRouter::new(router, settings.transport);
+    let retained_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
     if let Some(cluster_config) = wamp.with_router(|r| r.config().cluster.clone()) {
+        retained_loaded.store(false, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(crate::cluster::run(
             wamp.clone(),
             backplane.clone(),
             cluster_config.subject_prefix,
+            retained_loaded.clone(),
         ));
     }
     let market = settings.endpoints.market.then(|| {
@@ -116,6 +124,7 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
         trust_proxy: settings.trust_proxy,
         chat: Hub::start(backplane, cluster.node_name),
         clustered: cluster.url.is_some(),
+        retained_loaded,
         metrics: Metrics::default(),
         max_connections: settings.max_connections,
         shutdown: Shutdown::default(),
@@ -329,13 +338,17 @@ async fn metrics_page(upgrade: Request, app: &App) -> sockeye::Result<()> {
 }
 
 /// `/healthz` for load balancers: 200 while the node is ready for new clients, 503 while it
-/// is not (shutting down, or cut off from the cluster it was told to join). The body says
-/// which, and how the cluster link stands; the node is alive whenever it answers.
+/// is not (shutting down, cut off from the cluster it was told to join, or not done loading
+/// the WAMP retained events the cluster keeps). The body says which, and how the cluster link
+/// stands; the node is alive whenever it answers.
 async fn health_page(upgrade: Request, app: &App) -> sockeye::Result<()> {
     let backplane = app.chat.backplane();
     let connected = backplane.is_connected();
     let shutting_down = app.shutdown.is_triggered();
-    let ready = !shutting_down && (connected || !app.clustered);
+    let retained_loaded = app
+        .retained_loaded
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ready = !shutting_down && (connected || !app.clustered) && retained_loaded;
     let body = serde_json::json!({
         "live": true,
         "ready": ready,
@@ -344,6 +357,7 @@ async fn health_page(upgrade: Request, app: &App) -> sockeye::Result<()> {
         "cluster": {
             "backplane": backplane.describe(),
             "connected": connected,
+            "retained_loaded": retained_loaded,
         },
         "connections": app.metrics.open(),
     });

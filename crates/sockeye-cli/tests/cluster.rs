@@ -369,6 +369,121 @@ async fn wamp_events_published_on_one_node_reach_exact_prefix_and_wildcard_subsc
 }
 
 #[tokio::test]
+async fn a_retained_wamp_event_published_before_a_node_started_reaches_get_retained_subscribers_there(
+) {
+    use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};
+
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (_a, node_a) = node(&nats, "a").await;
+    let publisher = wamp_session(&node_a, Serializer::Json).await;
+    let state = |s: &str| Payload::Args(vec![Value::from(s)]);
+    let retain = || dict! { "acknowledge" => true, "retain" => true };
+    publisher
+        .publish("com.state", state("old"), retain())
+        .await
+        .unwrap();
+    let latest = publisher
+        .publish("com.state", state("latest"), retain())
+        .await
+        .unwrap()
+        .unwrap();
+    // In a realm that only node a has, as yet.
+    let in_room = sockeye_wamp::client::Client::connect(
+        &format!("ws://{node_a}/wamp"),
+        "room2",
+        Serializer::Json,
+    )
+    .await
+    .unwrap();
+    let in_room_publication = in_room
+        .publish("com.state", state("room2's"), retain())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Node b starts after the publications; it is ready once it has loaded them.
+    let (_b, node_b) = node(&nats, "b").await;
+    assert!(
+        ready(&node_b, true)
+            .await
+            .contains(r#""retained_loaded":true"#),
+        "/healthz says the retained events are loaded"
+    );
+    let subscriber = wamp_session(&node_b, Serializer::MsgPack).await;
+    let mut sub = subscriber
+        .subscribe("com.state", dict! { "get_retained" => true })
+        .await
+        .unwrap();
+    let e = next_event(&mut sub).await;
+    assert_eq!(
+        (e.publication, &e.payload),
+        (latest, &state("latest")),
+        "the topic's latest only"
+    );
+    assert_eq!(e.details.get_bool("retained"), Some(true));
+    assert!(
+        timeout(Duration::from_millis(300), sub.next())
+            .await
+            .is_err(),
+        "one retained event"
+    );
+    subscriber.unsubscribe(sub.id).await.unwrap();
+    // A subscription without get_retained gets none.
+    let mut plain = subscriber
+        .subscribe("com.other", Dict::new())
+        .await
+        .unwrap();
+    assert!(timeout(Duration::from_millis(300), plain.next())
+        .await
+        .is_err());
+
+    // The realm, created on node b now, has its retained event too.
+    let in_room_b = sockeye_wamp::client::Client::connect(
+        &format!("ws://{node_b}/wamp"),
+        "room2",
+        Serializer::Json,
+    )
+    .await
+    .unwrap();
+    let mut sub = in_room_b
+        .subscribe("com.state", dict! { "get_retained" => true })
+        .await
+        .unwrap();
+    let e = next_event(&mut sub).await;
+    assert_eq!(
+        (e.publication, &e.payload),
+        (in_room_publication, &state("room2's"))
+    );
+    assert_eq!(e.details.get_bool("retained"), Some(true));
+
+    // A later retained publication on node a replaces it on node b, which has no
+    // subscriber of that topic in realm1 to get it live.
+    let newer = publisher
+        .publish("com.state", state("newer"), retain())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut got = None;
+    for _ in 0..50 {
+        let mut sub = subscriber
+            .subscribe("com.state", dict! { "get_retained" => true })
+            .await
+            .unwrap();
+        let e = next_event(&mut sub).await;
+        subscriber.unsubscribe(sub.id).await.unwrap();
+        if e.publication == newer {
+            got = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = got.expect("node b has the newer retained event within 5 s");
+    assert_eq!(got.payload, state("newer"));
+}
+
+#[tokio::test]
 async fn a_wamp_call_on_one_node_reaches_a_callee_on_another_with_progressive_results_and_fails_cleanly(
 ) {
     use sockeye_wamp::{dict, Dict, Payload, Serializer, Value};

@@ -79,6 +79,51 @@ pub struct Received {
     pub reply: Option<String>,
 }
 
+/// What a [`Latest`] feed yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// A key's value, as [`Backplane::put_latest`] last set it.
+    Value {
+        /// The key.
+        key: String,
+        /// When it was put: higher for every later put of any key, so two values of one key
+        /// can be told apart in age even when they arrive out of order.
+        revision: u64,
+        /// What was put.
+        payload: Bytes,
+    },
+    /// Every key that had a value when the feed started has been given: once per feed.
+    Loaded,
+}
+
+/// The values of the keys under a prefix: each key's current value first (in the order they
+/// were put), then [`Kept::Loaded`], then every later put as it happens.
+#[derive(Debug)]
+pub struct Latest {
+    /// The values. The channel closes only when the backplane is dropped.
+    pub values: mpsc::Receiver<Kept>,
+    _task: Option<AbortOnDrop>,
+}
+
+impl Latest {
+    pub(crate) fn new(values: mpsc::Receiver<Kept>, task: Option<AbortOnDrop>) -> Latest {
+        Latest {
+            values,
+            _task: task,
+        }
+    }
+}
+
+/// Whether `key` can be a key of [`Backplane::put_latest`]: tokens separated by `.`, each a
+/// [`crate::subject::is_literal_token`].
+pub(crate) fn check_key(key: &str) -> Result<(), Error> {
+    if key.split('.').all(crate::subject::is_literal_token) {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!("{key:?} is not a key")))
+    }
+}
+
 /// A task that ends when its owner is dropped.
 #[derive(Debug)]
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
@@ -114,6 +159,9 @@ impl Listener {
 ///   offset and keeps the last messages; every node that [`follow`](Backplane::follow)s the
 ///   room gets each entry once, in offset order; [`read`](Backplane::read) gives what a
 ///   reconnecting client missed;
+/// - **latest values**, for WAMP's retained events: [`put_latest`](Backplane::put_latest) sets a
+///   key's value, kept (one per key) for nodes that start later; [`latest`](Backplane::latest)
+///   gives every key's value under a prefix, then each later put;
 /// - **subjects**, for presence and WAMP events: [`send`](Backplane::send) reaches every node
 ///   [`listen`](Backplane::listen)ing on a matching subject (this node too), at most once, in
 ///   the order one node sent them.
@@ -125,6 +173,12 @@ pub trait Backplane: Send + Sync + 'static {
     /// The entries of `room`'s log after offset `after` that are still kept, and the log's
     /// state. `after = u64::MAX` asks for the state alone.
     fn read<'a>(&'a self, room: &'a str, after: u64) -> BoxFuture<'a, Result<Log, Error>>;
+    /// Sets the value of `key` (tokens separated by `.`, no wildcards or whitespace) to
+    /// `payload`, replacing the one before, and returns its revision (see [`Kept::Value`]).
+    /// The store is bounded: past its limits the keys put longest ago are forgotten.
+    fn put_latest<'a>(&'a self, key: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>>;
+    /// The values of every key under `prefix` (keys `prefix.…`): see [`Latest`].
+    fn latest<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Latest, Error>>;
     /// Sends `payload` on `subject` to every listener, at most once.
     fn send<'a>(&'a self, subject: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), Error>>;
     /// Listens on `subject`, which may hold NATS wildcards.
@@ -154,6 +208,8 @@ pub trait Backplane: Send + Sync + 'static {
 /// How many rooms' logs [`InProcess`] keeps; past that, the log of the room appended to
 /// longest ago that no one follows is dropped.
 pub const IN_PROCESS_ROOMS: usize = 10_000;
+/// How many keys' values [`InProcess`] keeps; past that, the key put longest ago is forgotten.
+pub const IN_PROCESS_LATEST_KEYS: usize = 100_000;
 /// Queued messages per listener or follower of [`InProcess`]; past that, messages to it are
 /// dropped (a listener that does not keep up loses messages, as on NATS).
 const IN_PROCESS_QUEUE: usize = 65_536;
@@ -174,6 +230,12 @@ struct Net {
     appends: u64,
     epochs: u64,
     requests: u64,
+    /// Each key's value and its revision.
+    latest: HashMap<String, (u64, Bytes)>,
+    /// The last revision given.
+    revision: u64,
+    /// The feeds of [`Backplane::latest`]: their prefix, and where their values go.
+    latest_feeds: Vec<(String, mpsc::Sender<Kept>)>,
 }
 
 struct InProcessListener {
@@ -201,6 +263,9 @@ impl InProcess {
                 appends: 0,
                 epochs: 0,
                 requests: 0,
+                latest: HashMap::new(),
+                revision: 0,
+                latest_feeds: Vec::new(),
             })),
             history,
         }
@@ -239,6 +304,12 @@ impl InProcess {
         log.touched = touched;
         f(log, touched)
     }
+}
+
+/// Whether `key` is under `prefix`: `prefix.` and at least one more token.
+fn under(prefix: &str, key: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'))
 }
 
 /// An epoch unlike any other this process or an earlier one made: the time, and a count.
@@ -341,6 +412,59 @@ impl Backplane for InProcess {
                 .collect(),
         });
         Box::pin(async move { Ok(log) })
+    }
+
+    fn put_latest<'a>(&'a self, key: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>> {
+        let put = check_key(key).map(|()| {
+            let mut net = self.net.lock().expect("no panics under this lock");
+            net.revision += 1;
+            let revision = net.revision;
+            net.latest
+                .insert(key.to_owned(), (revision, payload.clone()));
+            if net.latest.len() > IN_PROCESS_LATEST_KEYS {
+                let oldest = net
+                    .latest
+                    .iter()
+                    .min_by_key(|(_, (r, _))| *r)
+                    .map(|(k, _)| k.clone())
+                    .expect("over the limit means not empty");
+                net.latest.remove(&oldest);
+            }
+            net.latest_feeds.retain(|(_, tx)| !tx.is_closed());
+            for (prefix, tx) in &net.latest_feeds {
+                if under(prefix, key) {
+                    let _ = tx.try_send(Kept::Value {
+                        key: key.to_owned(),
+                        revision,
+                        payload: payload.clone(),
+                    });
+                }
+            }
+            revision
+        });
+        Box::pin(async move { put })
+    }
+
+    fn latest<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Latest, Error>> {
+        let mut net = self.net.lock().expect("no panics under this lock");
+        let mut now: Vec<(&String, &(u64, Bytes))> = net
+            .latest
+            .iter()
+            .filter(|(key, _)| under(prefix, key))
+            .collect();
+        now.sort_by_key(|(_, (revision, _))| *revision);
+        // Room for every value kept now, so that none is dropped before the feed is read.
+        let (tx, rx) = mpsc::channel(IN_PROCESS_QUEUE.max(now.len() + 1));
+        for (key, (revision, payload)) in now {
+            let _ = tx.try_send(Kept::Value {
+                key: key.clone(),
+                revision: *revision,
+                payload: payload.clone(),
+            });
+        }
+        let _ = tx.try_send(Kept::Loaded);
+        net.latest_feeds.push((prefix.to_owned(), tx));
+        Box::pin(async move { Ok(Latest::new(rx, None)) })
     }
 
     fn send<'a>(&'a self, subject: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), Error>> {
@@ -488,5 +612,51 @@ mod tests {
             other.messages.try_recv().is_err(),
             "one member of the group only"
         );
+    }
+
+    #[tokio::test]
+    async fn latest_gives_each_keys_last_value_then_loaded_then_later_puts_under_its_prefix() {
+        let a = InProcess::new(10);
+        let b = a.clone();
+        assert_eq!(a.put_latest("w.r.t1", "old".into()).await.unwrap(), 1);
+        assert_eq!(a.put_latest("w.r.t2", "two".into()).await.unwrap(), 2);
+        assert_eq!(a.put_latest("w.r.t1", "new".into()).await.unwrap(), 3);
+        a.put_latest("other.t", "x".into()).await.unwrap();
+        let mut feed = b.latest("w").await.unwrap();
+        let value = |key: &str, revision, payload: &'static str| Kept::Value {
+            key: key.into(),
+            revision,
+            payload: payload.into(),
+        };
+        assert_eq!(feed.values.recv().await, Some(value("w.r.t2", 2, "two")));
+        assert_eq!(feed.values.recv().await, Some(value("w.r.t1", 3, "new")));
+        assert_eq!(feed.values.recv().await, Some(Kept::Loaded));
+        a.put_latest("wx.t", "not under w".into()).await.unwrap();
+        a.put_latest("w.r.t2", "later".into()).await.unwrap();
+        assert_eq!(feed.values.recv().await, Some(value("w.r.t2", 6, "later")));
+        assert!(feed.values.try_recv().is_err(), "nothing else");
+        for bad in ["", "w..t", "w.*", "w.>", "w.a b"] {
+            assert!(
+                matches!(a.put_latest(bad, "x".into()).await, Err(Error::Refused(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn latest_keeps_a_bounded_number_of_keys_forgetting_the_one_put_longest_ago() {
+        let bp = InProcess::new(1);
+        for i in 0..=IN_PROCESS_LATEST_KEYS {
+            bp.put_latest(&format!("k.{i}"), Bytes::new())
+                .await
+                .unwrap();
+        }
+        let mut feed = bp.latest("k").await.unwrap();
+        let mut keys = Vec::new();
+        while let Some(Kept::Value { key, .. }) = feed.values.recv().await {
+            keys.push(key);
+        }
+        assert_eq!(keys.len(), IN_PROCESS_LATEST_KEYS);
+        assert_eq!(keys[0], "k.1", "k.0 was put longest ago");
     }
 }

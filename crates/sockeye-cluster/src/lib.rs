@@ -26,7 +26,9 @@ pub mod subject;
 #[doc(hidden)]
 pub mod test_support;
 
-pub use backplane::{Backplane, BoxFuture, Entry, Error, Feed, InProcess, Listener, Log, Received};
+pub use backplane::{
+    Backplane, BoxFuture, Entry, Error, Feed, InProcess, Kept, Latest, Listener, Log, Received,
+};
 #[cfg(feature = "nats")]
 pub use nats::Nats;
 

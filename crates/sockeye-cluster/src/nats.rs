@@ -1,8 +1,11 @@
 //! The NATS backplane: core NATS carries subjects (presence, WAMP events), JetStream keeps each
 //! room's log in a stream of its own, so that a room's offsets are its stream's sequence
 //! numbers (counting up from 1 without gaps) and its epoch is when the stream was created.
+//! The latest values ([`Backplane::put_latest`]) are one stream, [`LATEST_STREAM`], keeping one
+//! message per key's subject: a key's revision is its message's sequence number.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,7 +15,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::backplane::{
-    AbortOnDrop, Backplane, BoxFuture, Entry, Error, Feed, Listener, Log, Received,
+    check_key, AbortOnDrop, Backplane, BoxFuture, Entry, Error, Feed, Kept, Latest, Listener, Log,
+    Received,
 };
 use crate::room::{self, LogState};
 
@@ -27,6 +31,19 @@ const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 /// How long the node waits before it follows a room's stream again after the stream failed.
 const REFOLLOW: Duration = Duration::from_millis(500);
 
+/// The stream of the latest values, on subjects `sockeye.latest.<key>`.
+pub const LATEST_STREAM: &str = "SOCKEYE_LATEST";
+/// Keys the latest values keep at most; past that the key put longest ago is forgotten.
+pub const LATEST_KEYS: i64 = 100_000;
+/// Bytes the latest values keep at most, the same way.
+pub const LATEST_BYTES: i64 = 1 << 30;
+/// Values queued from the latest values' stream to the node.
+const LATEST_QUEUE: usize = 1024;
+
+fn latest_subject(key: &str) -> String {
+    format!("{}.latest.{key}", crate::PREFIX)
+}
+
 /// A link to a NATS server (or cluster) with JetStream on.
 pub struct Nats {
     client: async_nats::Client,
@@ -35,6 +52,8 @@ pub struct Nats {
     url: String,
     /// Rooms whose stream this node has made sure of.
     streams: Mutex<HashSet<String>>,
+    /// Whether this node has made sure of [`LATEST_STREAM`].
+    latest_stream: AtomicBool,
     /// Counts the connections made: a room's feed starts its consumer again on each, rather
     /// than wait for the old one's heartbeats to be missed.
     connections: tokio::sync::watch::Receiver<u64>,
@@ -76,6 +95,7 @@ impl Nats {
             history,
             url: url.to_owned(),
             streams: Mutex::new(HashSet::new()),
+            latest_stream: AtomicBool::new(false),
             connections,
         })
     }
@@ -98,6 +118,26 @@ impl Nats {
             .expect("no panics under this lock")
             .insert(room.to_owned());
         Ok(stream)
+    }
+
+    async fn ensure_latest_stream(&self) -> Result<(), Error> {
+        if self.latest_stream.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: LATEST_STREAM.to_owned(),
+                subjects: vec![latest_subject(">")],
+                max_messages_per_subject: 1,
+                max_messages: LATEST_KEYS,
+                max_bytes: LATEST_BYTES,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(unreachable_or_refused)?;
+        self.latest_stream.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn ensure_stream(&self, room: &str) -> Result<(), Error> {
@@ -196,6 +236,106 @@ async fn follow_stream(
             };
             if tx.send(entry).await.is_err() {
                 return;
+            }
+        }
+        tokio::time::sleep(REFOLLOW).await;
+    }
+}
+
+/// Follows the latest values under `prefix`: the last message of each key's subject, then
+/// every later one, starting again after any failure from after the last value sent (so that
+/// nothing is given twice, and a key put meanwhile gives its newest value).
+async fn follow_latest(
+    js: jetstream::Context,
+    prefix: String,
+    tx: mpsc::Sender<Kept>,
+    mut connections: tokio::sync::watch::Receiver<u64>,
+) {
+    let mut last = 0u64;
+    let mut loaded = false;
+    loop {
+        connections.mark_unchanged();
+        let deliver_policy = if last == 0 {
+            consumer::DeliverPolicy::LastPerSubject
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: last + 1,
+            }
+        };
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: latest_subject(&format!("{prefix}.>")),
+            deliver_policy,
+            ..Default::default()
+        };
+        let messages = async {
+            let stream = js
+                .get_stream(LATEST_STREAM)
+                .await
+                .map_err(|e| e.to_string())?;
+            let consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let pending = consumer.cached_info().num_pending;
+            Ok::<_, String>((
+                pending,
+                consumer.messages().await.map_err(|e| e.to_string())?,
+            ))
+        }
+        .await;
+        let mut messages = match messages {
+            Ok((pending, messages)) => {
+                if pending == 0 && !loaded {
+                    loaded = true;
+                    if tx.send(Kept::Loaded).await.is_err() {
+                        return;
+                    }
+                }
+                messages
+            }
+            Err(e) => {
+                tracing::debug!(prefix, "cluster: following the latest values: {e}");
+                tokio::time::sleep(REFOLLOW).await;
+                continue;
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = connections.changed() => break,
+            };
+            let message = match message {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    tracing::debug!(prefix, "cluster: the latest values: {e}");
+                    break;
+                }
+            };
+            let Ok(info) = message.info() else { continue };
+            let (revision, pending) = (info.stream_sequence, info.pending);
+            if revision <= last {
+                continue;
+            }
+            last = revision;
+            let key = message
+                .subject
+                .strip_prefix(&latest_subject(""))
+                .unwrap_or_default()
+                .to_owned();
+            let value = Kept::Value {
+                key,
+                revision,
+                payload: message.payload.clone(),
+            };
+            if tx.send(value).await.is_err() {
+                return;
+            }
+            if pending == 0 && !loaded {
+                loaded = true;
+                if tx.send(Kept::Loaded).await.is_err() {
+                    return;
+                }
             }
         }
         tokio::time::sleep(REFOLLOW).await;
@@ -312,6 +452,47 @@ impl Backplane for Nats {
                 }
             }
             Ok(Log { state, entries })
+        })
+    }
+
+    fn put_latest<'a>(&'a self, key: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            check_key(key)?;
+            // Not buffered while cut off, as for `append`: one answer, and it is true.
+            if !self.is_connected() {
+                return Err(Error::Unreachable(format!("not connected to {}", self.url)));
+            }
+            self.ensure_latest_stream().await?;
+            let sent = async {
+                self.js
+                    .publish(latest_subject(key), payload)
+                    .await
+                    .map_err(unreachable_or_refused)?
+                    .await
+                    .map_err(unreachable_or_refused)
+            };
+            match sent.await {
+                Ok(ack) => Ok(ack.sequence),
+                Err(e) => {
+                    self.latest_stream.store(false, Ordering::Relaxed);
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn latest<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Latest, Error>> {
+        Box::pin(async move {
+            check_key(prefix)?;
+            self.ensure_latest_stream().await?;
+            let (tx, rx) = mpsc::channel(LATEST_QUEUE);
+            let task = tokio::spawn(follow_latest(
+                self.js.clone(),
+                prefix.to_owned(),
+                tx,
+                self.connections.clone(),
+            ));
+            Ok(Latest::new(rx, Some(AbortOnDrop(task))))
         })
     }
 

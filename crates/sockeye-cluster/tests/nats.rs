@@ -185,3 +185,52 @@ async fn after_nats_restarts_nodes_reconnect_and_the_log_resumes_where_it_was() 
         .unwrap();
     assert_eq!((e.offset, &e.payload[..]), (2, &b"after"[..]));
 }
+
+async fn next(feed: &mut sockeye_cluster::Latest) -> sockeye_cluster::Kept {
+    tokio::time::timeout(Duration::from_secs(5), feed.values.recv())
+        .await
+        .expect("a value within 5 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn latest_values_reach_a_node_started_after_they_were_put_then_later_puts_follow() {
+    use sockeye_cluster::Kept;
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let a = node(&server, "a", 10).await;
+    let first = a.put_latest("w.r.t1", "old".into()).await.unwrap();
+    let second = a.put_latest("w.r.t2", "two".into()).await.unwrap();
+    let third = a.put_latest("w.r.t1", "new".into()).await.unwrap();
+    assert!(first < second && second < third, "revisions count up");
+    a.put_latest("other.t", "x".into()).await.unwrap();
+
+    // A node that connects after the puts.
+    let b = node(&server, "b", 10).await;
+    let mut feed = b.latest("w").await.unwrap();
+    let value = |key: &str, revision, payload: &'static str| Kept::Value {
+        key: key.into(),
+        revision,
+        payload: payload.into(),
+    };
+    assert_eq!(next(&mut feed).await, value("w.r.t2", second, "two"));
+    assert_eq!(
+        next(&mut feed).await,
+        value("w.r.t1", third, "new"),
+        "t1's last only"
+    );
+    assert_eq!(next(&mut feed).await, Kept::Loaded);
+    a.put_latest("wx.t", "not under w".into()).await.unwrap();
+    let later = a.put_latest("w.r.t2", "later".into()).await.unwrap();
+    assert_eq!(next(&mut feed).await, value("w.r.t2", later, "later"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(feed.values.try_recv().is_err(), "nothing else");
+
+    // An empty prefix is loaded at once.
+    let mut empty = b.latest("nothing").await.unwrap();
+    let loaded = tokio::time::timeout(Duration::from_secs(5), empty.values.recv())
+        .await
+        .unwrap();
+    assert_eq!(loaded, Some(Kept::Loaded));
+}

@@ -51,6 +51,17 @@ pub struct ClusterConfig {
     /// [`Action::Registered`](crate::Action::Registered) start with it and `-rpc` (see
     /// [`procedure_subject`]). Default `"sockeye.wamp"`.
     pub subject_prefix: String,
+    /// Whether retained events are shared through a store of the cluster's, which keeps the
+    /// latest of each topic for nodes and realms that come later (see
+    /// [`retained_key`]): the transport stores each retained publication this router
+    /// forwards, tells [`Router::retained_stored`](crate::Router::retained_stored) how that
+    /// went, and gives every event the store has and gets to
+    /// [`Router::offer_retained`](crate::Router::offer_retained). Other nodes' publications
+    /// are then retained only as offered, in the store's order, not as
+    /// [`Router::deliver_remote`](crate::Router::deliver_remote) gets them. `false`, the
+    /// default: each node retains what it delivers, and a node or realm that comes later has
+    /// none of the earlier events.
+    pub shared_retention: bool,
 }
 
 impl Default for ClusterConfig {
@@ -58,6 +69,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             node_id: None,
             subject_prefix: "sockeye.wamp".to_owned(),
+            shared_retention: false,
         }
     }
 }
@@ -407,6 +419,17 @@ pub fn topic_subject(prefix: &str, realm: &str, topic: &str) -> String {
     out
 }
 
+/// The key under which the cluster's store of latest values keeps the retained event of
+/// `topic` in `realm`, with [`ClusterConfig::shared_retention`]: `PREFIX.<realm>.<topic>`, the
+/// realm and the whole topic each one token escaped with [`escape_token`] (the topic's dots
+/// too), so that every realm and topic has its own key and every key is under `PREFIX`.
+pub fn retained_key(prefix: &str, realm: &str, topic: &str) -> String {
+    let mut out = realm_subject(prefix, realm);
+    out.push('.');
+    escape_token(&mut out, topic);
+    out
+}
+
 /// The NATS subject a node subscribes to so that it receives every publication a local
 /// subscription to `uri` with `policy` in `realm` matches:
 ///
@@ -488,6 +511,21 @@ mod tests {
         );
         assert_eq!(topic_subject("sw", "r", "a..b"), "sw.r.a.%.b");
         assert_eq!(topic_subject("sw", "r", "a\u{3000}b"), "sw.r.a%E3%80%80b");
+    }
+
+    #[test]
+    fn retained_keys_are_literal_tokens_one_for_the_realm_and_one_for_the_topic() {
+        assert_eq!(
+            retained_key("sw", "realm1", "com.myapp.x"),
+            "sw.realm1.com%2Emyapp%2Ex"
+        );
+        assert_eq!(retained_key("sw", "a.b", "*"), "sw.a%2Eb.%2A");
+        assert_ne!(
+            retained_key("sw", "a.b", "c"),
+            retained_key("sw", "a", "b.c"),
+            "the realm's dots are escaped too"
+        );
+        assert!(valid_subject(&retained_key("sw", "r", "a b..>"), false));
     }
 
     #[test]

@@ -1084,3 +1084,216 @@ fn out_of_cluster_mode_a_call_without_a_registration_is_answered_at_once() {
     assert!(h.r.registrations().is_empty());
     assert_eq!(h.r.stats().remote_calls, 0);
 }
+
+// Shared retention: retained events through the cluster's store of latest values, given to
+// `offer_retained` with the store's revision.
+
+/// A node with shared retention, with `max_retained_events`, `max_auto_realms` and
+/// `max_retained_bytes` as given.
+fn shared_node(max_events: usize, max_realms: usize, max_bytes: usize) -> H {
+    let mut c = config(1);
+    c.cluster.as_mut().unwrap().shared_retention = true;
+    c.max_retained_events = max_events;
+    c.max_auto_realms = max_realms;
+    c.max_retained_bytes = max_bytes;
+    H {
+        r: Router::with_seed(c, 1),
+    }
+}
+
+/// A retained publication of another node.
+fn offered(realm: &str, topic: &str, publication: u64, arg: &str) -> ClusterEvent {
+    ClusterEvent {
+        origin: 77,
+        realm: realm.into(),
+        topic: topic.into(),
+        publication,
+        publisher: None,
+        passthru: Dict::new(),
+        audience: Default::default(),
+        retain: true,
+        payload: sockeye_wamp_proto::Payload::Args(vec![arg.into()]),
+    }
+}
+
+/// What a new subscriber of `topic` in `c`'s realm gets with `get_retained`: (publication,
+/// first argument) of each EVENT, each marked `retained`.
+fn retained_for(h: &mut H, c: ConnId, topic: &str, options: &str) -> Vec<(u64, String)> {
+    let out = only_messages(h.send(c, &format!(r#"[32,1,{options},"{topic}"]"#)));
+    assert!(
+        matches!(out[0].1, Message::Subscribed { .. }),
+        "not subscribed: {out:?}"
+    );
+    out[1..]
+        .iter()
+        .map(|(_, m)| match m {
+            Message::Event {
+                publication,
+                details,
+                payload,
+                ..
+            } => {
+                assert_eq!(details.get_bool("retained"), Some(true));
+                let arg = payload.args()[0].as_str().unwrap().to_owned();
+                (*publication, arg)
+            }
+            other => panic!("not an EVENT: {other:?}"),
+        })
+        .collect()
+}
+
+/// The messages for sessions in `out`, without the cluster actions.
+fn only_messages(out: Vec<Out>) -> Vec<(ConnId, Message)> {
+    messages(
+        out.into_iter()
+            .filter(|o| matches!(o, Out::Msg(..)))
+            .collect(),
+    )
+}
+
+/// A local retained PUBLISH on `topic` with argument `arg`: its publication id.
+fn publish_retained(h: &mut H, c: ConnId, topic: &str, arg: &str) -> u64 {
+    let out = h.send(
+        c,
+        &format!(r#"[16,9,{{"retain":true}},"{topic}",["{arg}"]]"#),
+    );
+    out.iter()
+        .find_map(|o| match o {
+            Out::Forward(e) => Some(e.publication),
+            _ => None,
+        })
+        .expect("forwarded")
+}
+
+const GET: &str = r#"{"get_retained":true}"#;
+
+#[test]
+fn a_realm_created_after_an_offer_gives_the_offered_event_to_get_retained() {
+    let mut h = shared_node(10, 10, 1 << 20);
+    h.r.offer_retained(offered("later", "com.t", 5, "kept"), 1);
+    assert!(h.drain().is_empty(), "an offer emits nothing");
+    let (c, _) = h.join_with("later", ALL_ROLES);
+    assert_eq!(retained_for(&mut h, c, "com.t", GET), [(5, "kept".into())]);
+    assert_eq!(h.r.stats().retained_offers, 1);
+}
+
+#[test]
+fn an_offered_event_is_never_sent_live_to_current_subscribers() {
+    let mut h = shared_node(10, 10, 1 << 20);
+    let (sub, _) = h.join();
+    let _ = h.send(sub, r#"[32,1,{},"com.t"]"#);
+    let _ = h.send(sub, r#"[32,2,{"match":"prefix"},"com"]"#);
+    h.r.offer_retained(offered("realm1", "com.t", 5, "kept"), 1);
+    assert!(h.drain().is_empty(), "no EVENT to the subscriber");
+    assert_eq!(h.r.stats().events_sent, 0);
+    let (late, _) = h.join();
+    assert_eq!(
+        retained_for(&mut h, late, "com.t", GET),
+        [(5, "kept".into())]
+    );
+}
+
+#[test]
+fn an_older_offer_does_not_overwrite_a_newer_one_nor_this_nodes_own_publication() {
+    let mut h = shared_node(10, 10, 1 << 20);
+    let (publisher, _) = h.join();
+    let (sub, _) = h.join();
+    // Offers out of the store's order: the older one is dropped.
+    h.r.offer_retained(offered("realm1", "t", 5, "rev 5"), 5);
+    h.r.offer_retained(offered("realm1", "t", 3, "rev 3"), 3);
+    assert_eq!(retained_for(&mut h, sub, "t", GET), [(5, "rev 5".into())]);
+    assert_eq!(h.r.stats().retained_offers_dropped, 1);
+
+    // This node's own publication is newer than every offer until the store answers for it;
+    // the store then put it at 7, after the offer of revision 6, which is dropped.
+    let own = publish_retained(&mut h, publisher, "t", "own");
+    h.r.offer_retained(offered("realm1", "t", 6, "rev 6"), 6);
+    assert_eq!(retained_for(&mut h, sub, "t", GET), [(own, "own".into())]);
+    h.r.retained_stored("realm1", "t", own, Some(7));
+    assert_eq!(retained_for(&mut h, sub, "t", GET), [(own, "own".into())]);
+    h.r.offer_retained(offered("realm1", "t", 6, "rev 6"), 6);
+    assert_eq!(retained_for(&mut h, sub, "t", GET), [(own, "own".into())]);
+
+    // An offer put after this node's publication, come before the store's answer, wins once
+    // the answer says so.
+    let own = publish_retained(&mut h, publisher, "t", "own 2");
+    h.r.offer_retained(offered("realm1", "t", 9, "rev 9"), 9);
+    assert_eq!(retained_for(&mut h, sub, "t", GET), [(own, "own 2".into())]);
+    h.r.retained_stored("realm1", "t", own, Some(8));
+    assert_eq!(retained_for(&mut h, sub, "t", GET), [(9, "rev 9".into())]);
+
+    // A publication the store could not keep yields to the next offer.
+    let own = publish_retained(&mut h, publisher, "t", "unkept");
+    h.r.retained_stored("realm1", "t", own, None);
+    h.r.offer_retained(offered("realm1", "t", 10, "rev 10"), 10);
+    assert_eq!(retained_for(&mut h, sub, "t", GET), [(10, "rev 10".into())]);
+}
+
+#[test]
+fn offers_for_realms_not_created_yet_keep_to_the_retained_and_realm_limits() {
+    let mut h = shared_node(2, 2, 200);
+    for (i, topic) in ["t.1", "t.2", "t.3"].into_iter().enumerate() {
+        let i = i as u64 + 1;
+        h.r.offer_retained(offered("x", topic, i, "v"), i);
+    }
+    // Larger than the realm's bytes: not kept.
+    h.r.offer_retained(offered("x", "t.big", 4, &"b".repeat(300)), 4);
+    h.r.offer_retained(offered("y", "t", 5, "v"), 5);
+    // A third realm: no room.
+    h.r.offer_retained(offered("z", "t", 6, "v"), 6);
+    assert_eq!(h.r.stats().retained_offers_dropped, 1);
+    let prefix = r#"{"get_retained":true,"match":"prefix"}"#;
+    let (c, _) = h.join_with("x", ALL_ROLES);
+    let got: Vec<u64> = retained_for(&mut h, c, "t", prefix)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(got, [2, 3], "the 2 newest; t.big not kept");
+    let (c, _) = h.join_with("z", ALL_ROLES);
+    assert!(retained_for(&mut h, c, "t", prefix).is_empty());
+}
+
+#[test]
+fn a_realm_created_by_a_hello_gives_its_retained_events_back_when_freed_and_has_them_again() {
+    let mut h = shared_node(10, 10, 1 << 20);
+    let (c, _) = h.join_with("room", ALL_ROLES);
+    h.r.offer_retained(offered("room", "t", 5, "kept"), 1);
+    h.r.disconnect(c);
+    let _ = h.drain();
+    assert_eq!(h.r.realm_count(), 1, "room is freed");
+    let (c, _) = h.join_with("room", ALL_ROLES);
+    assert_eq!(retained_for(&mut h, c, "t", GET), [(5, "kept".into())]);
+}
+
+#[test]
+fn without_auto_created_realms_offers_for_unknown_realms_are_dropped() {
+    let mut c = config(1);
+    c.cluster.as_mut().unwrap().shared_retention = true;
+    c.auto_create_realms = false;
+    let mut h = H {
+        r: Router::with_seed(c, 1),
+    };
+    h.r.offer_retained(offered("nowhere", "t", 5, "v"), 1);
+    assert_eq!(h.r.stats().retained_offers_dropped, 1);
+}
+
+#[test]
+fn with_shared_retention_another_nodes_publication_is_retained_only_as_offered() {
+    let mut p = Pair::new();
+    for h in [&mut p.a, &mut p.b] {
+        let mut c = h.r.config().clone();
+        c.cluster.as_mut().unwrap().shared_retention = true;
+        let seed = h.r.config().cluster.as_ref().unwrap().node_id.unwrap() as u64;
+        h.r = Router::with_seed(c, seed);
+    }
+    let (publisher, _) = p.join(Node::A);
+    let (sub, _) = p.join(Node::B);
+    let _ = p.send(Node::A, publisher, r#"[16,1,{"retain":true},"t",["x"]]"#);
+    let event = p.carried[0].clone();
+    assert_eq!(retained_for(&mut p.b, sub, "t", GET), []);
+    p.b.r.offer_retained(event.clone(), 1);
+    assert_eq!(
+        retained_for(&mut p.b, sub, "t", GET),
+        [(event.publication, "x".into())]
+    );
+}

@@ -465,6 +465,28 @@ impl WampRouter {
         self.with_state(|st| st.router.deliver_remote(event));
     }
 
+    /// A retained event the cluster's store keeps, at `revision` (see
+    /// [`Router::offer_retained`]): kept for `get_retained`, never sent to current
+    /// subscribers; kept for its realm if this router has not created it yet.
+    pub fn offer_retained(&self, event: ClusterEvent, revision: u64) {
+        self.with_state(|st| st.router.offer_retained(event, revision));
+    }
+
+    /// The cluster's store answered for a retained publication of this router (see
+    /// [`Router::retained_stored`]): kept at `revision`, or not kept (`None`).
+    pub fn retained_stored(
+        &self,
+        realm: &str,
+        topic: &str,
+        publication: u64,
+        revision: Option<u64>,
+    ) {
+        self.with_state(|st| {
+            st.router
+                .retained_stored(realm, topic, publication, revision)
+        });
+    }
+
     /// Cluster events dropped so far (the [`ClusterLink`]'s queue was full, or there was
     /// none), plus calls failed and answers and cancels dropped for the same reasons.
     pub fn cluster_dropped(&self) -> u64 {

@@ -47,7 +47,7 @@ pub use crate::config::{RealmConfig, RouterConfig};
 use crate::id::IdGenerator;
 use crate::message::{code, Message, ProtocolViolation};
 use crate::value::Dict;
-use pubsub::{Broker, Retained};
+use pubsub::{Broker, RetainedEvents};
 use remote::PendingRemote;
 use rpc::Dealer;
 use session::{ConnState, Session};
@@ -232,13 +232,7 @@ struct Realm {
     /// This realm's roles; `None`: everything is allowed.
     roles: Option<Arc<Vec<AuthRole>>>,
     broker: Broker,
-    /// Retained events (WAMP spec, "Event Retention"): the last event published with
-    /// `retain: true` on each topic.
-    retained: HashMap<String, Retained>,
-    /// Their sizes, summed.
-    retained_bytes: usize,
-    /// Counts retained events, to tell the oldest.
-    retained_seq: u64,
+    retained: RetainedEvents,
     /// Created by a HELLO (`auto_create_realms`), not configured: freed when empty.
     auto: bool,
     dealer: Dealer,
@@ -276,6 +270,12 @@ pub struct RouterStats {
     /// timed out, canceled, their node gone) or from a node other than the one serving them:
     /// dropped.
     pub remote_answers_dropped: u64,
+    /// Retained events given to [`Router::offer_retained`] and taken: kept (in their realm, or
+    /// for a realm not created yet), or waiting for the answer about this node's own.
+    pub retained_offers: u64,
+    /// Retained events given to [`Router::offer_retained`] and dropped: older than the
+    /// topic's, or for a realm with no room to keep them.
+    pub retained_offers_dropped: u64,
 }
 
 /// The router. See the module docs for the input/output contract.
@@ -310,6 +310,9 @@ pub struct Router {
     remote_calls: HashMap<u64, PendingRemote>,
     /// The same, by (caller, CALL request id).
     remote_by_request: HashMap<(ConnId, u64), u64>,
+    /// Retained events [`Router::offer_retained`] gave for realms that do not exist here,
+    /// kept for when they are created.
+    pending_retained: HashMap<String, RetainedEvents>,
 }
 
 impl Router {
@@ -358,6 +361,7 @@ impl Router {
             next_remote_call: 0,
             remote_calls: HashMap::new(),
             remote_by_request: HashMap::new(),
+            pending_retained: HashMap::new(),
             config,
             ids,
         }
@@ -562,6 +566,15 @@ impl Router {
 
     fn send(&mut self, conn: ConnId, msg: Message) {
         self.out.push_back(Action::Send(conn, Arc::new(msg)));
+    }
+
+    /// A realm being created here, with the retained events the cluster offered for it.
+    fn new_realm(&mut self, name: &str, auto: bool) -> Realm {
+        Realm {
+            auto,
+            retained: self.pending_retained.remove(name).unwrap_or_default(),
+            ..Realm::default()
+        }
     }
 
     fn realm_mut(&mut self, session: &Session) -> &mut Realm {

@@ -5,9 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use std::sync::Arc;
 
-use super::{
-    copy_passthru, deliver, error_uri as E, Action, ConnId, ConnState, Realm, Router, Session,
-};
+use super::{copy_passthru, deliver, error_uri as E, Action, ConnId, ConnState, Router, Session};
 use crate::auth::{Operation, Verdict};
 use crate::cluster::{interest_subject, Audience, ClusterEvent, Publisher};
 use crate::message::{code, Message, Payload};
@@ -139,55 +137,150 @@ impl Broker {
 
 #[derive(Debug)]
 pub(super) struct Retained {
-    /// Order of publication within the realm.
+    /// Order of arrival within the realm.
     pub(super) seq: u64,
     pub(super) publication: u64,
     pub(super) details: Dict,
     pub(super) payload: Payload,
     pub(super) size: usize,
+    /// With [`ClusterConfig::shared_retention`](crate::ClusterConfig): where the cluster's
+    /// store put it (see [`Router::offer_retained`]); `None` for a publication of this node
+    /// whose storing has not been answered yet, which is newer than every offer until then
+    /// answered. Without it, always `Some(0)`.
+    pub(super) revision: Option<u64>,
+    /// The newest offer that came while `revision` was `None`, with its revision: kept if the
+    /// answer shows it newer. At most one per topic.
+    parked: Option<Box<(u64, ClusterEvent)>>,
 }
 
-impl Realm {
-    /// Keeps `payload` as the retained event of `topic`, then forgets the oldest retained
-    /// events until the realm is within `max_events` and `max_bytes`.
+/// A realm's retained events (WAMP spec, "Event Retention"): the last event published with
+/// `retain: true` on each topic, within the realm's limits.
+#[derive(Debug, Default)]
+pub(super) struct RetainedEvents {
+    pub(super) events: HashMap<String, Retained>,
+    /// Their sizes, summed.
+    bytes: usize,
+    /// Counts retained events, to tell the oldest.
+    seq: u64,
+}
+
+impl RetainedEvents {
+    /// Keeps `event` as the retained event of its topic, then forgets the oldest retained
+    /// events until the realm is within `max_events` and `max_bytes`. An event larger than
+    /// `max_bytes` is not kept, and the topic's older one is forgotten.
     pub(super) fn retain(
         &mut self,
-        topic: String,
-        publication: u64,
-        details: Dict,
-        payload: Payload,
+        event: &ClusterEvent,
+        revision: Option<u64>,
         max_events: usize,
         max_bytes: usize,
     ) {
-        if let Some(old) = self.retained.remove(&topic) {
-            self.retained_bytes -= old.size;
+        let topic = event.topic.clone();
+        if let Some(old) = self.events.remove(&topic) {
+            self.bytes -= old.size;
         }
-        let size = topic.len() + details.size_hint() + payload.size_hint();
+        let details = event.details();
+        let size = topic.len() + details.size_hint() + event.payload.size_hint();
         if size > max_bytes || max_events == 0 {
             return;
         }
-        self.retained_seq += 1;
-        self.retained_bytes += size;
-        self.retained.insert(
+        self.seq += 1;
+        self.bytes += size;
+        self.events.insert(
             topic,
             Retained {
-                seq: self.retained_seq,
-                publication,
+                seq: self.seq,
+                publication: event.publication,
                 details,
-                payload,
+                payload: event.payload.clone(),
                 size,
+                revision,
+                parked: None,
             },
         );
-        while self.retained.len() > max_events || self.retained_bytes > max_bytes {
+        while self.events.len() > max_events || self.bytes > max_bytes {
             let oldest = self
-                .retained
+                .events
                 .iter()
                 .min_by_key(|(_, r)| r.seq)
                 .map(|(t, _)| t.clone())
                 .expect("over a limit means not empty");
-            let gone = self.retained.remove(&oldest).expect("just found");
-            self.retained_bytes -= gone.size;
+            let gone = self.events.remove(&oldest).expect("just found");
+            self.bytes -= gone.size;
         }
+    }
+
+    /// An event the cluster's store has at `revision` (see [`Router::offer_retained`]):
+    /// whether it was taken (kept, parked, or its topic's event confirmed) rather than found
+    /// older than what the topic has.
+    fn offer(
+        &mut self,
+        event: ClusterEvent,
+        revision: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> bool {
+        match self.events.get_mut(&event.topic) {
+            Some(current) if current.publication == event.publication => {
+                let topic = event.topic.clone();
+                self.stored(
+                    &topic,
+                    event.publication,
+                    Some(revision),
+                    max_events,
+                    max_bytes,
+                );
+                true
+            }
+            Some(current) if current.revision.is_none() => {
+                // This node's own publication is newer than everything stored before it, and
+                // an offer stored after it can come before its answer: which one is newer
+                // is known once the answer comes.
+                if current.parked.as_ref().is_some_and(|p| p.0 >= revision) {
+                    return false;
+                }
+                current.parked = Some(Box::new((revision, event)));
+                true
+            }
+            Some(current) if current.revision >= Some(revision) => false,
+            _ => {
+                self.retain(&event, Some(revision), max_events, max_bytes);
+                true
+            }
+        }
+    }
+
+    /// The cluster's store answered for `publication` on `topic`: kept at `revision`, or not
+    /// kept (`None`), when any offer is newer.
+    fn stored(
+        &mut self,
+        topic: &str,
+        publication: u64,
+        revision: Option<u64>,
+        max_events: usize,
+        max_bytes: usize,
+    ) {
+        let Some(current) = self.events.get_mut(topic) else {
+            return;
+        };
+        if current.publication != publication {
+            return;
+        }
+        let revision = revision.unwrap_or(0);
+        if current.revision.is_some_and(|r| r >= revision) {
+            return;
+        }
+        current.revision = Some(revision);
+        if let Some(parked) = current.parked.take() {
+            let (parked_revision, parked) = *parked;
+            if parked_revision > revision {
+                self.retain(&parked, Some(parked_revision), max_events, max_bytes);
+            }
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty()
     }
 }
 
@@ -256,6 +349,7 @@ impl Router {
             let realm = &self.realms[&session.realm];
             let mut retained: Vec<_> = realm
                 .retained
+                .events
                 .iter()
                 .filter(|(t, _)| uri::matches(topic, policy, t))
                 .map(|(t, r)| {
@@ -433,6 +527,98 @@ impl Router {
         self.dispatch_event(&event, None);
     }
 
+    /// With [`ClusterConfig::shared_retention`](crate::ClusterConfig): a retained event the
+    /// cluster's store keeps, at `revision` (higher for every later store). It becomes the
+    /// retained event of its topic unless the topic has a newer one: one of a higher revision,
+    /// or a publication of this node whose storing has not been answered yet
+    /// ([`Router::retained_stored`]) — then the offer waits for that answer, which tells
+    /// which is newer. It is never sent to the current subscribers: it only serves
+    /// `get_retained`.
+    ///
+    /// For a realm that does not exist here yet (and `auto_create_realms`), it is kept for the
+    /// realm until a HELLO creates it, within the same limits as in a realm
+    /// (`max_retained_events`, `max_retained_bytes`) and for at most `max_auto_realms` realms;
+    /// offers for more realms are dropped. A realm a HELLO created gives its retained events
+    /// back to that keeping when its last session leaves.
+    ///
+    /// Offers taken are counted in [`RouterStats::retained_offers`](super::RouterStats), those
+    /// found older or without room in `retained_offers_dropped`. Emits nothing.
+    pub fn offer_retained(&mut self, event: ClusterEvent, revision: u64) {
+        let (max_events, max_bytes) = (
+            self.config.max_retained_events,
+            self.config.max_retained_bytes,
+        );
+        let realm_name = event.realm.clone();
+        let taken = match self.realms.get_mut(&event.realm) {
+            Some(realm) => realm.retained.offer(event, revision, max_events, max_bytes),
+            None if self.config.auto_create_realms
+                && (self.pending_retained.contains_key(&event.realm)
+                    || self.pending_retained.len() < self.config.max_auto_realms) =>
+            {
+                let pending = self
+                    .pending_retained
+                    .entry(event.realm.clone())
+                    .or_default();
+                let taken = pending.offer(event, revision, max_events, max_bytes);
+                if pending.is_empty() {
+                    self.pending_retained.remove(&realm_name);
+                }
+                taken
+            }
+            None => false,
+        };
+        if taken {
+            self.stats.retained_offers += 1;
+        } else {
+            self.stats.retained_offers_dropped += 1;
+        }
+    }
+
+    /// With [`ClusterConfig::shared_retention`](crate::ClusterConfig): the cluster's store
+    /// answered for a retained publication of this node (its [`Action::Forward`]): kept at
+    /// `revision` (`Some`), or not kept (`None`: the topic's event here then yields to any
+    /// offer). Until this answer (or the offer of the same publication) the publication stays
+    /// the topic's retained event here whatever is offered. Emits nothing.
+    pub fn retained_stored(
+        &mut self,
+        realm: &str,
+        topic: &str,
+        publication: u64,
+        revision: Option<u64>,
+    ) {
+        let (max_events, max_bytes) = (
+            self.config.max_retained_events,
+            self.config.max_retained_bytes,
+        );
+        let store = match self.realms.get_mut(realm) {
+            Some(realm) => &mut realm.retained,
+            None => match self.pending_retained.get_mut(realm) {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
+        store.stored(topic, publication, revision, max_events, max_bytes);
+    }
+
+    /// Keeps a freed realm's retained events for when it is created again, if there is room
+    /// (as for offers).
+    pub(super) fn keep_pending(&mut self, realm: &str, retained: RetainedEvents) {
+        if self.config.auto_create_realms
+            && self.pending_retained.len() < self.config.max_auto_realms
+        {
+            self.pending_retained.insert(realm.to_owned(), retained);
+        }
+    }
+
+    /// With shared retention, whether this router keeps the retained events of other nodes'
+    /// publications only as [`Router::offer_retained`] gives them.
+    pub(super) fn shared_retention(&self) -> bool {
+        self.config
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.shared_retention)
+    }
+
     /// Sends the EVENTs of a publication to the subscribers in its realm (but `skip`, the
     /// publisher when `exclude_me`), and retains it if asked to.
     fn dispatch_event(&mut self, event: &ClusterEvent, skip: Option<ConnId>) {
@@ -465,24 +651,24 @@ impl Router {
             deliver(&mut self.out, to, msg);
         }
         self.stats.events_sent += sent;
-        if event.retain {
+        let own = event.origin == self.origin;
+        let shared = self.shared_retention();
+        // With shared retention another node's publication is kept as the store offers it,
+        // in the store's order; this node's own is kept at once, so that its publisher and
+        // subscribers here see it as on a single node, and waits for the store's answer.
+        if event.retain && (own || !shared) {
             // Kept for later subscribers asking for `get_retained`; black- and whitelists
             // applied to this publication only.
             let (max_events, max_bytes) = (
                 self.config.max_retained_events,
                 self.config.max_retained_bytes,
             );
+            let revision = if shared { None } else { Some(0) };
             self.realms
                 .get_mut(&event.realm)
                 .expect("checked by the caller")
-                .retain(
-                    event.topic.clone(),
-                    event.publication,
-                    base,
-                    event.payload.clone(),
-                    max_events,
-                    max_bytes,
-                );
+                .retained
+                .retain(event, revision, max_events, max_bytes);
         }
     }
 

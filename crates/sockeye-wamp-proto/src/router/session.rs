@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{error_uri as E, router_roles, Action, ConnId, Realm, Router, TRUSTED};
+use super::{error_uri as E, router_roles, Action, ConnId, Router, TRUSTED};
 use crate::auth::{Decision, Pending};
 use crate::message::Message;
 use crate::uri;
@@ -96,7 +96,10 @@ impl Router {
         {
             return None;
         }
-        self.realms.entry(realm.to_owned()).or_default();
+        if !self.realms.contains_key(realm) {
+            let new = self.new_realm(realm, false);
+            self.realms.insert(realm.to_owned(), new);
+        }
         let id = self.fresh_session_id();
         let roles = Dict::new()
             .with("publisher", Dict::new())
@@ -177,13 +180,8 @@ impl Router {
                 );
                 return;
             }
-            self.realms.insert(
-                realm.clone(),
-                Realm {
-                    auto: true,
-                    ..Realm::default()
-                },
-            );
+            let new = self.new_realm(&realm, true);
+            self.realms.insert(realm.clone(), new);
         }
         let id = self.fresh_session_id();
         let roles = details.get_dict("roles").cloned().unwrap_or_default();
@@ -252,10 +250,10 @@ impl Router {
             Message::Authenticate { signature, .. } if pending.verify(&signature) => {
                 // The realm may have been freed meanwhile (it was created by a HELLO and
                 // emptied); the session then simply recreates it, as its HELLO did.
-                self.realms.entry(realm.clone()).or_insert_with(|| Realm {
-                    auto: true,
-                    ..Realm::default()
-                });
+                if !self.realms.contains_key(&realm) {
+                    let new = self.new_realm(&realm, true);
+                    self.realms.insert(realm.clone(), new);
+                }
                 self.establish(
                     conn,
                     session,
@@ -372,13 +370,18 @@ impl Router {
         );
         // A realm a HELLO created goes with its last session, retained events and all, so
         // that naming new realms cannot grow the router without end. A session still
-        // authenticating for it recreates it when it is let in.
+        // authenticating for it recreates it when it is let in. With shared retention its
+        // retained events are the cluster's, kept for when it is created again as offers for
+        // a realm not created yet are.
         if self
             .realms
             .get(&session.realm)
             .is_some_and(|r| r.auto && r.sessions.is_empty())
         {
-            self.realms.remove(&session.realm);
+            let gone = self.realms.remove(&session.realm).expect("just found");
+            if self.shared_retention() && !gone.retained.is_empty() {
+                self.keep_pending(&session.realm, gone.retained);
+            }
         }
     }
 }
