@@ -318,8 +318,9 @@ impl Hub {
     fn report(&self, report: Report) {
         self.apply(report.clone());
         let backplane = self.backplane.clone();
+        let subject = presence::subject(&self.node);
         tokio::spawn(async move {
-            let _ = backplane.send(&presence::subject(), report.encode()).await;
+            let _ = backplane.send(&subject, report.encode()).await;
         });
     }
 
@@ -396,7 +397,11 @@ async fn follow(backplane: Arc<dyn Backplane>, room: std::sync::Weak<Room>) {
 }
 
 async fn listen_to_presence(hub: std::sync::Weak<Hub>) {
-    let subject = presence::subject();
+    let subject = presence::every_subject();
+    let own = match hub.upgrade() {
+        Some(hub) => presence::subject(&hub.node),
+        None => return,
+    };
     loop {
         let Some(listener) = (match hub.upgrade() {
             Some(hub) => hub.backplane.listen(&subject).await.ok(),
@@ -406,8 +411,14 @@ async fn listen_to_presence(hub: std::sync::Weak<Hub>) {
             continue;
         };
         let mut listener = listener;
-        while let Some(sockeye_cluster::Received { payload, .. }) = listener.messages.recv().await {
+        while let Some(sockeye_cluster::Received {
+            subject, payload, ..
+        }) = listener.messages.recv().await
+        {
             let Some(hub) = hub.upgrade() else { return };
+            if subject == own {
+                continue;
+            }
             match Report::decode(&payload) {
                 Some(report) if report.node() != hub.node => hub.apply(report),
                 Some(_) => {}
@@ -432,6 +443,9 @@ async fn beat(hub: std::sync::Weak<Hub>) {
             (own, gone)
         };
         hub.tell(gone);
-        let _ = hub.backplane.send(&presence::subject(), own.encode()).await;
+        let _ = hub
+            .backplane
+            .send(&presence::subject(&hub.node), own.encode())
+            .await;
     }
 }

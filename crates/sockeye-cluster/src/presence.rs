@@ -21,9 +21,16 @@ pub const BEAT: Duration = Duration::from_secs(2);
 /// How long a node may be silent before its members are taken to have left.
 pub const SILENCE: Duration = Duration::from_secs(7);
 
-/// The subject presence reports travel on.
-pub fn subject() -> String {
-    format!("{}.presence", crate::PREFIX)
+/// The subject `node`'s presence reports travel on: one per node, so that a node passes over
+/// its own reports by their subject, without decoding them (a node name is one subject
+/// token).
+pub fn subject(node: &str) -> String {
+    format!("{}.presence.{node}", crate::PREFIX)
+}
+
+/// The subjects of every node's presence reports.
+pub fn every_subject() -> String {
+    format!("{}.presence.*", crate::PREFIX)
 }
 
 /// A room member.
