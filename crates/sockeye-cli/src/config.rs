@@ -289,6 +289,24 @@ pub struct ClusterSettings {
     pub history: usize,
 }
 
+fn token(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// The node name when none is given: the host name and the process id, made a valid name
+/// (host names may hold dots and be up to 64 bytes long), so that `sockeye serve` starts on
+/// any host.
+fn default_node_name(host: &str, pid: u32) -> String {
+    let pid = format!("-{pid}");
+    let host: String = host
+        .chars()
+        .map(|c| if token(c) { c } else { '-' })
+        .take(64 - pid.len())
+        .collect();
+    let host = if host.is_empty() { "node" } else { &host };
+    format!("{host}{pid}")
+}
+
 impl Cluster {
     fn resolve(&self) -> Result<ClusterSettings, String> {
         let node_name = match &self.node_name {
@@ -297,10 +315,9 @@ impl Cluster {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_owned())
                     .unwrap_or_else(|_| "node".into());
-                format!("{host}-{}", std::process::id())
+                default_node_name(&host, std::process::id())
             }
         };
-        let token = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
         if node_name.is_empty() || node_name.len() > 64 || !node_name.chars().all(token) {
             return Err(format!(
                 "node name {node_name:?} is not 1 to 64 of A-Z, a-z, 0-9, '-' and '_'"
@@ -637,6 +654,24 @@ mod tests {
         "--node-name=node-7",
         "--node-id=77",
     ];
+
+    #[test]
+    fn the_default_node_name_is_valid_for_any_host_name() {
+        assert_eq!(default_node_name("vm", 42), "vm-42");
+        assert_eq!(
+            default_node_name("ip-10-0-0-1.ec2.internal", 7),
+            "ip-10-0-0-1-ec2-internal-7"
+        );
+        let long = default_node_name(&"h".repeat(64), u32::MAX);
+        assert_eq!(long.len(), 64);
+        assert!(long.ends_with(&format!("-{}", u32::MAX)));
+        assert_eq!(default_node_name("", 3), "node-3");
+        let given = Cluster {
+            node_name: None,
+            ..Cluster::default()
+        };
+        assert!(given.resolve().is_ok(), "whatever this host is called");
+    }
 
     #[test]
     fn node_ids_from_names_are_stable_and_spread() {
