@@ -790,13 +790,21 @@ async fn after_a_nats_server_of_three_restarts_chat_and_wamp_delivery_resume_for
     let Some((mut nats, _children, nodes)) = three_nodes().await else {
         return;
     };
-    let (mut ann, _) = chat(&python, &nodes[0], "/chat/restart?name=ann").await;
-    let (mut bob, _) = chat(&python, &nodes[1], "/chat/restart?name=bob").await;
+    // The room's stream is made by the first join; the server that holds it (one replica) is
+    // the one restarted, and ann's node is attached to it: her node loses its link, and the
+    // room is away for everyone until the server is back.
+    let (first, _) = chat(&python, &nodes[0], "/chat/restart?name=first").await;
+    drop(first);
+    let held = nats
+        .holder(&sockeye_cluster::room::stream_name("restart"))
+        .expect("a server holds the room's stream");
+    let (mut ann, _) = chat(&python, &nodes[held], "/chat/restart?name=ann").await;
+    let (mut bob, _) = chat(&python, &nodes[(held + 1) % 3], "/chat/restart?name=bob").await;
     ann.until(presence("join", "bob")).await;
     bob.send(json!({"say": "before"})).await;
     let before = ann.until(is_message).await["offset"].as_u64().unwrap();
-    let (mut sub, _) = wamp(&python, Lang::Python, &nodes[0], "json").await;
-    let (mut publisher, _) = wamp(&python, Lang::Js, &nodes[1], "json").await;
+    let (mut sub, _) = wamp(&python, Lang::Python, &nodes[held], "json").await;
+    let (mut publisher, _) = wamp(&python, Lang::Js, &nodes[(held + 1) % 3], "json").await;
     subscribe(&mut sub, "exact", "com.peers.restart", "exact").await;
     probe(
         &mut publisher,
@@ -806,11 +814,11 @@ async fn after_a_nats_server_of_three_restarts_chat_and_wamp_delivery_resume_for
     )
     .await;
 
-    // Node 0's server restarts on its store. The node reconnects (to it or, having learned
-    // them from it, to another server of the cluster) and follows the room again.
-    nats.kill(0);
+    // The node reconnects (to that server or, having learned them from it, to another of the
+    // cluster) and follows the room again.
+    nats.kill(held);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    nats.run(0);
+    nats.run(held);
 
     // Both ways through the room's log again, with offsets after the ones before: retried,
     // since a message whose append fails while the room's stream is unavailable is dropped.

@@ -203,6 +203,15 @@ impl NatsCluster {
         format!("nats://127.0.0.1:{}", self.members[i].port)
     }
 
+    /// The server that holds JetStream stream `name`, if one does (with one replica, one).
+    pub fn holder(&self, name: &str) -> Option<usize> {
+        let listed = format!("\"name\": \"{name}\"");
+        (0..self.members.len()).find(|&i| {
+            self.monitor(i, "/jsz?accounts=true&streams=true")
+                .is_some_and(|body| body.contains(&listed))
+        })
+    }
+
     /// The monitoring endpoint `path` of server `i` (such as `/jsz?streams=true`), if it answers.
     pub fn monitor(&self, i: usize, path: &str) -> Option<String> {
         monitor_get(self.members[i].monitor_port, path)

@@ -235,18 +235,6 @@ async fn latest_values_reach_a_node_started_after_they_were_put_then_later_puts_
     assert_eq!(loaded, Some(Kept::Loaded));
 }
 
-/// The server of `nats` that holds stream `name` (R1: one of them), as its monitoring says.
-fn holder(nats: &NatsCluster, name: &str) -> usize {
-    let holders: Vec<usize> = (0..3)
-        .filter(|&i| {
-            nats.monitor(i, "/jsz?accounts=true&streams=true")
-                .is_some_and(|body| body.contains(&format!("\"name\": \"{name}\"")))
-        })
-        .collect();
-    assert_eq!(holders.len(), 1, "one replica: {holders:?}");
-    holders[0]
-}
-
 async fn append_when_back(node: &Nats, room: &str, text: &str) -> u64 {
     for _ in 0..150 {
         match node.append(room, text.to_owned().into()).await {
@@ -272,7 +260,9 @@ async fn on_a_three_server_cluster_a_one_replica_room_log_works_through_every_se
         nodes.push(node);
     }
     assert_eq!(nodes[0].append("r3", "m".into()).await.unwrap(), 1);
-    let held = holder(&nats, &sockeye_cluster::room::stream_name("r3"));
+    let held = nats
+        .holder(&sockeye_cluster::room::stream_name("r3"))
+        .expect("a server holds the stream");
     let other = (held + 1) % 3;
     // Followed through a server that stays up throughout: its link never drops, so only the
     // consumer going away with the holder can tell it to follow again.
