@@ -452,13 +452,15 @@ async fn autobahn_python_and_js_on_three_nodes_get_exact_prefix_and_wildcard_eve
     subscribe(&mut py_sub, "prefix", "com.peers", "prefix").await;
     subscribe(&mut py_sub, "wild", "com..tick", "wildcard").await;
     subscribe(&mut js, "exact", "com.peers.tick", "exact").await;
+    subscribe(&mut js, "prefix", "com.peers", "prefix").await;
+    subscribe(&mut js, "wild", "com..tick", "wildcard").await;
     probe(
         &mut py_pub,
         "com.peers.tick",
         json!({}),
         &mut [
             (&mut py_sub, &["exact", "prefix", "wild"]),
-            (&mut js, &["exact"]),
+            (&mut js, &["exact", "prefix", "wild"]),
         ],
     )
     .await;
@@ -548,16 +550,23 @@ async fn autobahn_python_and_js_on_three_nodes_get_exact_prefix_and_wildcard_eve
     assert_eq!(sorted(wild.clone()), [1, 2, 3, 5, 6, 7, 9, 10]);
     assert_eq!(py_order(wild), [1, 2, 3, 5, 9]);
     // Not 5 (only py_sub was eligible), nor its own 10 (exclude_me by default).
+    let exact = events(&js, "exact");
     assert_eq!(
-        events(&js, "exact"),
+        sorted(exact.clone()),
         [1, 3, 4, 6, 9],
         "not 2, which excluded it"
     );
+    assert_eq!(py_order(exact), [1, 3, 4, 9]);
+    // Nor its own 7 and 8, which its prefix and wildcard subscriptions match.
+    assert_eq!(sorted(events(&js, "prefix")), [1, 3, 4, 6, 9]);
+    assert_eq!(sorted(events(&js, "wild")), [1, 3, 4, 6, 9]);
     // Only what was published with exclude_me false, on its node or another.
     assert_eq!(sorted(events(&py_pub, "own")), [3, 6, 10]);
 
     assert_eq!(event(&py_sub, "prefix", 8)["topic"], "com.peers.x");
     assert_eq!(event(&py_sub, "wild", 7)["topic"], "com.other.tick");
+    assert_eq!(event(&js, "prefix", 1)["topic"], "com.peers.tick");
+    assert_eq!(event(&js, "wild", 1)["topic"], "com.peers.tick");
     assert_eq!(event(&py_sub, "exact", 1)["publisher"], J::Null);
     assert_eq!(event(&py_sub, "exact", 6)["publisher"], js_id);
     assert_eq!(event(&py_pub, "own", 6)["publisher"], js_id);
