@@ -4,13 +4,30 @@
 
 SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth |
 denied | slow_callee | timeout_caller | meta_watcher | market (the demo market of
-`sockeye serve`: ticks by prefix subscription, quotes, an unknown symbol, progressive history).
+`sockeye serve`: ticks by prefix subscription, quotes, an unknown symbol, progressive history) |
+driven (commands on stdin, for the cluster tests: see DRIVEN below).
 With WAMP_AUTH='{"method": "ticket|wampcra", "authid": ..., "secret": ...}' in the environment
 the peer authenticates; role "auth" prints the WELCOME's authid, authrole and authmethod and
 leaves. (cryptosign needs autobahn's "encryption" extra, which the venv does not install.)
 The contract is the same as interop/wamp-js/peer.js: every line on stdout is one JSON object;
 "ready" lines mean registrations or subscriptions are in place; checks print
 {"check": name, "ok": bool, ...}.
+
+DRIVEN (the same in peer.js): the peer prints {"ready": true, "session": ID} and then reads one
+JSON command a line, each answered on stdout:
+  {"op": "subscribe", "tag": T, "topic": URI, "match": "exact|prefix|wildcard"}
+      -> {"subscribed": T}; then each event: {"event": T, "args": [...], "topic", "publisher"}
+  {"op": "publish", "tag": T, "topic": URI, "args": [...], "options": {...}}  (acknowledged)
+      -> {"published": T}, or {"error": T, "uri": ERROR}
+  {"op": "register", "procedure": URI, "kind": "countdown|never"}  -> {"registered": URI}
+      countdown(n) yields n..1 as progressive results, then "liftoff"; never prints
+      {"invoked": URI} and never answers (autobahn-python also prints {"interrupted": URI}
+      when the router interrupts it)
+  {"op": "call", "tag": T, "procedure": URI, "args": [...], "options": {"receive_progress",
+   "timeout"}}  -> {"progress": T, "args"}..., then {"result": T, "args"} or {"error": T, "uri"}
+  {"op": "leave"} (or end of stdin): leaves and exits.
+peer.js also takes {"op": "cancel", "tag": T}: CANCEL of call T, mode kill, so that the
+router's ERROR is what ends it.
 """
 
 import asyncio
@@ -18,6 +35,7 @@ import json
 import os
 import sys
 
+import txaio
 from autobahn.asyncio.wamp import ApplicationRunner, ApplicationSession
 from autobahn.wamp import auth
 from autobahn.wamp.exception import ApplicationError
@@ -166,6 +184,91 @@ class Peer(ApplicationSession):
         out({"done": True})
 
 
+    async def driven(self):
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        out({"ready": True, "session": self._session_id})
+        # Calls run beside the commands that follow them (a cancel, a kill of the callee).
+        calls = set()
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            command = json.loads(line)
+            op = command["op"]
+            if op == "leave":
+                return
+            if op == "call":
+                task = asyncio.ensure_future(self.driven_call(command))
+                calls.add(task)
+                task.add_done_callback(calls.discard)
+            elif op == "subscribe":
+                await self.driven_subscribe(command)
+            elif op == "publish":
+                tag = command["tag"]
+                options = PublishOptions(acknowledge=True, **command.get("options", {}))
+                try:
+                    await self.publish(command["topic"], *command.get("args", []), options=options)
+                    out({"published": tag})
+                except ApplicationError as e:
+                    out({"error": tag, "uri": e.error})
+            elif op == "register":
+                await self.driven_register(command["procedure"], command["kind"])
+            else:
+                check("known command", False, command)
+
+    async def driven_subscribe(self, command):
+        tag = command["tag"]
+
+        def on_event(*args, details=None, **kwargs):
+            out({"event": tag, "args": list(args), "topic": details.topic, "publisher": details.publisher})
+
+        options = SubscribeOptions(match=command.get("match", "exact"), details_arg="details")
+        await self.subscribe(on_event, command["topic"], options=options)
+        out({"subscribed": tag})
+
+    async def driven_register(self, procedure, kind):
+        if kind == "countdown":
+
+            async def proc(n, details=None):
+                for i in range(n, 0, -1):
+                    if details.progress:
+                        details.progress(i)
+                return "liftoff"
+
+        else:
+
+            async def proc(*args, details=None):
+                out({"invoked": procedure})
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    out({"interrupted": procedure})
+                    raise
+
+        await self.register(proc, procedure, options=RegisterOptions(details_arg="details"))
+        out({"registered": procedure})
+
+    async def driven_call(self, command):
+        tag = command["tag"]
+        options = command.get("options", {})
+        kwargs = {}
+        if options.get("receive_progress"):
+            kwargs["on_progress"] = lambda *args, **kw: out({"progress": tag, "args": list(args)})
+        if "timeout" in options:
+            kwargs["timeout"] = options["timeout"]
+        try:
+            result = await self.call(command["procedure"], *command.get("args", []), options=CallOptions(**kwargs))
+        except ApplicationError as e:
+            out({"error": tag, "uri": e.error})
+            return
+        if isinstance(result, CallResult):
+            args = list(result.results)
+        else:
+            args = [] if result is None else [result]
+        out({"result": tag, "args": args})
+
     async def denied(self):
         # In a realm whose role lets this session touch only com.open.*: everything on
         # com.secret.* is refused by the router with not_authorized.
@@ -270,6 +373,9 @@ class Peer(ApplicationSession):
 
 
 def main():
+    # autobahn logs to stdout by default (a cancelled invocation, for one): stdout is the
+    # peer's JSON lines only.
+    txaio.start_logging(out=sys.stderr)
     serializer = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}[SERIALIZER]()
     runner = ApplicationRunner(URL, REALM, serializers=[serializer])
     runner.run(Peer)

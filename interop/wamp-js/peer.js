@@ -4,7 +4,8 @@
 //
 // SERIALIZER: json | msgpack | cbor. ROLE: callee | caller | subscriber | publisher | auth |
 // timeout_caller | market (the demo market of `sockeye serve`: ticks by prefix subscription,
-// quotes, an unknown symbol, progressive history).
+// quotes, an unknown symbol, progressive history) | driven (commands on stdin, for the cluster
+// tests: the protocol is described as DRIVEN in interop/python/wamp_peer.py).
 // With WAMP_AUTH='{"method": "ticket|wampcra|cryptosign", "authid": ..., "secret": ...,
 // "seed_hex": ...}' in the environment the peer authenticates; role "auth" prints the WELCOME's
 // authid, authrole and authmethod and leaves.
@@ -192,7 +193,63 @@ async function market(session) {
   out({ done: true });
 }
 
-const roles = { callee, caller, subscriber, publisher, timeout_caller, market, auth: async () => {} };
+function resultArgs(r) {
+  if (r instanceof autobahn.Result) return r.args || [];
+  return r === undefined || r === null ? [] : [r];
+}
+
+async function driven(session) {
+  const calls = {};
+  out({ ready: true, session: session.id });
+  const lines = require('readline').createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const c = JSON.parse(line);
+    if (c.op === 'leave') break;
+    if (c.op === 'subscribe') {
+      await session.subscribe(c.topic, (args, kwargs, details) => {
+        out({ event: c.tag, args: args || [], topic: details.topic || null, publisher: details.publisher ?? null });
+      }, { match: c.match || 'exact' });
+      out({ subscribed: c.tag });
+    } else if (c.op === 'publish') {
+      try {
+        await session.publish(c.topic, c.args || [], {}, { acknowledge: true, ...(c.options || {}) });
+        out({ published: c.tag });
+      } catch (e) {
+        out({ error: c.tag, uri: e.error || String(e) });
+      }
+    } else if (c.op === 'register') {
+      const procedure = c.procedure;
+      const proc = c.kind === 'countdown'
+        ? (args, kwargs, details) => {
+          for (let i = args[0]; i >= 1; i--) {
+            if (details.progress) details.progress([i]);
+          }
+          return 'liftoff';
+        }
+        : () => {
+          out({ invoked: procedure });
+          return new Promise(() => {});
+        };
+      await session.register(procedure, proc);
+      out({ registered: procedure });
+    } else if (c.op === 'call') {
+      // Not awaited: a cancel, or a kill of the callee's node, comes while it runs.
+      const call = session.call(c.procedure, c.args || [], {}, c.options || {});
+      calls[c.tag] = call;
+      call.then(
+        (r) => out({ result: c.tag, args: resultArgs(r) }),
+        (e) => out({ error: c.tag, uri: e.error || String(e) }),
+        (p) => out({ progress: c.tag, args: p.args || [p] }),
+      );
+    } else if (c.op === 'cancel') {
+      calls[c.tag].cancel({ mode: 'kill' });
+    } else {
+      check('known command', false, c);
+    }
+  }
+}
+
+const roles = { callee, caller, subscriber, publisher, timeout_caller, market, driven, auth: async () => {} };
 const options = {
   url,
   realm,

@@ -30,6 +30,12 @@ const LISTEN_QUEUE: usize = 65_536;
 const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 /// How long the node waits before it follows a room's stream again after the stream failed.
 const REFOLLOW: Duration = Duration::from_millis(500);
+/// The longest pull of a room's (or the latest values') consumer. The client asks for idle
+/// heartbeats at half of it and starts the consumer again after missing two: in a NATS
+/// cluster, the server holding a stream may restart while this node's own server stays up,
+/// and the consumer is gone with it. With async-nats's default (30 s) the feed stalled for
+/// 25 s or more; with this, for about 10 s.
+const PULL_EXPIRES: Duration = Duration::from_secs(4);
 
 /// The stream of the latest values, on subjects `sockeye.latest.<key>`.
 pub const LATEST_STREAM: &str = "SOCKEYE_LATEST";
@@ -182,6 +188,7 @@ async fn follow_stream(
         let config = consumer::pull::OrderedConfig {
             filter_subject: room::log_subject(&room),
             deliver_policy,
+            max_expires: PULL_EXPIRES,
             ..Default::default()
         };
         let messages = async {
@@ -265,6 +272,7 @@ async fn follow_latest(
         let config = consumer::pull::OrderedConfig {
             filter_subject: latest_subject(&format!("{prefix}.>")),
             deliver_policy,
+            max_expires: PULL_EXPIRES,
             ..Default::default()
         };
         let messages = async {
