@@ -1098,8 +1098,9 @@ async fn rpc(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<Val
     }
     if !backplane.is_empty() {
         let cpu = backplane_a.zip(backplane_b).map(|(a, b)| b - a);
-        v["backplane_cpu_s_per_million"] =
-            json!(cpu.filter(|_| calls > 0).map(|c| round(c * 1e6 / calls as f64, 3)));
+        v["backplane_cpu_s_per_million"] = json!(cpu
+            .filter(|_| calls > 0)
+            .map(|c| round(c * 1e6 / calls as f64, 3)));
     }
     Ok(v)
 }
