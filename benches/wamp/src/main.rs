@@ -64,6 +64,10 @@ struct Args {
     /// rpc: callee sessions; more than one registers with `invoke: roundrobin`.
     #[arg(long, default_value_t = 1)]
     callees: usize,
+    /// rpc: the callees' router, when not the callers' (another node of a cluster, so that
+    /// every call crosses between nodes).
+    #[arg(long)]
+    callee_url: Option<String>,
     /// Seconds of load before the measurement starts.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
@@ -74,6 +78,10 @@ struct Args {
     /// end of the measurement (for Crossbar: the node controller and its router worker).
     #[arg(long)]
     server_pid: Option<String>,
+    /// rpc: PIDs (comma-separated) the server relies on, such as nats-server under a cluster:
+    /// their CPU seconds per million calls, reported apart from the server's.
+    #[arg(long)]
+    backplane_pid: Option<String>,
     /// Free text copied into the JSON (e.g. "sockeye" or "crossbar").
     #[arg(long, default_value = "")]
     label: String,
@@ -640,6 +648,14 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
+fn pid_list(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn cpu_of(pids: &[String]) -> Option<f64> {
     if pids.is_empty() {
         return None;
@@ -987,8 +1003,12 @@ async fn caller(mut conn: WsConn, phase: Rc<Cell<u8>>) -> io::Result<(u64, Vec<u
 async fn rpc(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<Value> {
     let ser = args.serializer;
     let n_callees = args.callees.max(1);
+    let callee_target = match &args.callee_url {
+        Some(url) => Rc::new(Target::parse(url)?),
+        None => target.clone(),
+    };
     let mut callees = join_all(
-        &target,
+        &callee_target,
         ser,
         &args.realm,
         n_callees,
@@ -1024,11 +1044,14 @@ async fn rpc(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<Val
         .collect();
 
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let backplane = pid_list(args.backplane_pid.as_deref());
+    let backplane_a = cpu_of(&backplane);
     let a = Mark::now(pids);
     phase.set(1);
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     phase.set(2);
     let b = Mark::now(pids);
+    let backplane_b = cpu_of(&backplane);
     let mut calls = 0;
     let mut lat: Vec<u32> = Vec::new();
     for t in caller_tasks {
@@ -1070,6 +1093,15 @@ async fn rpc(args: &Args, target: Rc<Target>, pids: &[String]) -> io::Result<Val
         "server_cpu_s_per_million": w.server_cpu.filter(|_| calls > 0).map(|c| round(c * 1e6 / calls as f64, 3)),
     });
     w.fields(&mut v);
+    if let Some(url) = &args.callee_url {
+        v["callee_url"] = json!(url);
+    }
+    if !backplane.is_empty() {
+        let cpu = backplane_a.zip(backplane_b).map(|(a, b)| b - a);
+        v["backplane_cpu_s_per_million"] = json!(cpu
+            .filter(|_| calls > 0)
+            .map(|c| round(c * 1e6 / calls as f64, 3)));
+    }
     Ok(v)
 }
 
@@ -1104,14 +1136,7 @@ fn main() -> std::process::ExitCode {
     let local = LocalSet::new();
     let result = local.block_on(&runtime, async {
         let target = Rc::new(Target::parse(&args.url)?);
-        let pids: Vec<String> = args
-            .server_pid
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let pids = pid_list(args.server_pid.as_deref());
         let load = loadavg();
         let mut v = match args.scenario {
             Scenario::Pubsub => pubsub(&args, target, &pids).await?,
@@ -1192,6 +1217,13 @@ mod tests {
             let e = connect_to_raw_server(headers).await.err().expect(headers);
             assert!(e.to_string().contains("Sec-WebSocket-Accept"), "{e}");
         }
+    }
+
+    #[test]
+    fn pid_lists_are_comma_separated() {
+        assert!(pid_list(None).is_empty());
+        assert!(pid_list(Some("")).is_empty());
+        assert_eq!(pid_list(Some("12,34,")), ["12", "34"]);
     }
 
     #[test]

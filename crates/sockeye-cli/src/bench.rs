@@ -15,7 +15,9 @@
 //! - `firehose`: the server pushes as fast as the client reads (needs an endpoint that does so);
 //! - `broadcast`: one publisher and `--connections` subscribers on a relay such as
 //!   `sockeye serve`'s `/chat`; the publisher sends the next message once every subscriber has
-//!   the last one, and deliveries per second are counted;
+//!   the last one, and deliveries per second are counted; with `--subscribe-at`, the
+//!   subscribers are dealt over several URLs (the nodes of a cluster) and each delivery's
+//!   latency from its publishing is reported, on the publisher's URL and on the others;
 //! - `idle`: opens the connections and holds them (answering pings), to measure the server's
 //!   memory per connection with `--server-pid`.
 //!
@@ -26,14 +28,15 @@
 //! Each run prints one JSON object on one line to stdout (a human summary goes to stderr).
 //! With `--server-pid`, the server's CPU time over the measured seconds is read from
 //! `/proc/PID/stat`, so runs report CPU seconds per million messages, a figure that other load
-//! on the machine disturbs much less than messages per second.
+//! on the machine disturbs much less than messages per second. `--server-pid` takes several
+//! (the nodes of a cluster, summed), and `--backplane-pid` those reported apart (nats-server).
 
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -106,9 +109,19 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
     /// The server's process id (same machine): reports its CPU time over the measured seconds
-    /// and, in idle mode, its resident memory per connection.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// and, in idle mode, its resident memory per connection. Several, comma-separated (the
+    /// nodes of a cluster): their sum.
+    #[arg(long, value_delimiter = ',', value_name = "PID")]
+    server_pid: Vec<u32>,
+    /// Processes the server relies on, such as nats-server under a cluster (comma-separated):
+    /// their CPU time over the measured seconds, reported apart from the server's.
+    #[arg(long, value_delimiter = ',', value_name = "PID")]
+    backplane_pid: Vec<u32>,
+    /// broadcast: spread the subscribers over these URLs (comma-separated) in turn, such as
+    /// the nodes of a cluster; the publisher stays on URL. Adds each delivery's latency, for
+    /// the subscribers on URL itself (local) and for the others (remote).
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    subscribe_at: Vec<String>,
     /// A name copied into the output, such as the server's.
     #[arg(long, default_value = "")]
     label: String,
@@ -175,6 +188,9 @@ async fn bench(args: BenchArgs) -> crate::Result<ExitCode> {
     let mut report = Report::new(&args);
     if (args.library || args.http2) && args.mode != Mode::Echo {
         return Err("--library and --http2 are for --mode echo".into());
+    }
+    if !args.subscribe_at.is_empty() && args.mode != Mode::Broadcast {
+        return Err("--subscribe-at is for --mode broadcast".into());
     }
     let outcome = match args.mode {
         Mode::Echo if args.library || args.http2 => library_echo(&args, &target, &mut report).await,
@@ -751,13 +767,15 @@ impl Phase {
 struct Window {
     seconds: f64,
     server_cpu: Option<f64>,
+    backplane_cpu: Option<f64>,
     client_cpu: Option<f64>,
 }
 
 /// Warm-up, then the measured seconds; leaves the phase at STOP.
 async fn measure(args: &BenchArgs, phase: &Phase) -> Window {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-    let server0 = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let server0 = cpu_of(&args.server_pid);
+    let backplane0 = cpu_of(&args.backplane_pid);
     let client0 = cpu_seconds("self");
     let t0 = Instant::now();
     phase.set(MEASURE);
@@ -768,11 +786,13 @@ async fn measure(args: &BenchArgs, phase: &Phase) -> Window {
     }
     phase.set(STOP);
     let seconds = t0.elapsed().as_secs_f64();
-    let server1 = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let server1 = cpu_of(&args.server_pid);
+    let backplane1 = cpu_of(&args.backplane_pid);
     let client1 = cpu_seconds("self");
     Window {
         seconds,
         server_cpu: server0.zip(server1).map(|(a, b)| b - a),
+        backplane_cpu: backplane0.zip(backplane1).map(|(a, b)| b - a),
         client_cpu: client0.zip(client1).map(|(a, b)| b - a),
     }
 }
@@ -1232,7 +1252,7 @@ async fn firehose(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -
         let phase = phase.clone();
         with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::without_latency();
-            if let Err(e) = drain(stream, leftover, &phase, &mut counts, None).await {
+            if let Err(e) = drain(stream, leftover, &phase, &mut counts, None, None).await {
                 counts.error = Some(e);
             }
             counts
@@ -1245,13 +1265,15 @@ async fn firehose(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -
 }
 
 /// Reads and counts messages until the run stops, answering pings; with `delivered`, also adds
-/// each message to it and wakes the publisher when it reaches the target (broadcast).
+/// each message to it and wakes the publisher when it reaches the target (broadcast), and
+/// with `latency` records there how long each took from its publishing.
 async fn drain<S: Stream>(
     mut stream: S,
     leftover: Vec<u8>,
     phase: &Phase,
     counts: &mut Counts,
     delivered: Option<&Delivery>,
+    latency: Option<&Mutex<Histogram<u64>>>,
 ) -> io::Result<()> {
     let mut stop = phase.tx.subscribe();
     let mut reader = FrameReader::default();
@@ -1268,6 +1290,12 @@ async fn drain<S: Stream>(
         }
         if got > 0 {
             if let Some(d) = delivered {
+                // Timed before `add`, which may let the publisher stamp the next message.
+                if let Some(hist) = latency.filter(|_| phase.measuring()) {
+                    let took = d.since_published();
+                    let mut hist = hist.lock().expect("no panics under this lock");
+                    hist.saturating_record_n((took.as_nanos() as u64).max(1), got);
+                }
                 d.add(got);
             }
             if phase.measuring() {
@@ -1293,38 +1321,109 @@ struct Delivery {
     count: AtomicU64,
     target: AtomicU64,
     notify: Notify,
+    /// When the message in flight was published, in nanoseconds after `epoch`. The publisher
+    /// waits for every subscriber before it sends the next message, so what a subscriber
+    /// receives is that message (but for a late one after a stall), and its latency needs no
+    /// time stamp in the payload: one clock, this process's.
+    published: AtomicU64,
+    epoch: Instant,
 }
 
 impl Delivery {
+    fn new() -> Delivery {
+        Delivery {
+            count: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            notify: Notify::new(),
+            published: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
     fn add(&self, n: u64) {
         let now = self.count.fetch_add(n, Ordering::AcqRel) + n;
         if now >= self.target.load(Ordering::Acquire) {
             self.notify.notify_one();
         }
     }
+
+    fn stamp(&self, at: Instant) {
+        let ns = at.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.published.store(ns, Ordering::Release);
+    }
+
+    fn since_published(&self) -> Duration {
+        let at = self.epoch + Duration::from_nanos(self.published.load(Ordering::Acquire));
+        Instant::now().saturating_duration_since(at)
+    }
+}
+
+/// How many of `n` subscribers go to each of `k` URLs when they are dealt in turn.
+fn share(n: usize, k: usize) -> Vec<usize> {
+    (0..k).map(|i| n / k + usize::from(i < n % k)).collect()
+}
+
+/// Subscribers on the publisher's URL, and on others: their deliveries' latencies.
+struct Latencies {
+    local: Mutex<Histogram<u64>>,
+    remote: Mutex<Histogram<u64>>,
+}
+
+impl Latencies {
+    fn of(&self, local: bool) -> &Mutex<Histogram<u64>> {
+        if local {
+            &self.local
+        } else {
+            &self.remote
+        }
+    }
 }
 
 async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
     let n = args.connections as u64;
-    let mut conns = connect_every(args, target, args.connections + 1).await?;
-    let publisher = conns.pop().expect("one more connection than subscribers");
+    // Each subscriber, and whether it is on the publisher's URL.
+    let (conns, publisher): (Vec<(Open, bool)>, Open) = if args.subscribe_at.is_empty() {
+        let mut conns = connect_every(args, target, args.connections + 1).await?;
+        let publisher = conns.pop().expect("one more connection than subscribers");
+        (conns.into_iter().map(|c| (c, true)).collect(), publisher)
+    } else {
+        let mut conns = Vec::with_capacity(args.connections);
+        let shares = share(args.connections, args.subscribe_at.len());
+        for (url, count) in args.subscribe_at.iter().zip(shares) {
+            let at = Arc::new(
+                Target::resolve(url, args.ca.as_deref())
+                    .await
+                    .map_err(io::Error::other)?,
+            );
+            let local = *url == args.url;
+            let opened = connect_every(args, &at, count).await?;
+            conns.extend(opened.into_iter().map(|c| (c, local)));
+        }
+        let publisher = connect_every(args, target, 1).await?.pop();
+        (conns, publisher.expect("one connection"))
+    };
+    let latencies = (!args.subscribe_at.is_empty()).then(|| {
+        Arc::new(Latencies {
+            local: Mutex::new(new_histogram()),
+            remote: Mutex::new(new_histogram()),
+        })
+    });
+    let local_subscribers = conns.iter().filter(|(_, local)| *local).count();
     // Relays such as /chat pass text messages only.
     let frame = message_frame(args, false, publisher.deflate);
     // A relay may join a client to its room only after answering the handshake (`sockeye
     // serve`'s /chat does): give the last subscribers a moment before publishing.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let phase = Phase::new();
-    let delivery = Arc::new(Delivery {
-        count: AtomicU64::new(0),
-        target: AtomicU64::new(u64::MAX),
-        notify: Notify::new(),
-    });
+    let delivery = Arc::new(Delivery::new());
     let mut tasks = JoinSet::new();
-    for Open { conn, leftover, .. } in conns {
-        let (phase, delivery) = (phase.clone(), delivery.clone());
+    for (Open { conn, leftover, .. }, local) in conns {
+        let (phase, delivery, latencies) = (phase.clone(), delivery.clone(), latencies.clone());
         with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::without_latency();
-            let result = drain(stream, leftover, &phase, &mut counts, Some(&delivery)).await;
+            let latency = latencies.as_deref().map(|l| l.of(local));
+            let result =
+                drain(stream, leftover, &phase, &mut counts, Some(&delivery), latency).await;
             if let Err(e) = result {
                 counts.error = Some(e);
             }
@@ -1350,13 +1449,26 @@ async fn broadcast(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) 
     if counts.error.is_none() {
         counts.error = published.error;
     }
+    let spread = latencies.map(|l| {
+        let hist = |h: &Mutex<Histogram<u64>>| h.lock().expect("no panics under this lock").clone();
+        SpreadReport::new(
+            local_subscribers,
+            args.connections - local_subscribers,
+            &hist(&l.local),
+            &hist(&l.remote),
+        )
+    });
     report.broadcast = Some(BroadcastReport {
         subscribers: n,
         published: counts.sent,
         stalls,
         published_per_s: round3(counts.sent as f64 / window.seconds),
+        spread,
     });
     report.throughput(args, &window, &counts, failed, stuck);
+    if let Some(spread) = report.broadcast.as_ref().and_then(|b| b.spread.as_ref()) {
+        report.summary += &spread.summary();
+    }
     Ok(())
 }
 
@@ -1391,6 +1503,7 @@ async fn publish<S: Split>(
             expected += n;
             delivery.target.store(expected, Ordering::Release);
             let t0 = Instant::now();
+            delivery.stamp(t0);
             if let Err(e) = async {
                 wr.write_all(&frame).await?;
                 wr.flush().await
@@ -1436,8 +1549,8 @@ async fn publish<S: Split>(
 // ---- idle: hold connections ----
 
 async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io::Result<()> {
-    let pid = args.server_pid.map(|p| p.to_string());
-    let rss_before = pid.as_deref().and_then(rss_kb);
+    let pids = &args.server_pid;
+    let rss_before = rss_of(pids);
     let t0 = Instant::now();
     let (conns, errors, connect_hist) = connect_all(
         target,
@@ -1455,7 +1568,7 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
         let (phase, dropped) = (phase.clone(), dropped.clone());
         with_stream!(conn, stream => tasks.spawn(async move {
             let mut counts = Counts::without_latency();
-            if drain(stream, leftover, &phase, &mut counts, None)
+            if drain(stream, leftover, &phase, &mut counts, None, None)
                 .await
                 .is_err()
             {
@@ -1466,12 +1579,12 @@ async fn idle(args: &BenchArgs, target: &Arc<Target>, report: &mut Report) -> io
     }
     // Let the server settle (lazy buffers, allocator) before the first reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_open = pid.as_deref().and_then(rss_kb);
-    let cpu0 = pid.as_deref().and_then(cpu_seconds);
+    let rss_open = rss_of(pids);
+    let cpu0 = cpu_of(pids);
     phase.set(MEASURE);
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
-    let rss_held = pid.as_deref().and_then(rss_kb);
-    let cpu1 = pid.as_deref().and_then(cpu_seconds);
+    let rss_held = rss_of(pids);
+    let cpu1 = cpu_of(pids);
     phase.set(STOP);
     let (counts, _, _) = collect(tasks, grace(args)).await;
     let per_conn = rss_before
@@ -1526,6 +1639,22 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     let process = procfs::process::Process::new_with_root(format!("/proc/{pid}").into()).ok()?;
     let stat = process.stat().ok()?;
     Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+}
+
+/// The CPU seconds of several processes together; `None` without any, or if one is gone.
+fn cpu_of(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| cpu_seconds(&p.to_string())).sum()
+}
+
+/// The resident memory of several processes together; `None` without any, or if one is gone.
+fn rss_of(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| rss_kb(&p.to_string())).sum()
 }
 
 fn rss_kb(pid: &str) -> Option<u64> {
@@ -1589,6 +1718,53 @@ struct BroadcastReport {
     published: u64,
     stalls: u64,
     published_per_s: f64,
+    #[serde(flatten)]
+    spread: Option<SpreadReport>,
+}
+
+/// broadcast with --subscribe-at: where the subscribers were, and the latency of each delivery
+/// from its publishing, on the publisher's URL (local) and on the others (remote).
+#[derive(Serialize)]
+struct SpreadReport {
+    local_subscribers: usize,
+    remote_subscribers: usize,
+    local_deliveries: u64,
+    local_delivery_p50_us: Option<f64>,
+    local_delivery_p99_us: Option<f64>,
+    remote_deliveries: u64,
+    remote_delivery_p50_us: Option<f64>,
+    remote_delivery_p99_us: Option<f64>,
+}
+
+impl SpreadReport {
+    fn new(
+        local_subscribers: usize,
+        remote_subscribers: usize,
+        local: &Histogram<u64>,
+        remote: &Histogram<u64>,
+    ) -> SpreadReport {
+        SpreadReport {
+            local_subscribers,
+            remote_subscribers,
+            local_deliveries: local.len(),
+            local_delivery_p50_us: micros(local, 0.5),
+            local_delivery_p99_us: micros(local, 0.99),
+            remote_deliveries: remote.len(),
+            remote_delivery_p50_us: micros(remote, 0.5),
+            remote_delivery_p99_us: micros(remote, 0.99),
+        }
+    }
+
+    fn summary(&self) -> String {
+        let us = |x: Option<f64>| x.map_or("n/a".to_owned(), |x| format!("{x:.0}"));
+        format!(
+            "; delivery p50/p99: local {}/{} µs, remote {}/{} µs",
+            us(self.local_delivery_p50_us),
+            us(self.local_delivery_p99_us),
+            us(self.remote_delivery_p50_us),
+            us(self.remote_delivery_p99_us),
+        )
+    }
 }
 
 /// Messages counted over the measured seconds, their latency, and the CPU time they took.
@@ -1606,6 +1782,14 @@ struct Throughput {
     server_cpu_s: Option<f64>,
     #[serde(rename = "server_cpu_s_per_M")]
     server_cpu_s_per_m: Option<f64>,
+    /// Only with --backplane-pid, so that the other runs' lines stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backplane_cpu_s: Option<f64>,
+    #[serde(
+        rename = "backplane_cpu_s_per_M",
+        skip_serializing_if = "Option::is_none"
+    )]
+    backplane_cpu_s_per_m: Option<f64>,
     client_cpu_s: Option<f64>,
     client_cpu_util: Option<f64>,
     failed_connections: usize,
@@ -1677,10 +1861,11 @@ impl Report {
         stuck: usize,
     ) {
         let per_s = counts.messages as f64 / window.seconds;
-        let per_million = window
-            .server_cpu
-            .filter(|_| counts.messages > 0)
-            .map(|cpu| cpu / counts.messages as f64 * 1e6);
+        let per_m = |cpu: Option<f64>| {
+            cpu.filter(|_| counts.messages > 0)
+                .map(|cpu| cpu / counts.messages as f64 * 1e6)
+        };
+        let per_million = per_m(window.server_cpu);
         let hist = &counts.hist;
         self.throughput = Some(Throughput {
             measured_s: round3(window.seconds),
@@ -1694,6 +1879,8 @@ impl Report {
             mean_us: (!hist.is_empty()).then(|| round3(hist.mean() / 1e3)),
             server_cpu_s: window.server_cpu.map(round3),
             server_cpu_s_per_m: per_million.map(round3),
+            backplane_cpu_s: window.backplane_cpu.map(round3),
+            backplane_cpu_s_per_m: per_m(window.backplane_cpu).map(round3),
             client_cpu_s: window.client_cpu.map(round3),
             client_cpu_util: window.client_cpu.map(|c| round3(c / window.seconds)),
             failed_connections: failed,
@@ -1845,6 +2032,124 @@ mod tests {
     }
 
     #[test]
+    fn subscribers_are_dealt_over_the_urls_in_turn() {
+        assert_eq!(share(1000, 3), [334, 333, 333]);
+        assert_eq!(share(100, 1), [100]);
+        assert_eq!(share(1, 3), [1, 0, 0]);
+        assert_eq!(share(5, 2), [3, 2]);
+        for (n, k) in [(0, 1), (7, 3), (1001, 4)] {
+            assert_eq!(share(n, k).iter().sum::<usize>(), n);
+        }
+    }
+
+    #[test]
+    fn pid_and_url_lists_are_comma_separated() {
+        let args = bench_args(&[
+            "ws://a/chat",
+            "--mode",
+            "broadcast",
+            "--server-pid",
+            "10,11",
+            "--server-pid",
+            "12",
+            "--backplane-pid",
+            "20",
+            "--subscribe-at",
+            "ws://a/chat,ws://b/chat",
+        ]);
+        assert_eq!(args.server_pid, [10, 11, 12]);
+        assert_eq!(args.backplane_pid, [20]);
+        assert_eq!(args.subscribe_at, ["ws://a/chat", "ws://b/chat"]);
+        let args = bench_args(&["ws://a/echo", "--server-pid", "7"]);
+        assert_eq!(args.server_pid, [7]);
+        assert!(args.backplane_pid.is_empty() && args.subscribe_at.is_empty());
+    }
+
+    #[test]
+    fn cpu_of_several_processes_is_their_sum_and_none_if_one_is_gone() {
+        let me = std::process::id();
+        assert_eq!(cpu_of(&[]), None);
+        assert_eq!(rss_of(&[]), None);
+        let one = cpu_of(&[me]).unwrap();
+        let two = cpu_of(&[me, me]).unwrap();
+        // The second reading comes a little later, and this process is running.
+        assert!(two >= 2.0 * one && two < 2.0 * one + 1.0, "{one} {two}");
+        assert!(rss_of(&[me, me]).unwrap() > rss_of(&[me]).unwrap());
+        // Beyond the kernel's pid_max (at most 2^22).
+        assert_eq!(cpu_of(&[me, u32::MAX]), None);
+        assert_eq!(rss_of(&[me, u32::MAX]), None);
+    }
+
+    #[test]
+    fn a_delivery_is_timed_from_the_stamp_of_the_message_in_flight() {
+        let d = Delivery::new();
+        std::thread::sleep(Duration::from_millis(60));
+        d.stamp(Instant::now() - Duration::from_millis(50));
+        let took = d.since_published();
+        assert!(took >= Duration::from_millis(50) && took < Duration::from_secs(5));
+        // A stamp from before the epoch (clock granularity) is not a panic.
+        d.stamp(d.epoch - Duration::from_millis(1));
+        assert!(d.since_published() < Duration::from_secs(5));
+        d.stamp(Instant::now() + Duration::from_secs(60));
+        assert_eq!(d.since_published(), Duration::ZERO);
+    }
+
+    /// A broadcast run without --subscribe-at or --backplane-pid prints the fields it printed
+    /// before they existed; with them, the spread's and the backplane's.
+    #[test]
+    fn spread_and_backplane_fields_only_when_asked_for() {
+        let args = bench_args(&["ws://a/chat", "--mode", "broadcast"]);
+        let mut report = Report::new(&args);
+        let mut window = Window {
+            seconds: 2.0,
+            server_cpu: Some(1.0),
+            backplane_cpu: None,
+            client_cpu: None,
+        };
+        let mut counts = Counts::with_service_latency();
+        counts.messages = 1_000_000;
+        report.broadcast = Some(BroadcastReport {
+            subscribers: 100,
+            published: 10_000,
+            stalls: 0,
+            published_per_s: 5_000.0,
+            spread: None,
+        });
+        report.throughput(&args, &window, &counts, 0, 0);
+        let v = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["server_cpu_s_per_M"], 1.0);
+        for key in [
+            "backplane_cpu_s",
+            "backplane_cpu_s_per_M",
+            "local_subscribers",
+        ] {
+            assert!(v.get(key).is_none(), "{key}");
+        }
+
+        let mut local = new_histogram();
+        let mut remote = new_histogram();
+        for us in 1..=100u64 {
+            local.record(us * 1000).unwrap();
+            remote.record(us * 2000).unwrap();
+        }
+        let spread = SpreadReport::new(34, 66, &local, &remote);
+        assert!(spread
+            .summary()
+            .contains("local 50/99 µs, remote 100/198 µs"));
+        report.broadcast.as_mut().unwrap().spread = Some(spread);
+        window.backplane_cpu = Some(0.5);
+        report.throughput(&args, &window, &counts, 0, 0);
+        let v = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["backplane_cpu_s_per_M"], 0.5);
+        assert_eq!(v["local_subscribers"], 34);
+        assert_eq!(v["remote_deliveries"], 100);
+        // The histogram keeps 3 significant digits.
+        let near = |key: &str, us: f64| (v[key].as_f64().unwrap() - us).abs() < 0.1;
+        assert!(near("local_delivery_p50_us", 50.0), "{v}");
+        assert!(near("remote_delivery_p99_us", 198.0), "{v}");
+    }
+
+    #[test]
     fn cpu_and_memory_of_this_process_are_readable() {
         assert!(cpu_seconds("self").is_some());
         assert!(cpu_seconds(&std::process::id().to_string()).is_some());
@@ -1861,6 +2166,7 @@ mod tests {
         let window = Window {
             seconds: 2.0,
             server_cpu: None,
+            backplane_cpu: None,
             client_cpu: Some(0.5),
         };
         report.rate = Some(RateReport {
