@@ -16,11 +16,12 @@
 //!   [`ALIVE_SILENCE`] is gone, and the calls it served fail with `wamp.error.canceled`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sockeye_cluster::{Backplane, Kept};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 use sockeye_wamp::proto::cluster::rpc::{Answer, RemoteAnswer, RemoteCall, RpcMessage};
 use sockeye_wamp::proto::cluster::{procedure_subject, retained_key, topic_subject};
@@ -105,12 +106,15 @@ fn unnumbered(bytes: &[u8]) -> Result<(u64, ClusterEvent), String> {
 }
 
 /// Carries `wamp`'s cluster traffic over `backplane` for as long as the node runs; sets
-/// `retained_loaded` once the retained events the cluster kept are all in the router.
+/// `retained_loaded` once the retained events the cluster kept are all in the router, and
+/// counts in `dropped` the events from other nodes that arrived faster than the router took
+/// them.
 pub async fn run(
     wamp: WampRouter,
     backplane: Arc<dyn Backplane>,
     prefix: String,
     retained_loaded: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
 ) {
     let mut link = wamp.cluster_link(EVENT_QUEUE);
     tokio::spawn(follow_retained(
@@ -196,13 +200,17 @@ pub async fn run(
                     }
                 };
                 let arrived = arrived.clone();
+                let dropped = dropped.clone();
                 let task = tokio::spawn(async move {
                     let mut listener = listener;
                     while let Some(sockeye_cluster::Received { payload, .. }) =
                         listener.messages.recv().await
                     {
-                        // Full: dropped, as NATS drops for a slow consumer (at most once).
-                        let _ = arrived.try_send(payload);
+                        // Full: dropped and counted, as NATS drops for a slow consumer (at
+                        // most once).
+                        if let Err(mpsc::error::TrySendError::Full(_)) = arrived.try_send(payload) {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 });
                 if let Some(old) = listening.insert(subject, task) {

@@ -32,6 +32,7 @@ pub struct Metrics {
     chat_slow_closes: Counter,
     cluster_connected: Gauge,
     cluster_unsent: Gauge,
+    cluster_dropped: Gauge,
     accepted: Counters<&'static str>,
     refused: Counters<&'static str>,
     closes: Counters<u16>,
@@ -79,6 +80,11 @@ impl Default for Metrics {
                 r,
                 "sockeye_chat_unsent",
                 "Chat messages whose append to the room's log failed with the link up (not delivered anywhere by this node)",
+            ),
+            cluster_dropped: registered(
+                r,
+                "sockeye_cluster_dropped",
+                "Messages from the other nodes this node lost for not keeping up: NATS slow-consumer events and full queues (delivery is at most once)",
             ),
             accepted: registered(
                 r,
@@ -189,14 +195,16 @@ impl Metrics {
         self.open.dec();
     }
 
-    /// A `/chat` member closed with 1013 for falling behind.
     /// How the cluster link stands, read when `/metrics` is asked for.
-    pub fn cluster(&self, connected: bool, unsent: u64) {
+    pub fn cluster(&self, connected: bool, unsent: u64, dropped: u64) {
         self.cluster_connected.set(i64::from(connected));
         self.cluster_unsent
             .set(i64::try_from(unsent).unwrap_or(i64::MAX));
+        self.cluster_dropped
+            .set(i64::try_from(dropped).unwrap_or(i64::MAX));
     }
 
+    /// A `/chat` member closed with 1013 for falling behind.
     pub fn chat_slow_close(&self) {
         self.chat_slow_closes.inc();
     }

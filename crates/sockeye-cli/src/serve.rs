@@ -31,6 +31,8 @@ struct App {
     /// Whether the WAMP retained events the cluster kept have all been loaded (always, out
     /// of a cluster): until then the node is not ready.
     retained_loaded: Arc<std::sync::atomic::AtomicBool>,
+    /// WAMP events from other nodes dropped at the bridge's full queue (`crate::cluster`).
+    wamp_events_dropped: Arc<std::sync::atomic::AtomicU64>,
     metrics: Metrics,
     max_connections: i64,
     shutdown: Shutdown,
@@ -100,6 +102,7 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
     }
     let wamp = sockeye_wamp::WampRouter::new(router, settings.transport);
     let retained_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let wamp_events_dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(cluster_config) = wamp.with_router(|r| r.config().cluster.clone()) {
         retained_loaded.store(false, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(crate::cluster::run(
@@ -107,6 +110,7 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
             backplane.clone(),
             cluster_config.subject_prefix,
             retained_loaded.clone(),
+            wamp_events_dropped.clone(),
         ));
     }
     let market = settings.endpoints.market.then(|| {
@@ -125,6 +129,7 @@ pub async fn run(settings: crate::config::Resolved) -> crate::Result<ExitCode> {
         chat: Hub::start(backplane, cluster.node_name),
         clustered: cluster.url.is_some(),
         retained_loaded,
+        wamp_events_dropped,
         metrics: Metrics::default(),
         max_connections: settings.max_connections,
         shutdown: Shutdown::default(),
@@ -333,6 +338,10 @@ async fn metrics_page(upgrade: Request, app: &App) -> sockeye::Result<()> {
     app.metrics.cluster(
         backplane.is_connected(),
         app.chat.unsent.load(std::sync::atomic::Ordering::Relaxed),
+        backplane.dropped()
+            + app
+                .wamp_events_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
     );
     upgrade.respond(resp, app.metrics.render().as_bytes()).await
 }

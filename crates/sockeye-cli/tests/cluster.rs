@@ -209,6 +209,7 @@ async fn a_room_s_messages_reach_its_members_on_every_node_once_in_order_with_of
     }
     let metrics = http_get(&node_a, "/metrics", "Connection: close\r\n").await;
     assert!(metrics.contains("sockeye_cluster_connected 1"), "{metrics}");
+    assert!(metrics.contains("sockeye_cluster_dropped 0"), "{metrics}");
 }
 
 #[tokio::test]

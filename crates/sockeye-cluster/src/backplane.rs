@@ -203,6 +203,11 @@ pub trait Backplane: Send + Sync + 'static {
     /// What [`is_connected`](Backplane::is_connected) is about: `in-process`, or the cluster's
     /// address.
     fn describe(&self) -> String;
+    /// Messages lost for want of keeping up, so far: those dropped because a listener's or a
+    /// log follower's queue was full, and on NATS the client's slow-consumer events (the
+    /// server or the client dropped messages of a subscription that fell behind). Delivery is
+    /// at most once, and a loss is counted, never silent.
+    fn dropped(&self) -> u64;
 }
 
 /// How many rooms' logs [`InProcess`] keeps; past that, the log of the room appended to
@@ -236,6 +241,8 @@ struct Net {
     revision: u64,
     /// The feeds of [`Backplane::latest`]: their prefix, and where their values go.
     latest_feeds: Vec<(String, mpsc::Sender<Kept>)>,
+    /// Messages dropped at full queues, on every node of this network.
+    dropped: u64,
 }
 
 struct InProcessListener {
@@ -266,6 +273,7 @@ impl InProcess {
                 latest: HashMap::new(),
                 revision: 0,
                 latest_feeds: Vec::new(),
+                dropped: 0,
             })),
             history,
         }
@@ -343,6 +351,7 @@ impl Net {
         self.listeners.retain(|l| !l.tx.is_closed());
         let mut groups_served: Vec<&str> = Vec::new();
         let mut reached = false;
+        let mut dropped = 0;
         for l in &self.listeners {
             if !crate::subject::matches(&l.pattern, subject) {
                 continue;
@@ -358,8 +367,13 @@ impl Net {
                 payload: payload.clone(),
                 reply: reply.map(str::to_owned),
             };
-            reached |= l.tx.try_send(received).is_ok();
+            match l.tx.try_send(received) {
+                Ok(()) => reached = true,
+                Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
         }
+        self.dropped += dropped;
         reached
     }
 }
@@ -367,22 +381,27 @@ impl Net {
 impl Backplane for InProcess {
     fn append<'a>(&'a self, room: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, Error>> {
         let history = self.history;
-        let offset = self.with_room(room, |log, _| {
+        let (offset, dropped) = self.with_room(room, |log, _| {
             log.last += 1;
             let entry = Entry {
                 offset: log.last,
                 payload,
             };
             log.followers.retain(|f| !f.is_closed());
-            for follower in &log.followers {
-                let _ = follower.try_send(entry.clone());
-            }
+            let dropped = log
+                .followers
+                .iter()
+                .filter(|f| f.try_send(entry.clone()).is_err())
+                .count();
             log.kept.push_back(entry);
             while log.kept.len() > history {
                 log.kept.pop_front();
             }
-            log.last
+            (log.last, dropped)
         });
+        if dropped > 0 {
+            self.net.lock().expect("no panics under this lock").dropped += dropped as u64;
+        }
         Box::pin(async move { Ok(offset) })
     }
 
@@ -524,11 +543,34 @@ impl Backplane for InProcess {
     fn describe(&self) -> String {
         "in-process".into()
     }
+
+    /// In process, the count is the whole network's: every clone reports the same.
+    fn dropped(&self) -> u64 {
+        self.net.lock().expect("no panics under this lock").dropped
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn what_full_queues_cannot_take_is_counted_as_dropped() {
+        let node = InProcess::new(3);
+        let listener = node.listen("s.>").await.unwrap();
+        let feed = node.follow("r", 0).await.unwrap();
+        for _ in 0..IN_PROCESS_QUEUE + 5 {
+            node.send("s.x", "m".into()).await.unwrap();
+        }
+        assert_eq!(node.dropped(), 5, "past the listener's queue");
+        for _ in 0..IN_PROCESS_QUEUE + 3 {
+            node.append("r", "m".into()).await.unwrap();
+        }
+        assert_eq!(node.dropped(), 8, "past the follower's queue too");
+        drop((listener, feed));
+        node.send("s.x", "m".into()).await.unwrap();
+        assert_eq!(node.dropped(), 8, "a listener gone is not a loss");
+    }
 
     #[tokio::test]
     async fn offsets_count_up_per_room_and_followers_get_each_entry_once_in_order() {

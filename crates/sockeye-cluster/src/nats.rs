@@ -5,8 +5,8 @@
 //! message per key's subject: a key's revision is its message's sequence number.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -63,6 +63,8 @@ pub struct Nats {
     /// Counts the connections made: a room's feed starts its consumer again on each, rather
     /// than wait for the old one's heartbeats to be missed.
     connections: tokio::sync::watch::Receiver<u64>,
+    /// See [`Backplane::dropped`]: slow-consumer events and full listener queues.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Nats {
@@ -71,13 +73,19 @@ impl Nats {
     /// node runs, and [`Backplane::is_connected`] says how it stands.
     pub async fn connect(url: &str, node: &str, history: usize) -> Result<Nats, Error> {
         let (connected, connections) = tokio::sync::watch::channel(0u64);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let slow = dropped.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("sockeye {node}"))
             .retry_on_initial_connect()
             .max_reconnects(None)
             .event_callback(move |event| {
-                if matches!(event, async_nats::Event::Connected) {
-                    connected.send_modify(|n| *n += 1);
+                match event {
+                    async_nats::Event::Connected => connected.send_modify(|n| *n += 1),
+                    async_nats::Event::SlowConsumer(_) => {
+                        slow.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
                 }
                 async move {
                     match event {
@@ -87,6 +95,9 @@ impl Nats {
                         async_nats::Event::Disconnected => {
                             tracing::warn!("cluster: disconnected from NATS")
                         }
+                        async_nats::Event::SlowConsumer(sid) => tracing::warn!(
+                            "cluster: NATS dropped messages of subscription {sid}, which fell behind"
+                        ),
                         other => tracing::info!("cluster: NATS {other}"),
                     }
                 }
@@ -103,6 +114,7 @@ impl Nats {
             streams: Mutex::new(HashSet::new()),
             latest_stream: AtomicBool::new(false),
             connections,
+            dropped,
         })
     }
 
@@ -351,18 +363,21 @@ async fn follow_latest(
 }
 
 /// A subscriber's messages, through a queue of [`LISTEN_QUEUE`]: past that they are dropped.
-fn listener(mut subscriber: async_nats::Subscriber) -> Listener {
+fn listener(mut subscriber: async_nats::Subscriber, dropped: Arc<AtomicU64>) -> Listener {
     let (tx, rx) = mpsc::channel(LISTEN_QUEUE);
     let task = tokio::spawn(async move {
         while let Some(message) = subscriber.next().await {
             if tx.is_closed() {
                 return;
             }
-            let _ = tx.try_send(Received {
+            let received = Received {
                 subject: message.subject.to_string(),
                 payload: message.payload,
                 reply: message.reply.map(|r| r.to_string()),
-            });
+            };
+            if tx.try_send(received).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     });
     Listener::new(rx, Some(AbortOnDrop(task)))
@@ -520,7 +535,7 @@ impl Backplane for Nats {
                 .subscribe(subject.to_owned())
                 .await
                 .map_err(unreachable_or_refused)?;
-            Ok(listener(subscriber))
+            Ok(listener(subscriber, self.dropped.clone()))
         })
     }
 
@@ -535,7 +550,7 @@ impl Backplane for Nats {
                 .queue_subscribe(subject.to_owned(), group.to_owned())
                 .await
                 .map_err(unreachable_or_refused)?;
-            Ok(listener(subscriber))
+            Ok(listener(subscriber, self.dropped.clone()))
         })
     }
 
@@ -571,5 +586,9 @@ impl Backplane for Nats {
 
     fn describe(&self) -> String {
         self.url.clone()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }

@@ -94,6 +94,33 @@ async fn subjects_reach_listeners_on_other_nodes() {
 }
 
 #[tokio::test]
+async fn messages_a_listener_that_does_not_read_cannot_take_are_counted_as_dropped() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let a = node(&server, "a", 10).await;
+    let b = node(&server, "b", 10).await;
+    let listener = b.listen("sockeye.slow").await.unwrap();
+    b.send("sockeye.flush", "x".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(b.dropped(), 0);
+    // The listener's queue holds 65,536; what comes past that, unread, is lost and counted
+    // (or counted as NATS's slow-consumer events, should the client's own buffer fill first).
+    for i in 0..66_000u32 {
+        a.send("sockeye.slow", i.to_be_bytes().to_vec().into())
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while b.dropped() < 400 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(b.dropped() >= 400, "dropped {}", b.dropped());
+    assert_eq!(a.dropped(), 0, "the sender lost nothing");
+    drop(listener);
+}
+
+#[tokio::test]
 async fn a_request_reaches_one_node_of_a_group_and_no_responders_is_told_at_once() {
     let Some(server) = NatsServer::start() else {
         return;
